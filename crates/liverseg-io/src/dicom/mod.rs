@@ -1,1 +1,70 @@
-//! DICOM reading and writing (filled in by the DICOM work).
+//! DICOM: CT/MR images (single files, series directories, Enhanced
+//! multi-frame), CT series writing, and binary Segmentation (SEG) objects.
+//!
+//! Geometry follows DICOM's LPS patient coordinates on disk and is converted
+//! to RAS for [`crate::Volume`]: array axis 0 runs along a row (the column
+//! index, `ImageOrientationPatient[0..3]`), axis 1 down a column (the row
+//! index, `ImageOrientationPatient[3..6]`), axis 2 along the slice normal
+//! (row × column), ordered by position along that normal.
+
+use std::path::PathBuf;
+
+/// Patient and study attributes shared by every object of one study. All
+/// fields hold the DICOM string value (empty when absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatientStudy {
+    /// (0010,0010) PatientName.
+    pub patient_name: String,
+    /// (0010,0020) PatientID.
+    pub patient_id: String,
+    /// (0010,0030) PatientBirthDate.
+    pub patient_birth_date: String,
+    /// (0010,0040) PatientSex.
+    pub patient_sex: String,
+    /// (0020,000D) StudyInstanceUID.
+    pub study_instance_uid: String,
+    /// (0008,0020) StudyDate.
+    pub study_date: String,
+    /// (0008,0030) StudyTime.
+    pub study_time: String,
+    /// (0020,0010) StudyID.
+    pub study_id: String,
+    /// (0008,0050) AccessionNumber.
+    pub accession_number: String,
+    /// (0008,0090) ReferringPhysicianName.
+    pub referring_physician_name: String,
+    /// (0008,1030) StudyDescription.
+    pub study_description: String,
+}
+
+/// One source image of a series, in volume order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SliceRef {
+    /// (0008,0016) SOPClassUID.
+    pub sop_class_uid: String,
+    /// (0008,0018) SOPInstanceUID.
+    pub sop_instance_uid: String,
+    /// The file it was read from or written to, when known.
+    pub path: Option<PathBuf>,
+}
+
+/// What identifies a series and its images, beside the voxels: enough to
+/// write objects (SEG, a derived series) that reference it.
+///
+/// `slices[k]` is the image holding slice `k` of the matching
+/// [`crate::Volume`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeriesHeader {
+    /// Patient and study attributes.
+    pub patient_study: PatientStudy,
+    /// (0020,000E) SeriesInstanceUID.
+    pub series_instance_uid: String,
+    /// (0020,0052) FrameOfReferenceUID.
+    pub frame_of_reference_uid: String,
+    /// (0008,0060) Modality.
+    pub modality: String,
+    /// (0008,103E) SeriesDescription.
+    pub series_description: String,
+    /// The images, in slice order along the volume's third axis.
+    pub slices: Vec<SliceRef>,
+}
