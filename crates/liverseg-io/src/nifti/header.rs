@@ -124,11 +124,8 @@ fn quat_to_mat(w: f64, x: f64, y: f64, z: f64) -> [[f64; 3]; 3] {
 }
 
 /// The qform affine from quaternion parameters, as nibabel's `get_qform`.
-fn qform_affine(b: f64, c: f64, d: f64, offset: [f64; 3], pixdim: &[f64; 8]) -> Affine {
-    // nibabel's `fillpositive`: w = sqrt(1 - |v|²), clamped to 0 when the
-    // float32 rounding makes it slightly negative.
-    let w2 = 1.0 - (b * b + c * c + d * d);
-    let w = if w2 > 0.0 { w2.sqrt() } else { 0.0 };
+fn qform_affine(quat: [f64; 4], offset: [f64; 3], pixdim: &[f64; 8]) -> Affine {
+    let [w, b, c, d] = quat;
     let r = quat_to_mat(w, b, c, d);
     let qfac = if pixdim[0] < 0.0 { -1.0 } else { 1.0 };
     let zooms = [pixdim[1], pixdim[2], pixdim[3] * qfac];
@@ -139,6 +136,21 @@ fn qform_affine(b: f64, c: f64, d: f64, offset: [f64; 3], pixdim: &[f64; 8]) -> 
         }
     }
     Affine::from_columns(cols, offset)
+}
+
+/// nibabel's `fillpositive`: `w = sqrt(1 - |v|²)`, clamped to 0 when
+/// rounding makes it slightly negative. nibabel evaluates `1 - v·v` in the
+/// header's own precision (float32 for NIfTI-1), which matters for
+/// near-180° rotations: in float32 `w` is often exactly 0 where float64
+/// would give a tiny angle. `single` reproduces that.
+fn quaternion_w(b: f64, c: f64, d: f64, single: bool) -> f64 {
+    let w2 = if single {
+        let (b, c, d) = (b as f32, c as f32, d as f32);
+        f64::from(1.0f32 - (b * b + c * c + d * d))
+    } else {
+        1.0 - (b * b + c * c + d * d)
+    };
+    if w2 > 0.0 { w2.sqrt() } else { 0.0 }
 }
 
 /// nibabel's fallback affine (`AnalyzeHeader.get_base_affine`): zooms on
@@ -188,14 +200,11 @@ struct Raw {
 }
 
 fn finish(raw: Raw) -> NiftiHeaderInfo {
+    let single = raw.version == 1;
     let qform = (raw.qform_code > 0).then(|| {
-        qform_affine(
-            raw.quat[0],
-            raw.quat[1],
-            raw.quat[2],
-            raw.qoffset,
-            &raw.pixdim,
-        )
+        let [b, c, d] = raw.quat;
+        let w = quaternion_w(b, c, d, single);
+        qform_affine([w, b, c, d], raw.qoffset, &raw.pixdim)
     });
     let sform =
         (raw.sform_code > 0).then(|| sform_affine(raw.srows[0], raw.srows[1], raw.srows[2]));
@@ -466,7 +475,8 @@ mod tests {
         let mut pixdim = [0.0; 8];
         pixdim[0] = qfac;
         pixdim[1..4].copy_from_slice(&zooms);
-        let back = qform_affine(q[0], q[1], q[2], a.origin(), &pixdim);
+        let w = quaternion_w(q[0], q[1], q[2], false);
+        let back = qform_affine([w, q[0], q[1], q[2]], a.origin(), &pixdim);
         assert!(back.max_abs_diff(&a) < 1e-5, "{back:?}");
     }
 
