@@ -70,7 +70,7 @@ pub enum Error {
     #[error("affine is singular or not finite: {affine:?}")]
     BadAffine {
         /// The rejected matrix.
-        affine: crate::Affine,
+        affine: Box<crate::Affine>,
     },
     /// An output path exists and overwriting was not allowed.
     #[error("{}: already exists (pass --force / `overwrite` to replace it)", path.display())]

@@ -110,11 +110,23 @@ pub struct Stats {
 /// For DICOM, `i` runs along a row (column index), `j` down the columns (row
 /// index) and `k` along the slice normal, as dcm2niix and MONAI's ITK reader
 /// order them before reorienting.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Volume<T> {
     dims: [usize; 3],
     affine: Affine,
     data: Vec<T>,
+}
+
+/// Prints the shape, type and geometry only: a CT holds tens of millions of
+/// voxels, which no log or assertion message should dump.
+impl<T: Voxel> std::fmt::Debug for Volume<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Volume")
+            .field("dtype", &T::DTYPE.name())
+            .field("dims", &self.dims)
+            .field("affine", &self.affine)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T: Voxel> Volume<T> {
@@ -130,7 +142,9 @@ impl<T: Voxel> Volume<T> {
             });
         }
         if !affine.is_valid() {
-            return Err(Error::BadAffine { affine });
+            return Err(Error::BadAffine {
+                affine: Box::new(affine),
+            });
         }
         Ok(Volume { dims, affine, data })
     }
@@ -207,7 +221,9 @@ impl<T: Voxel> Volume<T> {
     /// Replaces the geometry, keeping the voxels.
     pub fn with_affine(mut self, affine: Affine) -> Result<Self> {
         if !affine.is_valid() {
-            return Err(Error::BadAffine { affine });
+            return Err(Error::BadAffine {
+                affine: Box::new(affine),
+            });
         }
         self.affine = affine;
         Ok(self)

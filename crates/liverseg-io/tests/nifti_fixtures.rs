@@ -7,7 +7,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 fn manifest(rel: &str) -> Value {
@@ -17,7 +19,11 @@ fn manifest(rel: &str) -> Value {
 }
 
 fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
@@ -30,25 +36,44 @@ fn check_against_nibabel(rel: &str) {
     let m = manifest(rel);
     let path = fixture(rel);
     let hdr = nifti::read_header(&path).unwrap();
-    let shape: Vec<usize> = m["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = m["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
     assert_eq!(hdr.dims, shape, "{rel}: shape");
-    assert_eq!(hdr.version as u64, m["version"].as_u64().unwrap(), "{rel}: version");
+    assert_eq!(
+        hdr.version as u64,
+        m["version"].as_u64().unwrap(),
+        "{rel}: version"
+    );
     assert_eq!(i64::from(hdr.qform_code), m["qform_code"].as_i64().unwrap());
     assert_eq!(i64::from(hdr.sform_code), m["sform_code"].as_i64().unwrap());
     let pixdim = f64s(&m["pixdim"]);
     for (i, p) in pixdim.iter().enumerate() {
-        assert!((hdr.pixdim[i + 1] - p).abs() < 1e-4, "{rel}: pixdim[{}]", i + 1);
+        assert!(
+            (hdr.pixdim[i + 1] - p).abs() < 1e-4,
+            "{rel}: pixdim[{}]",
+            i + 1
+        );
     }
     let expected_affine = m["affine"].as_array().unwrap();
     for (r, row) in expected_affine.iter().enumerate() {
         for (c, v) in f64s(row).iter().enumerate() {
-            assert!((hdr.affine.0[r][c] - v).abs() < 1e-4, "{rel}: affine[{r}][{c}] {} vs {v}", hdr.affine.0[r][c]);
+            assert!(
+                (hdr.affine.0[r][c] - v).abs() < 1e-4,
+                "{rel}: affine[{r}][{c}] {} vs {v}",
+                hdr.affine.0[r][c]
+            );
         }
     }
     let nvol = hdr.volume_count();
     let (mut min, mut max, mut sum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
     for t in 0..nvol {
-        let opts = ReadOptions { volume: (nvol > 1).then_some(t) };
+        let opts = ReadOptions {
+            volume: (nvol > 1).then_some(t),
+        };
         let v: Volume<f32> = nifti::read(&path, &opts).unwrap();
         assert_eq!(v.dims().to_vec(), shape[..3].to_vec());
         assert!(v.affine().max_abs_diff(&hdr.affine) == 0.0);
@@ -59,21 +84,40 @@ fn check_against_nibabel(rel: &str) {
         n += v.len();
         if t == 0 {
             let first = f64s(&m["first_voxels_x_fastest"]);
-            let got: Vec<f64> = v.data()[..first.len()].iter().map(|&x| f64::from(x)).collect();
+            let got: Vec<f64> = v.data()[..first.len()]
+                .iter()
+                .map(|&x| f64::from(x))
+                .collect();
             assert_eq!(got, first, "{rel}: first voxels");
         }
     }
     let s = &m["scaled"];
-    assert!(close(min, s["min"].as_f64().unwrap(), 1e-3), "{rel}: min {min}");
-    assert!(close(max, s["max"].as_f64().unwrap(), 1e-3), "{rel}: max {max}");
-    assert!(close(sum, s["sum"].as_f64().unwrap(), 1e-3), "{rel}: sum {sum}");
-    assert!(close(sum / n as f64, s["mean"].as_f64().unwrap(), 1e-3), "{rel}: mean");
+    assert!(
+        close(min, s["min"].as_f64().unwrap(), 1e-3),
+        "{rel}: min {min}"
+    );
+    assert!(
+        close(max, s["max"].as_f64().unwrap(), 1e-3),
+        "{rel}: max {max}"
+    );
+    assert!(
+        close(sum, s["sum"].as_f64().unwrap(), 1e-3),
+        "{rel}: sum {sum}"
+    );
+    assert!(
+        close(sum / n as f64, s["mean"].as_f64().unwrap(), 1e-3),
+        "{rel}: mean"
+    );
 }
 
 #[test]
 fn big_endian_int16_nifti1() {
     check_against_nibabel("nifti/anatomical.nii");
-    assert!(nifti::read_header(&fixture("nifti/anatomical.nii")).unwrap().big_endian);
+    assert!(
+        nifti::read_header(&fixture("nifti/anatomical.nii"))
+            .unwrap()
+            .big_endian
+    );
 }
 
 #[test]
@@ -94,7 +138,8 @@ fn nifti2() {
 #[test]
 fn uint8_with_sform_only() {
     check_against_nibabel("nifti/standard.nii.gz");
-    let labels: Volume<u8> = nifti::read(&fixture("nifti/standard.nii.gz"), &ReadOptions::default()).unwrap();
+    let labels: Volume<u8> =
+        nifti::read(&fixture("nifti/standard.nii.gz"), &ReadOptions::default()).unwrap();
     assert_eq!(labels.data().iter().filter(|&&v| v == 255).count(), 30);
 }
 
@@ -104,7 +149,10 @@ fn four_d_needs_a_volume_index() {
     let err = nifti::read::<f32>(&path, &ReadOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Request { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("example4d.nii.gz") && msg.contains("2 volumes"), "{msg}");
+    assert!(
+        msg.contains("example4d.nii.gz") && msg.contains("2 volumes"),
+        "{msg}"
+    );
     let err = nifti::read::<f32>(&path, &ReadOptions { volume: Some(2) }).unwrap_err();
     assert!(err.to_string().contains("volume 2 requested"), "{err}");
 }
@@ -115,7 +163,10 @@ fn int16_reads_exactly_and_u8_refuses_out_of_range_values() {
     let v: Volume<i16> = nifti::read(&path, &ReadOptions::default()).unwrap();
     assert_eq!(v.get(0, 0, 0), Some(10712));
     let err = nifti::read::<u8>(&path, &ReadOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("cannot be stored as uint8"), "{err}");
+    assert!(
+        err.to_string().contains("cannot be stored as uint8"),
+        "{err}"
+    );
 }
 
 fn expect_invalid(name: &str, bytes: &[u8], needle: &str) {
@@ -136,7 +187,11 @@ fn truncated_and_foreign_files_are_errors() {
     expect_invalid("truncated.nii", &good[..good.len() - 100], "67650 expected");
     expect_invalid("header_only.nii", &good[..200], "truncated");
     expect_invalid("empty.nii", b"", "too short");
-    expect_invalid("text.nii", b"hello, this is not an image at all........", "sizeof_hdr");
+    expect_invalid(
+        "text.nii",
+        b"hello, this is not an image at all........",
+        "sizeof_hdr",
+    );
     let mut bad_magic = good.clone();
     bad_magic[344..348].copy_from_slice(b"abcd");
     expect_invalid("magic.nii", &bad_magic, "magic");
@@ -155,5 +210,8 @@ fn truncated_and_foreign_files_are_errors() {
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     let missing = dir.path().join("missing.nii");
     let err = nifti::read::<f32>(&missing, &ReadOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("missing.nii") && err.is_bad_input(), "{err}");
+    assert!(
+        err.to_string().contains("missing.nii") && err.is_bad_input(),
+        "{err}"
+    );
 }

@@ -401,7 +401,7 @@ pub(crate) fn write_nifti1_header(out: &Nifti1Out<'_>) -> Result<[u8; 352], Stri
     let mut b = [0u8; 352];
     let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
     put(0, &348i32.to_le_bytes());
-    put(38, &[b'r']);
+    put(38, b"r");
     if out.dims.is_empty() || out.dims.len() > 7 {
         return Err(format!("cannot write {} dimensions", out.dims.len()));
     }
