@@ -65,14 +65,14 @@ pub fn ensure_not_input(input: &Path, output: &Path) -> anyhow::Result<()> {
     let canon_out = std::fs::canonicalize(out_parent)
         .ok()
         .and_then(|p| output.file_name().map(|n| p.join(n)));
-    if let (Some(i), Some(o)) = (canon_in, canon_out) {
-        if i == o || (i.is_dir() && o.starts_with(&i)) {
-            return Err(bad_input(format!(
-                "{}: refusing to write over or inside the input {}",
-                output.display(),
-                input.display()
-            )));
-        }
+    if let (Some(i), Some(o)) = (canon_in, canon_out)
+        && (i == o || (i.is_dir() && o.starts_with(&i)))
+    {
+        return Err(bad_input(format!(
+            "{}: refusing to write over or inside the input {}",
+            output.display(),
+            input.display()
+        )));
     }
     Ok(())
 }
