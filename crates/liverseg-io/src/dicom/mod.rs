@@ -68,3 +68,11 @@ pub struct SeriesHeader {
     /// The images, in slice order along the volume's third axis.
     pub slices: Vec<SliceRef>,
 }
+
+mod seg_write;
+mod uid;
+mod write;
+
+pub use seg_write::{CodedConcept, SegOptions, SegmentDef, write_seg};
+pub use uid::new_uid;
+pub use write::{WriteSeriesOptions, write_series};
