@@ -233,9 +233,12 @@ fn ct_common_object(
         VR::LO,
         &opts.series_description,
     );
-    // The patient position is unknown for a derived volume; the attribute is
-    // Type 2C for CT, so it is present and empty.
+    // The patient position is unknown for a derived volume; it is Type 2C
+    // for CT, so present and empty. Laterality (Type 2C) must be absent for
+    // an unpaired body part such as the abdomen; ImageLaterality "U"
+    // (unpaired) states that, which is what dciodvfy checks the condition on.
     put_str(&mut obj, tags::PATIENT_POSITION, VR::CS, "");
+    put_str(&mut obj, tags::IMAGE_LATERALITY, VR::CS, "U");
     // Frame of Reference.
     put_str(
         &mut obj,
