@@ -463,6 +463,9 @@ fn frame_item(
     let mut ident = InMemDicomObject::new_empty();
     put_u16(&mut ident, tags::REFERENCED_SEGMENT_NUMBER, segment);
     let mut src = referenced_image(source);
+    // The frame lies on its source image's pixel grid (write_seg insists on
+    // the reference grid), which lets readers index frames by source image.
+    put_str(&mut src, tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES");
     put_seq(
         &mut src,
         tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE,
