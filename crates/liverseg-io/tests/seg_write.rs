@@ -462,6 +462,13 @@ fn bad_requests_are_refused_and_leave_no_file() {
     let e = write_seg(&path, &blob(lps_affine(), false), &ct, &short, &opts).unwrap_err();
     assert!(e.to_string().contains("5 images"), "{e}");
 
+    let flat = Volume::filled([16, 12, 0], lps_affine(), 0u8).unwrap();
+    let flat_ct = Volume::filled([16, 12, 0], lps_affine(), 0f32).unwrap();
+    let mut none = header.clone();
+    none.slices.clear();
+    let e = write_seg(&path, &flat, &flat_ct, &none, &opts).unwrap_err();
+    assert!(e.to_string().contains("no slices"), "{e}");
+
     let names: Vec<PathBuf> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -9,6 +9,14 @@
 
 use std::path::PathBuf;
 
+mod seg_write;
+mod uid;
+mod write;
+
+pub use seg_write::{CodedConcept, SegOptions, SegmentDef, write_seg};
+pub use uid::new_uid;
+pub use write::{WriteSeriesOptions, write_series};
+
 /// Patient and study attributes shared by every object of one study. All
 /// fields hold the DICOM string value (empty when absent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -68,11 +76,3 @@ pub struct SeriesHeader {
     /// The images, in slice order along the volume's third axis.
     pub slices: Vec<SliceRef>,
 }
-
-mod seg_write;
-mod uid;
-mod write;
-
-pub use seg_write::{CodedConcept, SegOptions, SegmentDef, write_seg};
-pub use uid::new_uid;
-pub use write::{WriteSeriesOptions, write_series};

@@ -150,6 +150,9 @@ pub fn write_seg<T: Voxel>(
     }
     let [nx, ny, nz] = labels.dims();
     let (rows, columns) = image_size(nx, ny).map_err(|r| Error::request(path, r))?;
+    if nz == 0 {
+        return Err(Error::request(path, "the label volume has no slices"));
+    }
     check_reference(path, reference, nz)?;
     check_segments(path, opts)?;
     let geom = plane_geometry(labels.affine(), nz).map_err(|r| Error::request(path, r))?;
