@@ -12,6 +12,7 @@ use std::path::PathBuf;
 mod seg_write;
 mod uid;
 mod write;
+mod write_elements;
 
 pub use seg_write::{CodedConcept, SegOptions, SegmentDef, write_seg};
 pub use uid::new_uid;

@@ -10,10 +10,10 @@
 //! ImageOrientationPatient, PixelSpacing and positions the CT writer uses.
 
 use super::uid::new_uid;
-use super::write::{
-    check_patient_study, check_text, check_uid, code_item, dicom_now, ds, file_object, image_size,
-    needs_utf8, plane_geometry, put_equipment, put_patient_study, put_seq, put_str, put_strs,
-    put_u16,
+use super::write::{image_size, plane_geometry};
+use super::write_elements::{
+    check_patient_study, check_text, check_uid, code_item, dicom_now, ds, file_object, needs_utf8,
+    put_equipment, put_patient_study, put_seq, put_str, put_strs, put_u16,
 };
 use super::{SeriesHeader, SliceRef};
 use crate::{Error, Overwrite, Result, Volume, Voxel, write_file_atomic};
