@@ -6,7 +6,8 @@
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, open_file};
 use liverseg_io::dicom::{
-    CodedConcept, SegOptions, SegmentDef, SeriesHeader, WriteSeriesOptions, write_seg, write_series,
+    CodedConcept, PatientStudy, SegOptions, SegmentDef, SeriesHeader, SliceRef, WriteSeriesOptions,
+    write_seg, write_series,
 };
 use liverseg_io::{Affine, Error, Overwrite, Volume};
 use std::path::{Path, PathBuf};
@@ -68,16 +69,20 @@ fn ct_series(dir: &Path, affine: Affine) -> (Volume<f32>, SeriesHeader) {
 /// An ellipsoidal blob of label 1 crossing slices 1 to 4, and, when
 /// `second` is set, a small box of label 2 on slices 3 and 4.
 fn blob(affine: Affine, second: bool) -> Volume<u8> {
-    let mut data = vec![0u8; DIMS.iter().product()];
-    for k in 0..DIMS[2] {
-        for j in 0..DIMS[1] {
-            for i in 0..DIMS[0] {
+    blob_on(DIMS, affine, second)
+}
+
+fn blob_on(dims: [usize; 3], affine: Affine, second: bool) -> Volume<u8> {
+    let mut data = vec![0u8; dims.iter().product()];
+    for k in 0..dims[2] {
+        for j in 0..dims[1] {
+            for i in 0..dims[0] {
                 let (x, y, z) = (
                     (i as f64 - 7.0) / 5.5,
                     (j as f64 - 5.0) / 4.0,
                     (k as f64 - 2.5) / 1.8,
                 );
-                let n = i + DIMS[0] * (j + DIMS[1] * k);
+                let n = i + dims[0] * (j + dims[1] * k);
                 if x * x + y * y + z * z <= 1.0 {
                     data[n] = 1;
                 }
@@ -87,7 +92,7 @@ fn blob(affine: Affine, second: bool) -> Volume<u8> {
             }
         }
     }
-    Volume::new(DIMS, affine, data).unwrap()
+    Volume::new(dims, affine, data).unwrap()
 }
 
 fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
@@ -488,4 +493,156 @@ fn bad_requests_are_refused_and_leave_no_file() {
     };
     write_seg(&path, &labels, &ct, &header, &allow).unwrap();
     assert_ne!(std::fs::read(&path).unwrap(), before);
+}
+
+/// The pydicom fixture series `series_ct5n` (five 16x16 CT slices whose
+/// file names run against their positions).
+const CT5N: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/dicom/series_ct5n"
+);
+
+/// Builds the header of `series_ct5n` with dicom-object, slices sorted by
+/// position along the normal (+z, as its IOP is the identity), and returns
+/// each slice's ImagePositionPatient too.
+fn ct5n_header() -> (SeriesHeader, Vec<Vec<f64>>) {
+    let mut slices = Vec::new();
+    for entry in std::fs::read_dir(CT5N).unwrap() {
+        let path = entry.unwrap().path();
+        let obj = open(&path);
+        let ipp = obj
+            .element(tags::IMAGE_POSITION_PATIENT)
+            .unwrap()
+            .to_multi_float64()
+            .unwrap();
+        slices.push((ipp, path, obj));
+    }
+    slices.sort_by(|a, b| a.0[2].total_cmp(&b.0[2]));
+    let names: Vec<String> = slices
+        .iter()
+        .map(|s| s.1.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    // The order pydicom's sort gives (fixtures manifest.json).
+    assert_eq!(names, ["3353", "3023", "2693", "2392", "2062"]);
+    let obj = &slices[0].2;
+    let header = SeriesHeader {
+        patient_study: PatientStudy {
+            patient_name: text(obj, tags::PATIENT_NAME),
+            patient_id: text(obj, tags::PATIENT_ID),
+            patient_birth_date: text(obj, tags::PATIENT_BIRTH_DATE),
+            patient_sex: text(obj, tags::PATIENT_SEX),
+            study_instance_uid: text(obj, tags::STUDY_INSTANCE_UID),
+            study_date: text(obj, tags::STUDY_DATE),
+            study_time: text(obj, tags::STUDY_TIME),
+            study_id: text(obj, tags::STUDY_ID),
+            accession_number: text(obj, tags::ACCESSION_NUMBER),
+            referring_physician_name: text(obj, tags::REFERRING_PHYSICIAN_NAME),
+            study_description: text(obj, tags::STUDY_DESCRIPTION),
+        },
+        series_instance_uid: text(obj, tags::SERIES_INSTANCE_UID),
+        frame_of_reference_uid: text(obj, tags::FRAME_OF_REFERENCE_UID),
+        modality: text(obj, tags::MODALITY),
+        series_description: text(obj, tags::SERIES_DESCRIPTION),
+        slices: slices
+            .iter()
+            .map(|(_, path, obj)| SliceRef {
+                sop_class_uid: text(obj, tags::SOP_CLASS_UID),
+                sop_instance_uid: text(obj, tags::SOP_INSTANCE_UID),
+                path: Some(path.clone()),
+            })
+            .collect(),
+    };
+    (header, slices.into_iter().map(|s| s.0).collect())
+}
+
+#[test]
+fn seg_and_derived_series_join_a_real_study() {
+    let (reference, positions) = ct5n_header();
+    // pydicom's RAS affine for the series (fixtures manifest.json).
+    let affine = Affine([
+        [-0.488281, 0.0, 0.0, 72.199997],
+        [0.0, -0.488281, 0.0, 143.0],
+        [0.0, 0.0, 2.5, -1.2375],
+        [0.0, 0.0, 0.0, 1.0],
+    ]);
+    let dims = [16, 16, 5];
+    let grid = Volume::filled(dims, affine, 0.0f32).unwrap();
+    let labels = blob_on(dims, affine, false);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ct5n_seg.dcm");
+    write_seg(&path, &labels, &grid, &reference, &SegOptions::default()).unwrap();
+    if dciodvfy_available() {
+        let (errors, warnings) = dciodvfy(&path);
+        eprintln!("ct5n SEG: dciodvfy: {errors} errors, {warnings} warnings");
+        assert_eq!(errors, 0, "dciodvfy reported errors");
+    }
+    let (decoded, frames) = decode_seg(&path, &grid, &reference);
+    assert_eq!(decoded.data(), labels.data());
+    assert_eq!(frames, 4);
+    // Every frame sits exactly where its source image does in the real files.
+    let obj = open(&path);
+    assert_eq!(text(&obj, tags::PATIENT_NAME), "Doe^Peter");
+    assert_eq!(text(&obj, tags::PATIENT_ID), "98890234");
+    assert_eq!(
+        text(&obj, tags::STUDY_INSTANCE_UID),
+        "1.3.6.1.4.1.5962.1.1.0.0.0.1194734704.16302.0.1"
+    );
+    assert_eq!(
+        text(&obj, tags::FRAME_OF_REFERENCE_UID),
+        "1.3.6.1.4.1.5962.1.1.0.0.0.1194734704.16302.0.4"
+    );
+    for fg in obj
+        .element(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()
+    {
+        let source = item(
+            item(fg, tags::DERIVATION_IMAGE_SEQUENCE),
+            tags::SOURCE_IMAGE_SEQUENCE,
+        );
+        let uid = text(source, tags::REFERENCED_SOP_INSTANCE_UID);
+        let k = reference
+            .slices
+            .iter()
+            .position(|s| s.sop_instance_uid == uid)
+            .unwrap();
+        let pos = item(fg, tags::PLANE_POSITION_SEQUENCE)
+            .element(tags::IMAGE_POSITION_PATIENT)
+            .unwrap()
+            .to_multi_float64()
+            .unwrap();
+        for a in 0..3 {
+            assert!(
+                (pos[a] - positions[k][a]).abs() < 1e-5,
+                "{pos:?} vs {:?}",
+                positions[k]
+            );
+        }
+    }
+    if highdicom_available() {
+        check_with_highdicom(&path, &labels, &reference);
+    }
+
+    // A derived series written with the real series as reference joins its
+    // study and frame of reference.
+    let opts = WriteSeriesOptions {
+        reference: Some(reference.clone()),
+        ..Default::default()
+    };
+    let ct = Volume::filled(dims, affine, -20.0f32).unwrap();
+    let derived = write_series(&tmp.path().join("derived"), &ct, &opts).unwrap();
+    assert_eq!(derived.patient_study, reference.patient_study);
+    assert_eq!(
+        derived.frame_of_reference_uid,
+        reference.frame_of_reference_uid
+    );
+    let first = open(derived.slices[0].path.as_ref().unwrap());
+    assert_eq!(text(&first, tags::PATIENT_NAME), "Doe^Peter");
+    let ipp = first
+        .element(tags::IMAGE_POSITION_PATIENT)
+        .unwrap()
+        .to_multi_float64()
+        .unwrap();
+    assert_eq!(ipp, positions[0]);
 }
