@@ -128,6 +128,25 @@ const CONTENT_LABEL: &str = "LIVERSEG";
 /// has no segment, or when the segment definitions are malformed;
 /// [`Error::Exists`] when `path` exists and overwriting is not allowed;
 /// [`Error::Io`] when writing fails.
+///
+/// ```
+/// use liverseg_io::dicom::{self, SegOptions, WriteSeriesOptions};
+/// use liverseg_io::{Affine, Volume};
+/// # fn main() -> liverseg_io::Result<()> {
+/// let tmp = tempfile::tempdir().unwrap();
+/// let affine = Affine::from_spacing_origin([-0.8, -0.8, 2.5], [200.0, 180.0, -40.0]);
+/// let ct = Volume::new([4, 3, 2], affine, vec![-1000.0f32; 24])?;
+/// let series = dicom::write_series(&tmp.path().join("ct"), &ct, &WriteSeriesOptions::default())?;
+/// assert_eq!(series.slices.len(), 2);
+///
+/// let mut mask = vec![0u8; 24];
+/// mask[5] = 1; // Voxel (1, 1, 0) is liver.
+/// let labels = Volume::new([4, 3, 2], affine, mask)?;
+/// let seg = tmp.path().join("liver_seg.dcm");
+/// dicom::write_seg(&seg, &labels, &ct, &series, &SegOptions::default())?;
+/// assert!(seg.is_file());
+/// # Ok(()) }
+/// ```
 pub fn write_seg<T: Voxel>(
     path: &Path,
     labels: &Volume<u8>,
