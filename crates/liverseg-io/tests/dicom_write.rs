@@ -7,6 +7,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, open_file};
 use liverseg_io::dicom::{PatientStudy, SeriesHeader, WriteSeriesOptions, write_series};
 use liverseg_io::{Affine, Error, Overwrite, Volume, nifti};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,7 +20,12 @@ fn tool_available(name: &str, probe: &mut Command) -> bool {
         if std::env::var("LIVERSEG_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("{name} is required (LIVERSEG_REQUIRE_TOOLS=1) but not available");
         }
-        eprintln!("\n!!!!!!!! SKIPPED: {name} is not available; its check did not run !!!!!!!!\n");
+        // Written to the stderr handle rather than with `eprintln!`, which
+        // the test harness captures, so the notice shows in every run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!! SKIPPED: {name} is not available; its check did not run !!!!!!!!\n"
+        );
     }
     ok
 }

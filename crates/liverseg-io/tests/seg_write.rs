@@ -10,6 +10,7 @@ use liverseg_io::dicom::{
     write_seg, write_series,
 };
 use liverseg_io::{Affine, Error, Overwrite, Volume};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,7 +23,12 @@ fn tool_available(name: &str, probe: &mut Command) -> bool {
         if std::env::var("LIVERSEG_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("{name} is required (LIVERSEG_REQUIRE_TOOLS=1) but not available");
         }
-        eprintln!("\n!!!!!!!! SKIPPED: {name} is not available; its check did not run !!!!!!!!\n");
+        // Written to the stderr handle rather than with `eprintln!`, which
+        // the test harness captures, so the notice shows in every run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!! SKIPPED: {name} is not available; its check did not run !!!!!!!!\n"
+        );
     }
     ok
 }
