@@ -514,6 +514,11 @@ pub(crate) fn choose_rescale(
         return Ok(Rescale::new(false, 1.0, min));
     }
     let span = max - min;
+    if !span.is_finite() {
+        return Err(format!(
+            "the values span {min} to {max}, too wide for 16-bit storage with a rescale"
+        ));
+    }
     let intercept = parse_ds(&ds(min));
     let slope = if span > 0.0 {
         (max - intercept) / f64::from(u16::MAX)
@@ -637,5 +642,6 @@ mod tests {
             assert!(e <= bound, "{v}: error {e} > {bound}");
         }
         assert!(choose_rescale([1.0, f64::NAN].into_iter()).is_err());
+        assert!(choose_rescale([-1e308, 1e308].into_iter()).is_err());
     }
 }
