@@ -9,6 +9,15 @@
 
 use std::path::PathBuf;
 
+mod seg_write;
+mod uid;
+mod write;
+mod write_elements;
+
+pub use seg_write::{CodedConcept, SegOptions, SegmentDef, write_seg};
+pub use uid::new_uid;
+pub use write::{WriteSeriesOptions, write_series};
+
 /// Patient and study attributes shared by every object of one study. All
 /// fields hold the DICOM string value (empty when absent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
