@@ -1,6 +1,26 @@
-//! The liverseg 3-D U-Net on candle (not yet implemented).
+//! The liverseg 3-D U-Net on candle: 3-D convolution layers with autograd.
 //!
-//! This crate will hold 3-D convolution layers with autograd, MONAI's `UNet`
-//! with checkpoint-compatible parameter names, losses and sliding-window
-//! inference. It deliberately exports nothing yet: no API here pretends to
-//! work before the model issue lands. See `docs/ARCHITECTURE.md`.
+//! This crate sits beside `liverseg-io` (it does not depend on it) and
+//! below `liverseg-train`. candle has no 3-D convolution; [`Conv3d`] and
+//! [`ConvTranspose3d`] provide it with a tiled vol2col feeding `gemm`, and
+//! take part in candle's autograd.
+//!
+//! ```
+//! use candle_core::{Device, Module, Tensor};
+//! use liverseg_model::{Conv3d, ConvGeom};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let w = Tensor::ones((2, 1, 3, 3, 3), candle_core::DType::F32, &Device::Cpu)?;
+//! let conv = Conv3d::from_tensors(w, None, ConvGeom::cubic(3, 1, 1, 1))?;
+//! let x = Tensor::ones((1, 1, 4, 4, 4), candle_core::DType::F32, &Device::Cpu)?;
+//! let y = conv.forward(&x)?;
+//! assert_eq!(y.dims(), &[1, 2, 4, 4, 4]);
+//! // An interior voxel sees all 27 taps.
+//! assert_eq!(y.get(0)?.get(0)?.get(1)?.get(1)?.get(1)?.to_scalar::<f32>()?, 27.0);
+//! # Ok(()) }
+//! ```
+
+mod conv;
+mod error;
+
+pub use conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
+pub use error::{Error, Result};

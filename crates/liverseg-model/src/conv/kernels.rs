@@ -1,0 +1,405 @@
+//! CPU kernels of the 3-D convolution family: a tiled, channels-last
+//! vol2col feeding `gemm`, for the forward pass, the gradient with respect
+//! to the input (which is also the transposed convolution's forward pass)
+//! and the gradient with respect to the weights.
+//!
+//! Every kernel works on one sample of a contiguous `(C, D, H, W)` tensor.
+//! The column matrix of a tile holds one row per output voxel and one column
+//! per (input channel, kernel tap), so the matrix product runs with the
+//! voxels as its long dimension, the orientation in which `gemm` is fastest
+//! on these shapes. Tiles bound the column matrix to a few MiB, so memory
+//! stays a small multiple of the activations whatever the layer.
+
+use super::gemm::{MatRef, sgemm};
+use super::geom::ConvGeom;
+use rayon::prelude::*;
+
+/// Upper bound on the elements of one column tile (16 MiB of f32).
+const TILE_ELEMS: usize = 1 << 22;
+
+fn tile_rows(total: usize, k: usize) -> usize {
+    (TILE_ELEMS / k.max(1)).clamp(64, total.max(64))
+}
+
+/// `(d, h, w)` of linear index `p` in a volume of extent `dims` (w fastest).
+#[inline]
+fn unravel(p: usize, dims: [usize; 3]) -> [usize; 3] {
+    let w = p % dims[2];
+    let h = (p / dims[2]) % dims[1];
+    let d = p / (dims[2] * dims[1]);
+    [d, h, w]
+}
+
+/// Fills `cols` (rows `p0..p0 + rows`, `cin · taps` columns) with the input
+/// values each output voxel's kernel taps see (0 in the padding).
+fn fill_forward_cols(
+    cols: &mut [f32],
+    x: &[f32],
+    cin: usize,
+    din: [usize; 3],
+    dout: [usize; 3],
+    g: &ConvGeom,
+    p0: usize,
+) {
+    let taps = g.taps();
+    let k = cin * taps;
+    let plane = din[1] * din[2];
+    let vol = din[0] * plane;
+    cols.par_chunks_mut(k).enumerate().for_each(|(r, row)| {
+        let o = unravel(p0 + r, dout);
+        // Per axis, the input coordinate of each tap (or None in padding).
+        let mut coord = [[None::<usize>; 16]; 3];
+        for a in 0..3 {
+            for t in 0..g.kernel[a].min(16) {
+                let i = (o[a] * g.stride[a] + t * g.dilation[a]) as isize - g.padding[a] as isize;
+                coord[a][t] = (i >= 0 && (i as usize) < din[a]).then_some(i as usize);
+            }
+        }
+        let mut col = 0;
+        for ci in 0..cin {
+            let base = ci * vol;
+            for td in 0..g.kernel[0] {
+                for th in 0..g.kernel[1] {
+                    for tw in 0..g.kernel[2] {
+                        row[col] = match (coord[0][td], coord[1][th], coord[2][tw]) {
+                            (Some(d), Some(h), Some(w)) => x[base + d * plane + h * din[2] + w],
+                            _ => 0.0,
+                        };
+                        col += 1;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Fills `cols` (rows `q0..q0 + rows` over the *input* grid, `cout · taps`
+/// columns) with the output-gradient values that reach each input voxel
+/// through each tap: the transpose of [`fill_forward_cols`].
+fn fill_transposed_cols(
+    cols: &mut [f32],
+    gy: &[f32],
+    cout: usize,
+    din: [usize; 3],
+    dout: [usize; 3],
+    g: &ConvGeom,
+    q0: usize,
+) {
+    let taps = g.taps();
+    let k = cout * taps;
+    let plane = dout[1] * dout[2];
+    let vol = dout[0] * plane;
+    cols.par_chunks_mut(k).enumerate().for_each(|(r, row)| {
+        let q = unravel(q0 + r, din);
+        let mut coord = [[None::<usize>; 16]; 3];
+        for a in 0..3 {
+            for t in 0..g.kernel[a].min(16) {
+                let num = (q[a] + g.padding[a]) as isize - (t * g.dilation[a]) as isize;
+                let s = g.stride[a] as isize;
+                coord[a][t] = (num >= 0 && num % s == 0 && ((num / s) as usize) < dout[a])
+                    .then_some((num / s) as usize);
+            }
+        }
+        let mut col = 0;
+        for co in 0..cout {
+            let base = co * vol;
+            for td in 0..g.kernel[0] {
+                for th in 0..g.kernel[1] {
+                    for tw in 0..g.kernel[2] {
+                        row[col] = match (coord[0][td], coord[1][th], coord[2][tw]) {
+                            (Some(d), Some(h), Some(w)) => gy[base + d * plane + h * dout[2] + w],
+                            _ => 0.0,
+                        };
+                        col += 1;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Kernel extents above 16 taps per axis are rejected up front by the
+/// layers; the fills index fixed 16-entry tables.
+pub(crate) const MAX_KERNEL: usize = 16;
+
+/// Forward convolution of one sample: `y (cout × P) = W (cout × K) ⋆ x`.
+/// `w` is PyTorch's `(cout, cin, kd, kh, kw)` layout, contiguous.
+// The operands are plain slices with their shapes beside them; bundling
+// them would only move the same eight names into a struct.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_forward(
+    x: &[f32],
+    cin: usize,
+    din: [usize; 3],
+    w: &[f32],
+    cout: usize,
+    g: &ConvGeom,
+    dout: [usize; 3],
+    y: &mut [f32],
+) {
+    let k = cin * g.taps();
+    let p_total: usize = dout.iter().product();
+    let tile = tile_rows(p_total, k);
+    let mut cols = vec![0.0f32; tile * k];
+    let mut p0 = 0;
+    while p0 < p_total {
+        let rows = tile.min(p_total - p0);
+        let cols = &mut cols[..rows * k];
+        fill_forward_cols(cols, x, cin, din, dout, g, p0);
+        // y[co][p0 + r] = Σ_k W[co][k] · cols[r][k], written straight into
+        // the (cout × P) output through its strides.
+        let wm = MatRef {
+            data: w,
+            rows: cout,
+            cols: k,
+            rs: k,
+            cs: 1,
+        };
+        let cm = MatRef {
+            data: cols,
+            rows: k,
+            cols: rows,
+            rs: 1,
+            cs: k,
+        };
+        sgemm(wm, cm, &mut y[p0..], p_total, 1, false, true);
+        p0 += rows;
+    }
+}
+
+/// Gradient of a convolution with respect to its input, for one sample:
+/// `gx (cin × Q) = Wᵀ ⋆ gy`. This is also the forward pass of the
+/// transposed convolution whose weight is `w`.
+// The operands are plain slices with their shapes beside them; bundling
+// them would only move the same eight names into a struct.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_backward_input(
+    gy: &[f32],
+    cout: usize,
+    dout: [usize; 3],
+    w: &[f32],
+    cin: usize,
+    g: &ConvGeom,
+    din: [usize; 3],
+    gx: &mut [f32],
+) {
+    let taps = g.taps();
+    let kk = cout * taps;
+    // wr[co·taps + t][ci] = w[co][ci][t]: the weight regrouped so that the
+    // product contracts over (output channel, tap).
+    let mut wr = vec![0.0f32; kk * cin];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for t in 0..taps {
+                wr[(co * taps + t) * cin + ci] = w[(co * cin + ci) * taps + t];
+            }
+        }
+    }
+    let q_total: usize = din.iter().product();
+    let tile = tile_rows(q_total, kk);
+    let mut cols = vec![0.0f32; tile * kk];
+    let mut q0 = 0;
+    while q0 < q_total {
+        let rows = tile.min(q_total - q0);
+        let cols = &mut cols[..rows * kk];
+        fill_transposed_cols(cols, gy, cout, din, dout, g, q0);
+        let wm = MatRef {
+            data: &wr,
+            rows: cin,
+            cols: kk,
+            rs: 1,
+            cs: cin,
+        };
+        let cm = MatRef {
+            data: cols,
+            rows: kk,
+            cols: rows,
+            rs: 1,
+            cs: kk,
+        };
+        sgemm(wm, cm, &mut gx[q0..], q_total, 1, false, true);
+        q0 += rows;
+    }
+}
+
+/// Gradient of a convolution with respect to its weight, for one sample,
+/// accumulated into `gw` (PyTorch layout `(cout, cin, kd, kh, kw)`):
+/// `gw += gy (cout × P) · cols (P × K)`.
+// The operands are plain slices with their shapes beside them; bundling
+// them would only move the same eight names into a struct.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_backward_weight(
+    x: &[f32],
+    cin: usize,
+    din: [usize; 3],
+    gy: &[f32],
+    cout: usize,
+    g: &ConvGeom,
+    dout: [usize; 3],
+    gw: &mut [f32],
+) {
+    let k = cin * g.taps();
+    let p_total: usize = dout.iter().product();
+    let tile = tile_rows(p_total, k);
+    let mut cols = vec![0.0f32; tile * k];
+    let mut p0 = 0;
+    while p0 < p_total {
+        let rows = tile.min(p_total - p0);
+        let cols = &mut cols[..rows * k];
+        fill_forward_cols(cols, x, cin, din, dout, g, p0);
+        let gm = MatRef {
+            data: &gy[p0..],
+            rows: cout,
+            cols: rows,
+            rs: p_total,
+            cs: 1,
+        };
+        let cm = MatRef {
+            data: cols,
+            rows,
+            cols: k,
+            rs: k,
+            cs: 1,
+        };
+        sgemm(gm, cm, gw, k, 1, true, true);
+        p0 += rows;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct definition of a 3-D convolution, for checking the kernels.
+    fn naive_conv(
+        x: &[f32],
+        cin: usize,
+        din: [usize; 3],
+        w: &[f32],
+        cout: usize,
+        g: &ConvGeom,
+    ) -> (Vec<f32>, [usize; 3]) {
+        let dout = g.conv_out(din).unwrap();
+        let p: usize = dout.iter().product();
+        let mut y = vec![0.0f32; cout * p];
+        for co in 0..cout {
+            for od in 0..dout[0] {
+                for oh in 0..dout[1] {
+                    for ow in 0..dout[2] {
+                        let mut s = 0.0f64;
+                        for ci in 0..cin {
+                            for kd in 0..g.kernel[0] {
+                                for kh in 0..g.kernel[1] {
+                                    for kw in 0..g.kernel[2] {
+                                        let i = [
+                                            (od * g.stride[0] + kd * g.dilation[0]) as isize
+                                                - g.padding[0] as isize,
+                                            (oh * g.stride[1] + kh * g.dilation[1]) as isize
+                                                - g.padding[1] as isize,
+                                            (ow * g.stride[2] + kw * g.dilation[2]) as isize
+                                                - g.padding[2] as isize,
+                                        ];
+                                        if (0..3).any(|a| i[a] < 0 || i[a] as usize >= din[a]) {
+                                            continue;
+                                        }
+                                        let xi = ((ci * din[0] + i[0] as usize) * din[1]
+                                            + i[1] as usize)
+                                            * din[2]
+                                            + i[2] as usize;
+                                        let wi = (((co * cin + ci) * g.kernel[0] + kd)
+                                            * g.kernel[1]
+                                            + kh)
+                                            * g.kernel[2]
+                                            + kw;
+                                        s += f64::from(x[xi]) * f64::from(w[wi]);
+                                    }
+                                }
+                            }
+                        }
+                        y[((co * dout[0] + od) * dout[1] + oh) * dout[2] + ow] = s as f32;
+                    }
+                }
+            }
+        }
+        (y, dout)
+    }
+
+    fn data(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for g in [
+            ConvGeom::cubic(3, 1, 1, 1),
+            ConvGeom::cubic(3, 2, 1, 1),
+            ConvGeom {
+                kernel: [3, 1, 2],
+                stride: [1, 2, 1],
+                padding: [1, 0, 1],
+                dilation: [2, 1, 1],
+            },
+        ] {
+            let (cin, cout, din) = (3, 4, [5, 6, 7]);
+            let x = data(cin * 210, 0.5);
+            let w = data(cout * cin * g.taps(), 1.5);
+            let (want, dout) = naive_conv(&x, cin, din, &w, cout, &g);
+            let mut y = vec![f32::NAN; want.len()];
+            conv_forward(&x, cin, din, &w, cout, &g, dout, &mut y);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b} for {g:?}");
+            }
+        }
+    }
+
+    /// ⟨conv(x), gy⟩ = ⟨x, convᵀ(gy)⟩ and = ⟨w, ∂w⟩: the backward kernels
+    /// are the exact adjoints of the forward one.
+    #[test]
+    fn backward_kernels_are_adjoints() {
+        for g in [
+            ConvGeom::cubic(3, 2, 1, 1),
+            ConvGeom {
+                kernel: [2, 3, 1],
+                stride: [2, 1, 3],
+                padding: [0, 1, 0],
+                dilation: [1, 2, 1],
+            },
+        ] {
+            let (cin, cout, din) = (2, 3, [6, 5, 7]);
+            let x = data(cin * 210, 0.1);
+            let w = data(cout * cin * g.taps(), 2.0);
+            let dout = g.conv_out(din).unwrap();
+            let p: usize = dout.iter().product();
+            let gy = data(cout * p, 7.0);
+            let mut y = vec![0.0; cout * p];
+            conv_forward(&x, cin, din, &w, cout, &g, dout, &mut y);
+            let lhs: f64 = y
+                .iter()
+                .zip(&gy)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            let mut gx = vec![0.0; x.len()];
+            conv_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx);
+            let rhs: f64 = x
+                .iter()
+                .zip(&gx)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
+            let mut gw = vec![0.0; w.len()];
+            conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw);
+            let rhs_w: f64 = w
+                .iter()
+                .zip(&gw)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            assert!(
+                (lhs - rhs_w).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs_w}"
+            );
+        }
+    }
+}

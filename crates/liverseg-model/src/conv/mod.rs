@@ -1,0 +1,196 @@
+//! 3-D convolution and transposed convolution layers with autograd.
+//!
+//! candle has no 3-D convolution. These layers run a tiled vol2col whose
+//! column matrix has the voxels as its long dimension, feeding `gemm`; the
+//! backward passes use the same kernels (see `kernels.rs`).
+
+mod gemm;
+mod geom;
+mod kernels;
+mod op;
+
+pub use geom::ConvGeom;
+
+use crate::{Error, Result};
+use candle_core::{Module, Tensor};
+use candle_nn::VarBuilder;
+use op::ConvOp;
+
+/// Configuration of a [`Conv3d`] layer (PyTorch's `nn.Conv3d` arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv3dConfig {
+    /// Kernel, stride, padding and dilation.
+    pub geom: ConvGeom,
+    /// Whether the layer adds a per-channel bias.
+    pub bias: bool,
+}
+
+fn check_geom(geom: &ConvGeom) -> Result<()> {
+    if !geom.is_valid() || geom.kernel.iter().any(|&k| k > kernels::MAX_KERNEL) {
+        return Err(Error::Config(format!(
+            "invalid convolution geometry {geom:?} (stride and dilation ≥ 1, kernel 1..={})",
+            kernels::MAX_KERNEL
+        )));
+    }
+    Ok(())
+}
+
+/// A 3-D convolution over `(N, C, D, H, W)` tensors, parameters named
+/// `weight` `(out, in, kd, kh, kw)` and `bias` `(out)` as in PyTorch.
+#[derive(Clone, Debug)]
+pub struct Conv3d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    geom: ConvGeom,
+}
+
+impl Conv3d {
+    /// Builds the layer from (or, when training, initialises into) `vb`,
+    /// with PyTorch's default Kaiming-uniform initialisation.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        cfg: Conv3dConfig,
+        vb: VarBuilder<'_>,
+    ) -> Result<Self> {
+        check_geom(&cfg.geom)?;
+        let k = cfg.geom.kernel;
+        let fan_in = (in_channels * cfg.geom.taps()) as f64;
+        let bound = 1.0 / fan_in.sqrt();
+        let init = candle_nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let weight = vb.get_with_hints(
+            (out_channels, in_channels, k[0], k[1], k[2]),
+            "weight",
+            init,
+        )?;
+        let bias = if cfg.bias {
+            Some(vb.get_with_hints(out_channels, "bias", init)?)
+        } else {
+            None
+        };
+        Ok(Conv3d {
+            weight,
+            bias,
+            geom: cfg.geom,
+        })
+    }
+
+    /// Wraps existing tensors (weight `(out, in, kd, kh, kw)`).
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>, geom: ConvGeom) -> Result<Self> {
+        check_geom(&geom)?;
+        Ok(Conv3d { weight, bias, geom })
+    }
+
+    /// The weight tensor.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+fn add_bias(y: Tensor, bias: &Option<Tensor>) -> candle_core::Result<Tensor> {
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+impl Module for Conv3d {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x
+            .contiguous()?
+            .apply_op2(&self.weight.contiguous()?, ConvOp::conv(self.geom))?;
+        add_bias(y, &self.bias)
+    }
+}
+
+/// Configuration of a [`ConvTranspose3d`] layer (PyTorch's
+/// `nn.ConvTranspose3d` arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose3dConfig {
+    /// Kernel, stride, padding and dilation.
+    pub geom: ConvGeom,
+    /// Extra size added to one side of each output axis.
+    pub output_padding: [usize; 3],
+    /// Whether the layer adds a per-channel bias.
+    pub bias: bool,
+}
+
+/// A 3-D transposed convolution, parameters named `weight`
+/// `(in, out, kd, kh, kw)` and `bias` `(out)` as in PyTorch.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose3d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    cfg: ConvTranspose3dConfig,
+}
+
+impl ConvTranspose3d {
+    /// Builds the layer from (or initialises it into) `vb`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        cfg: ConvTranspose3dConfig,
+        vb: VarBuilder<'_>,
+    ) -> Result<Self> {
+        check_geom(&cfg.geom)?;
+        if (0..3).any(|a| cfg.output_padding[a] >= cfg.geom.stride[a].max(cfg.geom.dilation[a])) {
+            return Err(Error::Config(format!(
+                "output_padding {:?} must be smaller than stride or dilation",
+                cfg.output_padding
+            )));
+        }
+        let k = cfg.geom.kernel;
+        // PyTorch computes fan_in from weight.size(1) · taps for transposed convs.
+        let fan_in = (out_channels * cfg.geom.taps()) as f64;
+        let bound = 1.0 / fan_in.sqrt();
+        let init = candle_nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let weight = vb.get_with_hints(
+            (in_channels, out_channels, k[0], k[1], k[2]),
+            "weight",
+            init,
+        )?;
+        let bias = if cfg.bias {
+            Some(vb.get_with_hints(out_channels, "bias", init)?)
+        } else {
+            None
+        };
+        Ok(ConvTranspose3d { weight, bias, cfg })
+    }
+
+    /// Wraps existing tensors (weight `(in, out, kd, kh, kw)`).
+    pub fn from_tensors(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        cfg: ConvTranspose3dConfig,
+    ) -> Result<Self> {
+        check_geom(&cfg.geom)?;
+        Ok(ConvTranspose3d { weight, bias, cfg })
+    }
+}
+
+impl Module for ConvTranspose3d {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, _, d, h, w) = x.dims5()?;
+        let dout = self
+            .cfg
+            .geom
+            .conv_transpose_out([d, h, w], self.cfg.output_padding)
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "conv_transpose3d: empty output for input {:?}",
+                    [d, h, w]
+                ))
+            })?;
+        let y = x.contiguous()?.apply_op2(
+            &self.weight.contiguous()?,
+            ConvOp::conv_transpose(self.cfg.geom, dout),
+        )?;
+        add_bias(y, &self.bias)
+    }
+}

@@ -1,0 +1,255 @@
+//! candle custom ops wrapping the 3-D convolution kernels, with backward
+//! passes so the layers take part in autograd.
+
+use super::geom::ConvGeom;
+use super::kernels;
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Dimensions of a contiguous `(N, C, D, H, W)` f32 tensor, checked.
+fn dims5(name: &str, layout: &Layout) -> Result<(usize, usize, [usize; 3])> {
+    let d = layout.shape().dims();
+    if d.len() != 5 {
+        candle_core::bail!("{name}: expected a 5-D (N, C, D, H, W) tensor, got shape {d:?}");
+    }
+    Ok((d[0], d[1], [d[2], d[3], d[4]]))
+}
+
+/// The contiguous f32 data of a storage, or an error naming the op.
+fn f32_slice<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => candle_core::bail!("{name}: only f32 tensors are supported"),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{name}: operands must be contiguous"),
+    }
+}
+
+/// Which kernel an op runs on its two operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `(x, w) → y`: a convolution.
+    Forward,
+    /// `(gy, w) → gx` with the input extent given: the input gradient of a
+    /// convolution, equal to a transposed convolution's forward pass.
+    BackwardInput { din: [usize; 3] },
+    /// `(x, gy) → gw` with the weight's `(cout, cin)` given.
+    BackwardWeight { cout: usize, cin: usize },
+}
+
+/// One step of the 3-D convolution family as a candle op.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvOp {
+    geom: ConvGeom,
+    kind: Kind,
+    /// When this op is the forward pass of a transposed convolution, its
+    /// backward pass differs from that of a plain `BackwardInput`.
+    transposed: bool,
+}
+
+impl ConvOp {
+    pub(crate) fn conv(geom: ConvGeom) -> Self {
+        ConvOp {
+            geom,
+            kind: Kind::Forward,
+            transposed: false,
+        }
+    }
+
+    pub(crate) fn conv_transpose(geom: ConvGeom, dout: [usize; 3]) -> Self {
+        ConvOp {
+            geom,
+            kind: Kind::BackwardInput { din: dout },
+            transposed: true,
+        }
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        match (self.kind, self.transposed) {
+            (Kind::Forward, _) => "conv3d",
+            (Kind::BackwardInput { .. }, true) => "conv_transpose3d",
+            (Kind::BackwardInput { .. }, false) => "conv3d-backward-input",
+            (Kind::BackwardWeight { .. }, _) => "conv3d-backward-weight",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let a = f32_slice(name, s1, l1)?;
+        let b = f32_slice(name, s2, l2)?;
+        let g = &self.geom;
+        match self.kind {
+            Kind::Forward => {
+                let (n, cin, din) = dims5(name, l1)?;
+                let wd = l2.shape().dims();
+                if wd.len() != 5 || wd[1] != cin || wd[2..] != g.kernel {
+                    candle_core::bail!(
+                        "{name}: weight shape {wd:?} does not match cin {cin}, kernel {:?}",
+                        g.kernel
+                    );
+                }
+                let cout = wd[0];
+                let dout = g.conv_out(din).ok_or_else(|| {
+                    candle_core::Error::Msg(format!(
+                        "{name}: input {din:?} smaller than the kernel"
+                    ))
+                })?;
+                let (xs, ys) = (
+                    cin * din.iter().product::<usize>(),
+                    cout * dout.iter().product::<usize>(),
+                );
+                let mut y = vec![0.0f32; n * ys];
+                // Samples run one after another; each kernel parallelises
+                // internally (column fill and gemm).
+                for (s, y) in y.chunks_mut(ys.max(1)).enumerate() {
+                    kernels::conv_forward(&a[s * xs..(s + 1) * xs], cin, din, b, cout, g, dout, y);
+                }
+                Ok((
+                    CpuStorage::F32(y),
+                    Shape::from(vec![n, cout, dout[0], dout[1], dout[2]]),
+                ))
+            }
+            Kind::BackwardInput { din } => {
+                let (n, cout, dout) = dims5(name, l1)?;
+                let wd = l2.shape().dims();
+                if wd.len() != 5 || wd[0] != cout || wd[2..] != g.kernel {
+                    candle_core::bail!(
+                        "{name}: weight shape {wd:?} does not match {cout} channels, kernel {:?}",
+                        g.kernel
+                    );
+                }
+                let cin = wd[1];
+                let (ys, xs) = (
+                    cout * dout.iter().product::<usize>(),
+                    cin * din.iter().product::<usize>(),
+                );
+                let mut gx = vec![0.0f32; n * xs];
+                for (s, gx) in gx.chunks_mut(xs.max(1)).enumerate() {
+                    kernels::conv_backward_input(
+                        &a[s * ys..(s + 1) * ys],
+                        cout,
+                        dout,
+                        b,
+                        cin,
+                        g,
+                        din,
+                        gx,
+                    );
+                }
+                Ok((
+                    CpuStorage::F32(gx),
+                    Shape::from(vec![n, cin, din[0], din[1], din[2]]),
+                ))
+            }
+            Kind::BackwardWeight { cout, cin } => {
+                let (n, cin_x, din) = dims5(name, l1)?;
+                let (n2, cout_y, dout) = dims5(name, l2)?;
+                if cin_x != cin || cout_y != cout || n != n2 {
+                    candle_core::bail!("{name}: operand shapes disagree");
+                }
+                let (xs, ys) = (
+                    cin * din.iter().product::<usize>(),
+                    cout * dout.iter().product::<usize>(),
+                );
+                let wlen = cout * cin * g.taps();
+                // Per-sample partial gradients, summed: samples are
+                // independent, so this parallelises across the batch too.
+                let gw = (0..n)
+                    .into_par_iter()
+                    .map(|s| {
+                        let mut gw = vec![0.0f32; wlen];
+                        kernels::conv_backward_weight(
+                            &a[s * xs..(s + 1) * xs],
+                            cin,
+                            din,
+                            &b[s * ys..(s + 1) * ys],
+                            cout,
+                            g,
+                            dout,
+                            &mut gw,
+                        );
+                        gw
+                    })
+                    .reduce(
+                        || vec![0.0f32; wlen],
+                        |mut acc, v| {
+                            acc.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+                            acc
+                        },
+                    );
+                let k = g.kernel;
+                Ok((
+                    CpuStorage::F32(gw),
+                    Shape::from(vec![cout, cin, k[0], k[1], k[2]]),
+                ))
+            }
+        }
+    }
+
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        arg2: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.geom;
+        let grad = grad.contiguous()?;
+        match (self.kind, self.transposed) {
+            (Kind::Forward, _) => {
+                // arg1 = x (N, cin, din), arg2 = w (cout, cin, k).
+                let (_, _, d, h, w) = arg1.dims5()?;
+                let (cout, cin, ..) = arg2.dims5()?;
+                let gx = grad.apply_op2_no_bwd(
+                    arg2,
+                    &ConvOp {
+                        geom: g,
+                        kind: Kind::BackwardInput { din: [d, h, w] },
+                        transposed: false,
+                    },
+                )?;
+                let gw = arg1.apply_op2_no_bwd(
+                    &grad,
+                    &ConvOp {
+                        geom: g,
+                        kind: Kind::BackwardWeight { cout, cin },
+                        transposed: false,
+                    },
+                )?;
+                Ok((Some(gx), Some(gw)))
+            }
+            (Kind::BackwardInput { .. }, true) => {
+                // Transposed convolution: arg1 = x on the small grid
+                // (N, c_small, ...), arg2 = w (c_small, c_big, k); the result
+                // lives on the big grid. The input gradient is a plain
+                // convolution of the output gradient; the weight gradient is
+                // that of a convolution from the big grid to the small one.
+                let (c_small, c_big, ..) = arg2.dims5()?;
+                let gx = grad.apply_op2_no_bwd(arg2, &ConvOp::conv(g))?;
+                let gw = grad.apply_op2_no_bwd(
+                    arg1,
+                    &ConvOp {
+                        geom: g,
+                        kind: Kind::BackwardWeight {
+                            cout: c_small,
+                            cin: c_big,
+                        },
+                        transposed: false,
+                    },
+                )?;
+                Ok((Some(gx), Some(gw)))
+            }
+            _ => Err(candle_core::Error::BackwardNotSupported { op: self.name() }),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Gradients of the 3-D convolution layers against central finite
+//! differences, through candle's autograd.
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use liverseg_model::{Conv3d, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
+
+fn seeded(shape: &[usize], seed: u64) -> Vec<f32> {
+    // A small LCG: deterministic, no extra dependency.
+    let n: usize = shape.iter().product();
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Checks d(sum(f(x) · r))/dθ for θ in {x, w, b} at a few coordinates.
+fn check_grads(
+    make: &dyn Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    xs: &[usize],
+    ws: &[usize],
+    nb: usize,
+) {
+    let dev = Device::Cpu;
+    let x = Var::from_vec(seeded(xs, 1), xs, &dev).unwrap();
+    let w = Var::from_vec(seeded(ws, 2), ws, &dev).unwrap();
+    let b = Var::from_vec(seeded(&[nb], 3), nb, &dev).unwrap();
+    let y = make(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+    let r = Tensor::from_vec(seeded(y.dims(), 4), y.dims(), &dev).unwrap();
+    let loss = |x: &Tensor, w: &Tensor, b: &Tensor| -> f64 {
+        let y = make(x, w, b).unwrap();
+        let v: f32 = (y * &r).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        f64::from(v)
+    };
+    let grads = (make(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap() * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let eps = 1e-2f32;
+    for (var, which) in [(&x, 0), (&w, 1), (&b, 2)] {
+        let g: Vec<f32> = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let base: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let n = base.len();
+        for idx in [0, n / 3, n / 2, n - 1] {
+            let mut plus = base.clone();
+            plus[idx] += eps;
+            let mut minus = base.clone();
+            minus[idx] -= eps;
+            let t = |v: Vec<f32>| Tensor::from_vec(v, var.as_tensor().dims(), &dev).unwrap();
+            let (lp, lm) = match which {
+                0 => (
+                    loss(&t(plus), w.as_tensor(), b.as_tensor()),
+                    loss(&t(minus), w.as_tensor(), b.as_tensor()),
+                ),
+                1 => (
+                    loss(x.as_tensor(), &t(plus), b.as_tensor()),
+                    loss(x.as_tensor(), &t(minus), b.as_tensor()),
+                ),
+                _ => (
+                    loss(x.as_tensor(), w.as_tensor(), &t(plus)),
+                    loss(x.as_tensor(), w.as_tensor(), &t(minus)),
+                ),
+            };
+            let fd = (lp - lm) / (2.0 * f64::from(eps));
+            let an = f64::from(g[idx]);
+            assert!(
+                (fd - an).abs() <= 2e-2 * fd.abs().max(1.0),
+                "param {which} index {idx}: autograd {an} vs finite difference {fd}"
+            );
+        }
+    }
+}
+
+#[test]
+fn conv3d_gradients_match_finite_differences() {
+    for geom in [
+        ConvGeom::cubic(3, 1, 1, 1),
+        ConvGeom::cubic(3, 2, 1, 1),
+        ConvGeom {
+            kernel: [1, 3, 2],
+            stride: [1, 1, 2],
+            padding: [0, 2, 1],
+            dilation: [1, 2, 1],
+        },
+    ] {
+        let make = move |x: &Tensor, w: &Tensor, b: &Tensor| {
+            Conv3d::from_tensors(w.clone(), Some(b.clone()), geom)
+                .unwrap()
+                .forward(x)
+        };
+        let k = geom.kernel;
+        check_grads(&make, &[2, 3, 5, 6, 4], &[4, 3, k[0], k[1], k[2]], 4);
+    }
+}
+
+#[test]
+fn conv_transpose3d_gradients_match_finite_differences() {
+    let cfg = ConvTranspose3dConfig {
+        geom: ConvGeom::cubic(3, 2, 1, 1),
+        output_padding: [1; 3],
+        bias: true,
+    };
+    let make = move |x: &Tensor, w: &Tensor, b: &Tensor| {
+        ConvTranspose3d::from_tensors(w.clone(), Some(b.clone()), cfg)
+            .unwrap()
+            .forward(x)
+    };
+    check_grads(&make, &[2, 4, 3, 4, 2], &[4, 3, 3, 3, 3], 3);
+}
+
+#[test]
+fn conv_transpose_doubles_the_grid() {
+    let dev = Device::Cpu;
+    let cfg = ConvTranspose3dConfig {
+        geom: ConvGeom::cubic(3, 2, 1, 1),
+        output_padding: [1; 3],
+        bias: false,
+    };
+    let w = Tensor::ones((1, 1, 3, 3, 3), DType::F32, &dev).unwrap();
+    let t = ConvTranspose3d::from_tensors(w, None, cfg).unwrap();
+    let x = Tensor::ones((1, 1, 4, 4, 4), DType::F32, &dev).unwrap();
+    let y = t.forward(&x).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 8, 8, 8]);
+    // torch.nn.functional.conv_transpose3d(ones(1,1,4,4,4), ones(1,1,3,3,3), stride=2,
+    // padding=1, output_padding=1): voxel (1,1,1) gathers taps from 2 inputs per axis -> 8;
+    // voxel (2,2,2) lies on the input lattice and gathers 1 per axis -> 1.
+    let v = |i: usize| {
+        y.get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .get(i)
+            .unwrap()
+            .get(i)
+            .unwrap()
+            .get(i)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(v(1), 8.0);
+    assert_eq!(v(2), 1.0);
+}
