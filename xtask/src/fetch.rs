@@ -95,6 +95,7 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         args,
         &HttpOptions {
             retries: args.retries,
+            reserve_for_extraction: true,
             ..HttpOptions::default()
         },
     )
@@ -220,7 +221,13 @@ fn fetch_archive(url: &str, md5: &str, data_dir: &Path, http: &HttpOptions) -> R
     let part = data_dir.join(format!("{name}.part"));
     tracing::info!("downloading {url} to {}", part.display());
     if let Err(e) = download(url, &part, http) {
-        if e.downcast_ref::<Unreachable>().is_some() {
+        // Nothing received at all (no connection, DNS failure, a proxy or
+        // server refusing): explain how to get the archive another way.
+        // A broken transfer instead keeps its part file and says to resume.
+        let nothing = std::fs::metadata(&part)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
+        if e.downcast_ref::<Unreachable>().is_some() || nothing {
             bail!(
                 "{e:#}\nThis machine may be offline or the host blocked. Download {url} \
                  (MD5 {md5}) on a machine that can reach it, copy it here, and run\n  \

@@ -93,6 +93,7 @@ fn quick(retries: u32) -> HttpOptions {
         retries,
         retry_delay: Duration::from_millis(10),
         connect_timeout: Duration::from_secs(5),
+        reserve_for_extraction: true,
     }
 }
 

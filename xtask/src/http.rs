@@ -19,6 +19,10 @@ pub struct HttpOptions {
     pub retry_delay: Duration,
     /// Limit for establishing a connection.
     pub connect_timeout: Duration,
+    /// Also require free space for the whole resource once more (room to
+    /// extract the archive after downloading it), checked before the
+    /// first byte is received.
+    pub reserve_for_extraction: bool,
 }
 
 impl Default for HttpOptions {
@@ -27,6 +31,7 @@ impl Default for HttpOptions {
             retries: 5,
             retry_delay: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(30),
+            reserve_for_extraction: false,
         }
     }
 }
@@ -82,7 +87,9 @@ fn header<'a>(resp: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<
 /// length equals the advertised total when the server gives one).
 ///
 /// Before receiving, the free space of the folder is compared with the
-/// bytes still to come; a shortfall is an error that names both numbers.
+/// bytes still to come (plus the whole size again with
+/// [`HttpOptions::reserve_for_extraction`]); a shortfall is an error that
+/// names both numbers.
 pub fn download(url: &str, part: &Path, opts: &HttpOptions) -> Result<u64> {
     let agent = agent_for(url, opts);
     let dir = part.parent().unwrap_or(Path::new("."));
@@ -179,7 +186,16 @@ pub fn download(url: &str, part: &Path, opts: &HttpOptions) -> Result<u64> {
         };
         let start = if append { have } else { 0 };
         if let Some(total) = total {
-            check_space(dir, total.saturating_sub(start), "download")?;
+            let remaining = total.saturating_sub(start);
+            if opts.reserve_for_extraction {
+                check_space(
+                    dir,
+                    remaining + total,
+                    "download the archive and then extract it (its size is the estimate)",
+                )?;
+            } else {
+                check_space(dir, remaining, "download")?;
+            }
         }
         let p = progress.get_or_insert_with(|| Progress::new("download", total, Unit::Bytes));
         p.set(start);
@@ -304,6 +320,19 @@ mod tests {
     }
 
     #[test]
+    fn space_shortfall_names_both_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        check_space(dir.path(), 1, "download").unwrap();
+        let e = check_space(dir.path(), u64::MAX / 2, "download")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not enough disk space to download") && e.contains("GiB free"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn md5_matches_the_reference_digest() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
@@ -316,6 +345,7 @@ mod tests {
             retries: 3,
             retry_delay: Duration::from_millis(10),
             connect_timeout: Duration::from_secs(5),
+            reserve_for_extraction: false,
         }
     }
 

@@ -56,3 +56,41 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent_and_parses() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "fetch-data",
+            "--archive",
+            "a.zip",
+            "b.zip",
+            "--data-dir",
+            "d",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::FetchData(a) => {
+                assert_eq!(a.archive.len(), 2);
+                assert_eq!(a.data_dir, std::path::PathBuf::from("d"));
+                assert_eq!(a.dataset, fetch::Dataset::MsdLiver);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["xtask", "split"]).unwrap();
+        match cli.command {
+            Command::Split(a) => assert_eq!((a.folds, a.test_fraction, a.seed), (5, 0.2, 0)),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["xtask", "synth"]).is_err(),
+            "--cases is required"
+        );
+    }
+}
