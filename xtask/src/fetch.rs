@@ -13,9 +13,10 @@
 //!   so the next run starts over from zero.
 //! * `Task03_Liver/` (or `LiTS/` for a LiTS import): the dataset, extracted
 //!   into a temporary folder beside it, verified, then renamed into place,
-//!   with a `.liverseg-verified` marker recording the archive's MD5. A run
-//!   that finds a verified copy does no network or disk work beyond
-//!   checking the layout.
+//!   with a `.liverseg-verified` marker recording the archive's MD5 (for
+//!   LiTS, the zips' names and sizes: hashing tens of GB on every run would
+//!   defeat the marker). A run that finds a verified copy does no network
+//!   or disk work beyond checking the layout and says so.
 
 use crate::extract::extract_tar;
 use crate::fsutil::replace_dir;
