@@ -1,0 +1,237 @@
+//! `cargo xtask synth`: writes a Decathlon-layout dataset of synthetic CT
+//! phantoms (see the `liverseg-phantom` crate).
+
+use crate::fsutil::replace_dir;
+use crate::msd::{DatasetJson, Pair};
+use crate::progress::{Progress, Unit};
+use anyhow::{Context, Result, bail};
+use liverseg_io::{Overwrite, nifti, write_file_atomic};
+use liverseg_phantom::{PhantomConfig, RandomRanges, generate};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Options of `cargo xtask synth`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SynthArgs {
+    /// Number of cases to generate.
+    #[arg(long)]
+    pub cases: usize,
+    /// Dataset seed; case `i` uses a seed derived from it and `i`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (created; must not exist or be empty unless --force).
+    #[arg(long, default_value = "data/Phantom")]
+    pub out: PathBuf,
+    /// Draw clinical scanner sizes (512 matrix, up to 400 slices) instead
+    /// of the small default grids.
+    #[arg(long)]
+    pub scanner_sizes: bool,
+    /// Replace an existing dataset.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The seed of case `index` in a dataset of seed `seed` (SplitMix64 of
+/// their combination, so neighbouring cases are unrelated).
+pub fn case_seed(seed: u64, index: usize) -> u64 {
+    let mut z = seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(index as u64)
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Runs `cargo xtask synth`.
+pub fn run(args: &SynthArgs) -> Result<()> {
+    let ranges = if args.scanner_sizes {
+        RandomRanges::scanner()
+    } else {
+        RandomRanges::default()
+    };
+    run_with(args, &ranges)
+}
+
+/// Runs `cargo xtask synth` drawing the grids from `ranges`.
+fn run_with(args: &SynthArgs, ranges: &RandomRanges) -> Result<()> {
+    if args.cases == 0 {
+        bail!("--cases must be at least 1");
+    }
+    let out = &args.out;
+    if !args.force {
+        // An existing empty folder is fine to fill: remove it so the
+        // atomic rename can take its place.
+        if out.is_dir()
+            && std::fs::read_dir(out)
+                .with_context(|| format!("{}: cannot list", out.display()))?
+                .next()
+                .is_none()
+        {
+            std::fs::remove_dir(out)
+                .with_context(|| format!("{}: cannot replace empty folder", out.display()))?;
+        } else if std::fs::symlink_metadata(out).is_ok() {
+            bail!(
+                "{}: already exists and is not empty; pass --force to replace the dataset",
+                out.display()
+            );
+        }
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("{}: cannot create", parent.display()))?;
+    tracing::info!(cases = args.cases, seed = args.seed, out = %out.display(), "generating phantom dataset");
+    // The dataset is built beside its destination and renamed into place,
+    // so a failed or interrupted run leaves no half-written dataset.
+    let tmp = tempfile::Builder::new()
+        .prefix(".synth-")
+        .tempdir_in(parent)
+        .with_context(|| format!("{}: cannot create a temporary folder", parent.display()))?;
+    let root = tmp.path().join("dataset");
+    std::fs::create_dir(&root).with_context(|| format!("{}: cannot create", root.display()))?;
+    fill(&root, args, ranges)?;
+    replace_dir(&root, out)?;
+    tracing::info!("wrote {} cases to {}", args.cases, out.display());
+    Ok(())
+}
+
+/// Writes every case and `dataset.json` into the temporary folder `dir`.
+fn fill(dir: &Path, args: &SynthArgs, ranges: &RandomRanges) -> Result<()> {
+    for sub in ["imagesTr", "labelsTr"] {
+        std::fs::create_dir(dir.join(sub))
+            .with_context(|| format!("{}: cannot create {sub}", dir.display()))?;
+    }
+    let mut progress = Progress::new("synth", Some(args.cases as u64), Unit::Items);
+    let mut training = Vec::with_capacity(args.cases);
+    for i in 0..args.cases {
+        let name = format!("phantom_{i:03}.nii.gz");
+        let seed = case_seed(args.seed, i);
+        let cfg = PhantomConfig::random_in(seed, ranges);
+        let case = generate(seed, &cfg).with_context(|| format!("case {i}"))?;
+        tracing::debug!(
+            case = i,
+            dims = ?cfg.dims,
+            spacing = ?cfg.spacing,
+            axcodes = %cfg.axcodes(),
+            liver_ml = case.liver_ml(),
+            "generated"
+        );
+        let opts = nifti::WriteOptions {
+            description: format!("liverseg phantom seed {seed}"),
+            ..nifti::WriteOptions::default()
+        };
+        nifti::write(&dir.join("imagesTr").join(&name), &case.image, &opts)?;
+        nifti::write(&dir.join("labelsTr").join(&name), &case.label, &opts)?;
+        training.push(Pair {
+            image: format!("./imagesTr/{name}"),
+            label: format!("./labelsTr/{name}"),
+        });
+        progress.inc(1);
+    }
+    progress.finish();
+    let ds = DatasetJson {
+        name: "Phantom".into(),
+        description: format!(
+            "Synthetic abdominal CT phantoms with liver labels (liverseg-phantom, dataset seed {}). Not patient data.",
+            args.seed
+        ),
+        reference: "liverseg-phantom".into(),
+        licence: "CC0".into(),
+        release: env!("CARGO_PKG_VERSION").into(),
+        tensor_image_size: "3D".into(),
+        modality: BTreeMap::from([("0".into(), "CT".into())]),
+        labels: BTreeMap::from([
+            ("0".into(), "background".into()),
+            ("1".into(), "liver".into()),
+        ]),
+        num_training: args.cases,
+        num_test: 0,
+        training,
+        test: Vec::new(),
+    };
+    let json = ds.to_json()?;
+    write_file_atomic(&dir.join("dataset.json"), Overwrite::Never, |w| {
+        w.write_all(json.as_bytes())
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tiny grids so the test stays fast in a debug build.
+    fn tiny() -> RandomRanges {
+        RandomRanges {
+            in_plane_dims: (24, 32),
+            fov_mm: (360.0, 400.0),
+            slice_spacing: (10.0, 14.0),
+            scan_length_mm: (150.0, 200.0),
+            slices: (10, 16),
+            ..RandomRanges::default()
+        }
+    }
+
+    fn args(out: &Path, cases: usize, force: bool) -> SynthArgs {
+        SynthArgs {
+            cases,
+            seed: 4,
+            out: out.to_path_buf(),
+            scanner_sizes: false,
+            force,
+        }
+    }
+
+    #[test]
+    fn writes_a_decathlon_dataset_and_refuses_to_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("Phantom");
+        std::fs::create_dir(&out).unwrap(); // An empty folder may be filled.
+        run_with(&args(&out, 2, false), &tiny()).unwrap();
+        let ds = DatasetJson::read(&out).unwrap();
+        assert_eq!(ds.num_training, 2);
+        assert_eq!(ds.num_test, 0);
+        assert_eq!(ds.modality["0"], "CT");
+        assert_eq!(ds.labels["1"], "liver");
+        assert_eq!(ds.tensor_image_size, "3D");
+        assert_eq!(ds.training[1].image, "./imagesTr/phantom_001.nii.gz");
+        let text = std::fs::read_to_string(out.join("dataset.json")).unwrap();
+        assert!(text.contains("\"test\": []"), "{text}");
+        let img: liverseg_io::Volume<i16> = nifti::read(
+            &out.join("imagesTr/phantom_001.nii.gz"),
+            &Default::default(),
+        )
+        .unwrap();
+        let lab: liverseg_io::Volume<u8> = nifti::read(
+            &out.join("labelsTr/phantom_001.nii.gz"),
+            &Default::default(),
+        )
+        .unwrap();
+        let cfg = PhantomConfig::random_in(case_seed(4, 1), &tiny());
+        assert_eq!(img.dims(), cfg.dims);
+        assert!(lab.same_grid(&img, 1e-4));
+        assert!(lab.data().contains(&1));
+        // Only the dataset is left: no temporary folders beside it.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+
+        let err = run_with(&args(&out, 1, false), &tiny())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--force"), "{err}");
+        assert_eq!(DatasetJson::read(&out).unwrap().num_training, 2);
+        run_with(&args(&out, 1, true), &tiny()).unwrap();
+        assert_eq!(DatasetJson::read(&out).unwrap().num_training, 1);
+        assert!(!out.join("imagesTr/phantom_001.nii.gz").exists());
+    }
+
+    #[test]
+    fn case_seeds_differ() {
+        let s: std::collections::BTreeSet<_> = (0..100).map(|i| case_seed(0, i)).collect();
+        assert_eq!(s.len(), 100);
+        assert_ne!(case_seed(1, 0), case_seed(0, 1));
+    }
+}
