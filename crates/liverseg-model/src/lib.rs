@@ -21,6 +21,10 @@
 
 mod conv;
 mod error;
+mod layers;
+mod unet;
 
 pub use conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
 pub use error::{Error, Result};
+pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};
+pub use unet::{Act, Norm, UNet, UNetConfig};
