@@ -102,7 +102,7 @@ impl UNetConfig {
                 self.strides.len()
             )));
         }
-        if self.kernel_size % 2 == 0 || self.up_kernel_size % 2 == 0 {
+        if self.kernel_size.is_multiple_of(2) || self.up_kernel_size.is_multiple_of(2) {
             return Err(Error::Config(
                 "kernel sizes must be odd (same padding)".into(),
             ));
@@ -420,7 +420,7 @@ impl ModuleT for UpLayer {
 #[derive(Clone, Debug)]
 enum Inner {
     Level(Box<Level>),
-    Bottom(DownLayer),
+    Bottom(Box<DownLayer>),
 }
 
 /// `Sequential(down, SkipConnection(inner), up)`.
@@ -508,7 +508,7 @@ impl ModuleT for UNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let (_, c, d, h, w) = x.dims5()?;
         let div = self.cfg.divisor();
-        if c != self.cfg.in_channels || [d, h, w].iter().any(|e| e % div != 0) {
+        if c != self.cfg.in_channels || [d, h, w].iter().any(|e| !e.is_multiple_of(div)) {
             candle_core::bail!(
                 "UNet input {:?} must have {} channels and spatial extents divisible by {div}",
                 x.dims(),
