@@ -448,7 +448,7 @@ impl Level {
             (Inner::Level(Box::new(level)), c * 2)
         } else {
             (
-                Inner::Bottom(DownLayer::new(c, channels[1], 1, cfg, sub_vb)?),
+                Inner::Bottom(Box::new(DownLayer::new(c, channels[1], 1, cfg, sub_vb)?)),
                 c + channels[1],
             )
         };
