@@ -22,9 +22,14 @@
 mod conv;
 mod error;
 mod layers;
+mod loss;
 mod unet;
 
 pub use conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
 pub use error::{Error, Result};
 pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};
+pub use loss::{
+    DiceCeConfig, DiceLossConfig, LossActivation, cross_entropy, deep_supervision_loss,
+    deep_supervision_weights, dice_ce_loss, dice_loss, one_hot, weighted_dice_loss,
+};
 pub use unet::{Act, Norm, UNet, UNetConfig};
