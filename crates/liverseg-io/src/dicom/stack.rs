@@ -53,15 +53,25 @@ fn scale(a: [f64; 3], s: f64) -> [f64; 3] {
     [a[0] * s, a[1] * s, a[2] * s]
 }
 
+/// `a` scaled to length 1; a zero vector is returned as is (and rejected
+/// by [`Plane::validate`]).
+fn unit(a: [f64; 3]) -> [f64; 3] {
+    let n = norm(a);
+    if n > 0.0 { scale(a, 1.0 / n) } else { a }
+}
+
 impl Plane {
     /// Unit row direction (along a row, as the column index grows).
+    /// IOP is printed with a few decimals, so it is normalised here to keep
+    /// the voxel spacing equal to PixelSpacing (as ITK does).
     pub fn row_dir(&self) -> [f64; 3] {
-        [self.iop[0], self.iop[1], self.iop[2]]
+        unit([self.iop[0], self.iop[1], self.iop[2]])
     }
 
-    /// Unit column direction (down a column, as the row index grows).
+    /// Unit column direction (down a column, as the row index grows),
+    /// normalised like [`Plane::row_dir`].
     pub fn col_dir(&self) -> [f64; 3] {
-        [self.iop[3], self.iop[4], self.iop[5]]
+        unit([self.iop[3], self.iop[4], self.iop[5]])
     }
 
     /// The slice normal, row × column.
@@ -72,7 +82,8 @@ impl Plane {
     /// Checks that IOP holds two orthogonal unit vectors and that the pixel
     /// spacing is positive; `label` names the file (and frame) in errors.
     pub fn validate(&self, path: &Path, label: &str) -> Result<()> {
-        let (r, c) = (self.row_dir(), self.col_dir());
+        let r = [self.iop[0], self.iop[1], self.iop[2]];
+        let c = [self.iop[3], self.iop[4], self.iop[5]];
         // 1e-3 accepts the 4-6 decimals scanners print but rejects vectors
         // that are plainly not directions.
         if (norm(r) - 1.0).abs() > 1e-3 || (norm(c) - 1.0).abs() > 1e-3 || dot(r, c).abs() > 1e-3 {
