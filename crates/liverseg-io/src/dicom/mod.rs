@@ -77,3 +77,17 @@ pub struct SeriesHeader {
     /// The images, in slice order along the volume's third axis.
     pub slices: Vec<SliceRef>,
 }
+
+mod attrs;
+mod frames;
+mod pixels;
+mod planes;
+mod read;
+mod seg_read;
+mod series;
+mod stack;
+
+pub use frames::{Frames, read_frames};
+pub use read::{ReadOptions, read, read_with_header};
+pub use seg_read::{SegmentDescription, Segmentation, read_seg};
+pub use series::{SeriesSummary, list_series};

@@ -1,0 +1,380 @@
+//! Decoding DICOM pixel data into stored values, frame by frame.
+//!
+//! Native (uncompressed) pixel data is unpacked here, with every length
+//! checked against what Rows × Columns × BitsAllocated × NumberOfFrames
+//! promise, so that a truncated file is an error that says how many bytes
+//! are missing. Encapsulated pixel data (RLE, JPEG, JPEG-LS, JPEG 2000) is
+//! handed to `dicom-pixeldata`, and its output is checked the same way.
+//!
+//! The values returned are *stored* values (after masking to BitsStored and
+//! sign extension); the Modality LUT (RescaleSlope/RescaleIntercept) is
+//! applied by the caller because Enhanced multi-frame objects may give it
+//! per frame.
+
+use super::attrs::{Attrs, error_chain, tag_name};
+use crate::{Error, Result};
+use dicom_core::value::{DicomValueType, PrimitiveValue, Value};
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
+use std::borrow::Cow;
+use std::path::Path;
+
+/// The Image Pixel module attributes that decide how to unpack a frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PixelFormat {
+    /// (0028,0010) Rows: pixels down a column.
+    pub rows: usize,
+    /// (0028,0011) Columns: pixels along a row.
+    pub cols: usize,
+    /// (0028,0008) NumberOfFrames, 1 when absent.
+    pub frames: usize,
+    /// (0028,0100) BitsAllocated: 1, 8, 16 or 32.
+    pub bits_allocated: u16,
+    /// (0028,0101) BitsStored.
+    pub bits_stored: u16,
+    /// (0028,0102) HighBit.
+    pub high_bit: u16,
+    /// (0028,0103) PixelRepresentation is 1 (two's complement).
+    pub signed: bool,
+}
+
+impl PixelFormat {
+    /// Reads and validates the Image Pixel attributes of a data set.
+    pub fn from_attrs(a: &Attrs<'_>) -> Result<Self> {
+        let samples = a.uint(tags::SAMPLES_PER_PIXEL)?.unwrap_or(1);
+        if samples != 1 {
+            return Err(Error::unsupported(
+                a.path,
+                format!("colour images (SamplesPerPixel {samples}); only greyscale is read"),
+            ));
+        }
+        let photometric = a.string(tags::PHOTOMETRIC_INTERPRETATION);
+        if !photometric.is_empty() && !photometric.starts_with("MONOCHROME") {
+            return Err(Error::unsupported(
+                a.path,
+                format!("PhotometricInterpretation {photometric}; only MONOCHROME1/2 is read"),
+            ));
+        }
+        let rows = a.require_uint(tags::ROWS)? as usize;
+        let cols = a.require_uint(tags::COLUMNS)? as usize;
+        let frames = a.uint(tags::NUMBER_OF_FRAMES)?.unwrap_or(1) as usize;
+        if rows == 0 || cols == 0 || frames == 0 {
+            return Err(Error::invalid(
+                a.path,
+                format!("image has {rows} rows, {cols} columns and {frames} frames; none may be 0"),
+            ));
+        }
+        let bits_allocated = a.require_uint(tags::BITS_ALLOCATED)?;
+        if ![1, 8, 16, 32].contains(&bits_allocated) {
+            return Err(Error::unsupported(
+                a.path,
+                format!("BitsAllocated {bits_allocated}; 1, 8, 16 or 32 are read"),
+            ));
+        }
+        let bits_stored = a.uint(tags::BITS_STORED)?.unwrap_or(bits_allocated);
+        let high_bit = a
+            .uint(tags::HIGH_BIT)?
+            .unwrap_or(bits_stored.saturating_sub(1));
+        if bits_stored == 0
+            || bits_stored > bits_allocated
+            || high_bit >= bits_allocated
+            || high_bit + 1 < bits_stored
+        {
+            return Err(Error::invalid(
+                a.path,
+                format!(
+                    "BitsStored {bits_stored} and HighBit {high_bit} do not fit in BitsAllocated {bits_allocated}"
+                ),
+            ));
+        }
+        let signed = a.uint(tags::PIXEL_REPRESENTATION)?.unwrap_or(0) == 1;
+        // The checks above bound all three values by 32, so these casts keep them.
+        let fmt = PixelFormat {
+            rows,
+            cols,
+            frames,
+            bits_allocated: bits_allocated as u16,
+            bits_stored: bits_stored as u16,
+            high_bit: high_bit as u16,
+            signed,
+        };
+        fmt.total_bytes(a.path)?;
+        Ok(fmt)
+    }
+
+    /// Pixels in one frame.
+    pub fn frame_pixels(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Bytes the native pixel data of all frames needs (bits packed for
+    /// BitsAllocated 1, where frames need not start on a byte boundary).
+    pub fn total_bytes(&self, path: &Path) -> Result<usize> {
+        self.rows
+            .checked_mul(self.cols)
+            .and_then(|n| n.checked_mul(self.frames))
+            .and_then(|n| n.checked_mul(usize::from(self.bits_allocated)))
+            .map(|bits| bits.div_ceil(8))
+            .ok_or_else(|| Error::invalid(path, "image dimensions overflow"))
+    }
+
+    /// Turns sample number `pixel` of `bytes` into its stored value.
+    /// The caller guarantees the sample lies inside `bytes`.
+    fn sample(&self, bytes: &[u8], pixel: usize) -> f64 {
+        let raw: u32 = match self.bits_allocated {
+            1 => u32::from((bytes[pixel / 8] >> (pixel % 8)) & 1),
+            8 => u32::from(bytes[pixel]),
+            16 => u32::from(u16::from_le_bytes([bytes[2 * pixel], bytes[2 * pixel + 1]])),
+            _ => u32::from_le_bytes([
+                bytes[4 * pixel],
+                bytes[4 * pixel + 1],
+                bytes[4 * pixel + 2],
+                bytes[4 * pixel + 3],
+            ]),
+        };
+        let shift = u32::from(self.high_bit + 1 - self.bits_stored);
+        let bits = u32::from(self.bits_stored);
+        let v = if bits >= 32 {
+            raw
+        } else {
+            (raw >> shift) & ((1u32 << bits) - 1)
+        };
+        // Two's complement in `bits` bits: a set top bit means v - 2^bits.
+        if self.signed && v >> (bits - 1) & 1 == 1 {
+            (i64::from(v) - (1i64 << bits)) as f64
+        } else {
+            f64::from(v)
+        }
+    }
+}
+
+/// Where the pixel data of an object is and how it is encoded.
+#[derive(Debug)]
+pub(crate) enum PixelSource<'a> {
+    /// Native pixel data as little-endian bytes (the parser has already
+    /// converted big-endian OW words to host values).
+    Native(Cow<'a, [u8]>),
+    /// Encapsulated (compressed) fragments, decoded by `dicom-pixeldata`.
+    Encapsulated,
+}
+
+impl<'a> PixelSource<'a> {
+    /// Finds the pixel data of a file, checking that native data is long
+    /// enough for every frame.
+    pub fn of(path: &Path, obj: &'a DefaultDicomObject, fmt: &PixelFormat) -> Result<Self> {
+        for tag in [tags::FLOAT_PIXEL_DATA, tags::DOUBLE_FLOAT_PIXEL_DATA] {
+            if obj.get(tag).is_some() {
+                return Err(Error::unsupported(
+                    path,
+                    format!("{} (floating-point pixels)", tag_name(tag)),
+                ));
+            }
+        }
+        let Some(elem) = obj.get(tags::PIXEL_DATA) else {
+            return Err(Error::invalid(path, "no pixel data (7FE0,0010)"));
+        };
+        let bytes: Cow<'a, [u8]> = match elem.value() {
+            Value::PixelSequence(_) => return Ok(PixelSource::Encapsulated),
+            Value::Primitive(PrimitiveValue::U8(b)) => Cow::Borrowed(&b[..]),
+            Value::Primitive(PrimitiveValue::U16(w)) => {
+                Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect())
+            }
+            Value::Primitive(PrimitiveValue::I16(w)) => {
+                Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect())
+            }
+            Value::Primitive(PrimitiveValue::U32(w)) => {
+                Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect())
+            }
+            Value::Primitive(PrimitiveValue::Empty) => Cow::Borrowed(&[][..]),
+            other => {
+                return Err(Error::invalid(
+                    path,
+                    format!(
+                        "pixel data has an unexpected value type {:?}",
+                        other.value_type()
+                    ),
+                ));
+            }
+        };
+        let expected = fmt.total_bytes(path)?;
+        if bytes.len() < expected {
+            return Err(Error::invalid(
+                path,
+                format!("pixel data has {} bytes, {expected} expected", bytes.len()),
+            ));
+        }
+        Ok(PixelSource::Native(bytes))
+    }
+
+    /// The stored values of frame `frame` (0-based), row by row, column
+    /// index fastest.
+    pub fn frame(
+        &self,
+        path: &Path,
+        obj: &DefaultDicomObject,
+        fmt: &PixelFormat,
+        frame: usize,
+    ) -> Result<Vec<f64>> {
+        if frame >= fmt.frames {
+            return Err(Error::invalid(
+                path,
+                format!("frame {} requested, the file has {}", frame + 1, fmt.frames),
+            ));
+        }
+        let n = fmt.frame_pixels();
+        match self {
+            PixelSource::Native(bytes) => {
+                // Lengths were checked in `of`, so every sample is in bounds.
+                let first = frame * n;
+                Ok((first..first + n).map(|p| fmt.sample(bytes, p)).collect())
+            }
+            PixelSource::Encapsulated => decode_encapsulated(path, obj, fmt, frame),
+        }
+    }
+}
+
+/// Decodes one compressed frame with `dicom-pixeldata` and unpacks it.
+fn decode_encapsulated(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    fmt: &PixelFormat,
+    frame: usize,
+) -> Result<Vec<f64>> {
+    use dicom_pixeldata::PixelDecoder;
+    let frame_u32 =
+        u32::try_from(frame).map_err(|_| Error::invalid(path, "frame index too large"))?;
+    // The codecs are third-party code run on untrusted bytes; a panic in
+    // one of them must become an error about this file, not end the program.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        obj.decode_pixel_data_frame(frame_u32)
+    }))
+    .map_err(|_| {
+        Error::invalid(
+            path,
+            format!(
+                "frame {}: the pixel data decoder failed on corrupt data",
+                frame + 1
+            ),
+        )
+    })?
+    .map_err(|e| {
+        let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
+        Error::invalid(
+            path,
+            format!(
+                "frame {}: cannot decode pixel data (transfer syntax {ts}): {}",
+                frame + 1,
+                error_chain(&e)
+            ),
+        )
+    })?;
+    // The decoder reports the layout of what it produced, which for some
+    // codecs differs from the header (JPEG baseline always gives 8 bits).
+    let out = PixelFormat {
+        rows: decoded.rows() as usize,
+        cols: decoded.columns() as usize,
+        frames: 1,
+        bits_allocated: decoded.bits_allocated(),
+        bits_stored: decoded
+            .bits_stored()
+            .clamp(1, decoded.bits_allocated().max(1)),
+        high_bit: decoded
+            .high_bit()
+            .min(decoded.bits_allocated().saturating_sub(1)),
+        signed: fmt.signed,
+    };
+    if out.rows != fmt.rows || out.cols != fmt.cols || ![8, 16, 32].contains(&out.bits_allocated) {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "frame {}: decoder produced {}x{} pixels of {} bits, header says {}x{} of {} bits",
+                frame + 1,
+                out.cols,
+                out.rows,
+                out.bits_allocated,
+                fmt.cols,
+                fmt.rows,
+                fmt.bits_allocated
+            ),
+        ));
+    }
+    let out = PixelFormat {
+        high_bit: out.high_bit.max(out.bits_stored - 1),
+        ..out
+    };
+    let bytes = decoded.data();
+    let expected = out.total_bytes(path)?;
+    if bytes.len() < expected {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "frame {}: decoded pixel data has {} bytes, {expected} expected",
+                frame + 1,
+                bytes.len()
+            ),
+        ));
+    }
+    Ok((0..out.frame_pixels())
+        .map(|p| out.sample(bytes, p))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(bits_allocated: u16, bits_stored: u16, high_bit: u16, signed: bool) -> PixelFormat {
+        PixelFormat {
+            rows: 1,
+            cols: 4,
+            frames: 1,
+            bits_allocated,
+            bits_stored,
+            high_bit,
+            signed,
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_samples_are_masked_and_sign_extended() {
+        // 0xF800 with 12 bits stored is 0x800 = -2048 signed, 2048 unsigned;
+        // the top 4 bits are overlay garbage that must be ignored.
+        let bytes = [0x00, 0xF8, 0xFF, 0x0F, 0x01, 0x00, 0xFF, 0x07];
+        let s = fmt(16, 12, 11, true);
+        let v: Vec<f64> = (0..4).map(|p| s.sample(&bytes, p)).collect();
+        assert_eq!(v, [-2048.0, -1.0, 1.0, 2047.0]);
+        let u = fmt(16, 12, 11, false);
+        let v: Vec<f64> = (0..4).map(|p| u.sample(&bytes, p)).collect();
+        assert_eq!(v, [2048.0, 4095.0, 1.0, 2047.0]);
+        // With all 16 bits stored, 0x0FFF is positive and 0xF800 is not.
+        let full = fmt(16, 16, 15, true);
+        assert_eq!(full.sample(&bytes, 1), 4095.0);
+        assert_eq!(full.sample(&bytes, 0), -2048.0);
+    }
+
+    #[test]
+    fn one_bit_samples_are_packed_lsb_first_across_frames() {
+        let s = PixelFormat {
+            rows: 1,
+            cols: 3,
+            frames: 2,
+            ..fmt(1, 1, 0, false)
+        };
+        // Frame 0 is bits 0..3 (1,0,1), frame 1 is bits 3..6 (1,1,0).
+        let bytes = [0b0001_1101];
+        let v: Vec<f64> = (0..6).map(|p| s.sample(&bytes, p)).collect();
+        assert_eq!(v, [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]);
+        assert_eq!(s.total_bytes(Path::new("x")).unwrap(), 1);
+    }
+
+    #[test]
+    fn eight_and_thirty_two_bit_samples() {
+        let s = fmt(8, 8, 7, true);
+        assert_eq!(s.sample(&[0x80, 0x7F], 0), -128.0);
+        assert_eq!(s.sample(&[0x80, 0x7F], 1), 127.0);
+        let w = fmt(32, 32, 31, false);
+        assert_eq!(w.sample(&[0xFF, 0xFF, 0xFF, 0xFF], 0), 4294967295.0);
+        let w = fmt(32, 32, 31, true);
+        assert_eq!(w.sample(&[0xFF, 0xFF, 0xFF, 0xFF], 0), -1.0);
+    }
+}

@@ -1,0 +1,245 @@
+//! Reading DICOM images into a [`Volume`]: a single file (classic or
+//! Enhanced multi-frame) or a directory holding one series.
+//!
+//! The planes of all files are sorted along the slice normal and checked to
+//! form one regular grid; the pixel values are passed through the Modality
+//! LUT (RescaleSlope and RescaleIntercept, per frame where the functional
+//! groups give it), so CT comes out in Hounsfield units.
+
+use super::SeriesHeader;
+use super::attrs::Attrs;
+use super::pixels::{PixelFormat, PixelSource};
+use super::planes::{FilePlanes, PlaneRef, file_planes, open};
+use super::series::{Scanned, select, series_header, slice_ref};
+use super::stack::stack;
+use crate::{Error, Result, Volume, Voxel};
+use std::path::Path;
+
+/// Options for [`read`] and [`read_with_header`].
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Which series to read when a directory holds several image series.
+    /// Without it a directory must hold exactly one (Segmentation series
+    /// beside it are ignored).
+    pub series_instance_uid: Option<String>,
+    /// How far any slice may lie from a regular grid, as a fraction of the
+    /// mean slice spacing, before the series is rejected as irregular.
+    /// The default, 0.01, accepts the rounding of positions written with a
+    /// few decimals but not a missing slice.
+    pub spacing_tolerance: f64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            series_instance_uid: None,
+            spacing_tolerance: 0.01,
+        }
+    }
+}
+
+/// Reads a DICOM image file or a directory holding one series into a
+/// volume in RAS millimetres (see the [module docs](super) for the axes).
+///
+/// Values pass through the Modality LUT (CT in HU). Reading into an integer
+/// type fails with [`Error::Request`] when a value would not fit exactly.
+pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
+    Ok(read_with_header(path, opts)?.0)
+}
+
+/// Like [`read`], and also returns the identifiers of the patient, study,
+/// series and of the image behind each slice.
+pub fn read_with_header<T: Voxel>(
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<(Volume<T>, SeriesHeader)> {
+    if !(opts.spacing_tolerance >= 0.0 && opts.spacing_tolerance.is_finite()) {
+        return Err(Error::request(
+            path,
+            format!(
+                "spacing tolerance {} is not a non-negative number",
+                opts.spacing_tolerance
+            ),
+        ));
+    }
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let files = if meta.is_dir() {
+        select(path, opts.series_instance_uid.as_deref())?
+    } else {
+        vec![Scanned {
+            path: path.to_path_buf(),
+            header: open(path, false)?,
+        }]
+    };
+    assemble(path, files, opts, !meta.is_dir())
+}
+
+/// One plane of the volume being built: which file and frame it comes from.
+struct Source {
+    file: usize,
+    plane: PlaneRef,
+}
+
+/// Builds the volume from the files of one series. `complete` tells whether
+/// the headers already hold the pixel data (a single file read whole).
+fn assemble<T: Voxel>(
+    path: &Path,
+    files: Vec<Scanned>,
+    opts: &ReadOptions,
+    complete: bool,
+) -> Result<(Volume<T>, SeriesHeader)> {
+    let infos: Vec<FilePlanes> = files
+        .iter()
+        .map(|f| file_planes(&f.path, &f.header))
+        .collect::<Result<_>>()?;
+    let Some(first) = infos.first() else {
+        return Err(Error::invalid(path, "no DICOM images"));
+    };
+    let (rows, cols) = (first.format.rows, first.format.cols);
+    let differences: Vec<String> = files
+        .iter()
+        .zip(&infos)
+        .filter(|(_, i)| (i.format.rows, i.format.cols) != (rows, cols))
+        .map(|(f, i)| {
+            format!(
+                "{} is {}x{} pixels, {} is {cols}x{rows}",
+                name(path, &f.path),
+                i.format.cols,
+                i.format.rows,
+                name(path, &files[0].path)
+            )
+        })
+        .collect();
+    if !differences.is_empty() {
+        return Err(Error::InconsistentSeries {
+            path: path.to_path_buf(),
+            differences,
+        });
+    }
+
+    let mut sources = Vec::new();
+    let mut labels = Vec::new();
+    for (file, info) in infos.iter().enumerate() {
+        for p in &info.planes {
+            let file_name = name(path, &files[file].path);
+            labels.push(if info.format.frames > 1 {
+                format!("{file_name} frame {}", p.frame + 1)
+            } else {
+                file_name
+            });
+            sources.push(Source {
+                file,
+                plane: p.clone(),
+            });
+        }
+    }
+    let planes: Vec<_> = sources.iter().map(|s| s.plane.plane).collect();
+    let geometry = stack(
+        path,
+        &planes,
+        &labels,
+        first.single_spacing,
+        opts.spacing_tolerance,
+    )?;
+
+    // Slice k of the volume is sources[order[k]]; decode file by file so an
+    // Enhanced object is opened once, files in parallel.
+    let per_slice = rows * cols;
+    let mut wanted: Vec<Vec<(usize, &PlaneRef)>> = vec![Vec::new(); files.len()];
+    for (k, &n) in geometry.order.iter().enumerate() {
+        wanted[sources[n].file].push((k, &sources[n].plane));
+    }
+    let decoded: Vec<Vec<(usize, Vec<T>)>> = {
+        use rayon::prelude::*;
+        files
+            .par_iter()
+            .zip(&infos)
+            .zip(&wanted)
+            .map(|((f, info), want)| decode_file(f, &info.format, want, complete))
+            .collect::<Result<_>>()?
+    };
+    let nz = geometry.order.len();
+    let mut data = vec![T::default(); per_slice * nz];
+    for (k, slice) in decoded.into_iter().flatten() {
+        data[k * per_slice..(k + 1) * per_slice].copy_from_slice(&slice);
+    }
+    let volume = Volume::new([cols, rows, nz], geometry.affine, data)?;
+
+    let first_file = &files[sources[geometry.order[0]].file];
+    let mut header = series_header(&Attrs::new(&first_file.path, &first_file.header));
+    header.slices = geometry
+        .order
+        .iter()
+        .map(|&n| {
+            let f = &files[sources[n].file];
+            slice_ref(&Attrs::new(&f.path, &f.header))
+        })
+        .collect();
+    tracing::debug!(
+        "{}: {} slices of {cols}x{rows}, gaps {:?}",
+        path.display(),
+        nz,
+        geometry.gaps
+    );
+    Ok((volume, header))
+}
+
+/// A file's name relative to the directory being read, for messages.
+fn name(root: &Path, file: &Path) -> String {
+    file.strip_prefix(root)
+        .ok()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(file)
+        .display()
+        .to_string()
+}
+
+/// Decodes the wanted frames of one file into rescaled voxel values.
+fn decode_file<T: Voxel>(
+    file: &Scanned,
+    format: &PixelFormat,
+    want: &[(usize, &PlaneRef)],
+    complete: bool,
+) -> Result<Vec<(usize, Vec<T>)>> {
+    if want.is_empty() {
+        return Ok(Vec::new());
+    }
+    let full;
+    let obj = if complete {
+        &file.header
+    } else {
+        full = open(&file.path, false)?;
+        &full
+    };
+    let source = PixelSource::of(&file.path, obj, format)?;
+    want.iter()
+        .map(|&(k, p)| {
+            let stored = source.frame(&file.path, obj, format, p.frame)?;
+            Ok((k, rescale(&file.path, &stored, p.rescale)?))
+        })
+        .collect()
+}
+
+/// Applies the Modality LUT and converts to `T`, refusing lossy integer
+/// conversions the way the NIfTI reader does.
+pub(crate) fn rescale<T: Voxel>(
+    path: &Path,
+    stored: &[f64],
+    (slope, intercept): (f64, f64),
+) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(stored.len());
+    for &s in stored {
+        let v = s * slope + intercept;
+        if !T::holds_exactly(v) {
+            return Err(Error::request(
+                path,
+                format!(
+                    "value {v} cannot be stored as {} without loss; read the image as float32",
+                    T::DTYPE.name()
+                ),
+            ));
+        }
+        out.push(T::from_f64(v));
+    }
+    Ok(out)
+}

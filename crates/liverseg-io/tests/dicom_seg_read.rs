@@ -1,0 +1,194 @@
+//! Reading DICOM Segmentation objects written by other software: dcmqi's
+//! liver SEG (pydicom's test data) and a highdicom SEG of series_ct5n.
+
+use liverseg_io::dicom::{self, ReadOptions};
+use liverseg_io::{Affine, Error};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn manifest(key: &str) -> Value {
+    let text = std::fs::read_to_string(fixture("manifest.json")).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    all[key].clone()
+}
+
+fn affine_from(v: &Value) -> Affine {
+    let mut m = [[0.0; 4]; 4];
+    for (r, row) in m.iter_mut().enumerate() {
+        for (c, x) in row.iter_mut().enumerate() {
+            *x = v[r][c].as_f64().unwrap();
+        }
+    }
+    Affine(m)
+}
+
+fn count(mask: &liverseg_io::Volume<u8>) -> usize {
+    mask.data().iter().filter(|&&v| v != 0).count()
+}
+
+#[test]
+fn dcmqi_liver_seg_on_its_own_grid_matches_pydicom() {
+    let m = manifest("dicom/liver_1frame.dcm");
+    let seg = dicom::read_seg(&fixture("dicom/liver_1frame.dcm"), None).unwrap();
+    assert_eq!(seg.segments.len(), 1);
+    let (desc, mask) = &seg.segments[0];
+    assert_eq!((desc.number, desc.label.as_str()), (1, "Liver"));
+    assert_eq!(desc.algorithm_type, "SEMIAUTOMATIC");
+    assert_eq!(mask.dims(), [512, 512, 1]);
+    assert!(
+        mask.affine().max_abs_diff(&affine_from(&m["affine_ras"])) < 1e-5,
+        "{:?}",
+        mask.affine()
+    );
+    assert_eq!(count(mask), 36233);
+    assert_eq!(
+        seg.referenced_series_instance_uid,
+        "1.2.392.200103.20080913.113635.1.2009.6.22.21.43.10.23430.1"
+    );
+    assert_eq!(seg.header.modality, "SEG");
+    assert_eq!(seg.label_map().unwrap().unwrap(), *mask);
+}
+
+#[test]
+fn liver_seg_lands_on_the_matching_slice_of_a_reference_grid() {
+    let own = affine_from(&manifest("dicom/liver_1frame.dcm")["affine_ras"]);
+    // The same in-plane grid, starting two 1 mm slices lower: the frame is
+    // slice 2 of 4.
+    let mut reference = own;
+    reference.0[2][3] -= 2.0;
+    let seg = dicom::read_seg(
+        &fixture("dicom/liver_1frame.dcm"),
+        Some(([512, 512, 4], &reference)),
+    )
+    .unwrap();
+    let mask = &seg.segments[0].1;
+    assert_eq!(mask.dims(), [512, 512, 4]);
+    let per_slice: Vec<usize> = mask
+        .data()
+        .chunks(512 * 512)
+        .map(|s| s.iter().filter(|&&v| v != 0).count())
+        .collect();
+    assert_eq!(per_slice, [0, 0, 36233, 0]);
+
+    // Half a voxel off in x: the reader must refuse rather than resample.
+    let mut shifted = reference;
+    shifted.0[0][3] += 0.4;
+    let e = dicom::read_seg(
+        &fixture("dicom/liver_1frame.dcm"),
+        Some(([512, 512, 4], &shifted)),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Request { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("not on a grid voxel; resampling is not supported"),
+        "{e}"
+    );
+    // Too few slices to hold it.
+    let e = dicom::read_seg(
+        &fixture("dicom/liver_1frame.dcm"),
+        Some(([512, 512, 2], &reference)),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("outside the grid's 2 slices"), "{e}");
+}
+
+/// The masks make_seg_ct5n.py wrote, for source image `n` in file-name
+/// order, row `r`, column `c`.
+fn expected(segment: usize, n: usize, r: usize, c: usize) -> bool {
+    match segment {
+        0 => (1..=3).contains(&n) && (r + 2 * c + n) % 5 == 0,
+        _ => n == 4 && (4..9).contains(&r) && (2..12).contains(&c),
+    }
+}
+
+#[test]
+fn highdicom_sparse_seg_on_the_series_grid() {
+    let (ct, header) =
+        dicom::read_with_header::<i16>(&fixture("dicom/series_ct5n"), &ReadOptions::default())
+            .unwrap();
+    let seg = dicom::read_seg(
+        &fixture("dicom/seg_ct5n.dcm"),
+        Some((ct.dims(), ct.affine())),
+    )
+    .unwrap();
+    assert_eq!(
+        seg.referenced_series_instance_uid,
+        header.series_instance_uid
+    );
+    let labels: Vec<&str> = seg.segments.iter().map(|(d, _)| d.label.as_str()).collect();
+    assert_eq!(labels, ["Liver", "Tumour"]);
+    let mut names: Vec<String> = header
+        .slices
+        .iter()
+        .map(|s| {
+            s.path
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let slice_names = names.clone();
+    names.sort();
+    for (segment, (_, mask)) in seg.segments.iter().enumerate() {
+        assert!(mask.same_grid(&ct, 0.0));
+        for (k, name) in slice_names.iter().enumerate() {
+            let n = names.iter().position(|x| x == name).unwrap();
+            for r in 0..16 {
+                for c in 0..16 {
+                    let want = u8::from(expected(segment, n, r, c));
+                    assert_eq!(
+                        mask.get(c, r, k),
+                        Some(want),
+                        "segment {segment} slice {k} ({name}) r{r} c{c}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(count(&seg.segments[1].1), 50);
+    let labels = seg.label_map().unwrap().unwrap();
+    assert_eq!(labels.data().iter().filter(|&&v| v == 2).count(), 50);
+}
+
+#[test]
+fn highdicom_seg_on_its_own_grid_spans_its_frames() {
+    let ct = dicom::read::<i16>(&fixture("dicom/series_ct5n"), &ReadOptions::default()).unwrap();
+    let seg = dicom::read_seg(&fixture("dicom/seg_ct5n.dcm"), None).unwrap();
+    let mask = &seg.segments[0].1;
+    // Frames sit on the lowest four slices of the series (the top one is
+    // empty for both segments), 2.5 mm apart.
+    assert_eq!(mask.dims(), [16, 16, 4]);
+    assert!(
+        mask.affine().max_abs_diff(ct.affine()) < 1e-5,
+        "{:?}",
+        mask.affine()
+    );
+    let on_ct = dicom::read_seg(
+        &fixture("dicom/seg_ct5n.dcm"),
+        Some((ct.dims(), ct.affine())),
+    )
+    .unwrap();
+    for (own, full) in seg.segments.iter().zip(&on_ct.segments) {
+        assert_eq!(own.1.data(), &full.1.data()[..16 * 16 * 4]);
+    }
+}
+
+#[test]
+fn images_are_not_segmentations() {
+    let e = dicom::read_seg(&fixture("dicom/CT_small.dcm"), None).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not a Segmentation object (SOPClassUID 1.2.840.10008.5.1.4.1.1.2)"),
+        "{e}"
+    );
+}
