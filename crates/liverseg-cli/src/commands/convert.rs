@@ -1,5 +1,6 @@
 //! `liverseg convert`: NIfTI ↔ DICOM CT series, DICOM SEG ↔ NIfTI label.
 
+use super::dicom;
 use crate::exit::bad_input;
 use crate::formats::{InputKind, detect, ensure_not_input, has_nifti_name};
 use anyhow::{Context, Result};
@@ -33,7 +34,7 @@ pub struct ConvertArgs {
 }
 
 impl ConvertArgs {
-    fn overwrite(&self) -> Overwrite {
+    pub(crate) fn overwrite(&self) -> Overwrite {
         if self.force {
             Overwrite::Allow
         } else {
@@ -92,11 +93,15 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     let kind = detect(&args.input)?;
     let out_nifti = has_nifti_name(&args.output);
     match kind {
-        InputKind::Nifti if out_nifti && !args.seg => nifti_to_nifti(args),
-        InputKind::Nifti | InputKind::DicomFile | InputKind::DicomDir => Err(bad_input(format!(
-            "{}: DICOM conversion is not supported yet",
-            args.input.display()
+        InputKind::Nifti if args.seg => dicom::nifti_to_seg(args),
+        InputKind::Nifti if out_nifti => nifti_to_nifti(args),
+        InputKind::Nifti => dicom::nifti_to_series(args),
+        InputKind::DicomFile | InputKind::DicomDir if !out_nifti => Err(bad_input(format!(
+            "{}: DICOM input converts to NIfTI: name the output .nii or .nii.gz",
+            args.output.display()
         ))),
+        InputKind::DicomFile if dicom::is_seg(&args.input)? => dicom::seg_to_nifti(args),
+        InputKind::DicomFile | InputKind::DicomDir => dicom::image_to_nifti(args),
     }
     .with_context(|| format!("converting {}", args.input.display()))
 }

@@ -44,7 +44,13 @@ pub struct Info {
 }
 
 impl Info {
-    fn new(format: &str, shape: Vec<usize>, affine: &Affine, dtype: &str, stats: Stats) -> Self {
+    pub(crate) fn new(
+        format: &str,
+        shape: Vec<usize>,
+        affine: &Affine,
+        dtype: &str,
+        stats: Stats,
+    ) -> Self {
         Info {
             format: format.into(),
             shape,
@@ -59,7 +65,7 @@ impl Info {
         }
     }
 
-    fn with(mut self, key: &str, value: impl Serialize) -> Self {
+    pub(crate) fn with(mut self, key: &str, value: impl Serialize) -> Self {
         self.extra
             .insert(key.into(), serde_json::to_value(value).unwrap_or_default());
         self
@@ -104,10 +110,7 @@ fn nifti_info(path: &Path) -> Result<Info> {
 pub fn gather(path: &Path) -> Result<Info> {
     match detect(path)? {
         InputKind::Nifti => nifti_info(path),
-        InputKind::DicomFile | InputKind::DicomDir => Err(crate::exit::bad_input(format!(
-            "{}: DICOM is not supported yet",
-            path.display()
-        ))),
+        InputKind::DicomFile | InputKind::DicomDir => crate::commands::dicom::info(path),
     }
 }
 

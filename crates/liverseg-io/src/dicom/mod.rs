@@ -82,12 +82,14 @@ mod attrs;
 mod frames;
 mod pixels;
 mod planes;
+mod probe;
 mod read;
 mod seg_read;
 mod series;
 mod stack;
 
 pub use frames::{Frames, read_frames};
+pub use probe::{DicomProbe, probe};
 pub use read::{ReadOptions, read, read_with_header};
 pub use seg_read::{SegmentDescription, Segmentation, read_seg};
 pub use series::{SeriesSummary, list_series};

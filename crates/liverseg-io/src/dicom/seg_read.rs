@@ -153,7 +153,9 @@ pub fn read_seg(path: &Path, reference: Option<([usize; 3], &Affine)>) -> Result
             ),
         ));
     }
-    let inverse = affine.inverse().ok_or(Error::BadAffine { affine })?;
+    let inverse = affine.inverse().ok_or(Error::BadAffine {
+        affine: Box::new(affine),
+    })?;
     let source = PixelSource::of(path, &obj, &info.format)?;
     let mut masks: Vec<Volume<u8>> = descriptions
         .iter()

@@ -248,7 +248,9 @@ pub(crate) fn stack(
     let lps = Affine::from_columns(cols, planes[order[0]].ipp);
     let affine = lps.lps_to_ras();
     if !affine.is_valid() {
-        return Err(Error::BadAffine { affine });
+        return Err(Error::BadAffine {
+            affine: Box::new(affine),
+        });
     }
     Ok(Stack {
         order,
