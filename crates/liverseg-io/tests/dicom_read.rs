@@ -210,7 +210,8 @@ fn series_selection_and_irregular_series_errors() {
         "{e}"
     );
 
-    // Two series and a file that is not DICOM: the caller must choose.
+    // Two series and a file that is not DICOM: without a UID the larger
+    // series (5 images against 1) is read.
     let two = tmp.path().join("two");
     std::fs::create_dir_all(two.join("sub")).unwrap();
     for f in files {
@@ -218,7 +219,14 @@ fn series_selection_and_irregular_series_errors() {
     }
     std::fs::copy(fixture("dicom/CT_small.dcm"), two.join("CT_small.dcm")).unwrap();
     std::fs::write(two.join("notes.txt"), "not DICOM").unwrap();
-    let e = dicom::read::<f32>(&two, &ReadOptions::default()).unwrap_err();
+    let largest = dicom::read::<f32>(&two, &ReadOptions::default()).unwrap();
+    assert_eq!(largest.dims(), [16, 16, 5]);
+    // Two series of the same size are ambiguous: the error lists both.
+    let tie = tmp.path().join("tie");
+    std::fs::create_dir_all(&tie).unwrap();
+    std::fs::copy(fixture("dicom/CT_small.dcm"), tie.join("a.dcm")).unwrap();
+    std::fs::copy(fixture("dicom/MR_small.dcm"), tie.join("b.dcm")).unwrap();
+    let e = dicom::read::<f32>(&tie, &ReadOptions::default()).unwrap_err();
     assert!(matches!(e, Error::Request { .. }), "{e:?}");
     assert!(e.to_string().contains("holds 2 image series"), "{e}");
 

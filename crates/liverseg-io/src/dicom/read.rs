@@ -19,8 +19,9 @@ use std::path::Path;
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
     /// Which series to read when a directory holds several image series.
-    /// Without it a directory must hold exactly one (Segmentation series
-    /// beside it are ignored).
+    /// Without it the series with the most images is read (Segmentation
+    /// series beside it are ignored); a tie for the most is an error that
+    /// lists the series.
     pub series_instance_uid: Option<String>,
     /// How far any slice may lie from a regular grid, as a fraction of the
     /// mean slice spacing, before the series is rejected as irregular.

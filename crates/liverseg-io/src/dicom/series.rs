@@ -185,15 +185,32 @@ pub(crate) fn select(dir: &Path, uid: Option<&str>) -> Result<Vec<Scanned>> {
                     ));
                 }
                 many => {
-                    let have: Vec<String> = many.iter().map(|s| describe(s)).collect();
-                    return Err(Error::request(
-                        dir,
-                        format!(
-                            "holds {} image series; choose one by SeriesInstanceUID: {}",
-                            many.len(),
-                            have.join(", ")
-                        ),
-                    ));
+                    // The series with the most images, as dcm2niix users
+                    // expect from "the scan" in a study folder (localisers
+                    // and dose reports are small). A tie is ambiguous.
+                    let most = many.iter().map(|s| s.files.len()).max().unwrap_or(0);
+                    let top: Vec<&&SeriesSummary> =
+                        many.iter().filter(|s| s.files.len() == most).collect();
+                    if let [one] = top.as_slice() {
+                        tracing::info!(
+                            dir = %dir.display(),
+                            chosen = %describe(one),
+                            others = many.len() - 1,
+                            "several image series: reading the largest"
+                        );
+                        **one
+                    } else {
+                        let have: Vec<String> = many.iter().map(|s| describe(s)).collect();
+                        return Err(Error::request(
+                            dir,
+                            format!(
+                                "holds {} image series, {} of them with {most} images; choose one by SeriesInstanceUID: {}",
+                                many.len(),
+                                top.len(),
+                                have.join(", ")
+                            ),
+                        ));
+                    }
                 }
             }
         }
