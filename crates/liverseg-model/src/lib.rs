@@ -23,6 +23,7 @@ mod conv;
 mod error;
 mod layers;
 mod loss;
+mod sliding;
 mod unet;
 
 pub use conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
@@ -31,5 +32,9 @@ pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};
 pub use loss::{
     DiceCeConfig, DiceLossConfig, LossActivation, cross_entropy, deep_supervision_loss,
     deep_supervision_weights, dice_ce_loss, dice_loss, one_hot, weighted_dice_loss,
+};
+pub use sliding::{
+    BlendMode, SlidingWindowConfig, flip, importance_map, mirror_tta, sliding_window_inference,
+    window_starts,
 };
 pub use unet::{Act, Norm, UNet, UNetConfig};
