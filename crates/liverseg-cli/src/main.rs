@@ -28,6 +28,8 @@ enum Command {
     Info(commands::info::InfoArgs),
     /// Convert between NIfTI, DICOM CT series and DICOM SEG.
     Convert(commands::convert::ConvertArgs),
+    /// Turn a MONAI UNet state_dict (.pth) into a self-describing liverseg model file.
+    ImportMonai(commands::import_monai::ImportArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(args) => commands::info::run(&args),
         Command::Convert(args) => commands::convert::run(&args),
+        Command::ImportMonai(args) => commands::import_monai::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -149,3 +149,37 @@ fn bad_input_exits_2_with_a_message_naming_the_file() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!out.exists(), "no output left behind");
 }
+
+#[test]
+fn import_monai_writes_a_self_describing_model_file() {
+    let pth =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../liverseg-model/tests/golden/unet_small.pth");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let p = pth.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    // The tutorial defaults do not fit this small network: bad input.
+    let r = liverseg(&["import-monai", p, "--out", o]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(stderr(&r).contains("weights do not fit"), "{}", stderr(&r));
+    assert!(!out.exists());
+    let args = [
+        "import-monai",
+        p,
+        "--out",
+        o,
+        "--channels",
+        "4,8,16",
+        "--strides",
+        "2,2",
+        "--norm",
+        "instance",
+    ];
+    let r = liverseg(&args);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let file = liverseg_model::ModelFile::load(&out, &candle_core::Device::Cpu).unwrap();
+    let liverseg_model::Architecture::MonaiUnet(cfg) = file.architecture;
+    assert_eq!(cfg.channels, vec![4, 8, 16]);
+    let r = liverseg(&args);
+    assert_eq!(r.status.code(), Some(2), "no overwrite without --force");
+}

@@ -10,6 +10,9 @@ pub enum Error {
     /// A layer or network configuration is invalid.
     #[error("invalid model configuration: {0}")]
     Config(String),
+    /// A model file is missing, unreadable or does not fit its architecture.
+    #[error("{0}")]
+    File(String),
     /// candle reported an error.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

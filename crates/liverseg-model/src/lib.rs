@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod checkpoint;
 mod conv;
 mod error;
 mod layers;
@@ -26,6 +27,10 @@ mod loss;
 mod sliding;
 mod unet;
 
+pub use checkpoint::{
+    ARCHITECTURE_KEY, Architecture, FORMAT_KEY, FORMAT_VERSION, ModelFile, check_parameters,
+    import_monai, save,
+};
 pub use conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
 pub use error::{Error, Result};
 pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};

@@ -2,4 +2,5 @@
 
 pub mod convert;
 pub mod dicom;
+pub mod import_monai;
 pub mod info;

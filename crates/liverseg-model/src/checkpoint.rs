@@ -1,0 +1,221 @@
+//! Self-describing model files: safetensors weights with the architecture
+//! in the file's metadata, and import of MONAI `state_dict` checkpoints.
+
+use crate::unet::{UNet, UNetConfig};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Metadata key holding the architecture as JSON.
+pub const ARCHITECTURE_KEY: &str = "liverseg.architecture";
+/// Metadata key holding the file format version.
+pub const FORMAT_KEY: &str = "liverseg.format";
+/// The current file format version.
+pub const FORMAT_VERSION: &str = "1";
+
+/// The network a model file holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Architecture {
+    /// MONAI's `UNet` with this configuration.
+    MonaiUnet(UNetConfig),
+}
+
+impl Architecture {
+    /// Parameter names and shapes a network of this architecture has.
+    pub fn parameter_shapes(&self) -> Result<BTreeMap<String, Vec<usize>>> {
+        let varmap = VarMap::new();
+        match self {
+            Architecture::MonaiUnet(cfg) => {
+                UNet::new(
+                    cfg,
+                    VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+                )?;
+            }
+        }
+        let vars = varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::Config("variable map poisoned".into()))?;
+        Ok(vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().dims().to_vec()))
+            .collect())
+    }
+}
+
+fn file_error(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::File(format!("{}: {what}", path.display()))
+}
+
+/// Checks that `tensors` holds exactly the parameters of `arch` with the
+/// right shapes; the error lists every missing, unexpected and mismatched
+/// name.
+pub fn check_parameters(
+    path: &Path,
+    arch: &Architecture,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<()> {
+    let want = arch.parameter_shapes()?;
+    let mut problems = Vec::new();
+    for (name, shape) in &want {
+        match tensors.get(name) {
+            None => problems.push(format!("missing {name}")),
+            Some(t) if t.dims() != shape.as_slice() => problems.push(format!(
+                "{name} has shape {:?}, the architecture needs {shape:?}",
+                t.dims()
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in tensors.keys().filter(|n| !want.contains_key(*n)) {
+        problems.push(format!("unexpected {name}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        problems.sort();
+        let n = problems.len();
+        problems.truncate(8);
+        Err(file_error(
+            path,
+            format!(
+                "weights do not fit the architecture ({n} problems): {}",
+                problems.join("; ")
+            ),
+        ))
+    }
+}
+
+/// Writes weights and architecture to a safetensors file, atomically
+/// (temporary file beside it, then rename). Refuses to replace an existing
+/// file unless `overwrite`.
+pub fn save(
+    path: &Path,
+    arch: &Architecture,
+    tensors: &HashMap<String, Tensor>,
+    overwrite: bool,
+) -> Result<()> {
+    if !overwrite && path.exists() {
+        return Err(file_error(
+            path,
+            "already exists (pass --force to replace it)",
+        ));
+    }
+    let mut meta = HashMap::new();
+    meta.insert(FORMAT_KEY.to_string(), FORMAT_VERSION.to_string());
+    meta.insert(
+        ARCHITECTURE_KEY.to_string(),
+        serde_json::to_string(arch).map_err(|e| Error::Config(e.to_string()))?,
+    );
+    let tensors: BTreeMap<&String, Tensor> = tensors
+        .iter()
+        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?.contiguous()?)))
+        .collect::<candle_core::Result<_>>()?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = safetensors::serialize_to_file(
+        tensors.iter().map(|(k, v)| (k.as_str(), v)),
+        Some(meta),
+        &tmp,
+    )
+    .map_err(|e| file_error(path, format!("cannot write: {e}")))
+    .and_then(|()| {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| file_error(path, format!("cannot write: {e}")))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A model file's architecture and weights.
+#[derive(Debug)]
+pub struct ModelFile {
+    /// The network.
+    pub architecture: Architecture,
+    /// Its parameters by name.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl ModelFile {
+    /// Reads a liverseg safetensors model file.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let bytes =
+            std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| file_error(path, format!("not a safetensors file: {e}")))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let arch_json = meta.get(ARCHITECTURE_KEY).ok_or_else(|| {
+            file_error(path, "has no liverseg architecture metadata; import MONAI weights with `liverseg import-monai`")
+        })?;
+        let architecture: Architecture = serde_json::from_str(arch_json)
+            .map_err(|e| file_error(path, format!("bad architecture metadata: {e}")))?;
+        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+            .map_err(|e| file_error(path, format!("cannot read tensors: {e}")))?;
+        check_parameters(path, &architecture, &tensors)?;
+        Ok(ModelFile {
+            architecture,
+            tensors,
+        })
+    }
+
+    /// Builds the network with these weights.
+    pub fn unet(&self, device: &Device) -> Result<UNet> {
+        match &self.architecture {
+            Architecture::MonaiUnet(cfg) => UNet::new(
+                cfg,
+                VarBuilder::from_tensors(self.tensors.clone(), DType::F32, device),
+            ),
+        }
+    }
+}
+
+/// Reads a MONAI checkpoint: a `state_dict` saved with `torch.save` (or a
+/// dict holding one under `state_dict`/`model`), or a safetensors file of
+/// the same names. `num_batches_tracked` counters are dropped; the names
+/// and shapes must then be exactly those of `arch`.
+pub fn import_monai(path: &Path, arch: &Architecture) -> Result<HashMap<String, Tensor>> {
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    let list: Vec<(String, Tensor)> = if is_safetensors {
+        candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| file_error(path, format!("cannot read: {e}")))?
+            .into_iter()
+            .collect()
+    } else {
+        let mut found = None;
+        for key in [None, Some("state_dict"), Some("model")] {
+            if let Ok(v) = candle_core::pickle::read_all_with_key(path, key)
+                && !v.is_empty()
+            {
+                found = Some(v);
+                break;
+            }
+        }
+        found.ok_or_else(|| {
+            file_error(
+                path,
+                "not a PyTorch state_dict (torch.save of model.state_dict())",
+            )
+        })?
+    };
+    let mut tensors = HashMap::new();
+    for (name, t) in list {
+        let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        tensors.insert(name, t.to_dtype(DType::F32)?);
+    }
+    check_parameters(path, arch, &tensors)?;
+    Ok(tensors)
+}
