@@ -73,6 +73,7 @@ mod attrs;
 mod frames;
 mod pixels;
 mod planes;
+mod prescan;
 mod read;
 mod seg_read;
 mod series;
