@@ -244,6 +244,42 @@ fn series_selection_and_irregular_series_errors() {
         "{e}"
     );
 
+    // A SEG beside its images does not count as a second image series.
+    let with_seg = tmp.path().join("with_seg");
+    std::fs::create_dir(&with_seg).unwrap();
+    for f in files {
+        std::fs::copy(src.join(f), with_seg.join(f)).unwrap();
+    }
+    std::fs::copy(fixture("dicom/seg_ct5n.dcm"), with_seg.join("seg.dcm")).unwrap();
+    assert_eq!(
+        dicom::read::<f32>(&with_seg, &ReadOptions::default()).unwrap(),
+        direct
+    );
+    let listed = dicom::list_series(&with_seg).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| s.is_segmentation())
+            .collect::<Vec<_>>(),
+        [false, true]
+    );
+
+    // A damaged slice is an error naming it, not a slice quietly left out.
+    let mut bytes = std::fs::read(src.join("3353")).unwrap();
+    bytes.truncate(bytes.len() - 100);
+    std::fs::write(with_seg.join("3353"), bytes).unwrap();
+    let e = dicom::read::<f32>(&with_seg, &ReadOptions::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("3353: pixel data has 412 bytes, 512 expected"),
+        "{e}"
+    );
+    let mut bytes = std::fs::read(src.join("2062")).unwrap();
+    bytes[700..708].copy_from_slice(&[0xFF; 8]);
+    std::fs::write(with_seg.join("2062"), bytes).unwrap();
+    let e = dicom::read::<f32>(&with_seg, &ReadOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("2062: "), "{e}");
+
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     std::fs::write(empty.join("a.txt"), "x").unwrap();
