@@ -312,6 +312,49 @@ fn enhanced_ct_from_highdicom_equals_the_series() {
         header.slices[0].sop_instance_uid,
         "1.2.826.0.1.3680043.8.498.1002"
     );
+
+    // The same frames RLE-compressed one fragment per frame: each frame must
+    // be decoded from its own fragment.
+    let rle = dicom::read::<f32>(
+        &fixture("dicom/enhanced_ct5n_rle.dcm"),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(rle, vol);
+}
+
+#[test]
+fn rescale_is_applied_per_file() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    // Give one slice an intercept of -1000 instead of -1024: its HU, and
+    // only its, move up by 24.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture("dicom/series_ct5n");
+    for f in ["2062", "2392", "2693", "3023", "3353"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    let mut obj = dicom_object::open_file(src.join("2693")).unwrap();
+    obj.put(DataElement::new(
+        tags::RESCALE_INTERCEPT,
+        VR::DS,
+        PrimitiveValue::from("-1000"),
+    ));
+    std::fs::remove_file(tmp.path().join("2693")).unwrap();
+    obj.write_to_file(tmp.path().join("2693")).unwrap();
+
+    let (orig, header) = dicom::read_with_header::<i16>(&src, &ReadOptions::default()).unwrap();
+    let changed = dicom::read::<i16>(tmp.path(), &ReadOptions::default()).unwrap();
+    let k = header
+        .slices
+        .iter()
+        .position(|s| s.path.as_ref().unwrap().ends_with("2693"))
+        .unwrap();
+    let n = 16 * 16;
+    for (i, (a, b)) in orig.data().iter().zip(changed.data()).enumerate() {
+        let want = if i / n == k { a + 24 } else { *a };
+        assert_eq!(*b, want, "voxel {i} (slice {})", i / n);
+    }
 }
 
 #[test]
