@@ -435,14 +435,14 @@ fn integer_reads_refuse_lossy_values_and_bad_paths_are_reported() {
     );
 }
 
-/// Reads the series directory `series` (under fixtures) and checks the world position of
-/// every voxel against dcm2niix's conversion of the same directory.
-fn assert_matches_dcm2niix(series: &str) {
+/// Reads the directory `series` and checks the value at the world position
+/// of every voxel against dcm2niix's conversion of the same directory.
+fn assert_matches_dcm2niix(series: &Path) {
     let tmp = tempfile::tempdir().unwrap();
     let status = std::process::Command::new("dcm2niix")
         .args(["-z", "n", "-b", "n", "-f", "out", "-o"])
         .arg(tmp.path())
-        .arg(fixture(series))
+        .arg(series)
         .output()
         .unwrap();
     assert!(
@@ -452,7 +452,7 @@ fn assert_matches_dcm2niix(series: &str) {
     );
     let theirs: Volume<f32> =
         nifti::read(&tmp.path().join("out.nii"), &nifti::ReadOptions::default()).unwrap();
-    let ours = dicom::read::<f32>(&fixture(series), &ReadOptions::default()).unwrap();
+    let ours = dicom::read::<f32>(series, &ReadOptions::default()).unwrap();
     assert_eq!(theirs.len(), ours.len());
     let mut sorted_ours = ours.spacing();
     let mut sorted_theirs = theirs.spacing();
@@ -544,7 +544,7 @@ fn oblique_non_square_series_keeps_rows_columns_and_slices_apart() {
 #[test]
 fn oblique_series_agrees_with_dcm2niix_voxel_for_voxel() {
     if have_tool("dcm2niix", "-v") {
-        assert_matches_dcm2niix("dicom/oblique_series");
+        assert_matches_dcm2niix(&fixture("dicom/oblique_series"));
     }
 }
 
@@ -554,6 +554,17 @@ fn oblique_series_agrees_with_dcm2niix_voxel_for_voxel() {
 #[test]
 fn series_agrees_with_dcm2niix_voxel_for_voxel() {
     if have_tool("dcm2niix", "-v") {
-        assert_matches_dcm2niix("dicom/series_ct5n");
+        assert_matches_dcm2niix(&fixture("dicom/series_ct5n"));
+    }
+}
+
+#[test]
+fn enhanced_object_agrees_with_dcm2niix_voxel_for_voxel() {
+    if have_tool("dcm2niix", "-v") {
+        let dir = tempfile::tempdir().unwrap();
+        // The uncompressed copy: dcm2niix v1.0.20220720 decodes the RLE one
+        // into wrong values (it warns that its decompression is new).
+        std::fs::copy(fixture("dicom/enhanced_ct5n.dcm"), dir.path().join("e.dcm")).unwrap();
+        assert_matches_dcm2niix(dir.path());
     }
 }
