@@ -252,6 +252,42 @@ fn series_selection_and_irregular_series_errors() {
         "{e}"
     );
 
+    // A SEG beside its images does not count as a second image series.
+    let with_seg = tmp.path().join("with_seg");
+    std::fs::create_dir(&with_seg).unwrap();
+    for f in files {
+        std::fs::copy(src.join(f), with_seg.join(f)).unwrap();
+    }
+    std::fs::copy(fixture("dicom/seg_ct5n.dcm"), with_seg.join("seg.dcm")).unwrap();
+    assert_eq!(
+        dicom::read::<f32>(&with_seg, &ReadOptions::default()).unwrap(),
+        direct
+    );
+    let listed = dicom::list_series(&with_seg).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| s.is_segmentation())
+            .collect::<Vec<_>>(),
+        [false, true]
+    );
+
+    // A damaged slice is an error naming it, not a slice quietly left out.
+    let mut bytes = std::fs::read(src.join("3353")).unwrap();
+    bytes.truncate(bytes.len() - 100);
+    std::fs::write(with_seg.join("3353"), bytes).unwrap();
+    let e = dicom::read::<f32>(&with_seg, &ReadOptions::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("3353: pixel data has 412 bytes, 512 expected"),
+        "{e}"
+    );
+    let mut bytes = std::fs::read(src.join("2062")).unwrap();
+    bytes[700..708].copy_from_slice(&[0xFF; 8]);
+    std::fs::write(with_seg.join("2062"), bytes).unwrap();
+    let e = dicom::read::<f32>(&with_seg, &ReadOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("2062: "), "{e}");
+
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     std::fs::write(empty.join("a.txt"), "x").unwrap();
@@ -284,6 +320,49 @@ fn enhanced_ct_from_highdicom_equals_the_series() {
         header.slices[0].sop_instance_uid,
         "1.2.826.0.1.3680043.8.498.1002"
     );
+
+    // The same frames RLE-compressed one fragment per frame: each frame must
+    // be decoded from its own fragment.
+    let rle = dicom::read::<f32>(
+        &fixture("dicom/enhanced_ct5n_rle.dcm"),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(rle, vol);
+}
+
+#[test]
+fn rescale_is_applied_per_file() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    // Give one slice an intercept of -1000 instead of -1024: its HU, and
+    // only its, move up by 24.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture("dicom/series_ct5n");
+    for f in ["2062", "2392", "2693", "3023", "3353"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    let mut obj = dicom_object::open_file(src.join("2693")).unwrap();
+    obj.put(DataElement::new(
+        tags::RESCALE_INTERCEPT,
+        VR::DS,
+        PrimitiveValue::from("-1000"),
+    ));
+    std::fs::remove_file(tmp.path().join("2693")).unwrap();
+    obj.write_to_file(tmp.path().join("2693")).unwrap();
+
+    let (orig, header) = dicom::read_with_header::<i16>(&src, &ReadOptions::default()).unwrap();
+    let changed = dicom::read::<i16>(tmp.path(), &ReadOptions::default()).unwrap();
+    let k = header
+        .slices
+        .iter()
+        .position(|s| s.path.as_ref().unwrap().ends_with("2693"))
+        .unwrap();
+    let n = 16 * 16;
+    for (i, (a, b)) in orig.data().iter().zip(changed.data()).enumerate() {
+        let want = if i / n == k { a + 24 } else { *a };
+        assert_eq!(*b, want, "voxel {i} (slice {})", i / n);
+    }
 }
 
 #[test]
@@ -364,14 +443,14 @@ fn integer_reads_refuse_lossy_values_and_bad_paths_are_reported() {
     );
 }
 
-/// Reads the series directory `series` (under fixtures) and checks the world position of
-/// every voxel against dcm2niix's conversion of the same directory.
-fn assert_matches_dcm2niix(series: &str) {
+/// Reads the directory `series` and checks the value at the world position
+/// of every voxel against dcm2niix's conversion of the same directory.
+fn assert_matches_dcm2niix(series: &Path) {
     let tmp = tempfile::tempdir().unwrap();
     let status = std::process::Command::new("dcm2niix")
         .args(["-z", "n", "-b", "n", "-f", "out", "-o"])
         .arg(tmp.path())
-        .arg(fixture(series))
+        .arg(series)
         .output()
         .unwrap();
     assert!(
@@ -381,7 +460,7 @@ fn assert_matches_dcm2niix(series: &str) {
     );
     let theirs: Volume<f32> =
         nifti::read(&tmp.path().join("out.nii"), &nifti::ReadOptions::default()).unwrap();
-    let ours = dicom::read::<f32>(&fixture(series), &ReadOptions::default()).unwrap();
+    let ours = dicom::read::<f32>(series, &ReadOptions::default()).unwrap();
     assert_eq!(theirs.len(), ours.len());
     let mut sorted_ours = ours.spacing();
     let mut sorted_theirs = theirs.spacing();
@@ -473,7 +552,7 @@ fn oblique_non_square_series_keeps_rows_columns_and_slices_apart() {
 #[test]
 fn oblique_series_agrees_with_dcm2niix_voxel_for_voxel() {
     if have_tool("dcm2niix", "-v") {
-        assert_matches_dcm2niix("dicom/oblique_series");
+        assert_matches_dcm2niix(&fixture("dicom/oblique_series"));
     }
 }
 
@@ -483,6 +562,17 @@ fn oblique_series_agrees_with_dcm2niix_voxel_for_voxel() {
 #[test]
 fn series_agrees_with_dcm2niix_voxel_for_voxel() {
     if have_tool("dcm2niix", "-v") {
-        assert_matches_dcm2niix("dicom/series_ct5n");
+        assert_matches_dcm2niix(&fixture("dicom/series_ct5n"));
+    }
+}
+
+#[test]
+fn enhanced_object_agrees_with_dcm2niix_voxel_for_voxel() {
+    if have_tool("dcm2niix", "-v") {
+        let dir = tempfile::tempdir().unwrap();
+        // The uncompressed copy: dcm2niix v1.0.20220720 decodes the RLE one
+        // into wrong values (it warns that its decompression is new).
+        std::fs::copy(fixture("dicom/enhanced_ct5n.dcm"), dir.path().join("e.dcm")).unwrap();
+        assert_matches_dcm2niix(dir.path());
     }
 }

@@ -192,3 +192,29 @@ fn images_are_not_segmentations() {
         "{e}"
     );
 }
+
+#[test]
+fn label_map_refuses_overlapping_segments() {
+    let mut seg = dicom::read_seg(&fixture("dicom/seg_ct5n.dcm"), None).unwrap();
+    // Separate segments merge into labels 1 and 2.
+    let labels = seg.label_map().unwrap().unwrap();
+    assert_eq!(
+        labels.data().iter().filter(|&&v| v == 1).count(),
+        count(&seg.segments[0].1)
+    );
+    // Make segment 2 cover one voxel of segment 1.
+    let at = seg.segments[0]
+        .1
+        .data()
+        .iter()
+        .position(|&v| v == 1)
+        .unwrap();
+    seg.segments[1].1.data_mut()[at] = 1;
+    let e = seg.label_map().unwrap_err();
+    assert!(matches!(e, Error::Request { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .ends_with("seg_ct5n.dcm: segments 1 and 2 overlap; use the separate masks"),
+        "{e}"
+    );
+}

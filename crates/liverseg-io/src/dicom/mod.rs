@@ -82,6 +82,7 @@ mod attrs;
 mod frames;
 mod pixels;
 mod planes;
+mod prescan;
 mod probe;
 mod read;
 mod seg_read;

@@ -4,6 +4,7 @@
 
 use super::attrs::{Attrs, error_chain, functional_group};
 use super::pixels::PixelFormat;
+use super::prescan::check_lengths;
 use super::stack::Plane;
 use crate::{Error, Result};
 use dicom_dictionary_std::tags;
@@ -13,6 +14,8 @@ use std::path::Path;
 /// Opens a DICOM file. With `header_only`, parsing stops before the pixel
 /// data, which is all a directory scan needs.
 pub(crate) fn open(path: &Path, header_only: bool) -> Result<DefaultDicomObject> {
+    // Damaged lengths are caught here before the parser allocates them.
+    check_lengths(path, header_only)?;
     let mut options = OpenFileOptions::new();
     if header_only {
         options = options.read_until(tags::PIXEL_DATA);
@@ -28,57 +31,11 @@ pub(crate) fn open(path: &Path, header_only: bool) -> Result<DefaultDicomObject>
         })?;
     opened.map_err(|e| match e {
         dicom_object::ReadError::OpenFile { source, .. } => Error::io(path, "cannot open", source),
-        other => {
-            // The parser's message for a file cut short inside the pixel
-            // data is about token positions; when the header reads fine,
-            // say in pixel-data terms what is missing instead.
-            if !header_only
-                && open(path, true).is_ok()
-                && let Some((have, want)) =
-                    std::fs::read(path).ok().and_then(|b| short_pixel_data(&b))
-            {
-                return Error::invalid(
-                    path,
-                    format!("pixel data has {have} bytes, {want} expected"),
-                );
-            }
-            Error::invalid(
-                path,
-                format!("not a readable DICOM file: {}", error_chain(&other)),
-            )
-        }
+        other => Error::invalid(
+            path,
+            format!("not a readable DICOM file: {}", error_chain(&other)),
+        ),
     })
-}
-
-/// Finds a top-level PixelData element (explicit or implicit VR, either
-/// byte order) whose declared length runs past the end of the file, and
-/// returns the bytes present and the bytes declared. The element is the
-/// last (7FE0,0010) tag in the file, since pixel data ends a data set.
-fn short_pixel_data(bytes: &[u8]) -> Option<(usize, u64)> {
-    let le = [0xE0, 0x7F, 0x10, 0x00];
-    let be = [0x7F, 0xE0, 0x00, 0x10];
-    let at = bytes.windows(4).rposition(|w| w == le || w == be)?;
-    let big = bytes[at..at + 4] == be;
-    let rest = &bytes[at + 4..];
-    let read_u32 = |b: &[u8]| -> Option<u64> {
-        let four: [u8; 4] = b.get(..4)?.try_into().ok()?;
-        Some(u64::from(if big {
-            u32::from_be_bytes(four)
-        } else {
-            u32::from_le_bytes(four)
-        }))
-    };
-    // Explicit VR: "OB"/"OW" then two reserved bytes and a 32-bit length.
-    let (len, header) = match rest.get(..2) {
-        Some(b"OB") | Some(b"OW") | Some(b"UN") => (read_u32(rest.get(4..)?)?, 12),
-        _ => (read_u32(rest)?, 8),
-    };
-    // Undefined length (encapsulated) is not a simple byte count.
-    if len == u64::from(u32::MAX) {
-        return None;
-    }
-    let have = bytes.len().checked_sub(at + header)?;
-    (len > have as u64).then_some((have, len))
 }
 
 /// One image plane of a file: which frame, where it is, how to rescale it.
@@ -232,24 +189,4 @@ fn classic_plane(a: &Attrs<'_>) -> Result<Plane> {
             .floats_n::<2>(tags::PIXEL_SPACING)?
             .ok_or_else(|| missing("PixelSpacing (0028,0030)"))?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_pixel_data_reads_explicit_and_implicit_headers() {
-        let mut explicit = vec![0u8; 10];
-        explicit.extend([0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0, 0x00, 0x20, 0, 0]);
-        explicit.extend([7u8; 100]);
-        assert_eq!(short_pixel_data(&explicit), Some((100, 8192)));
-        let mut implicit = vec![0xE0, 0x7F, 0x10, 0x00, 0x10, 0, 0, 0];
-        implicit.extend([1u8; 16]);
-        assert_eq!(short_pixel_data(&implicit), None);
-        implicit.pop();
-        assert_eq!(short_pixel_data(&implicit), Some((15, 16)));
-        let big = [0x7F, 0xE0, 0x00, 0x10, b'O', b'W', 0, 0, 0, 0, 0, 4, 1, 2];
-        assert_eq!(short_pixel_data(&big), Some((2, 4)));
-    }
 }

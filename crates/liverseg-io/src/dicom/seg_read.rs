@@ -137,12 +137,23 @@ pub fn read_seg(path: &Path, reference: Option<([usize; 3], &Affine)>) -> Result
     let planes: Vec<Plane> = info.planes.iter().map(|p| p.plane).collect();
     let (dims, affine) = match reference {
         Some((dims, affine)) => (dims, *affine),
-        None => own_grid(
-            path,
-            &planes,
-            [info.format.cols, info.format.rows],
-            info.single_spacing,
-        )?,
+        None => {
+            // SpacingBetweenSlices sits in the Pixel Measures macro, shared
+            // or (rarely) per frame; the first frame's value stands for all.
+            let first_item = per_frame.first().map(|o| Attrs::new(path, o));
+            let between =
+                functional_group(&top, first_item.as_ref(), tags::PIXEL_MEASURES_SEQUENCE)
+                    .map(|m| m.float(tags::SPACING_BETWEEN_SLICES))
+                    .transpose()?
+                    .flatten();
+            own_grid(
+                path,
+                &planes,
+                [info.format.cols, info.format.rows],
+                between,
+                info.single_spacing,
+            )?
+        }
     };
     if [info.format.cols, info.format.rows] != [dims[0], dims[1]] {
         return Err(Error::request(
@@ -271,13 +282,15 @@ fn slice_on_grid(
 
 /// The smallest regular grid holding every frame: in-plane geometry of the
 /// first frame, slices along its normal from the lowest to the highest
-/// frame position, spaced by `spacing` when positive, else by the smallest
-/// distance between distinct frame positions.
+/// frame position, spaced by SpacingBetweenSlices (`between`) when given,
+/// else by the smallest distance between distinct frame positions, else
+/// (all frames at one position) by `fallback`.
 fn own_grid(
     path: &Path,
     planes: &[Plane],
     [cols, rows]: [usize; 2],
-    spacing: f64,
+    between: Option<f64>,
+    fallback: f64,
 ) -> Result<([usize; 3], Affine)> {
     let Some(first) = planes.first() else {
         return Err(Error::invalid(path, "the Segmentation has no frames"));
@@ -288,16 +301,15 @@ fn own_grid(
     positions.sort_by(f64::total_cmp);
     positions.dedup_by(|a, b| (*a - *b).abs() < 1e-3);
     let (low, high) = (positions[0], positions[positions.len() - 1]);
-    let step = if spacing > 0.0 && spacing.is_finite() {
-        spacing
-    } else {
-        positions
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .fold(f64::INFINITY, f64::min)
-            .min(f64::MAX)
+    let smallest_gap = positions
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f64::INFINITY, f64::min);
+    let step = match between {
+        Some(b) if b > 0.0 && b.is_finite() => b,
+        _ if smallest_gap.is_finite() => smallest_gap,
+        _ => fallback,
     };
-    let step = if step.is_finite() { step } else { 1.0 };
     let count = ((high - low) / step).round();
     if count > 100_000.0 {
         return Err(Error::invalid(
@@ -321,4 +333,53 @@ fn own_grid(
     ];
     let affine = Affine::from_columns(cols_dirs, origin).lps_to_ras();
     Ok(([cols, rows, count as usize + 1], affine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane(z: f64) -> Plane {
+        Plane {
+            iop: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            ipp: [-10.0, 20.0, z],
+            pixel_spacing: [0.5, 0.25],
+        }
+    }
+
+    #[test]
+    fn own_grid_steps_by_the_smallest_gap_without_spacing_between_slices() {
+        // Frames at 7.5, 0 and 2.5 (two segments share 2.5); 5.0 has none.
+        let planes = [plane(7.5), plane(0.0), plane(2.5), plane(2.5)];
+        let (dims, affine) = own_grid(Path::new("s"), &planes, [3, 2], None, 1.0).unwrap();
+        assert_eq!(dims, [3, 2, 4]);
+        assert_eq!(affine.column(2), [0.0, 0.0, 2.5]);
+        assert_eq!(affine.origin(), [10.0, -20.0, 0.0]);
+        let inverse = affine.inverse().unwrap();
+        let k: Vec<usize> = planes
+            .iter()
+            .map(|p| slice_on_grid(p, &affine, &inverse, dims).unwrap())
+            .collect();
+        assert_eq!(k, [3, 0, 1, 1]);
+
+        // SpacingBetweenSlices wins when given; one position uses the fallback.
+        let (dims, _) = own_grid(Path::new("s"), &planes, [3, 2], Some(1.25), 1.0).unwrap();
+        assert_eq!(dims[2], 7);
+        let (dims, affine) = own_grid(Path::new("s"), &planes[1..2], [3, 2], None, 3.0).unwrap();
+        assert_eq!((dims[2], affine.column(2)), (1, [0.0, 0.0, 3.0]));
+    }
+
+    #[test]
+    fn frames_off_the_grid_say_why() {
+        let (dims, affine) = own_grid(Path::new("s"), &[plane(0.0)], [3, 2], None, 1.0).unwrap();
+        let inverse = affine.inverse().unwrap();
+        let mut shifted = plane(0.0);
+        shifted.ipp[0] += 0.1;
+        let why = slice_on_grid(&shifted, &affine, &inverse, dims).unwrap_err();
+        assert!(why.contains("not on a grid voxel"), "{why}");
+        let mut rotated = plane(0.0);
+        rotated.iop = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
+        let why = slice_on_grid(&rotated, &affine, &inverse, dims).unwrap_err();
+        assert!(why.starts_with("its pixel axis 0 steps"), "{why}");
+    }
 }

@@ -71,26 +71,43 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// True when `path` carries the DICOM file marker ("DICM" after the
+/// 128-byte preamble): such a file is meant to be DICOM, so failing to read
+/// it is an error, not a reason to pass it by.
+fn has_dicom_marker(path: &Path) -> bool {
+    use std::io::Read;
+    let mut start = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut start))
+        .is_ok_and(|()| &start[128..] == b"DICM")
+}
+
 /// Reads the header of every DICOM image file under `dir`. Files that are
 /// not DICOM, or DICOM without an image (no Rows), are skipped; the reasons
-/// are returned so an empty result can be explained.
+/// are returned so an empty result can be explained. A file that is marked
+/// as DICOM but cannot be read is an error: passing it by could drop a slice
+/// from a series without anyone noticing.
 pub(crate) fn scan(dir: &Path) -> Result<(Vec<Scanned>, Vec<String>)> {
     use rayon::prelude::*;
     let mut paths = Vec::new();
     walk(dir, &mut paths)?;
     paths.sort();
-    let results: Vec<std::result::Result<Scanned, String>> = paths
+    let results: Vec<Result<std::result::Result<Scanned, String>>> = paths
         .into_par_iter()
         .map(|path| match open(&path, true) {
-            Ok(header) if header.get(tags::ROWS).is_some() => Ok(Scanned { path, header }),
-            Ok(_) => Err(format!("{}: no image (no Rows attribute)", path.display())),
-            Err(e) => Err(e.to_string()),
+            Ok(header) if header.get(tags::ROWS).is_some() => Ok(Ok(Scanned { path, header })),
+            Ok(_) => Ok(Err(format!(
+                "{}: no image (no Rows attribute)",
+                path.display()
+            ))),
+            Err(e) if matches!(e, Error::Io { .. }) || has_dicom_marker(&path) => Err(e),
+            Err(e) => Ok(Err(e.to_string())),
         })
         .collect();
     let mut found = Vec::new();
     let mut skipped = Vec::new();
     for r in results {
-        match r {
+        match r? {
             Ok(s) => found.push(s),
             Err(why) => {
                 tracing::debug!("skipping {why}");
@@ -128,7 +145,9 @@ fn summaries(found: &[Scanned]) -> Vec<SeriesSummary> {
 }
 
 /// Lists the series of DICOM images under `dir` (searched recursively),
-/// ordered by SeriesNumber. Files that are not DICOM images are ignored.
+/// ordered by SeriesNumber. Files that are not DICOM images are ignored;
+/// a file marked as DICOM (DICM after its preamble) that cannot be read is
+/// an error.
 pub fn list_series(dir: &Path) -> Result<Vec<SeriesSummary>> {
     let (found, _) = scan(dir)?;
     Ok(summaries(&found))
