@@ -103,7 +103,7 @@ fn liver_seg_lands_on_the_matching_slice_of_a_reference_grid() {
 /// order, row `r`, column `c`.
 fn expected(segment: usize, n: usize, r: usize, c: usize) -> bool {
     match segment {
-        0 => (1..=3).contains(&n) && (r + 2 * c + n) % 5 == 0,
+        0 => (1..=3).contains(&n) && (r + 2 * c + n).is_multiple_of(5),
         _ => n == 4 && (4..9).contains(&r) && (2..12).contains(&c),
     }
 }
