@@ -178,8 +178,10 @@ fn import_monai_writes_a_self_describing_model_file() {
     let r = liverseg(&args);
     assert!(r.status.success(), "{}", stderr(&r));
     let file = liverseg_model::ModelFile::load(&out, &candle_core::Device::Cpu).unwrap();
-    let liverseg_model::Architecture::MonaiUnet(cfg) = file.architecture;
-    assert_eq!(cfg.channels, vec![4, 8, 16]);
+    match file.architecture {
+        liverseg_model::Architecture::MonaiUnet(cfg) => assert_eq!(cfg.channels, vec![4, 8, 16]),
+        other => panic!("unexpected architecture {other:?}"),
+    }
     let r = liverseg(&args);
     assert_eq!(r.status.code(), Some(2), "no overwrite without --force");
 }

@@ -22,18 +22,21 @@ pub const FORMAT_VERSION: &str = "1";
 pub enum Architecture {
     /// MONAI's `UNet` with this configuration.
     MonaiUnet(UNetConfig),
+    /// nnU-Net's plain convolutional U-Net with this configuration.
+    PlainUnet(crate::plain_unet::PlainUNetConfig),
 }
 
 impl Architecture {
     /// Parameter names and shapes a network of this architecture has.
     pub fn parameter_shapes(&self) -> Result<BTreeMap<String, Vec<usize>>> {
         let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         match self {
             Architecture::MonaiUnet(cfg) => {
-                UNet::new(
-                    cfg,
-                    VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-                )?;
+                UNet::new(cfg, vb)?;
+            }
+            Architecture::PlainUnet(cfg) => {
+                crate::plain_unet::PlainUNet::new(cfg, vb)?;
             }
         }
         let vars = varmap
@@ -169,14 +172,14 @@ impl ModelFile {
         })
     }
 
-    /// Builds the network with these weights.
-    pub fn unet(&self, device: &Device) -> Result<UNet> {
-        match &self.architecture {
-            Architecture::MonaiUnet(cfg) => UNet::new(
-                cfg,
-                VarBuilder::from_tensors(self.tensors.clone(), DType::F32, device),
-            ),
-        }
+    /// Builds the network with these weights, as a module giving the
+    /// full-resolution logits.
+    pub fn network(&self, device: &Device) -> Result<Box<dyn candle_core::ModuleT + Send + Sync>> {
+        let vb = VarBuilder::from_tensors(self.tensors.clone(), DType::F32, device);
+        Ok(match &self.architecture {
+            Architecture::MonaiUnet(cfg) => Box::new(UNet::new(cfg, vb)?),
+            Architecture::PlainUnet(cfg) => Box::new(crate::plain_unet::PlainUNet::new(cfg, vb)?),
+        })
     }
 }
 

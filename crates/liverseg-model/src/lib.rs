@@ -24,6 +24,7 @@ mod conv;
 mod error;
 mod layers;
 mod loss;
+mod plain_unet;
 mod sliding;
 mod unet;
 
@@ -38,6 +39,7 @@ pub use loss::{
     DiceCeConfig, DiceLossConfig, LossActivation, cross_entropy, deep_supervision_loss,
     deep_supervision_weights, dice_ce_loss, dice_loss, one_hot, weighted_dice_loss,
 };
+pub use plain_unet::{PlainUNet, PlainUNetConfig};
 pub use sliding::{
     BlendMode, SlidingWindowConfig, flip, importance_map, mirror_tta, sliding_window_inference,
     window_starts,

@@ -2,7 +2,7 @@
 //! safetensors and loaded back gives MONAI's logits; mismatched
 //! architectures are refused with the offending names.
 
-use candle_core::{Device, ModuleT};
+use candle_core::Device;
 use liverseg_model::{Architecture, ModelFile, Norm, UNetConfig, import_monai, save};
 use std::path::{Path, PathBuf};
 
@@ -31,7 +31,7 @@ fn imported_monai_checkpoint_round_trips_through_a_model_file() {
     assert!(err.to_string().contains("already exists"), "{err}");
     let file = ModelFile::load(&path, &Device::Cpu).unwrap();
     assert_eq!(file.architecture, small());
-    let net = file.unet(&Device::Cpu).unwrap();
+    let net = file.network(&Device::Cpu).unwrap();
     let g = candle_core::safetensors::load(golden("unet_small.safetensors"), &Device::Cpu).unwrap();
     let y = net.forward_t(&g["input"], false).unwrap();
     let d: f32 = (y - &g["eval"])
