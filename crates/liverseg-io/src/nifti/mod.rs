@@ -65,23 +65,6 @@ fn is_gz_name(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
-/// Decompresses a whole gzip file held in memory. Concatenated gzip members
-/// (as written by parallel compressors) are read as one stream.
-fn gunzip(path: &Path, compressed: &[u8]) -> Result<Vec<u8>> {
-    // The gzip trailer holds the uncompressed size modulo 2³²: a good
-    // capacity hint for files under 4 GiB, and harmless otherwise.
-    let hint = compressed
-        .len()
-        .checked_sub(4)
-        .map(|at| u32::from_le_bytes(compressed[at..].try_into().unwrap_or([0; 4])) as usize)
-        .unwrap_or(0);
-    let mut out = Vec::with_capacity(hint.min(compressed.len().saturating_mul(1032)));
-    flate2::read::MultiGzDecoder::new(compressed)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::invalid(path, format!("gzip stream is corrupt or truncated: {e}")))?;
-    Ok(out)
-}
-
 /// Parses and validates the header at the start of `bytes`.
 fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeaderInfo> {
     if bytes.len() < 4 {
@@ -221,14 +204,21 @@ pub fn read_header(path: &Path) -> Result<NiftiHeaderInfo> {
     parse_header(path, &start)
 }
 
-/// The byte range of the requested volume inside the data block, after
-/// checking the request and the file length.
-fn volume_range(
-    path: &Path,
-    info: &NiftiHeaderInfo,
-    file_len: u64,
-    opts: &ReadOptions,
-) -> Result<(u64, usize)> {
+/// Where the requested volume lies in the decompressed file.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Offset of the first voxel of the data block.
+    data_start: u64,
+    /// Bytes of voxel data the header announces (all volumes).
+    total: u64,
+    /// Offset of the requested volume.
+    start: u64,
+    /// Its length in bytes.
+    len: usize,
+}
+
+/// Checks the volume request against the header and locates the volume.
+fn volume_plan(path: &Path, info: &NiftiHeaderInfo, opts: &ReadOptions) -> Result<Plan> {
     let size = header::datatype_info(info.datatype).map_or(1, |d| d.1);
     let nvol = info.volume_count();
     let t = match (opts.volume, nvol) {
@@ -261,46 +251,244 @@ fn volume_range(
     let total = (per_vol as u64)
         .checked_mul(nvol as u64)
         .ok_or_else(|| Error::invalid(path, "volume too large"))?;
-    let have = file_len.saturating_sub(data_start);
-    if have < total {
-        return Err(Error::invalid(
-            path,
-            format!("voxel data has {have} bytes, {total} expected"),
-        ));
-    }
-    Ok((data_start + t as u64 * per_vol as u64, per_vol))
+    Ok(Plan {
+        data_start,
+        total,
+        start: data_start + t as u64 * per_vol as u64,
+        len: per_vol,
+    })
 }
 
-fn into_volume<T: Voxel>(path: &Path, info: &NiftiHeaderInfo, raw: &[u8]) -> Result<Volume<T>> {
-    if let Some(bad) = data::first_inexact::<T>(raw, info.datatype, info.big_endian, info.scaling) {
-        return Err(Error::request(
+/// Checks that a file of `file_len` bytes holds all the voxel data its
+/// header announces.
+fn check_length(path: &Path, plan: &Plan, file_len: u64) -> Result<()> {
+    let have = file_len.saturating_sub(plan.data_start);
+    if have < plan.total {
+        return Err(Error::invalid(
             path,
-            format!(
-                "value {bad} cannot be stored as {} without loss; read the file as float32",
-                T::DTYPE.name()
-            ),
+            format!("voxel data has {have} bytes, {} expected", plan.total),
         ));
     }
-    let voxels = data::decode::<T>(raw, info.datatype, info.big_endian, info.scaling)
-        .ok_or_else(|| Error::unsupported(path, format!("NIfTI datatype {}", info.datatype)))?;
+    Ok(())
+}
+
+/// The byte range of the requested volume inside the data block, after
+/// checking the request and the file length.
+fn volume_range(
+    path: &Path,
+    info: &NiftiHeaderInfo,
+    file_len: u64,
+    opts: &ReadOptions,
+) -> Result<Plan> {
+    let plan = volume_plan(path, info, opts)?;
+    check_length(path, &plan, file_len)?;
+    Ok(plan)
+}
+
+fn layout(info: &NiftiHeaderInfo) -> data::Layout {
+    data::Layout {
+        datatype: info.datatype,
+        big_endian: info.big_endian,
+        scale: info.scaling,
+    }
+}
+
+fn inexact_error<T: Voxel>(path: &Path, bad: f64) -> Error {
+    Error::request(
+        path,
+        format!(
+            "value {bad} cannot be stored as {} without loss; read the file as float32",
+            T::DTYPE.name()
+        ),
+    )
+}
+
+fn unsupported_datatype(path: &Path, info: &NiftiHeaderInfo) -> Error {
+    Error::unsupported(path, format!("NIfTI datatype {}", info.datatype))
+}
+
+fn wrap<T: Voxel>(path: &Path, info: &NiftiHeaderInfo, voxels: Vec<T>) -> Result<Volume<T>> {
     let d = |i: usize| info.dims.get(i).copied().unwrap_or(1);
     Volume::new([d(0), d(1), d(2)], info.affine, voxels)
         .map_err(|e| Error::invalid(path, e.to_string()))
 }
 
+fn into_volume<T: Voxel>(path: &Path, info: &NiftiHeaderInfo, raw: &[u8]) -> Result<Volume<T>> {
+    match data::decode::<T>(raw, layout(info)) {
+        None => Err(unsupported_datatype(path, info)),
+        Some(Err(bad)) => Err(inexact_error::<T>(path, bad)),
+        Some(Ok(voxels)) => wrap(path, info, voxels),
+    }
+}
+
+/// Bytes of decompressed data handed to one conversion task.
+const GZ_BLOCK: usize = 1 << 20;
+
+/// Deflate cannot expand input more than about 1032:1, so a gzip file of
+/// `n` bytes decompresses to at most this many: a bound on what a header
+/// may make us allocate before the data is seen.
+fn max_inflated_len(compressed_len: usize) -> u64 {
+    (compressed_len as u64).saturating_mul(1032)
+}
+
+/// Fills `buf` from `r` as far as the stream allows; returns the bytes read
+/// (less than `buf.len()` only at the end of the stream).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads and discards the rest of `r`; returns how many bytes it held.
+fn drain(r: &mut impl Read, scratch: &mut [u8]) -> std::io::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let got = read_full(r, scratch)?;
+        n += got as u64;
+        if got < scratch.len() {
+            return Ok(n);
+        }
+    }
+}
+
+/// Reads a gzipped NIfTI file held in memory.
+///
+/// The stream is inflated in blocks of [`GZ_BLOCK`] bytes (concatenated
+/// gzip members read as one stream, as the writer emits them) and each
+/// block of the requested volume is converted to `T` on the rayon pool
+/// while the next one inflates, so the decompressed file is never held
+/// whole. The whole stream is always inflated, so a corrupt or truncated
+/// file fails however far into it the damage is, and errors are reported
+/// in the order of a read of the fully decompressed file: gzip damage,
+/// then the header, the volume request, the data length, inexact values.
+fn read_gz<T: Voxel>(path: &Path, compressed: &[u8], opts: &ReadOptions) -> Result<Volume<T>> {
+    let gz_error = |e: std::io::Error| {
+        Error::invalid(path, format!("gzip stream is corrupt or truncated: {e}"))
+    };
+    let mut stream = flate2::bufread::MultiGzDecoder::new(compressed);
+    let mut head = [0u8; nifti2::NIFTI2_HEADER_SIZE + 4];
+    let head_len = read_full(&mut stream, &mut head).map_err(gz_error)?;
+    let head = &head[..head_len];
+    let mut scratch = vec![0u8; GZ_BLOCK];
+
+    let planned = parse_header(path, head)
+        .and_then(|info| volume_plan(path, &info, opts).map(|plan| (info, plan)));
+    let (info, plan) = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            drain(&mut stream, &mut scratch).map_err(gz_error)?;
+            return Err(e);
+        }
+    };
+    let size = header::datatype_info(info.datatype)
+        .ok_or_else(|| unsupported_datatype(path, &info))?
+        .1;
+    let fail_length = |stream: &mut flate2::bufread::MultiGzDecoder<&[u8]>,
+                       scratch: &mut [u8],
+                       pos: u64|
+     -> Error {
+        match drain(stream, scratch) {
+            Err(e) => gz_error(e),
+            Ok(rest) => match check_length(path, &plan, pos + rest) {
+                Err(e) => e,
+                Ok(()) => Error::invalid(path, "voxel data ends early"),
+            },
+        }
+    };
+    if plan.data_start.saturating_add(plan.total) > max_inflated_len(compressed.len()) {
+        // The header announces more data than the file could inflate to:
+        // report the length found without allocating for the claim.
+        return Err(fail_length(&mut stream, &mut scratch, head_len as u64));
+    }
+
+    // Stream position of the next byte `stream` yields.
+    let mut pos = head_len as u64;
+    let mut voxels = vec![T::default(); plan.len / size];
+    let first_bad: std::sync::Mutex<Option<(usize, f64)>> = std::sync::Mutex::new(None);
+    let spare: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+    let layout = layout(&info);
+    let block_elems = GZ_BLOCK / size;
+
+    let complete = rayon::scope(|s| -> std::io::Result<bool> {
+        let mut rest: &mut [T] = &mut voxels;
+        // Bytes of the volume already inflated into `head`.
+        let skip_in_head = usize::try_from(plan.start).map_or(head_len, |st| st.min(head_len));
+        let mut carry: &[u8] = &head[skip_in_head..];
+        carry = &carry[..carry.len().min(plan.len)];
+        // Skip the extensions and earlier volumes.
+        while pos < plan.start {
+            let want = (plan.start - pos).min(GZ_BLOCK as u64) as usize;
+            let got = read_full(&mut stream, &mut scratch[..want])?;
+            pos += got as u64;
+            if got < want {
+                return Ok(false);
+            }
+        }
+        let mut block_no = 0;
+        while !rest.is_empty() {
+            let n = rest.len().min(block_elems);
+            let bytes = n * size;
+            let mut block = spare
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or_default();
+            block.resize(bytes, 0);
+            let from_head = carry.len().min(bytes);
+            block[..from_head].copy_from_slice(&carry[..from_head]);
+            carry = &carry[from_head..];
+            let got = read_full(&mut stream, &mut block[from_head..])?;
+            pos += got as u64;
+            if from_head + got < bytes {
+                return Ok(false);
+            }
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            let (first_bad, spare) = (&first_bad, &spare);
+            s.spawn(move |_| {
+                if let Err(v) = data::decode_into(&block, layout, out) {
+                    let mut fb = first_bad.lock().unwrap_or_else(|p| p.into_inner());
+                    if fb.is_none_or(|(b, _)| block_no < b) {
+                        *fb = Some((block_no, v));
+                    }
+                }
+                spare.lock().unwrap_or_else(|p| p.into_inner()).push(block);
+            });
+            block_no += 1;
+        }
+        Ok(true)
+    });
+    match complete {
+        Err(e) => return Err(gz_error(e)),
+        Ok(false) => return Err(fail_length(&mut stream, &mut scratch, pos)),
+        Ok(true) => {}
+    }
+    // Later volumes, and whatever follows the data: inflated to check them.
+    let rest = drain(&mut stream, &mut scratch).map_err(gz_error)?;
+    check_length(path, &plan, pos + rest)?;
+    if let Some((_, bad)) = first_bad.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(inexact_error::<T>(path, bad));
+    }
+    wrap(path, &info, voxels)
+}
+
 /// Reads a NIfTI file already held in memory (gzipped or not). `path` only
 /// names the source in errors. This is the entry point of the fuzz target.
 pub fn read_bytes<T: Voxel>(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Volume<T>> {
-    let owned;
-    let bytes = if bytes.starts_with(&GZIP_MAGIC) {
-        owned = gunzip(path, bytes)?;
-        &owned[..]
-    } else {
-        bytes
-    };
+    if bytes.starts_with(&GZIP_MAGIC) {
+        return read_gz(path, bytes, opts);
+    }
     let info = parse_header(path, bytes)?;
-    let (start, len) = volume_range(path, &info, bytes.len() as u64, opts)?;
-    into_volume(path, &info, &bytes[start as usize..start as usize + len])
+    let plan = volume_range(path, &info, bytes.len() as u64, opts)?;
+    let start = plan.start as usize;
+    into_volume(path, &info, &bytes[start..start + plan.len])
 }
 
 /// Reads one 3-D volume from a NIfTI-1 or NIfTI-2 file, `.nii` or
@@ -328,24 +516,52 @@ pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
     }
     // Uncompressed: read just the requested volume, straight from the file.
     let info = parse_header(path, &start)?;
-    let (offset, len) = volume_range(path, &info, file_len, opts)?;
-    let raw = read_range(path, &file, offset, len)?;
-    into_volume(path, &info, &raw)
+    let plan = volume_range(path, &info, file_len, opts)?;
+    let voxels = read_voxels(path, &file, &info, &plan)?;
+    wrap(path, &info, voxels)
 }
 
-/// Reads `len` bytes at `offset` with positioned reads spread over the
-/// rayon pool (page-cache copies of large files are memory-bound, and two
-/// threads copy faster than one).
-fn read_range(path: &Path, file: &File, offset: u64, len: usize) -> Result<Vec<u8>> {
+/// Reads and converts the requested volume of an uncompressed file in
+/// blocks spread over the rayon pool: each task reads its block with a
+/// positioned read into a small reused buffer and converts it straight
+/// into the output, so the raw data is never held whole (page-cache copies
+/// of large files are memory-bound, and two threads copy faster than one).
+fn read_voxels<T: Voxel>(
+    path: &Path,
+    file: &File,
+    info: &NiftiHeaderInfo,
+    plan: &Plan,
+) -> Result<Vec<T>> {
     use rayon::prelude::*;
     use std::os::unix::fs::FileExt;
-    const BLOCK: usize = 4 << 20;
-    let mut buf = vec![0u8; len];
-    buf.par_chunks_mut(BLOCK)
+    const BLOCK: usize = 1 << 20;
+    let size = header::datatype_info(info.datatype)
+        .ok_or_else(|| unsupported_datatype(path, info))?
+        .1;
+    let layout = layout(info);
+    let block_elems = BLOCK / size;
+    let mut voxels = vec![T::default(); plan.len / size];
+    let outcome: Vec<std::io::Result<Option<f64>>> = voxels
+        .par_chunks_mut(block_elems)
         .enumerate()
-        .try_for_each(|(n, chunk)| file.read_exact_at(chunk, offset + (n * BLOCK) as u64))
-        .map_err(|e| Error::io(path, "cannot read voxel data", e))?;
-    Ok(buf)
+        .map_init(Vec::new, |buf: &mut Vec<u8>, (n, out)| {
+            buf.resize(out.len() * size, 0);
+            file.read_exact_at(buf, plan.start + (n * block_elems * size) as u64)?;
+            Ok(data::decode_into(buf, layout, out).err())
+        })
+        .collect();
+    let mut first_bad = None;
+    for r in outcome {
+        match r {
+            Err(e) => return Err(Error::io(path, "cannot read voxel data", e)),
+            Ok(Some(bad)) if first_bad.is_none() => first_bad = Some(bad),
+            Ok(_) => {}
+        }
+    }
+    match first_bad {
+        Some(bad) => Err(inexact_error::<T>(path, bad)),
+        None => Ok(voxels),
+    }
 }
 
 fn nifti_type_of(d: DType) -> (i16, i16) {
@@ -376,6 +592,7 @@ fn encode<T: Voxel>(
     if vols.len() > 1 {
         dims.push(vols.len());
     }
+    check_storable(path, first.affine())?;
     let (datatype, bitpix) = nifti_type_of(T::DTYPE);
     let hdr = header::write_nifti1_header(&header::Nifti1Out {
         dims: &dims,
@@ -398,6 +615,30 @@ fn encode<T: Voxel>(
         return Ok(raw);
     }
     Ok(gzip_parallel(&raw, opts.compression_level))
+}
+
+/// NIfTI-1 stores the affine (sform rows, qform offsets and voxel sizes) as
+/// float32. A volume read from NIfTI-2 (float64) can hold an affine that
+/// overflows float32 or becomes singular when rounded to it; writing it
+/// would produce a file that cannot be read back, so it is refused.
+fn check_storable(path: &Path, affine: &Affine) -> Result<()> {
+    let mut stored = *affine;
+    for row in stored.0.iter_mut().take(3) {
+        for v in row.iter_mut() {
+            *v = f64::from(*v as f32);
+        }
+    }
+    let zooms_fit = affine.spacing().iter().all(|&z| (z as f32).is_finite());
+    if !stored.is_valid() || !zooms_fit {
+        return Err(Error::request(
+            path,
+            format!(
+                "affine {:?} cannot be stored in NIfTI-1's float32 fields (it overflows or becomes singular)",
+                affine.0
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// gzip-compresses `raw` as concatenated members, one per block, compressed
@@ -438,4 +679,129 @@ pub fn write_4d<T: Voxel>(path: &Path, vols: &[&Volume<T>], opts: &WriteOptions)
 /// the voxels (for example to compare grids).
 pub fn read_affine(path: &Path) -> Result<Affine> {
     Ok(read_header(path)?.affine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gz(raw: &[u8], members: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in raw.chunks(raw.len().div_ceil(members).max(1)) {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(part).unwrap();
+            out.extend(enc.finish().unwrap());
+        }
+        out
+    }
+
+    /// A NIfTI-1 byte stream of `vols` volumes of `dims`, int16 values from
+    /// `value(i)`, with `ext` extension bytes between header and data.
+    fn nii(dims: [usize; 3], vols: usize, ext: usize, value: impl Fn(usize) -> i16) -> Vec<u8> {
+        let n = dims.iter().product::<usize>();
+        let v = Volume::new(dims, Affine::identity(), vec![0i16; n]).unwrap();
+        let refs: Vec<&Volume<i16>> = (0..vols).map(|_| &v).collect();
+        let mut raw = encode(Path::new("t.nii"), &refs, false, &WriteOptions::default()).unwrap();
+        for (i, c) in raw[352..].chunks_exact_mut(2).enumerate() {
+            c.copy_from_slice(&value(i).to_le_bytes());
+        }
+        if ext > 0 {
+            raw[108..112].copy_from_slice(&((352 + ext) as f32).to_le_bytes());
+            raw.splice(352..352, std::iter::repeat_n(7u8, ext));
+        }
+        raw
+    }
+
+    fn outcome<T: Voxel>(
+        bytes: &[u8],
+        opts: &ReadOptions,
+    ) -> std::result::Result<Volume<T>, String> {
+        read_bytes::<T>(Path::new("t.nii"), bytes, opts).map_err(|e| e.to_string())
+    }
+
+    /// The streaming gzip reader gives what reading the inflated bytes gives.
+    fn assert_same(raw: &[u8], members: usize, opts: &ReadOptions) {
+        let gz = gz(raw, members);
+        assert_eq!(outcome::<f32>(&gz, opts), outcome::<f32>(raw, opts));
+        assert_eq!(outcome::<i16>(&gz, opts), outcome::<i16>(raw, opts));
+        assert_eq!(outcome::<u8>(&gz, opts), outcome::<u8>(raw, opts));
+    }
+
+    #[test]
+    fn gzip_streaming_matches_plain_reading() {
+        let one = ReadOptions::default();
+        // Several conversion blocks, one or many gzip members.
+        let raw = nii([300, 70, 30], 1, 0, |i| (i % 5000) as i16 - 1000);
+        for members in [1, 3, 17] {
+            assert_same(&raw, members, &one);
+        }
+        // uint8-compatible values, so reading as u8 succeeds too.
+        assert_same(&nii([64, 64, 40], 1, 0, |i| (i % 200) as i16), 4, &one);
+        // An extension before the data, and a later volume of a 4-D file.
+        let raw = nii([90, 80, 70], 3, 48, |i| (i % 7) as i16);
+        for t in 0..3 {
+            assert_same(&raw, 5, &ReadOptions { volume: Some(t) });
+        }
+        assert_same(&raw, 2, &one); // 4-D without a volume index
+        assert_same(&raw, 2, &ReadOptions { volume: Some(3) });
+        // A tiny volume inside the header's first 544 bytes.
+        assert_same(&nii([2, 3, 4], 1, 0, |i| i as i16), 1, &one);
+    }
+
+    #[test]
+    fn gzip_streaming_reports_errors_like_plain_reading() {
+        let one = ReadOptions::default();
+        let raw = nii([200, 100, 60], 1, 0, |i| (i % 100) as i16);
+        // Data cut short: the length error, whether the cut is in the first
+        // block, a later one or the header.
+        for keep in [
+            400,
+            352 + GZ_BLOCK + 5,
+            352 + 2 * GZ_BLOCK - 3,
+            raw.len() - 1,
+            100,
+        ] {
+            assert_same(&raw[..keep], 2, &one);
+        }
+        // A value that does not fit u8 near the end.
+        let mut late = raw.clone();
+        let at = late.len() - 6;
+        late[at..at + 2].copy_from_slice(&300i16.to_le_bytes());
+        assert_same(&late, 3, &one);
+        // Not a NIfTI file at all.
+        assert_same(&[0u8; 1000], 1, &one);
+        assert_same(&[], 1, &one);
+    }
+
+    #[test]
+    fn damaged_gzip_fails_as_such() {
+        let raw = nii([200, 100, 60], 1, 0, |i| (i % 100) as i16);
+        let good = gz(&raw, 3);
+        let mut cases = vec![
+            good[..good.len() / 2].to_vec(),
+            good[..good.len() - 3].to_vec(),
+        ];
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(b"garbage after the last member");
+        cases.push(trailing);
+        let mut flipped = good.clone();
+        let mid = flipped.len() * 3 / 4;
+        flipped[mid] ^= 0x55;
+        cases.push(flipped);
+        for bytes in cases {
+            let e = outcome::<f32>(&bytes, &ReadOptions::default()).unwrap_err();
+            assert!(e.contains("gzip stream is corrupt or truncated"), "{e}");
+        }
+    }
+
+    #[test]
+    fn huge_dims_in_a_tiny_gzip_do_not_allocate() {
+        let mut raw = nii([2, 2, 2], 1, 0, |_| 1);
+        // dim[1..4] = 32767: 70 TB of int16 announced by a ~100-byte file.
+        for i in 1..4 {
+            raw[40 + 2 * i..42 + 2 * i].copy_from_slice(&32767i16.to_le_bytes());
+        }
+        let e = outcome::<f32>(&gz(&raw, 1), &ReadOptions::default()).unwrap_err();
+        assert!(e.contains("voxel data has 16 bytes"), "{e}");
+    }
 }
