@@ -21,6 +21,7 @@ use crate::{Affine, DType, Error, Overwrite, Result, Volume, Voxel, write_file_a
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Options for [`read`].
 #[derive(Clone, Debug, Default)]
@@ -324,6 +325,10 @@ fn into_volume<T: Voxel>(path: &Path, info: &NiftiHeaderInfo, raw: &[u8]) -> Res
 /// Bytes of decompressed data handed to one conversion task.
 const GZ_BLOCK: usize = 1 << 20;
 
+/// Blocks waiting for or under conversion at most, before the inflating
+/// thread converts the next one itself (bounds the memory held in blocks).
+const MAX_IN_FLIGHT: usize = 4;
+
 /// Deflate cannot expand input more than about 1032:1, so a gzip file of
 /// `n` bytes decompresses to at most this many: a bound on what a header
 /// may make us allocate before the data is seen.
@@ -410,11 +415,13 @@ fn read_gz<T: Voxel>(path: &Path, compressed: &[u8], opts: &ReadOptions) -> Resu
 
     // Stream position of the next byte `stream` yields.
     let mut pos = head_len as u64;
-    let mut voxels = vec![T::default(); plan.len / size];
+    let mut voxels = data::alloc_voxels::<T>(plan.len / size);
     let first_bad: std::sync::Mutex<Option<(usize, f64)>> = std::sync::Mutex::new(None);
     let spare: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
     let layout = layout(&info);
     let block_elems = GZ_BLOCK / size;
+    let in_flight = AtomicUsize::new(0);
+    let (first_bad, spare, in_flight) = (&first_bad, &spare, &in_flight);
 
     let complete = rayon::scope(|s| -> std::io::Result<bool> {
         let mut rest: &mut [T] = &mut voxels;
@@ -451,8 +458,7 @@ fn read_gz<T: Voxel>(path: &Path, compressed: &[u8], opts: &ReadOptions) -> Resu
             }
             let (out, tail) = std::mem::take(&mut rest).split_at_mut(n);
             rest = tail;
-            let (first_bad, spare) = (&first_bad, &spare);
-            s.spawn(move |_| {
+            let mut convert = move |block: Vec<u8>| {
                 if let Err(v) = data::decode_into(&block, layout, out) {
                     let mut fb = first_bad.lock().unwrap_or_else(|p| p.into_inner());
                     if fb.is_none_or(|(b, _)| block_no < b) {
@@ -460,7 +466,19 @@ fn read_gz<T: Voxel>(path: &Path, compressed: &[u8], opts: &ReadOptions) -> Resu
                     }
                 }
                 spare.lock().unwrap_or_else(|p| p.into_inner()).push(block);
-            });
+            };
+            // Backpressure without blocking (which could deadlock a
+            // one-thread pool): when the pool lags, convert here.
+            if in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+                convert(block);
+            } else {
+                in_flight.fetch_add(1, Ordering::AcqRel);
+                s.spawn(move |_| {
+                    let mut convert = convert;
+                    convert(block);
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
             block_no += 1;
         }
         Ok(true)
@@ -473,7 +491,8 @@ fn read_gz<T: Voxel>(path: &Path, compressed: &[u8], opts: &ReadOptions) -> Resu
     // Later volumes, and whatever follows the data: inflated to check them.
     let rest = drain(&mut stream, &mut scratch).map_err(gz_error)?;
     check_length(path, &plan, pos + rest)?;
-    if let Some((_, bad)) = first_bad.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    let first_bad = *first_bad.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, bad)) = first_bad {
         return Err(inexact_error::<T>(path, bad));
     }
     wrap(path, &info, voxels)
@@ -540,7 +559,7 @@ fn read_voxels<T: Voxel>(
         .1;
     let layout = layout(info);
     let block_elems = BLOCK / size;
-    let mut voxels = vec![T::default(); plan.len / size];
+    let mut voxels = data::alloc_voxels::<T>(plan.len / size);
     let outcome: Vec<std::io::Result<Option<f64>>> = voxels
         .par_chunks_mut(block_elems)
         .enumerate()
