@@ -188,27 +188,34 @@ pub(crate) fn decode<T: Voxel>(bytes: &[u8], layout: Layout) -> Option<Result<Ve
     })
 }
 
-/// Encodes voxels as little-endian bytes of their own type.
-pub(crate) fn encode_le<T: Voxel>(data: &[T]) -> Vec<u8> {
-    let size = match T::DTYPE {
-        crate::DType::Uint8 => 1,
-        crate::DType::Int16 => 2,
-        crate::DType::Float32 => 4,
-    };
-    let mut out = vec![0u8; data.len() * size];
-    out.par_chunks_mut(CHUNK * size)
-        .zip(data.par_chunks(CHUNK))
-        .for_each(|(o, d)| {
-            for (o, v) in o.chunks_exact_mut(size).zip(d) {
-                let v = v.to_f64();
-                match T::DTYPE {
-                    crate::DType::Uint8 => o[0] = v as u8,
-                    crate::DType::Int16 => o.copy_from_slice(&(v as i16).to_le_bytes()),
-                    crate::DType::Float32 => o.copy_from_slice(&(v as f32).to_le_bytes()),
-                }
-            }
-        });
-    out
+/// Bytes per voxel of `T` as written (its own type, no scaling).
+pub(crate) fn stored_size<T: Voxel>() -> usize {
+    match T::DTYPE {
+        DType::Uint8 => 1,
+        DType::Int16 => 2,
+        DType::Float32 => 4,
+    }
+}
+
+/// Appends voxels as little-endian bytes of their own type.
+pub(crate) fn encode_le_into<T: Voxel>(data: &[T], out: &mut Vec<u8>) {
+    let at = out.len();
+    out.resize(at + data.len() * stored_size::<T>(), 0);
+    let bytes = &mut out[at..];
+    match T::DTYPE {
+        DType::Uint8 => bytes
+            .iter_mut()
+            .zip(data)
+            .for_each(|(o, v)| *o = v.to_f64() as u8),
+        DType::Int16 => bytes
+            .chunks_exact_mut(2)
+            .zip(data)
+            .for_each(|(o, v)| o.copy_from_slice(&(v.to_f64() as i16).to_le_bytes())),
+        DType::Float32 => bytes
+            .chunks_exact_mut(4)
+            .zip(data)
+            .for_each(|(o, v)| o.copy_from_slice(&(v.to_f64() as f32).to_le_bytes())),
+    }
 }
 
 #[cfg(test)]

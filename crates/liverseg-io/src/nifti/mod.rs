@@ -591,14 +591,9 @@ fn nifti_type_of(d: DType) -> (i16, i16) {
     }
 }
 
-/// Serialises volumes (one, or several stacked as the 4th dimension) as a
-/// NIfTI-1 byte stream, gzipped when `gz`.
-fn encode<T: Voxel>(
-    path: &Path,
-    vols: &[&Volume<T>],
-    gz: bool,
-    opts: &WriteOptions,
-) -> Result<Vec<u8>> {
+/// Validates volumes to be written (one, or several stacked as the 4th
+/// dimension) and serialises their NIfTI-1 header.
+fn prepare<T: Voxel>(path: &Path, vols: &[&Volume<T>], opts: &WriteOptions) -> Result<[u8; 352]> {
     let first = vols
         .first()
         .ok_or_else(|| Error::request(path, "nothing to write"))?;
@@ -613,7 +608,7 @@ fn encode<T: Voxel>(
     }
     check_storable(path, first.affine())?;
     let (datatype, bitpix) = nifti_type_of(T::DTYPE);
-    let hdr = header::write_nifti1_header(&header::Nifti1Out {
+    header::write_nifti1_header(&header::Nifti1Out {
         dims: &dims,
         datatype,
         bitpix,
@@ -623,17 +618,86 @@ fn encode<T: Voxel>(
         description: &opts.description,
         pixdim4: 1.0,
     })
-    .map_err(|e| Error::request(path, e))?;
-    let payload: usize = vols.iter().map(|v| v.len()).sum::<usize>() * (bitpix as usize / 8);
-    let mut raw = Vec::with_capacity(352 + payload);
-    raw.extend_from_slice(&hdr);
+    .map_err(|e| Error::request(path, e))
+}
+
+/// Appends bytes `start..end` of the uncompressed NIfTI stream (`hdr`, then
+/// the volumes' voxels, little-endian) to `out`, encoding only the voxels
+/// in that range. `start` and `end` past the header must fall on voxel
+/// boundaries (the header is 352 bytes and blocks are multiples of 4).
+fn stream_range<T: Voxel>(
+    hdr: &[u8],
+    vols: &[&Volume<T>],
+    start: usize,
+    end: usize,
+    out: &mut Vec<u8>,
+) {
+    let size = data::stored_size::<T>();
+    if start < hdr.len() {
+        out.extend_from_slice(&hdr[start..end.min(hdr.len())]);
+    }
+    let (lo, hi) = (
+        start.saturating_sub(hdr.len()),
+        end.saturating_sub(hdr.len()),
+    );
+    let mut vol_start = 0;
     for v in vols {
-        raw.extend_from_slice(&data::encode_le(v.data()));
+        let vol_end = vol_start + v.len() * size;
+        let (a, b) = (lo.max(vol_start), hi.min(vol_end));
+        if a < b {
+            data::encode_le_into(
+                &v.data()[(a - vol_start) / size..(b - vol_start) / size],
+                out,
+            );
+        }
+        vol_start = vol_end;
     }
+}
+
+/// Writes volumes as a NIfTI-1 file, gzipped when `gz`, never holding the
+/// whole uncompressed file: `.nii` is encoded and written 1 MiB at a time;
+/// `.nii.gz` is cut into 8 MiB blocks of the uncompressed stream, each
+/// encoded and compressed in parallel into its own gzip member (every gzip
+/// reader — zlib, Python's gzip, nibabel, ITK, 3D Slicer — reads
+/// concatenated members as one stream).
+fn write_nifti<T: Voxel>(
+    path: &Path,
+    vols: &[&Volume<T>],
+    gz: bool,
+    opts: &WriteOptions,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let hdr = prepare(path, vols, opts)?;
+    let total = hdr.len() + vols.iter().map(|v| v.len()).sum::<usize>() * data::stored_size::<T>();
     if !gz {
-        return Ok(raw);
+        const BLOCK: usize = 1 << 20;
+        return write_file_atomic(path, opts.overwrite, |w| {
+            let mut buf = Vec::with_capacity(BLOCK);
+            for start in (0..total).step_by(BLOCK) {
+                buf.clear();
+                stream_range(&hdr, vols, start, (start + BLOCK).min(total), &mut buf);
+                w.write_all(&buf)?;
+            }
+            Ok(())
+        });
     }
-    Ok(gzip_parallel(&raw, opts.compression_level))
+    const BLOCK: usize = 8 << 20;
+    let level = flate2::Compression::new(opts.compression_level.min(9));
+    let members: Vec<Vec<u8>> = (0..total.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|n| {
+            let (start, end) = (n * BLOCK, ((n + 1) * BLOCK).min(total));
+            let mut raw = Vec::with_capacity(end - start);
+            stream_range(&hdr, vols, start, end, &mut raw);
+            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), level);
+            // Writing to a Vec cannot fail.
+            let _ = enc.write_all(&raw);
+            enc.finish().unwrap_or_default()
+        })
+        .collect();
+    write_file_atomic(path, opts.overwrite, |w| {
+        members.iter().try_for_each(|m| w.write_all(m))
+    })
 }
 
 /// NIfTI-1 stores the affine (sform rows, qform offsets and voxel sizes) as
@@ -660,38 +724,17 @@ fn check_storable(path: &Path, affine: &Affine) -> Result<()> {
     Ok(())
 }
 
-/// gzip-compresses `raw` as concatenated members, one per block, compressed
-/// in parallel. Every gzip reader (zlib, Python's gzip, nibabel, ITK, 3D
-/// Slicer) reads concatenated members as one stream.
-fn gzip_parallel(raw: &[u8], level: u32) -> Vec<u8> {
-    use rayon::prelude::*;
-    const BLOCK: usize = 8 << 20;
-    let level = flate2::Compression::new(level.min(9));
-    let parts: Vec<Vec<u8>> = raw
-        .par_chunks(BLOCK)
-        .map(|chunk| {
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(chunk.len() / 2), level);
-            // Writing to a Vec cannot fail.
-            let _ = enc.write_all(chunk);
-            enc.finish().unwrap_or_default()
-        })
-        .collect();
-    parts.concat()
-}
-
 /// Writes a volume as a single-file NIfTI-1 (`.nii`, or gzipped when the
 /// name ends in `.gz`) with both qform and sform set from its affine, the
 /// datatype of `T` and no scaling. The file is written atomically.
 pub fn write<T: Voxel>(path: &Path, vol: &Volume<T>, opts: &WriteOptions) -> Result<()> {
-    let bytes = encode(path, &[vol], is_gz_name(path), opts)?;
-    write_file_atomic(path, opts.overwrite, |w| w.write_all(&bytes))
+    write_nifti(path, &[vol], is_gz_name(path), opts)
 }
 
 /// Writes several volumes on one grid as a 4-D NIfTI-1, volume `t` at
 /// index `t` of the 4th dimension (class probabilities, for example).
 pub fn write_4d<T: Voxel>(path: &Path, vols: &[&Volume<T>], opts: &WriteOptions) -> Result<()> {
-    let bytes = encode(path, vols, is_gz_name(path), opts)?;
-    write_file_atomic(path, opts.overwrite, |w| w.write_all(&bytes))
+    write_nifti(path, vols, is_gz_name(path), opts)
 }
 
 /// The geometry-only affine of a header, for callers that need it without
@@ -720,7 +763,9 @@ mod tests {
         let n = dims.iter().product::<usize>();
         let v = Volume::new(dims, Affine::identity(), vec![0i16; n]).unwrap();
         let refs: Vec<&Volume<i16>> = (0..vols).map(|_| &v).collect();
-        let mut raw = encode(Path::new("t.nii"), &refs, false, &WriteOptions::default()).unwrap();
+        let hdr = prepare(Path::new("t.nii"), &refs, &WriteOptions::default()).unwrap();
+        let mut raw = Vec::new();
+        stream_range(&hdr, &refs, 0, 352 + vols * n * 2, &mut raw);
         for (i, c) in raw[352..].chunks_exact_mut(2).enumerate() {
             c.copy_from_slice(&value(i).to_le_bytes());
         }
@@ -822,5 +867,29 @@ mod tests {
         }
         let e = outcome::<f32>(&gz(&raw, 1), &ReadOptions::default()).unwrap_err();
         assert!(e.contains("voxel data has 16 bytes"), "{e}");
+    }
+
+    #[test]
+    fn written_blocks_cover_every_volume_exactly() {
+        // 4-D float32 large enough for several 8 MiB gzip members, with
+        // member boundaries falling inside volumes.
+        let dims = [160, 128, 45];
+        let n = dims.iter().product::<usize>();
+        let vols: Vec<Volume<f32>> = (0..3)
+            .map(|t| {
+                let data = (0..n).map(|i| (i * 3 + t * 1000) as f32 * 0.5).collect();
+                Volume::new(dims, Affine::identity(), data).unwrap()
+            })
+            .collect();
+        let refs: Vec<&Volume<f32>> = vols.iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["v.nii", "v.nii.gz"] {
+            let path = dir.path().join(name);
+            write_4d(&path, &refs, &WriteOptions::default()).unwrap();
+            for (t, v) in vols.iter().enumerate() {
+                let back: Volume<f32> = read(&path, &ReadOptions { volume: Some(t) }).unwrap();
+                assert_eq!(back.data(), v.data(), "{name} volume {t}");
+            }
+        }
     }
 }
