@@ -528,7 +528,14 @@ pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
         .read_to_end(&mut start)
         .map_err(|e| Error::io(path, "cannot read", e))?;
     if start.starts_with(&GZIP_MAGIC) {
-        let mut all = start;
+        // The whole compressed file, in a buffer sized from its length (and
+        // backed by huge pages when large), plus anything appended since.
+        let expected = usize::try_from(file_len).unwrap_or(0).max(start.len());
+        let mut all = data::alloc_voxels::<u8>(expected);
+        all[..start.len()].copy_from_slice(&start);
+        let got = read_full(&mut file, &mut all[start.len()..])
+            .map_err(|e| Error::io(path, "cannot read", e))?;
+        all.truncate(start.len() + got);
         file.read_to_end(&mut all)
             .map_err(|e| Error::io(path, "cannot read", e))?;
         return read_bytes(path, &all, opts);
