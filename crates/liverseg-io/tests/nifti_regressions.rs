@@ -41,3 +41,23 @@ fn nifti2_affine_beyond_f32_is_refused_by_the_writer() {
     assert!(err.to_string().contains("float32"), "{err}");
     assert!(!out.exists(), "nothing may be left behind");
 }
+
+/// A NIfTI-2 header whose dims 4..7 multiply beyond `usize`: counting its
+/// volumes overflowed (a panic with overflow checks, a wrong count without).
+/// It is now an invalid file, from bytes and from a path alike, and the
+/// header's volume count saturates instead of overflowing.
+#[test]
+fn nifti2_volume_count_overflow_is_invalid() {
+    let (path, bytes) = fixture("nifti2_volume_count_overflow.nii");
+    for opts in [
+        nifti::ReadOptions::default(),
+        nifti::ReadOptions { volume: Some(0) },
+    ] {
+        let err = nifti::read_bytes::<f32>(&path, &bytes, &opts).unwrap_err();
+        assert!(err.to_string().contains("volume too large"), "{err}");
+        let err = nifti::read::<u8>(&path, &opts).unwrap_err();
+        assert!(err.to_string().contains("volume too large"), "{err}");
+    }
+    let header = nifti::read_header(&path).expect("the header itself parses");
+    assert_eq!(header.volume_count(), usize::MAX);
+}

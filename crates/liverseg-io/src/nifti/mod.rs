@@ -221,7 +221,14 @@ struct Plan {
 /// Checks the volume request against the header and locates the volume.
 fn volume_plan(path: &Path, info: &NiftiHeaderInfo, opts: &ReadOptions) -> Result<Plan> {
     let size = header::datatype_info(info.datatype).map_or(1, |d| d.1);
-    let nvol = info.volume_count();
+    // NIfTI-2 dims are 64-bit: their product can overflow.
+    let nvol = info
+        .dims
+        .iter()
+        .skip(3)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Error::invalid(path, "volume too large"))?
+        .max(1);
     let t = match (opts.volume, nvol) {
         (None, 1) => 0,
         (None, n) => {
