@@ -259,10 +259,16 @@ fn volume_plan(path: &Path, info: &NiftiHeaderInfo, opts: &ReadOptions) -> Resul
     let total = (per_vol as u64)
         .checked_mul(nvol as u64)
         .ok_or_else(|| Error::invalid(path, "volume too large"))?;
+    // A NIfTI-1 vox_offset is a float and a NIfTI-2 one 64-bit: the
+    // requested volume's offset can overflow u64.
+    let start = (t as u64)
+        .checked_mul(per_vol as u64)
+        .and_then(|o| data_start.checked_add(o))
+        .ok_or_else(|| Error::invalid(path, "volume too large"))?;
     Ok(Plan {
         data_start,
         total,
-        start: data_start + t as u64 * per_vol as u64,
+        start,
         len: per_vol,
     })
 }
@@ -905,5 +911,19 @@ mod tests {
                 assert_eq!(back.data(), v.data(), "{name} volume {t}");
             }
         }
+    }
+
+    #[test]
+    fn absurd_vox_offset_with_a_later_volume_is_an_error() {
+        let mut raw = nii([2, 2, 2], 2, 0, |i| i as i16);
+        raw[108..112].copy_from_slice(&1e30f32.to_le_bytes());
+        let opts = ReadOptions { volume: Some(1) };
+        for bytes in [raw.clone(), gz(&raw, 1)] {
+            let e = outcome::<f32>(&bytes, &opts).unwrap_err();
+            assert!(e.contains("volume too large"), "{e}");
+        }
+        // The first volume does not overflow: the data is simply missing.
+        let e = outcome::<f32>(&raw, &ReadOptions { volume: Some(0) }).unwrap_err();
+        assert!(e.contains("voxel data has 0 bytes"), "{e}");
     }
 }
