@@ -62,9 +62,15 @@ impl NiftiHeaderInfo {
         })
     }
 
-    /// Number of 3-D volumes (the product of dims 4 and up).
+    /// Number of 3-D volumes (the product of dims 4 and up), saturating at
+    /// `usize::MAX` for the absurd NIfTI-2 headers whose 64-bit dims overflow
+    /// it (no file can hold that many).
     pub fn volume_count(&self) -> usize {
-        self.dims.iter().skip(3).product::<usize>().max(1)
+        self.dims
+            .iter()
+            .skip(3)
+            .fold(1usize, |n, &d| n.saturating_mul(d))
+            .max(1)
     }
 
     /// numpy's name for the stored datatype, or `None` when unknown.

@@ -21,6 +21,7 @@ use crate::{Affine, DType, Error, Overwrite, Result, Volume, Voxel, write_file_a
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Options for [`read`].
 #[derive(Clone, Debug, Default)]
@@ -63,23 +64,6 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 fn is_gz_name(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
-}
-
-/// Decompresses a whole gzip file held in memory. Concatenated gzip members
-/// (as written by parallel compressors) are read as one stream.
-fn gunzip(path: &Path, compressed: &[u8]) -> Result<Vec<u8>> {
-    // The gzip trailer holds the uncompressed size modulo 2³²: a good
-    // capacity hint for files under 4 GiB, and harmless otherwise.
-    let hint = compressed
-        .len()
-        .checked_sub(4)
-        .map(|at| u32::from_le_bytes(compressed[at..].try_into().unwrap_or([0; 4])) as usize)
-        .unwrap_or(0);
-    let mut out = Vec::with_capacity(hint.min(compressed.len().saturating_mul(1032)));
-    flate2::read::MultiGzDecoder::new(compressed)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::invalid(path, format!("gzip stream is corrupt or truncated: {e}")))?;
-    Ok(out)
 }
 
 /// Parses and validates the header at the start of `bytes`.
@@ -221,16 +205,30 @@ pub fn read_header(path: &Path) -> Result<NiftiHeaderInfo> {
     parse_header(path, &start)
 }
 
-/// The byte range of the requested volume inside the data block, after
-/// checking the request and the file length.
-fn volume_range(
-    path: &Path,
-    info: &NiftiHeaderInfo,
-    file_len: u64,
-    opts: &ReadOptions,
-) -> Result<(u64, usize)> {
+/// Where the requested volume lies in the decompressed file.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Offset of the first voxel of the data block.
+    data_start: u64,
+    /// Bytes of voxel data the header announces (all volumes).
+    total: u64,
+    /// Offset of the requested volume.
+    start: u64,
+    /// Its length in bytes.
+    len: usize,
+}
+
+/// Checks the volume request against the header and locates the volume.
+fn volume_plan(path: &Path, info: &NiftiHeaderInfo, opts: &ReadOptions) -> Result<Plan> {
     let size = header::datatype_info(info.datatype).map_or(1, |d| d.1);
-    let nvol = info.volume_count();
+    // NIfTI-2 dims are 64-bit: their product can overflow.
+    let nvol = info
+        .dims
+        .iter()
+        .skip(3)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Error::invalid(path, "volume too large"))?
+        .max(1);
     let t = match (opts.volume, nvol) {
         (None, 1) => 0,
         (None, n) => {
@@ -261,46 +259,268 @@ fn volume_range(
     let total = (per_vol as u64)
         .checked_mul(nvol as u64)
         .ok_or_else(|| Error::invalid(path, "volume too large"))?;
-    let have = file_len.saturating_sub(data_start);
-    if have < total {
-        return Err(Error::invalid(
-            path,
-            format!("voxel data has {have} bytes, {total} expected"),
-        ));
-    }
-    Ok((data_start + t as u64 * per_vol as u64, per_vol))
+    // A NIfTI-1 vox_offset is a float and a NIfTI-2 one 64-bit: the
+    // requested volume's offset can overflow u64.
+    let start = (t as u64)
+        .checked_mul(per_vol as u64)
+        .and_then(|o| data_start.checked_add(o))
+        .ok_or_else(|| Error::invalid(path, "volume too large"))?;
+    Ok(Plan {
+        data_start,
+        total,
+        start,
+        len: per_vol,
+    })
 }
 
-fn into_volume<T: Voxel>(path: &Path, info: &NiftiHeaderInfo, raw: &[u8]) -> Result<Volume<T>> {
-    if let Some(bad) = data::first_inexact::<T>(raw, info.datatype, info.big_endian, info.scaling) {
-        return Err(Error::request(
+/// Checks that a file of `file_len` bytes holds all the voxel data its
+/// header announces.
+fn check_length(path: &Path, plan: &Plan, file_len: u64) -> Result<()> {
+    let have = file_len.saturating_sub(plan.data_start);
+    if have < plan.total {
+        return Err(Error::invalid(
             path,
-            format!(
-                "value {bad} cannot be stored as {} without loss; read the file as float32",
-                T::DTYPE.name()
-            ),
+            format!("voxel data has {have} bytes, {} expected", plan.total),
         ));
     }
-    let voxels = data::decode::<T>(raw, info.datatype, info.big_endian, info.scaling)
-        .ok_or_else(|| Error::unsupported(path, format!("NIfTI datatype {}", info.datatype)))?;
+    Ok(())
+}
+
+/// The byte range of the requested volume inside the data block, after
+/// checking the request and the file length.
+fn volume_range(
+    path: &Path,
+    info: &NiftiHeaderInfo,
+    file_len: u64,
+    opts: &ReadOptions,
+) -> Result<Plan> {
+    let plan = volume_plan(path, info, opts)?;
+    check_length(path, &plan, file_len)?;
+    Ok(plan)
+}
+
+fn layout(info: &NiftiHeaderInfo) -> data::Layout {
+    data::Layout {
+        datatype: info.datatype,
+        big_endian: info.big_endian,
+        scale: info.scaling,
+    }
+}
+
+fn inexact_error<T: Voxel>(path: &Path, bad: f64) -> Error {
+    Error::request(
+        path,
+        format!(
+            "value {bad} cannot be stored as {} without loss; read the file as float32",
+            T::DTYPE.name()
+        ),
+    )
+}
+
+fn unsupported_datatype(path: &Path, info: &NiftiHeaderInfo) -> Error {
+    Error::unsupported(path, format!("NIfTI datatype {}", info.datatype))
+}
+
+fn wrap<T: Voxel>(path: &Path, info: &NiftiHeaderInfo, voxels: Vec<T>) -> Result<Volume<T>> {
     let d = |i: usize| info.dims.get(i).copied().unwrap_or(1);
     Volume::new([d(0), d(1), d(2)], info.affine, voxels)
         .map_err(|e| Error::invalid(path, e.to_string()))
 }
 
+fn into_volume<T: Voxel>(path: &Path, info: &NiftiHeaderInfo, raw: &[u8]) -> Result<Volume<T>> {
+    match data::decode::<T>(raw, layout(info)) {
+        None => Err(unsupported_datatype(path, info)),
+        Some(Err(bad)) => Err(inexact_error::<T>(path, bad)),
+        Some(Ok(voxels)) => wrap(path, info, voxels),
+    }
+}
+
+/// Bytes of decompressed data handed to one conversion task.
+const GZ_BLOCK: usize = 1 << 20;
+
+/// Blocks waiting for or under conversion at most, before the inflating
+/// thread converts the next one itself (bounds the memory held in blocks).
+const MAX_IN_FLIGHT: usize = 4;
+
+/// Deflate cannot expand input more than about 1032:1, so a gzip file of
+/// `n` bytes decompresses to at most this many: a bound on what a header
+/// may make us allocate before the data is seen.
+fn max_inflated_len(compressed_len: usize) -> u64 {
+    (compressed_len as u64).saturating_mul(1032)
+}
+
+/// Fills `buf` from `r` as far as the stream allows; returns the bytes read
+/// (less than `buf.len()` only at the end of the stream).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads and discards the rest of `r`; returns how many bytes it held.
+fn drain(r: &mut impl Read, scratch: &mut [u8]) -> std::io::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let got = read_full(r, scratch)?;
+        n += got as u64;
+        if got < scratch.len() {
+            return Ok(n);
+        }
+    }
+}
+
+/// Reads a gzipped NIfTI file held in memory.
+///
+/// The stream is inflated in blocks of [`GZ_BLOCK`] bytes (concatenated
+/// gzip members read as one stream, as the writer emits them) and each
+/// block of the requested volume is converted to `T` on the rayon pool
+/// while the next one inflates, so the decompressed file is never held
+/// whole. The whole stream is always inflated, so a corrupt or truncated
+/// file fails however far into it the damage is, and errors are reported
+/// in the order of a read of the fully decompressed file: gzip damage,
+/// then the header, the volume request, the data length, inexact values.
+fn read_gz<T: Voxel>(path: &Path, compressed: &[u8], opts: &ReadOptions) -> Result<Volume<T>> {
+    let gz_error = |e: std::io::Error| {
+        Error::invalid(path, format!("gzip stream is corrupt or truncated: {e}"))
+    };
+    let mut stream = flate2::bufread::MultiGzDecoder::new(compressed);
+    let mut head = [0u8; nifti2::NIFTI2_HEADER_SIZE + 4];
+    let head_len = read_full(&mut stream, &mut head).map_err(gz_error)?;
+    let head = &head[..head_len];
+    let mut scratch = vec![0u8; GZ_BLOCK];
+
+    let planned = parse_header(path, head)
+        .and_then(|info| volume_plan(path, &info, opts).map(|plan| (info, plan)));
+    let (info, plan) = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            drain(&mut stream, &mut scratch).map_err(gz_error)?;
+            return Err(e);
+        }
+    };
+    let size = header::datatype_info(info.datatype)
+        .ok_or_else(|| unsupported_datatype(path, &info))?
+        .1;
+    let fail_length = |stream: &mut flate2::bufread::MultiGzDecoder<&[u8]>,
+                       scratch: &mut [u8],
+                       pos: u64|
+     -> Error {
+        match drain(stream, scratch) {
+            Err(e) => gz_error(e),
+            Ok(rest) => match check_length(path, &plan, pos + rest) {
+                Err(e) => e,
+                Ok(()) => Error::invalid(path, "voxel data ends early"),
+            },
+        }
+    };
+    if plan.data_start.saturating_add(plan.total) > max_inflated_len(compressed.len()) {
+        // The header announces more data than the file could inflate to:
+        // report the length found without allocating for the claim.
+        return Err(fail_length(&mut stream, &mut scratch, head_len as u64));
+    }
+
+    // Stream position of the next byte `stream` yields.
+    let mut pos = head_len as u64;
+    let mut voxels = data::alloc_voxels::<T>(plan.len / size);
+    let first_bad: std::sync::Mutex<Option<(usize, f64)>> = std::sync::Mutex::new(None);
+    let spare: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+    let layout = layout(&info);
+    let block_elems = GZ_BLOCK / size;
+    let in_flight = AtomicUsize::new(0);
+    let (first_bad, spare, in_flight) = (&first_bad, &spare, &in_flight);
+
+    let complete = rayon::scope(|s| -> std::io::Result<bool> {
+        let mut rest: &mut [T] = &mut voxels;
+        // Bytes of the volume already inflated into `head`.
+        let skip_in_head = usize::try_from(plan.start).map_or(head_len, |st| st.min(head_len));
+        let mut carry: &[u8] = &head[skip_in_head..];
+        carry = &carry[..carry.len().min(plan.len)];
+        // Skip the extensions and earlier volumes.
+        while pos < plan.start {
+            let want = (plan.start - pos).min(GZ_BLOCK as u64) as usize;
+            let got = read_full(&mut stream, &mut scratch[..want])?;
+            pos += got as u64;
+            if got < want {
+                return Ok(false);
+            }
+        }
+        let mut block_no = 0;
+        while !rest.is_empty() {
+            let n = rest.len().min(block_elems);
+            let bytes = n * size;
+            let mut block = spare
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or_default();
+            block.resize(bytes, 0);
+            let from_head = carry.len().min(bytes);
+            block[..from_head].copy_from_slice(&carry[..from_head]);
+            carry = &carry[from_head..];
+            let got = read_full(&mut stream, &mut block[from_head..])?;
+            pos += got as u64;
+            if from_head + got < bytes {
+                return Ok(false);
+            }
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            let mut convert = move |block: Vec<u8>| {
+                if let Err(v) = data::decode_into(&block, layout, out) {
+                    let mut fb = first_bad.lock().unwrap_or_else(|p| p.into_inner());
+                    if fb.is_none_or(|(b, _)| block_no < b) {
+                        *fb = Some((block_no, v));
+                    }
+                }
+                spare.lock().unwrap_or_else(|p| p.into_inner()).push(block);
+            };
+            // Backpressure without blocking (which could deadlock a
+            // one-thread pool): when the pool lags, convert here.
+            if in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+                convert(block);
+            } else {
+                in_flight.fetch_add(1, Ordering::AcqRel);
+                s.spawn(move |_| {
+                    let mut convert = convert;
+                    convert(block);
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+            block_no += 1;
+        }
+        Ok(true)
+    });
+    match complete {
+        Err(e) => return Err(gz_error(e)),
+        Ok(false) => return Err(fail_length(&mut stream, &mut scratch, pos)),
+        Ok(true) => {}
+    }
+    // Later volumes, and whatever follows the data: inflated to check them.
+    let rest = drain(&mut stream, &mut scratch).map_err(gz_error)?;
+    check_length(path, &plan, pos + rest)?;
+    let first_bad = *first_bad.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, bad)) = first_bad {
+        return Err(inexact_error::<T>(path, bad));
+    }
+    wrap(path, &info, voxels)
+}
+
 /// Reads a NIfTI file already held in memory (gzipped or not). `path` only
 /// names the source in errors. This is the entry point of the fuzz target.
 pub fn read_bytes<T: Voxel>(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Volume<T>> {
-    let owned;
-    let bytes = if bytes.starts_with(&GZIP_MAGIC) {
-        owned = gunzip(path, bytes)?;
-        &owned[..]
-    } else {
-        bytes
-    };
+    if bytes.starts_with(&GZIP_MAGIC) {
+        return read_gz(path, bytes, opts);
+    }
     let info = parse_header(path, bytes)?;
-    let (start, len) = volume_range(path, &info, bytes.len() as u64, opts)?;
-    into_volume(path, &info, &bytes[start as usize..start as usize + len])
+    let plan = volume_range(path, &info, bytes.len() as u64, opts)?;
+    let start = plan.start as usize;
+    into_volume(path, &info, &bytes[start..start + plan.len])
 }
 
 /// Reads one 3-D volume from a NIfTI-1 or NIfTI-2 file, `.nii` or
@@ -321,31 +541,66 @@ pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
         .read_to_end(&mut start)
         .map_err(|e| Error::io(path, "cannot read", e))?;
     if start.starts_with(&GZIP_MAGIC) {
-        let mut all = start;
+        // The whole compressed file, in a buffer sized from its length (and
+        // backed by huge pages when large), plus anything appended since.
+        let expected = usize::try_from(file_len).unwrap_or(0).max(start.len());
+        let mut all = data::alloc_voxels::<u8>(expected);
+        all[..start.len()].copy_from_slice(&start);
+        let got = read_full(&mut file, &mut all[start.len()..])
+            .map_err(|e| Error::io(path, "cannot read", e))?;
+        all.truncate(start.len() + got);
         file.read_to_end(&mut all)
             .map_err(|e| Error::io(path, "cannot read", e))?;
         return read_bytes(path, &all, opts);
     }
     // Uncompressed: read just the requested volume, straight from the file.
     let info = parse_header(path, &start)?;
-    let (offset, len) = volume_range(path, &info, file_len, opts)?;
-    let raw = read_range(path, &file, offset, len)?;
-    into_volume(path, &info, &raw)
+    let plan = volume_range(path, &info, file_len, opts)?;
+    let voxels = read_voxels(path, &file, &info, &plan)?;
+    wrap(path, &info, voxels)
 }
 
-/// Reads `len` bytes at `offset` with positioned reads spread over the
-/// rayon pool (page-cache copies of large files are memory-bound, and two
-/// threads copy faster than one).
-fn read_range(path: &Path, file: &File, offset: u64, len: usize) -> Result<Vec<u8>> {
+/// Reads and converts the requested volume of an uncompressed file in
+/// blocks spread over the rayon pool: each task reads its block with a
+/// positioned read into a small reused buffer and converts it straight
+/// into the output, so the raw data is never held whole (page-cache copies
+/// of large files are memory-bound, and two threads copy faster than one).
+fn read_voxels<T: Voxel>(
+    path: &Path,
+    file: &File,
+    info: &NiftiHeaderInfo,
+    plan: &Plan,
+) -> Result<Vec<T>> {
     use rayon::prelude::*;
     use std::os::unix::fs::FileExt;
-    const BLOCK: usize = 4 << 20;
-    let mut buf = vec![0u8; len];
-    buf.par_chunks_mut(BLOCK)
+    const BLOCK: usize = 1 << 20;
+    let size = header::datatype_info(info.datatype)
+        .ok_or_else(|| unsupported_datatype(path, info))?
+        .1;
+    let layout = layout(info);
+    let block_elems = BLOCK / size;
+    let mut voxels = data::alloc_voxels::<T>(plan.len / size);
+    let outcome: Vec<std::io::Result<Option<f64>>> = voxels
+        .par_chunks_mut(block_elems)
         .enumerate()
-        .try_for_each(|(n, chunk)| file.read_exact_at(chunk, offset + (n * BLOCK) as u64))
-        .map_err(|e| Error::io(path, "cannot read voxel data", e))?;
-    Ok(buf)
+        .map_init(Vec::new, |buf: &mut Vec<u8>, (n, out)| {
+            buf.resize(out.len() * size, 0);
+            file.read_exact_at(buf, plan.start + (n * block_elems * size) as u64)?;
+            Ok(data::decode_into(buf, layout, out).err())
+        })
+        .collect();
+    let mut first_bad = None;
+    for r in outcome {
+        match r {
+            Err(e) => return Err(Error::io(path, "cannot read voxel data", e)),
+            Ok(Some(bad)) if first_bad.is_none() => first_bad = Some(bad),
+            Ok(_) => {}
+        }
+    }
+    match first_bad {
+        Some(bad) => Err(inexact_error::<T>(path, bad)),
+        None => Ok(voxels),
+    }
 }
 
 fn nifti_type_of(d: DType) -> (i16, i16) {
@@ -356,14 +611,9 @@ fn nifti_type_of(d: DType) -> (i16, i16) {
     }
 }
 
-/// Serialises volumes (one, or several stacked as the 4th dimension) as a
-/// NIfTI-1 byte stream, gzipped when `gz`.
-fn encode<T: Voxel>(
-    path: &Path,
-    vols: &[&Volume<T>],
-    gz: bool,
-    opts: &WriteOptions,
-) -> Result<Vec<u8>> {
+/// Validates volumes to be written (one, or several stacked as the 4th
+/// dimension) and serialises their NIfTI-1 header.
+fn prepare<T: Voxel>(path: &Path, vols: &[&Volume<T>], opts: &WriteOptions) -> Result<[u8; 352]> {
     let first = vols
         .first()
         .ok_or_else(|| Error::request(path, "nothing to write"))?;
@@ -376,8 +626,9 @@ fn encode<T: Voxel>(
     if vols.len() > 1 {
         dims.push(vols.len());
     }
+    check_storable(path, first.affine())?;
     let (datatype, bitpix) = nifti_type_of(T::DTYPE);
-    let hdr = header::write_nifti1_header(&header::Nifti1Out {
+    header::write_nifti1_header(&header::Nifti1Out {
         dims: &dims,
         datatype,
         bitpix,
@@ -387,55 +638,292 @@ fn encode<T: Voxel>(
         description: &opts.description,
         pixdim4: 1.0,
     })
-    .map_err(|e| Error::request(path, e))?;
-    let payload: usize = vols.iter().map(|v| v.len()).sum::<usize>() * (bitpix as usize / 8);
-    let mut raw = Vec::with_capacity(352 + payload);
-    raw.extend_from_slice(&hdr);
-    for v in vols {
-        raw.extend_from_slice(&data::encode_le(v.data()));
-    }
-    if !gz {
-        return Ok(raw);
-    }
-    Ok(gzip_parallel(&raw, opts.compression_level))
+    .map_err(|e| Error::request(path, e))
 }
 
-/// gzip-compresses `raw` as concatenated members, one per block, compressed
-/// in parallel. Every gzip reader (zlib, Python's gzip, nibabel, ITK, 3D
-/// Slicer) reads concatenated members as one stream.
-fn gzip_parallel(raw: &[u8], level: u32) -> Vec<u8> {
+/// Appends bytes `start..end` of the uncompressed NIfTI stream (`hdr`, then
+/// the volumes' voxels, little-endian) to `out`, encoding only the voxels
+/// in that range. `start` and `end` past the header must fall on voxel
+/// boundaries (the header is 352 bytes and blocks are multiples of 4).
+fn stream_range<T: Voxel>(
+    hdr: &[u8],
+    vols: &[&Volume<T>],
+    start: usize,
+    end: usize,
+    out: &mut Vec<u8>,
+) {
+    let size = data::stored_size::<T>();
+    if start < hdr.len() {
+        out.extend_from_slice(&hdr[start..end.min(hdr.len())]);
+    }
+    let (lo, hi) = (
+        start.saturating_sub(hdr.len()),
+        end.saturating_sub(hdr.len()),
+    );
+    let mut vol_start = 0;
+    for v in vols {
+        let vol_end = vol_start + v.len() * size;
+        let (a, b) = (lo.max(vol_start), hi.min(vol_end));
+        if a < b {
+            data::encode_le_into(
+                &v.data()[(a - vol_start) / size..(b - vol_start) / size],
+                out,
+            );
+        }
+        vol_start = vol_end;
+    }
+}
+
+/// Writes volumes as a NIfTI-1 file, gzipped when `gz`, never holding the
+/// whole uncompressed file: `.nii` is encoded and written 1 MiB at a time;
+/// `.nii.gz` is cut into 8 MiB blocks of the uncompressed stream, each
+/// encoded and compressed in parallel into its own gzip member (every gzip
+/// reader — zlib, Python's gzip, nibabel, ITK, 3D Slicer — reads
+/// concatenated members as one stream).
+fn write_nifti<T: Voxel>(
+    path: &Path,
+    vols: &[&Volume<T>],
+    gz: bool,
+    opts: &WriteOptions,
+) -> Result<()> {
     use rayon::prelude::*;
+    let hdr = prepare(path, vols, opts)?;
+    let total = hdr.len() + vols.iter().map(|v| v.len()).sum::<usize>() * data::stored_size::<T>();
+    if !gz {
+        const BLOCK: usize = 1 << 20;
+        return write_file_atomic(path, opts.overwrite, |w| {
+            let mut buf = Vec::with_capacity(BLOCK);
+            for start in (0..total).step_by(BLOCK) {
+                buf.clear();
+                stream_range(&hdr, vols, start, (start + BLOCK).min(total), &mut buf);
+                w.write_all(&buf)?;
+            }
+            Ok(())
+        });
+    }
     const BLOCK: usize = 8 << 20;
-    let level = flate2::Compression::new(level.min(9));
-    let parts: Vec<Vec<u8>> = raw
-        .par_chunks(BLOCK)
-        .map(|chunk| {
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(chunk.len() / 2), level);
+    let level = flate2::Compression::new(opts.compression_level.min(9));
+    let members: Vec<Vec<u8>> = (0..total.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|n| {
+            let (start, end) = (n * BLOCK, ((n + 1) * BLOCK).min(total));
+            let mut raw = Vec::with_capacity(end - start);
+            stream_range(&hdr, vols, start, end, &mut raw);
+            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), level);
             // Writing to a Vec cannot fail.
-            let _ = enc.write_all(chunk);
+            let _ = enc.write_all(&raw);
             enc.finish().unwrap_or_default()
         })
         .collect();
-    parts.concat()
+    write_file_atomic(path, opts.overwrite, |w| {
+        members.iter().try_for_each(|m| w.write_all(m))
+    })
+}
+
+/// NIfTI-1 stores the affine (sform rows, qform offsets and voxel sizes) as
+/// float32. A volume read from NIfTI-2 (float64) can hold an affine that
+/// overflows float32 or becomes singular when rounded to it; writing it
+/// would produce a file that cannot be read back, so it is refused.
+fn check_storable(path: &Path, affine: &Affine) -> Result<()> {
+    let mut stored = *affine;
+    for row in stored.0.iter_mut().take(3) {
+        for v in row.iter_mut() {
+            *v = f64::from(*v as f32);
+        }
+    }
+    let zooms_fit = affine.spacing().iter().all(|&z| (z as f32).is_finite());
+    if !stored.is_valid() || !zooms_fit {
+        return Err(Error::request(
+            path,
+            format!(
+                "affine {:?} cannot be stored in NIfTI-1's float32 fields (it overflows or becomes singular)",
+                affine.0
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Writes a volume as a single-file NIfTI-1 (`.nii`, or gzipped when the
 /// name ends in `.gz`) with both qform and sform set from its affine, the
 /// datatype of `T` and no scaling. The file is written atomically.
 pub fn write<T: Voxel>(path: &Path, vol: &Volume<T>, opts: &WriteOptions) -> Result<()> {
-    let bytes = encode(path, &[vol], is_gz_name(path), opts)?;
-    write_file_atomic(path, opts.overwrite, |w| w.write_all(&bytes))
+    write_nifti(path, &[vol], is_gz_name(path), opts)
 }
 
 /// Writes several volumes on one grid as a 4-D NIfTI-1, volume `t` at
 /// index `t` of the 4th dimension (class probabilities, for example).
 pub fn write_4d<T: Voxel>(path: &Path, vols: &[&Volume<T>], opts: &WriteOptions) -> Result<()> {
-    let bytes = encode(path, vols, is_gz_name(path), opts)?;
-    write_file_atomic(path, opts.overwrite, |w| w.write_all(&bytes))
+    write_nifti(path, vols, is_gz_name(path), opts)
 }
 
 /// The geometry-only affine of a header, for callers that need it without
 /// the voxels (for example to compare grids).
 pub fn read_affine(path: &Path) -> Result<Affine> {
     Ok(read_header(path)?.affine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gz(raw: &[u8], members: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in raw.chunks(raw.len().div_ceil(members).max(1)) {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(part).unwrap();
+            out.extend(enc.finish().unwrap());
+        }
+        out
+    }
+
+    /// A NIfTI-1 byte stream of `vols` volumes of `dims`, int16 values from
+    /// `value(i)`, with `ext` extension bytes between header and data.
+    fn nii(dims: [usize; 3], vols: usize, ext: usize, value: impl Fn(usize) -> i16) -> Vec<u8> {
+        let n = dims.iter().product::<usize>();
+        let v = Volume::new(dims, Affine::identity(), vec![0i16; n]).unwrap();
+        let refs: Vec<&Volume<i16>> = (0..vols).map(|_| &v).collect();
+        let hdr = prepare(Path::new("t.nii"), &refs, &WriteOptions::default()).unwrap();
+        let mut raw = Vec::new();
+        stream_range(&hdr, &refs, 0, 352 + vols * n * 2, &mut raw);
+        for (i, c) in raw[352..].chunks_exact_mut(2).enumerate() {
+            c.copy_from_slice(&value(i).to_le_bytes());
+        }
+        if ext > 0 {
+            raw[108..112].copy_from_slice(&((352 + ext) as f32).to_le_bytes());
+            raw.splice(352..352, std::iter::repeat_n(7u8, ext));
+        }
+        raw
+    }
+
+    fn outcome<T: Voxel>(
+        bytes: &[u8],
+        opts: &ReadOptions,
+    ) -> std::result::Result<Volume<T>, String> {
+        read_bytes::<T>(Path::new("t.nii"), bytes, opts).map_err(|e| e.to_string())
+    }
+
+    /// The streaming gzip reader gives what reading the inflated bytes gives.
+    fn assert_same(raw: &[u8], members: usize, opts: &ReadOptions) {
+        let gz = gz(raw, members);
+        assert_eq!(outcome::<f32>(&gz, opts), outcome::<f32>(raw, opts));
+        assert_eq!(outcome::<i16>(&gz, opts), outcome::<i16>(raw, opts));
+        assert_eq!(outcome::<u8>(&gz, opts), outcome::<u8>(raw, opts));
+    }
+
+    #[test]
+    fn gzip_streaming_matches_plain_reading() {
+        let one = ReadOptions::default();
+        // Several conversion blocks, one or many gzip members.
+        let raw = nii([300, 70, 30], 1, 0, |i| (i % 5000) as i16 - 1000);
+        for members in [1, 3, 17] {
+            assert_same(&raw, members, &one);
+        }
+        // uint8-compatible values, so reading as u8 succeeds too.
+        assert_same(&nii([64, 64, 40], 1, 0, |i| (i % 200) as i16), 4, &one);
+        // An extension before the data, and a later volume of a 4-D file.
+        let raw = nii([90, 80, 70], 3, 48, |i| (i % 7) as i16);
+        for t in 0..3 {
+            assert_same(&raw, 5, &ReadOptions { volume: Some(t) });
+        }
+        assert_same(&raw, 2, &one); // 4-D without a volume index
+        assert_same(&raw, 2, &ReadOptions { volume: Some(3) });
+        // A tiny volume inside the header's first 544 bytes.
+        assert_same(&nii([2, 3, 4], 1, 0, |i| i as i16), 1, &one);
+    }
+
+    #[test]
+    fn gzip_streaming_reports_errors_like_plain_reading() {
+        let one = ReadOptions::default();
+        let raw = nii([200, 100, 60], 1, 0, |i| (i % 100) as i16);
+        // Data cut short: the length error, whether the cut is in the first
+        // block, a later one or the header.
+        for keep in [
+            400,
+            352 + GZ_BLOCK + 5,
+            352 + 2 * GZ_BLOCK - 3,
+            raw.len() - 1,
+            100,
+        ] {
+            assert_same(&raw[..keep], 2, &one);
+        }
+        // A value that does not fit u8 near the end.
+        let mut late = raw.clone();
+        let at = late.len() - 6;
+        late[at..at + 2].copy_from_slice(&300i16.to_le_bytes());
+        assert_same(&late, 3, &one);
+        // Not a NIfTI file at all.
+        assert_same(&[0u8; 1000], 1, &one);
+        assert_same(&[], 1, &one);
+    }
+
+    #[test]
+    fn damaged_gzip_fails_as_such() {
+        let raw = nii([200, 100, 60], 1, 0, |i| (i % 100) as i16);
+        let good = gz(&raw, 3);
+        let mut cases = vec![
+            good[..good.len() / 2].to_vec(),
+            good[..good.len() - 3].to_vec(),
+        ];
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(b"garbage after the last member");
+        cases.push(trailing);
+        let mut flipped = good.clone();
+        let mid = flipped.len() * 3 / 4;
+        flipped[mid] ^= 0x55;
+        cases.push(flipped);
+        for bytes in cases {
+            let e = outcome::<f32>(&bytes, &ReadOptions::default()).unwrap_err();
+            assert!(e.contains("gzip stream is corrupt or truncated"), "{e}");
+        }
+    }
+
+    #[test]
+    fn huge_dims_in_a_tiny_gzip_do_not_allocate() {
+        let mut raw = nii([2, 2, 2], 1, 0, |_| 1);
+        // dim[1..4] = 32767: 70 TB of int16 announced by a ~100-byte file.
+        for i in 1..4 {
+            raw[40 + 2 * i..42 + 2 * i].copy_from_slice(&32767i16.to_le_bytes());
+        }
+        let e = outcome::<f32>(&gz(&raw, 1), &ReadOptions::default()).unwrap_err();
+        assert!(e.contains("voxel data has 16 bytes"), "{e}");
+    }
+
+    #[test]
+    fn written_blocks_cover_every_volume_exactly() {
+        // 4-D float32 large enough for several 8 MiB gzip members, with
+        // member boundaries falling inside volumes.
+        let dims = [160, 128, 45];
+        let n = dims.iter().product::<usize>();
+        let vols: Vec<Volume<f32>> = (0..3)
+            .map(|t| {
+                let data = (0..n).map(|i| (i * 3 + t * 1000) as f32 * 0.5).collect();
+                Volume::new(dims, Affine::identity(), data).unwrap()
+            })
+            .collect();
+        let refs: Vec<&Volume<f32>> = vols.iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["v.nii", "v.nii.gz"] {
+            let path = dir.path().join(name);
+            write_4d(&path, &refs, &WriteOptions::default()).unwrap();
+            for (t, v) in vols.iter().enumerate() {
+                let back: Volume<f32> = read(&path, &ReadOptions { volume: Some(t) }).unwrap();
+                assert_eq!(back.data(), v.data(), "{name} volume {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn absurd_vox_offset_with_a_later_volume_is_an_error() {
+        let mut raw = nii([2, 2, 2], 2, 0, |i| i as i16);
+        raw[108..112].copy_from_slice(&1e30f32.to_le_bytes());
+        let opts = ReadOptions { volume: Some(1) };
+        for bytes in [raw.clone(), gz(&raw, 1)] {
+            let e = outcome::<f32>(&bytes, &opts).unwrap_err();
+            assert!(e.contains("volume too large"), "{e}");
+        }
+        // The first volume does not overflow: the data is simply missing.
+        let e = outcome::<f32>(&raw, &ReadOptions { volume: Some(0) }).unwrap_err();
+        assert!(e.contains("voxel data has 0 bytes"), "{e}");
+    }
 }
