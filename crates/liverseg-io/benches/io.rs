@@ -64,6 +64,11 @@ const CASES: &[(&str, &[&str], &str)] = &[
         "read the .nii.gz file and inflate it in 1 MiB blocks (the reader's inflate work)",
     ),
     (
+        "read_dicom_series",
+        &["pydicom_read_series"],
+        "read a 200-slice CT series directory (sort along the normal, rescale) into Volume<f32>",
+    ),
+    (
         "read_own_nii_gz",
         &[],
         "read a .nii.gz written by liverseg (multi-member gzip) into Volume<f32>",
@@ -207,6 +212,15 @@ fn child(case: &str, scratch: &Path) -> Value {
                 json!({"dims": src.dims(), "file_bytes": file_len(&path)})
             })
         }
+        "read_dicom_series" => {
+            // Written by benches/reference/make_dicom_series.py beside the phantom.
+            let dir = data_dir().join("series");
+            Box::new(move || {
+                let v: Volume<f32> =
+                    liverseg_io::dicom::read(&dir, &Default::default()).expect("read series");
+                json!({"dims": v.dims()})
+            })
+        }
         "gunzip_only" => Box::new(move || {
             let raw = gunzip_file(&gz);
             json!({"inflated_bytes": raw.len(), "file_bytes": file_len(&gz)})
@@ -286,7 +300,17 @@ fn run_child(case: &str, scratch: &Path) -> Value {
 
 /// Runs the nibabel counterpart `name` with `python`.
 fn run_reference(python: &str, name: &str, scratch: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/bench_nibabel.py");
+    let refs = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference");
+    if name == "pydicom_read_series" {
+        let out = Command::new(python)
+            .arg(refs.join("bench_pydicom_series.py"))
+            .args(["--child", "--reps", &reps().to_string(), "--series-dir"])
+            .arg(data_dir().join("series"))
+            .output()
+            .expect("spawn python");
+        return parse_result(name, &out);
+    }
+    let script = refs.join("bench_nibabel.py");
     let out = Command::new(python)
         .arg(script)
         .args(["--child", name, "--reps", &reps().to_string(), "--data-dir"])
