@@ -4,11 +4,12 @@
 //! and the gradient with respect to the weights.
 //!
 //! Every kernel works on one sample of a contiguous `(C, D, H, W)` tensor.
-//! The column matrix of a tile holds one row per output voxel and one column
-//! per (input channel, kernel tap), so the matrix product runs with the
-//! voxels as its long dimension, the orientation in which `gemm` is fastest
-//! on these shapes. Tiles bound the column matrix to a few MiB, so memory
-//! stays a small multiple of the activations whatever the layer.
+//! The column matrix of a tile holds one row per (input channel, kernel
+//! tap) and one column per output voxel: filling a row is a strided copy of
+//! input lines, which runs at memory speed, and `gemm` (which packs its
+//! operands anyway) is handed the voxels as the long dimension of the
+//! product. Tiles bound the column matrix to 16 MiB, so memory stays a small
+//! multiple of the activations whatever the layer.
 
 use super::gemm::{MatRef, sgemm};
 use super::geom::ConvGeom;
@@ -30,96 +31,123 @@ fn unravel(p: usize, dims: [usize; 3]) -> [usize; 3] {
     [d, h, w]
 }
 
-/// Fills `cols` (rows `p0..p0 + rows`, `cin · taps` columns) with the input
-/// values each output voxel's kernel taps see (0 in the padding).
+/// The kernel tap `(td, th, tw)` of flat tap index `t`.
+#[inline]
+fn tap(t: usize, k: [usize; 3]) -> [usize; 3] {
+    [t / (k[1] * k[2]), (t / k[2]) % k[1], t % k[2]]
+}
+
+/// Runs `f(line_start, d, h, w0, len)` over the runs of consecutive `w`
+/// that the linear range `p0..p0 + rows` of a `dims` volume splits into
+/// (`line_start` is the offset of the run inside the range).
+#[inline]
+fn for_each_line(
+    p0: usize,
+    rows: usize,
+    dims: [usize; 3],
+    mut f: impl FnMut(usize, usize, usize, usize, usize),
+) {
+    let mut p = p0;
+    while p < p0 + rows {
+        let [d, h, w] = unravel(p, dims);
+        let len = (dims[2] - w).min(p0 + rows - p);
+        f(p - p0, d, h, w, len);
+        p += len;
+    }
+}
+
+/// Fills the column tile `cols` (`cin · taps` rows of `rows` values, row
+/// `ci · taps + t` holding what tap `t` of input channel `ci` sees for
+/// output voxels `p0..p0 + rows`; 0 in the padding). Rows are filled in
+/// parallel, each as runs along `w` that are plain strided copies.
 fn fill_forward_cols(
     cols: &mut [f32],
     x: &[f32],
-    cin: usize,
     din: [usize; 3],
     dout: [usize; 3],
     g: &ConvGeom,
     p0: usize,
+    rows: usize,
 ) {
     let taps = g.taps();
-    let k = cin * taps;
     let plane = din[1] * din[2];
     let vol = din[0] * plane;
-    cols.par_chunks_mut(k).enumerate().for_each(|(r, row)| {
-        let o = unravel(p0 + r, dout);
-        // Per axis, the input coordinate of each tap (or None in padding).
-        let mut coord = [[None::<usize>; 16]; 3];
-        for a in 0..3 {
-            for t in 0..g.kernel[a].min(16) {
-                let i = (o[a] * g.stride[a] + t * g.dilation[a]) as isize - g.padding[a] as isize;
-                coord[a][t] = (i >= 0 && (i as usize) < din[a]).then_some(i as usize);
+    cols.par_chunks_mut(rows).enumerate().for_each(|(kk, row)| {
+        let (ci, t) = (kk / taps, kk % taps);
+        let t = tap(t, g.kernel);
+        let src = &x[ci * vol..(ci + 1) * vol];
+        let off = |a: usize| (t[a] * g.dilation[a]) as isize - g.padding[a] as isize;
+        let (od, oh, ow) = (off(0), off(1), off(2));
+        let s2 = g.stride[2] as isize;
+        for_each_line(p0, rows, dout, |at, d, h, w0, len| {
+            let out = &mut row[at..at + len];
+            let id = d as isize * g.stride[0] as isize + od;
+            let ih = h as isize * g.stride[1] as isize + oh;
+            if id < 0 || id >= din[0] as isize || ih < 0 || ih >= din[1] as isize {
+                out.fill(0.0);
+                return;
             }
-        }
-        let mut col = 0;
-        for ci in 0..cin {
-            let base = ci * vol;
-            for td in 0..g.kernel[0] {
-                for th in 0..g.kernel[1] {
-                    for tw in 0..g.kernel[2] {
-                        row[col] = match (coord[0][td], coord[1][th], coord[2][tw]) {
-                            (Some(d), Some(h), Some(w)) => x[base + d * plane + h * din[2] + w],
-                            _ => 0.0,
-                        };
-                        col += 1;
-                    }
-                }
+            let line = &src[id as usize * plane + ih as usize * din[2]..][..din[2]];
+            let iw0 = w0 as isize * s2 + ow;
+            for (j, o) in out.iter_mut().enumerate() {
+                let iw = iw0 + j as isize * s2;
+                *o = if iw >= 0 && (iw as usize) < din[2] {
+                    line[iw as usize]
+                } else {
+                    0.0
+                };
             }
-        }
+        });
     });
 }
 
-/// Fills `cols` (rows `q0..q0 + rows` over the *input* grid, `cout · taps`
-/// columns) with the output-gradient values that reach each input voxel
-/// through each tap: the transpose of [`fill_forward_cols`].
+/// Fills the transposed column tile (`cout · taps` rows of `rows` values
+/// over *input* voxels `q0..q0 + rows`): row `co · taps + t` holds the
+/// output-gradient value that reaches each input voxel through tap `t`, or
+/// 0 when none does. The transpose of [`fill_forward_cols`].
 fn fill_transposed_cols(
     cols: &mut [f32],
     gy: &[f32],
-    cout: usize,
     din: [usize; 3],
     dout: [usize; 3],
     g: &ConvGeom,
     q0: usize,
+    rows: usize,
 ) {
     let taps = g.taps();
-    let k = cout * taps;
     let plane = dout[1] * dout[2];
     let vol = dout[0] * plane;
-    cols.par_chunks_mut(k).enumerate().for_each(|(r, row)| {
-        let q = unravel(q0 + r, din);
-        let mut coord = [[None::<usize>; 16]; 3];
-        for a in 0..3 {
-            for t in 0..g.kernel[a].min(16) {
-                let num = (q[a] + g.padding[a]) as isize - (t * g.dilation[a]) as isize;
-                let s = g.stride[a] as isize;
-                coord[a][t] = (num >= 0 && num % s == 0 && ((num / s) as usize) < dout[a])
-                    .then_some((num / s) as usize);
+    cols.par_chunks_mut(rows).enumerate().for_each(|(kk, row)| {
+        let (co, t) = (kk / taps, kk % taps);
+        let t = tap(t, g.kernel);
+        let src = &gy[co * vol..(co + 1) * vol];
+        // Output coordinate reaching input coordinate q along axis a, if any.
+        let source = |a: usize, q: usize| -> Option<usize> {
+            let num = (q + g.padding[a]) as isize - (t[a] * g.dilation[a]) as isize;
+            let s = g.stride[a] as isize;
+            (num >= 0 && num % s == 0 && ((num / s) as usize) < dout[a])
+                .then_some((num / s) as usize)
+        };
+        for_each_line(q0, rows, din, |at, d, h, w0, len| {
+            let out = &mut row[at..at + len];
+            let (Some(od), Some(oh)) = (source(0, d), source(1, h)) else {
+                out.fill(0.0);
+                return;
+            };
+            let line = &src[od * plane + oh * dout[2]..][..dout[2]];
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = match source(2, w0 + j) {
+                    Some(ow) => line[ow],
+                    None => 0.0,
+                };
             }
-        }
-        let mut col = 0;
-        for co in 0..cout {
-            let base = co * vol;
-            for td in 0..g.kernel[0] {
-                for th in 0..g.kernel[1] {
-                    for tw in 0..g.kernel[2] {
-                        row[col] = match (coord[0][td], coord[1][th], coord[2][tw]) {
-                            (Some(d), Some(h), Some(w)) => gy[base + d * plane + h * dout[2] + w],
-                            _ => 0.0,
-                        };
-                        col += 1;
-                    }
-                }
-            }
-        }
+        });
     });
 }
 
 /// Kernel extents above 16 taps per axis are rejected up front by the
-/// layers; the fills index fixed 16-entry tables.
+/// layers: nothing in segmentation uses them, and a column tile must hold
+/// at least one tap row per channel.
 pub(crate) const MAX_KERNEL: usize = 16;
 
 /// Forward convolution of one sample: `y (cout × P) = W (cout × K) ⋆ x`.
@@ -145,8 +173,8 @@ pub(crate) fn conv_forward(
     while p0 < p_total {
         let rows = tile.min(p_total - p0);
         let cols = &mut cols[..rows * k];
-        fill_forward_cols(cols, x, cin, din, dout, g, p0);
-        // y[co][p0 + r] = Σ_k W[co][k] · cols[r][k], written straight into
+        fill_forward_cols(cols, x, din, dout, g, p0, rows);
+        // y[co][p0 + r] = Σ_k W[co][k] · cols[k][r], written straight into
         // the (cout × P) output through its strides.
         let wm = MatRef {
             data: w,
@@ -159,8 +187,8 @@ pub(crate) fn conv_forward(
             data: cols,
             rows: k,
             cols: rows,
-            rs: 1,
-            cs: k,
+            rs: rows,
+            cs: 1,
         };
         sgemm(wm, cm, &mut y[p0..], p_total, 1, false, true);
         p0 += rows;
@@ -202,7 +230,7 @@ pub(crate) fn conv_backward_input(
     while q0 < q_total {
         let rows = tile.min(q_total - q0);
         let cols = &mut cols[..rows * kk];
-        fill_transposed_cols(cols, gy, cout, din, dout, g, q0);
+        fill_transposed_cols(cols, gy, din, dout, g, q0, rows);
         let wm = MatRef {
             data: &wr,
             rows: cin,
@@ -214,8 +242,8 @@ pub(crate) fn conv_backward_input(
             data: cols,
             rows: kk,
             cols: rows,
-            rs: 1,
-            cs: kk,
+            rs: rows,
+            cs: 1,
         };
         sgemm(wm, cm, &mut gx[q0..], q_total, 1, false, true);
         q0 += rows;
@@ -246,7 +274,7 @@ pub(crate) fn conv_backward_weight(
     while p0 < p_total {
         let rows = tile.min(p_total - p0);
         let cols = &mut cols[..rows * k];
-        fill_forward_cols(cols, x, cin, din, dout, g, p0);
+        fill_forward_cols(cols, x, din, dout, g, p0, rows);
         let gm = MatRef {
             data: &gy[p0..],
             rows: cout,
@@ -258,8 +286,8 @@ pub(crate) fn conv_backward_weight(
             data: cols,
             rows,
             cols: k,
-            rs: k,
-            cs: 1,
+            rs: 1,
+            cs: rows,
         };
         sgemm(gm, cm, gw, k, 1, true, true);
         p0 += rows;
