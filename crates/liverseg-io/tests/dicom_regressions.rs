@@ -1,0 +1,24 @@
+//! Inputs found by the `dicom_read` fuzz target (`fuzz/`), each with the
+//! failure it caused. The files live in `tests/fixtures/regressions/`.
+
+use liverseg_io::dicom::{self, ReadOptions};
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/regressions")
+        .join(name)
+}
+
+/// A JPEG 2000 frame with corrupt code-block data. With the `openjp2`
+/// decoder (a Rust translation of OpenJPEG) freeing the half-built tile
+/// dereferenced a null pointer, which aborted the process (undefined
+/// behaviour in release builds). The C OpenJPEG behind `openjpeg-sys`
+/// decodes what it can of the damaged code-blocks, as it does for damaged
+/// streams in general, and the reader returns the 64×64 slice.
+#[test]
+fn corrupt_jpeg2000_codeblocks_do_not_abort() {
+    let path = fixture("dicom_jp2k_bad_codeblocks.dcm");
+    let v = dicom::read::<f32>(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(v.dims(), [64, 64, 1]);
+}
