@@ -22,3 +22,13 @@ fn corrupt_jpeg2000_codeblocks_do_not_abort() {
     let v = dicom::read::<f32>(&path, &ReadOptions::default()).unwrap();
     assert_eq!(v.dims(), [64, 64, 1]);
 }
+
+/// An RLE Lossless frame whose segment overruns the row: the RLE adapter of
+/// dicom-transfer-syntax-registry 0.10 indexes past its buffer and panics.
+/// The reader catches codec panics and reports the file instead.
+#[test]
+fn rle_overrun_is_an_error_naming_the_file() {
+    let path = fixture("dicom_rle_overrun.dcm");
+    let err = dicom::read::<f32>(&path, &ReadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("dicom_rle_overrun.dcm"), "{err}");
+}
