@@ -32,3 +32,17 @@ fn rle_overrun_is_an_error_naming_the_file() {
     let err = dicom::read::<f32>(&path, &ReadOptions::default()).unwrap_err();
     assert!(err.to_string().contains("dicom_rle_overrun.dcm"), "{err}");
 }
+
+/// A damaged (FFFE,FFFF) element declaring a 4 GiB value in a 2.7 KB file:
+/// dicom-parser reserved and zeroed the whole length before failing (4 GiB
+/// resident in the fuzzer). The length pre-scan now rejects it up front.
+#[test]
+fn a_damaged_delimiter_length_is_rejected_before_any_allocation() {
+    let path = fixture("dicom_delimiter_4gib_length.dcm");
+    let err = dicom::read::<f32>(&path, &ReadOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("dicom_delimiter_4gib_length.dcm") && msg.contains("(FFFE,FFFF)"),
+        "{msg}"
+    );
+}

@@ -282,7 +282,21 @@ fn walk(path: &Path, c: &mut Cursor, header_only: bool) -> Result<()> {
                     c.skip(u64::from(h.len));
                 }
                 0xE0DD => in_fragments = false,
-                _ => {}
+                // Item headers are stepped into; their length must still fit.
+                0xE000 if h.len != UNDEFINED && u64::from(h.len) > remaining => {
+                    return Err(too_long(path, &h, remaining));
+                }
+                0xE000 | 0xE00D => {}
+                // Any other (FFFE,xxxx) tag is read by the parser as an
+                // ordinary element whose value it allocates: a damaged one
+                // declaring gigabytes must be caught here, like any element.
+                _ if h.len == UNDEFINED => return Ok(()),
+                _ if u64::from(h.len) > remaining => return Err(too_long(path, &h, remaining)),
+                _ => {
+                    if c.skip(u64::from(h.len)).is_none() {
+                        return Ok(());
+                    }
+                }
             }
             continue;
         }
