@@ -211,6 +211,12 @@ pub(crate) fn conv_backward_input(
     din: [usize; 3],
     gx: &mut [f32],
 ) {
+    if g.stride.iter().any(|&s| s > 1) {
+        // With a stride, most (tap, voxel) pairs of the gather below meet
+        // no output voxel (7 in 8 for stride 2 in 3-D): scatter instead.
+        conv_backward_input_scatter(gy, cout, dout, w, cin, g, din, gx);
+        return;
+    }
     let taps = g.taps();
     let kk = cout * taps;
     // wr[co·taps + t][ci] = w[co][ci][t]: the weight regrouped so that the
@@ -247,6 +253,81 @@ pub(crate) fn conv_backward_input(
         };
         sgemm(wm, cm, &mut gx[q0..], q_total, 1, false, true);
         q0 += rows;
+    }
+}
+
+/// [`conv_backward_input`] for strided geometries, as a matrix product
+/// followed by a scatter (col2vol): `C (cin·taps × P) = Wᵀ · gy`, then each
+/// `C[ci·taps + t][o]` is added into `gx[ci]` at the input voxel that output
+/// voxel `o` reads through tap `t`. Every product is one that contributes,
+/// and input channels scatter into disjoint planes, in parallel.
+#[allow(clippy::too_many_arguments)]
+fn conv_backward_input_scatter(
+    gy: &[f32],
+    cout: usize,
+    dout: [usize; 3],
+    w: &[f32],
+    cin: usize,
+    g: &ConvGeom,
+    din: [usize; 3],
+    gx: &mut [f32],
+) {
+    let taps = g.taps();
+    let rows_c = cin * taps;
+    let p_total: usize = dout.iter().product();
+    let q_total: usize = din.iter().product();
+    gx[..cin * q_total].fill(0.0);
+    let tile = tile_rows(p_total, rows_c);
+    let mut c = vec![0.0f32; tile * rows_c];
+    let mut p0 = 0;
+    while p0 < p_total {
+        let rows = tile.min(p_total - p0);
+        let c = &mut c[..rows_c * rows];
+        // C[ci·taps + t][r] = Σ_co w[co][ci][t] · gy[co][p0 + r].
+        let wm = MatRef {
+            data: w,
+            rows: rows_c,
+            cols: cout,
+            rs: 1,
+            cs: rows_c,
+        };
+        let gm = MatRef {
+            data: &gy[p0..],
+            rows: cout,
+            cols: rows,
+            rs: p_total,
+            cs: 1,
+        };
+        sgemm(wm, gm, c, rows, 1, false, true);
+        let c = &*c;
+        gx[..cin * q_total]
+            .par_chunks_mut(q_total)
+            .enumerate()
+            .for_each(|(ci, plane)| {
+                for t in 0..taps {
+                    let tp = tap(t, g.kernel);
+                    let row = &c[(ci * taps + t) * rows..(ci * taps + t + 1) * rows];
+                    let off = |a: usize| (tp[a] * g.dilation[a]) as isize - g.padding[a] as isize;
+                    let (od, oh, ow) = (off(0), off(1), off(2));
+                    for_each_line(p0, rows, dout, |at, d, h, w0, len| {
+                        let qd = d as isize * g.stride[0] as isize + od;
+                        let qh = h as isize * g.stride[1] as isize + oh;
+                        if qd < 0 || qd >= din[0] as isize || qh < 0 || qh >= din[1] as isize {
+                            return;
+                        }
+                        let line =
+                            &mut plane[(qd as usize * din[1] + qh as usize) * din[2]..][..din[2]];
+                        let s2 = g.stride[2] as isize;
+                        for (j, v) in row[at..at + len].iter().enumerate() {
+                            let qw = (w0 + j) as isize * s2 + ow;
+                            if qw >= 0 && (qw as usize) < din[2] {
+                                line[qw as usize] += v;
+                            }
+                        }
+                    });
+                }
+            });
+        p0 += rows;
     }
 }
 
