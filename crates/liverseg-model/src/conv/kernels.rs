@@ -89,6 +89,18 @@ fn fill_forward_cols(
             }
             let line = &src[id as usize * plane + ih as usize * din[2]..][..din[2]];
             let iw0 = w0 as isize * s2 + ow;
+            if s2 == 1 {
+                // Stride 1: zeros where the tap falls in the padding, one
+                // contiguous copy in between.
+                let n = out.len() as isize;
+                let lo = (-iw0).clamp(0, n);
+                let hi = (din[2] as isize - iw0).clamp(lo, n);
+                out[..lo as usize].fill(0.0);
+                out[lo as usize..hi as usize]
+                    .copy_from_slice(&line[(iw0 + lo) as usize..(iw0 + hi) as usize]);
+                out[hi as usize..].fill(0.0);
+                return;
+            }
             for (j, o) in out.iter_mut().enumerate() {
                 let iw = iw0 + j as isize * s2;
                 *o = if iw >= 0 && (iw as usize) < din[2] {
