@@ -10,7 +10,19 @@ pub(crate) struct MatRef<'a> {
     pub cs: usize,
 }
 
-impl MatRef<'_> {
+impl<'a> MatRef<'a> {
+    /// The `rows × cols` view of `data` with row stride `rs` and column
+    /// stride `cs`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
     /// Largest linear index the view touches, or `None` for an empty view.
     fn max_index(&self) -> Option<usize> {
         if self.rows == 0 || self.cols == 0 {

@@ -22,6 +22,19 @@ fn tile_rows(total: usize, k: usize) -> usize {
     (TILE_ELEMS / k.max(1)).clamp(64, total.max(64))
 }
 
+/// Walks `0..total` in tiles of at most [`tile_rows`] positions, calling
+/// `step(start, rows, buf)` with one reused buffer of `k · rows` floats.
+fn for_each_tile(total: usize, k: usize, mut step: impl FnMut(usize, usize, &mut [f32])) {
+    let tile = tile_rows(total, k);
+    let mut buf = vec![0.0f32; tile * k];
+    let mut start = 0;
+    while start < total {
+        let rows = tile.min(total - start);
+        step(start, rows, &mut buf[..rows * k]);
+        start += rows;
+    }
+}
+
 /// `(d, h, w)` of linear index `p` in a volume of extent `dims` (w fastest).
 #[inline]
 fn unravel(p: usize, dims: [usize; 3]) -> [usize; 3] {
@@ -179,32 +192,14 @@ pub(crate) fn conv_forward(
 ) {
     let k = cin * g.taps();
     let p_total: usize = dout.iter().product();
-    let tile = tile_rows(p_total, k);
-    let mut cols = vec![0.0f32; tile * k];
-    let mut p0 = 0;
-    while p0 < p_total {
-        let rows = tile.min(p_total - p0);
-        let cols = &mut cols[..rows * k];
+    for_each_tile(p_total, k, |p0, rows, cols| {
         fill_forward_cols(cols, x, din, dout, g, p0, rows);
         // y[co][p0 + r] = Σ_k W[co][k] · cols[k][r], written straight into
         // the (cout × P) output through its strides.
-        let wm = MatRef {
-            data: w,
-            rows: cout,
-            cols: k,
-            rs: k,
-            cs: 1,
-        };
-        let cm = MatRef {
-            data: cols,
-            rows: k,
-            cols: rows,
-            rs: rows,
-            cs: 1,
-        };
+        let wm = MatRef::new(w, cout, k, k, 1);
+        let cm = MatRef::new(cols, k, rows, rows, 1);
         sgemm(wm, cm, &mut y[p0..], p_total, 1, false, true);
-        p0 += rows;
-    }
+    });
 }
 
 /// Gradient of a convolution with respect to its input, for one sample:
@@ -242,30 +237,12 @@ pub(crate) fn conv_backward_input(
         }
     }
     let q_total: usize = din.iter().product();
-    let tile = tile_rows(q_total, kk);
-    let mut cols = vec![0.0f32; tile * kk];
-    let mut q0 = 0;
-    while q0 < q_total {
-        let rows = tile.min(q_total - q0);
-        let cols = &mut cols[..rows * kk];
+    for_each_tile(q_total, kk, |q0, rows, cols| {
         fill_transposed_cols(cols, gy, din, dout, g, q0, rows);
-        let wm = MatRef {
-            data: &wr,
-            rows: cin,
-            cols: kk,
-            rs: 1,
-            cs: cin,
-        };
-        let cm = MatRef {
-            data: cols,
-            rows: kk,
-            cols: rows,
-            rs: rows,
-            cs: 1,
-        };
+        let wm = MatRef::new(&wr, cin, kk, 1, cin);
+        let cm = MatRef::new(cols, kk, rows, rows, 1);
         sgemm(wm, cm, &mut gx[q0..], q_total, 1, false, true);
-        q0 += rows;
-    }
+    });
 }
 
 /// [`conv_backward_input`] for strided geometries, as a matrix product
@@ -289,27 +266,10 @@ fn conv_backward_input_scatter(
     let p_total: usize = dout.iter().product();
     let q_total: usize = din.iter().product();
     gx[..cin * q_total].fill(0.0);
-    let tile = tile_rows(p_total, rows_c);
-    let mut c = vec![0.0f32; tile * rows_c];
-    let mut p0 = 0;
-    while p0 < p_total {
-        let rows = tile.min(p_total - p0);
-        let c = &mut c[..rows_c * rows];
+    for_each_tile(p_total, rows_c, |p0, rows, c| {
         // C[ci·taps + t][r] = Σ_co w[co][ci][t] · gy[co][p0 + r].
-        let wm = MatRef {
-            data: w,
-            rows: rows_c,
-            cols: cout,
-            rs: 1,
-            cs: rows_c,
-        };
-        let gm = MatRef {
-            data: &gy[p0..],
-            rows: cout,
-            cols: rows,
-            rs: p_total,
-            cs: 1,
-        };
+        let wm = MatRef::new(w, rows_c, cout, 1, rows_c);
+        let gm = MatRef::new(&gy[p0..], cout, rows, p_total, 1);
         sgemm(wm, gm, c, rows, 1, false, true);
         let c = &*c;
         gx[..cin * q_total]
@@ -339,8 +299,7 @@ fn conv_backward_input_scatter(
                     });
                 }
             });
-        p0 += rows;
-    }
+    });
 }
 
 /// Gradient of a convolution with respect to its weight, for one sample,
@@ -361,30 +320,12 @@ pub(crate) fn conv_backward_weight(
 ) {
     let k = cin * g.taps();
     let p_total: usize = dout.iter().product();
-    let tile = tile_rows(p_total, k);
-    let mut cols = vec![0.0f32; tile * k];
-    let mut p0 = 0;
-    while p0 < p_total {
-        let rows = tile.min(p_total - p0);
-        let cols = &mut cols[..rows * k];
+    for_each_tile(p_total, k, |p0, rows, cols| {
         fill_forward_cols(cols, x, din, dout, g, p0, rows);
-        let gm = MatRef {
-            data: &gy[p0..],
-            rows: cout,
-            cols: rows,
-            rs: p_total,
-            cs: 1,
-        };
-        let cm = MatRef {
-            data: cols,
-            rows,
-            cols: k,
-            rs: 1,
-            cs: rows,
-        };
+        let gm = MatRef::new(&gy[p0..], cout, rows, p_total, 1);
+        let cm = MatRef::new(cols, rows, k, 1, rows);
         sgemm(gm, cm, gw, k, 1, true, true);
-        p0 += rows;
-    }
+    });
 }
 
 #[cfg(test)]
