@@ -35,6 +35,41 @@ fn check_geom(geom: &ConvGeom) -> Result<()> {
     Ok(())
 }
 
+/// The weight (and bias) of a convolution layer with PyTorch's default
+/// Kaiming-uniform initialisation, `U(−1/√fan_in, 1/√fan_in)`.
+fn weight_and_bias(
+    shape: (usize, usize, usize, usize, usize),
+    fan_in: usize,
+    out_channels: usize,
+    bias: bool,
+    vb: VarBuilder<'_>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    let init = candle_nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    let weight = vb.get_with_hints(shape, "weight", init)?;
+    let bias = if bias {
+        Some(vb.get_with_hints(out_channels, "bias", init)?)
+    } else {
+        None
+    };
+    Ok((weight, bias))
+}
+
+/// Geometry checks of a transposed convolution, for every constructor.
+fn check_transposed(cfg: &ConvTranspose3dConfig) -> Result<()> {
+    check_geom(&cfg.geom)?;
+    if (0..3).any(|a| cfg.output_padding[a] >= cfg.geom.stride[a].max(cfg.geom.dilation[a])) {
+        return Err(Error::Config(format!(
+            "output_padding {:?} must be smaller than stride or dilation",
+            cfg.output_padding
+        )));
+    }
+    Ok(())
+}
+
 /// A 3-D convolution over `(N, C, D, H, W)` tensors, parameters named
 /// `weight` `(out, in, kd, kh, kw)` and `bias` `(out)` as in PyTorch.
 #[derive(Clone, Debug)]
@@ -55,22 +90,13 @@ impl Conv3d {
     ) -> Result<Self> {
         check_geom(&cfg.geom)?;
         let k = cfg.geom.kernel;
-        let fan_in = (in_channels * cfg.geom.taps()) as f64;
-        let bound = 1.0 / fan_in.sqrt();
-        let init = candle_nn::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        };
-        let weight = vb.get_with_hints(
+        let (weight, bias) = weight_and_bias(
             (out_channels, in_channels, k[0], k[1], k[2]),
-            "weight",
-            init,
+            in_channels * cfg.geom.taps(),
+            out_channels,
+            cfg.bias,
+            vb,
         )?;
-        let bias = if cfg.bias {
-            Some(vb.get_with_hints(out_channels, "bias", init)?)
-        } else {
-            None
-        };
         Ok(Conv3d {
             weight,
             bias,
@@ -135,31 +161,16 @@ impl ConvTranspose3d {
         cfg: ConvTranspose3dConfig,
         vb: VarBuilder<'_>,
     ) -> Result<Self> {
-        check_geom(&cfg.geom)?;
-        if (0..3).any(|a| cfg.output_padding[a] >= cfg.geom.stride[a].max(cfg.geom.dilation[a])) {
-            return Err(Error::Config(format!(
-                "output_padding {:?} must be smaller than stride or dilation",
-                cfg.output_padding
-            )));
-        }
+        check_transposed(&cfg)?;
         let k = cfg.geom.kernel;
         // PyTorch computes fan_in from weight.size(1) · taps for transposed convs.
-        let fan_in = (out_channels * cfg.geom.taps()) as f64;
-        let bound = 1.0 / fan_in.sqrt();
-        let init = candle_nn::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        };
-        let weight = vb.get_with_hints(
+        let (weight, bias) = weight_and_bias(
             (in_channels, out_channels, k[0], k[1], k[2]),
-            "weight",
-            init,
+            out_channels * cfg.geom.taps(),
+            out_channels,
+            cfg.bias,
+            vb,
         )?;
-        let bias = if cfg.bias {
-            Some(vb.get_with_hints(out_channels, "bias", init)?)
-        } else {
-            None
-        };
         Ok(ConvTranspose3d { weight, bias, cfg })
     }
 
@@ -169,7 +180,7 @@ impl ConvTranspose3d {
         bias: Option<Tensor>,
         cfg: ConvTranspose3dConfig,
     ) -> Result<Self> {
-        check_geom(&cfg.geom)?;
+        check_transposed(&cfg)?;
         Ok(ConvTranspose3d { weight, bias, cfg })
     }
 }
