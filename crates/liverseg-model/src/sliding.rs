@@ -156,7 +156,7 @@ pub fn sliding_window_inference(
     let vol = image[0] * plane;
     let mut count = vec![0.0f32; vol];
     for w in &windows {
-        accumulate(&mut count, image, *w, roi, &weights, &weights, 1.0);
+        accumulate(&mut count, image, *w, roi, None, &weights);
     }
     let total: Vec<(usize, [usize; 3])> = (0..n)
         .flat_map(|b| windows.iter().map(move |w| (b, *w)))
@@ -190,7 +190,7 @@ pub fn sliding_window_inference(
                 let src = &values
                     [i * per_win + ch * (per_win / k)..i * per_win + (ch + 1) * (per_win / k)];
                 let dst = &mut buf[(b * k + ch) * vol..(b * k + ch + 1) * vol];
-                accumulate(dst, image, *w, roi, src, &weights, 0.0);
+                accumulate(dst, image, *w, roi, Some(src), &weights);
             }
         }
     }
@@ -216,16 +216,16 @@ pub fn sliding_window_inference(
     )?)
 }
 
-/// Adds `src · weights` (or, with `count_mode` 1.0, just `weights`) into
-/// the window at `start` of a volume of extent `image` (z fastest).
+/// Adds `src · weights` (or, without `src`, the weights themselves: the
+/// normalising count map) into the window at `start` of a volume of extent
+/// `image` (z fastest).
 fn accumulate(
     dst: &mut [f32],
     image: [usize; 3],
     start: [usize; 3],
     roi: [usize; 3],
-    src: &[f32],
+    src: Option<&[f32]>,
     weights: &[f32],
-    count_mode: f32,
 ) {
     let plane = image[1] * image[2];
     for xi in 0..roi[0] {
@@ -234,13 +234,12 @@ fn accumulate(
             let s0 = (xi * roi[1] + yi) * roi[2];
             let dst = &mut dst[d0..d0 + roi[2]];
             let w = &weights[s0..s0 + roi[2]];
-            if count_mode == 1.0 {
-                dst.iter_mut().zip(w).for_each(|(d, w)| *d += w);
-            } else {
-                let s = &src[s0..s0 + roi[2]];
-                dst.iter_mut()
-                    .zip(s.iter().zip(w))
-                    .for_each(|(d, (s, w))| *d += s * w);
+            match src {
+                None => dst.iter_mut().zip(w).for_each(|(d, w)| *d += w),
+                Some(src) => dst
+                    .iter_mut()
+                    .zip(src[s0..s0 + roi[2]].iter().zip(w))
+                    .for_each(|(d, (s, w))| *d += s * w),
             }
         }
     }
