@@ -30,25 +30,13 @@ pub fn info(path: &Path) -> Result<Info> {
     if path.is_file() {
         let probe = dicom::probe(path)?;
         if probe.is_segmentation() {
-            return seg_info(path);
+            return seg_info(path, &probe);
         }
-        let vol: Volume<f32> = match dicom::read(path, &read_opts(None)) {
-            Ok(v) => v,
-            Err(liverseg_io::Error::Unsupported { .. }) => return frames_info(path, &probe),
-            Err(e) => return Err(e.into()),
+        return match dicom::read::<f32>(path, &read_opts(None)) {
+            Ok(vol) => Ok(file_info(&vol, &probe)),
+            Err(liverseg_io::Error::Unsupported { .. }) => frames_info(path, &probe),
+            Err(e) => Err(e.into()),
         };
-        let shape = vol.dims().to_vec();
-        return Ok(Info::new(
-            "dicom",
-            shape,
-            vol.affine(),
-            &probe.stored_dtype(),
-            vol.stats(),
-        )
-        .with("modality", &probe.modality)
-        .with("sop_class_uid", &probe.sop_class_uid)
-        .with("transfer_syntax_uid", &probe.transfer_syntax_uid)
-        .with("frames", probe.frames));
     }
     let (vol, header): (Volume<f32>, SeriesHeader) =
         dicom::read_with_header(path, &read_opts(None))?;
@@ -82,10 +70,17 @@ fn frames_info(path: &Path, probe: &dicom::DicomProbe) -> Result<Info> {
         Affine::identity(),
         frames.data,
     )?;
-    let shape = vol.dims().to_vec();
-    Ok(Info::new(
+    Ok(file_info(&vol, probe).with(
+        "geometry",
+        "none: the frames carry no positions, the affine is the identity",
+    ))
+}
+
+/// The `info` of one DICOM image file read into `vol`.
+fn file_info(vol: &Volume<f32>, probe: &dicom::DicomProbe) -> Info {
+    Info::new(
         "dicom",
-        shape,
+        vol.dims().to_vec(),
         vol.affine(),
         &probe.stored_dtype(),
         vol.stats(),
@@ -94,13 +89,9 @@ fn frames_info(path: &Path, probe: &dicom::DicomProbe) -> Result<Info> {
     .with("sop_class_uid", &probe.sop_class_uid)
     .with("transfer_syntax_uid", &probe.transfer_syntax_uid)
     .with("frames", probe.frames)
-    .with(
-        "geometry",
-        "none: the frames carry no positions, the affine is the identity",
-    ))
 }
 
-fn seg_info(path: &Path) -> Result<Info> {
+fn seg_info(path: &Path, probe: &dicom::DicomProbe) -> Result<Info> {
     let seg = dicom::read_seg(path, None)?;
     let labels = seg
         .label_map()?
@@ -113,7 +104,6 @@ fn seg_info(path: &Path) -> Result<Info> {
             label: d.label.clone(),
         })
         .collect();
-    let probe = dicom::probe(path)?;
     let shape = labels.dims().to_vec();
     Ok(
         Info::new("dicom-seg", shape, labels.affine(), "uint8", labels.stats())
