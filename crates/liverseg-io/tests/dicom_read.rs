@@ -2,16 +2,13 @@
 //! what pydicom read from the same files (tests/fixtures/manifest.json) and
 //! with dcm2niix's conversion of the same series.
 
+mod common;
+use common::fixture;
+
 use liverseg_io::dicom::{self, ReadOptions};
 use liverseg_io::{Affine, Error, Volume, nifti};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
+use std::path::Path;
 
 fn manifest(key: &str) -> Value {
     let text = std::fs::read_to_string(fixture("manifest.json")).unwrap();
@@ -31,25 +28,6 @@ fn affine_from(v: &Value) -> Affine {
         }
     }
     Affine(m)
-}
-
-/// True when the outside tool `name` can run. When it cannot, prints a loud
-/// notice and returns false so the test skips, unless
-/// LIVERSEG_REQUIRE_TOOLS=1, in which case a missing tool fails the test.
-fn have_tool(name: &str, version_arg: &str) -> bool {
-    let ok = std::process::Command::new(name)
-        .arg(version_arg)
-        .output()
-        .is_ok();
-    if !ok {
-        if std::env::var("LIVERSEG_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (LIVERSEG_REQUIRE_TOOLS=1) but cannot be run");
-        }
-        eprintln!(
-            "\n********** SKIPPING: {name} is not installed; this test did not run **********\n"
-        );
-    }
-    ok
 }
 
 fn assert_stats(vol: &Volume<f32>, want: &Value) {
@@ -551,7 +529,7 @@ fn oblique_non_square_series_keeps_rows_columns_and_slices_apart() {
 
 #[test]
 fn oblique_series_agrees_with_dcm2niix_voxel_for_voxel() {
-    if have_tool("dcm2niix", "-v") {
+    if common::dcm2niix_available() {
         assert_matches_dcm2niix(&fixture("dicom/oblique_series"));
     }
 }
@@ -561,14 +539,14 @@ fn oblique_series_agrees_with_dcm2niix_voxel_for_voxel() {
 /// and flips it chose).
 #[test]
 fn series_agrees_with_dcm2niix_voxel_for_voxel() {
-    if have_tool("dcm2niix", "-v") {
+    if common::dcm2niix_available() {
         assert_matches_dcm2niix(&fixture("dicom/series_ct5n"));
     }
 }
 
 #[test]
 fn enhanced_object_agrees_with_dcm2niix_voxel_for_voxel() {
-    if have_tool("dcm2niix", "-v") {
+    if common::dcm2niix_available() {
         let dir = tempfile::tempdir().unwrap();
         // The uncompressed copy: dcm2niix v1.0.20220720 decodes the RLE one
         // into wrong values (it warns that its decompression is new).

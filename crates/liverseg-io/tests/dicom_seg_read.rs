@@ -1,16 +1,12 @@
 //! Reading DICOM Segmentation objects written by other software: dcmqi's
 //! liver SEG (pydicom's test data) and a highdicom SEG of series_ct5n.
 
+mod common;
+use common::fixture;
+
 use liverseg_io::dicom::{self, ReadOptions};
 use liverseg_io::{Affine, Error};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
 
 fn manifest(key: &str) -> Value {
     let text = std::fs::read_to_string(fixture("manifest.json")).unwrap();

@@ -3,49 +3,14 @@
 //! decoded with pydicom, and every voxel must land at its source's world
 //! position with its source's value.
 
+mod common;
+
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, open_file};
 use liverseg_io::dicom::{PatientStudy, SeriesHeader, WriteSeriesOptions, write_series};
 use liverseg_io::{Affine, Error, Overwrite, Volume, nifti};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Whether an outside tool can be used. When it cannot, prints a loud
-/// notice and returns false so the test skips that check, unless
-/// `LIVERSEG_REQUIRE_TOOLS=1`, in which case the test fails.
-fn tool_available(name: &str, probe: &mut Command) -> bool {
-    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        if std::env::var("LIVERSEG_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (LIVERSEG_REQUIRE_TOOLS=1) but not available");
-        }
-        // Written to the stderr handle rather than with `eprintln!`, which
-        // the test harness captures, so the notice shows in every run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!!!!!!! SKIPPED: {name} is not available; its check did not run !!!!!!!!\n"
-        );
-    }
-    ok
-}
-
-fn dciodvfy_available() -> bool {
-    // dciodvfy has no version flag; `-version` prints its version and exits 0.
-    tool_available("dciodvfy", Command::new("dciodvfy").arg("-version"))
-}
-
-fn dcm2niix_available() -> bool {
-    // `dcm2niix -h` prints its usage and exits 0.
-    tool_available("dcm2niix", Command::new("dcm2niix").arg("-h"))
-}
-
-fn pydicom_available() -> bool {
-    tool_available(
-        "python3 with pydicom and numpy",
-        Command::new("python3").args(["-c", "import pydicom, numpy"]),
-    )
-}
 
 /// A 16x12x6 volume of integer HU with a value unique to each voxel.
 fn integer_volume(affine: Affine) -> Volume<f32> {
@@ -288,7 +253,7 @@ fn round_trip(name: &str, vol: &Volume<f32>, tol: f64) -> (SeriesHeader, tempfil
         .iter()
         .map(|s| s.path.clone().unwrap())
         .collect();
-    if dciodvfy_available() {
+    if common::dciodvfy_available() {
         let (errors, warnings) = dciodvfy(&paths);
         eprintln!(
             "{name}: dciodvfy: {errors} errors, {warnings} warnings over {} files",
@@ -296,7 +261,7 @@ fn round_trip(name: &str, vol: &Volume<f32>, tol: f64) -> (SeriesHeader, tempfil
         );
         assert_eq!(errors, 0, "dciodvfy reported errors");
     }
-    if dcm2niix_available() {
+    if common::dcm2niix_available() {
         let back = dcm2niix(&dir, &tmp.path().join("nii"));
         let (dist, dv) = world_match(vol, &back);
         eprintln!(
@@ -307,7 +272,7 @@ fn round_trip(name: &str, vol: &Volume<f32>, tol: f64) -> (SeriesHeader, tempfil
         assert!(dist < 1e-3, "dcm2niix geometry differs by {dist} mm");
         assert!(dv <= tol + 1e-3, "dcm2niix values differ by {dv}");
     }
-    if pydicom_available() {
+    if common::python_available("pydicom, numpy") {
         check_with_pydicom(vol, &dir, tol);
     }
     (header, tmp)

@@ -1,16 +1,12 @@
 //! NIfTI fixtures written by other software agree with what nibabel reads
 //! (`tests/fixtures/manifest.json`), and bad files give errors, not panics.
 
+mod common;
+use common::fixture;
+
 use liverseg_io::nifti::{self, AffineSource, ReadOptions};
 use liverseg_io::{Error, Volume};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
 
 fn manifest(rel: &str) -> Value {
     let text = std::fs::read_to_string(fixture("manifest.json")).unwrap();

@@ -1,6 +1,8 @@
 //! NIfTI write → read round trips over random shapes, datatypes and affines,
 //! plus the header fields our writer promises (qform and sform with codes).
 
+mod common;
+
 use liverseg_io::nifti::{self, AffineSource, ReadOptions, WriteOptions};
 use liverseg_io::{Affine, Error, Overwrite, Volume, Voxel};
 use proptest::prelude::*;
@@ -181,17 +183,7 @@ fn never_overwrites_without_permission() {
 /// nibabel, when present, reads our files with the same voxels and affine.
 #[test]
 fn nibabel_reads_what_we_write() {
-    let python = std::env::var("LIVERSEG_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import nibabel"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("LIVERSEG_REQUIRE_TOOLS").is_err(),
-            "nibabel is required (LIVERSEG_REQUIRE_TOOLS is set) but `{python} -c 'import nibabel'` failed"
-        );
-        eprintln!("SKIPPED nibabel_reads_what_we_write: python3 with nibabel not found");
+    if !common::python_available("nibabel") {
         return;
     }
     let affine = Affine([
@@ -210,7 +202,7 @@ fn nibabel_reads_what_we_write() {
         a = np.asanyarray(im.dataobj)\n\
         print(json.dumps({'dtype': str(a.dtype), 'shape': a.shape, 'v': int(a[1, 2, 0]), 'sum': int(a.astype(np.int64).sum()),\n\
           'affine': im.affine.tolist(), 'codes': [int(im.header['qform_code']), int(im.header['sform_code'])]}))";
-    let out = std::process::Command::new(&python)
+    let out = std::process::Command::new("python3")
         .args(["-c", script])
         .arg(&path)
         .output()

@@ -3,6 +3,8 @@
 //! by frame with dicom-object, and read with highdicom; every decoding must
 //! give back the label volume voxel for voxel.
 
+mod common;
+
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, open_file};
 use liverseg_io::dicom::{
@@ -10,39 +12,8 @@ use liverseg_io::dicom::{
     write_seg, write_series,
 };
 use liverseg_io::{Affine, Error, Overwrite, Volume};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Whether an outside tool can be used. When it cannot, prints a loud
-/// notice and returns false so the test skips that check, unless
-/// `LIVERSEG_REQUIRE_TOOLS=1`, in which case the test fails.
-fn tool_available(name: &str, probe: &mut Command) -> bool {
-    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        if std::env::var("LIVERSEG_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (LIVERSEG_REQUIRE_TOOLS=1) but not available");
-        }
-        // Written to the stderr handle rather than with `eprintln!`, which
-        // the test harness captures, so the notice shows in every run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!!!!!!! SKIPPED: {name} is not available; its check did not run !!!!!!!!\n"
-        );
-    }
-    ok
-}
-
-fn dciodvfy_available() -> bool {
-    tool_available("dciodvfy", Command::new("dciodvfy").arg("-version"))
-}
-
-fn highdicom_available() -> bool {
-    tool_available(
-        "python3 with highdicom and pydicom",
-        Command::new("python3").args(["-c", "import highdicom, pydicom, numpy"]),
-    )
-}
 
 const DIMS: [usize; 3] = [16, 12, 6];
 
@@ -326,7 +297,7 @@ fn round_trip(name: &str, labels: &Volume<u8>, opts: &SegOptions) -> usize {
     let (ct, header) = ct_series(&tmp.path().join("ct"), *labels.affine());
     let path = tmp.path().join(format!("{name}.dcm"));
     write_seg(&path, labels, &ct, &header, opts).unwrap();
-    if dciodvfy_available() {
+    if common::dciodvfy_available() {
         let (errors, warnings) = dciodvfy(&path);
         eprintln!("{name}: dciodvfy: {errors} errors, {warnings} warnings");
         assert_eq!(errors, 0, "dciodvfy reported errors");
@@ -384,7 +355,7 @@ fn round_trip(name: &str, labels: &Volume<u8>, opts: &SegOptions) -> usize {
         .items()
         .unwrap();
     assert_eq!(refs.len(), DIMS[2]);
-    if highdicom_available() {
+    if common::python_available("highdicom, pydicom, numpy") {
         check_with_highdicom(&path, labels, &header);
     }
     frames
@@ -442,7 +413,7 @@ fn empty_mask_writes_one_empty_frame() {
     let (decoded, frames) = decode_seg(&path, &ct, &header);
     assert_eq!(frames, 1);
     assert!(decoded.data().iter().all(|&v| v == 0));
-    if dciodvfy_available() {
+    if common::dciodvfy_available() {
         assert_eq!(dciodvfy(&path).0, 0, "dciodvfy reported errors");
     }
 }
@@ -577,7 +548,7 @@ fn seg_and_derived_series_join_a_real_study() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("ct5n_seg.dcm");
     write_seg(&path, &labels, &grid, &reference, &SegOptions::default()).unwrap();
-    if dciodvfy_available() {
+    if common::dciodvfy_available() {
         let (errors, warnings) = dciodvfy(&path);
         eprintln!("ct5n SEG: dciodvfy: {errors} errors, {warnings} warnings");
         assert_eq!(errors, 0, "dciodvfy reported errors");
@@ -626,7 +597,7 @@ fn seg_and_derived_series_join_a_real_study() {
             );
         }
     }
-    if highdicom_available() {
+    if common::python_available("highdicom, pydicom, numpy") {
         check_with_highdicom(&path, &labels, &reference);
     }
 
