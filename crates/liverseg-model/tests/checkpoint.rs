@@ -2,15 +2,10 @@
 //! safetensors and loaded back gives MONAI's logits; mismatched
 //! architectures are refused with the offending names.
 
+mod common;
+
 use candle_core::Device;
 use liverseg_model::{Architecture, ModelFile, Norm, UNetConfig, import_monai, save};
-use std::path::{Path, PathBuf};
-
-fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
 
 fn small() -> Architecture {
     Architecture::MonaiUnet(UNetConfig {
@@ -23,7 +18,7 @@ fn small() -> Architecture {
 
 #[test]
 fn imported_monai_checkpoint_round_trips_through_a_model_file() {
-    let tensors = import_monai(&golden("unet_small.pth"), &small()).unwrap();
+    let tensors = import_monai(&common::golden("unet_small.pth"), &small()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     save(&path, &small(), &tensors, false).unwrap();
@@ -32,25 +27,17 @@ fn imported_monai_checkpoint_round_trips_through_a_model_file() {
     let file = ModelFile::load(&path, &Device::Cpu).unwrap();
     assert_eq!(file.architecture, small());
     let net = file.network(&Device::Cpu).unwrap();
-    let g = candle_core::safetensors::load(golden("unet_small.safetensors"), &Device::Cpu).unwrap();
-    let y = net.forward_t(&g["input"], false).unwrap();
-    let d: f32 = (y - &g["eval"])
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
+    let g = candle_core::safetensors::load(common::golden("unet_small.safetensors"), &Device::Cpu)
         .unwrap();
+    let y = net.forward_t(&g["input"], false).unwrap();
+    let d: f32 = common::max_abs_diff(&y, &g["eval"]);
     assert!(d < 1e-4, "{d}");
 }
 
 #[test]
 fn wrong_architecture_is_refused_with_names() {
     let err = import_monai(
-        &golden("unet_small.pth"),
+        &common::golden("unet_small.pth"),
         &Architecture::MonaiUnet(UNetConfig::default()),
     )
     .unwrap_err();

@@ -2,6 +2,8 @@
 //! (golden file from `tools/golden/loss_golden.py`, whose logits and
 //! targets are the closed formulas below).
 
+mod common;
+
 use candle_core::{Device, Tensor, Var};
 use liverseg_model::{DiceCeConfig, DiceLossConfig, LossActivation, dice_ce_loss, dice_loss};
 use std::path::Path;
@@ -45,16 +47,7 @@ fn check(name: &str, loss: &dyn Fn(&Tensor) -> Tensor) {
     );
     let grads = l.backward().unwrap();
     let gx = grads.get(x.as_tensor()).unwrap();
-    let d: f32 = (gx - &g[&format!("{name}.grad")])
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let d: f32 = common::max_abs_diff(gx, &g[&format!("{name}.grad")]);
     assert!(d < 1e-6, "{name}: gradient differs from MONAI by {d}");
 }
 

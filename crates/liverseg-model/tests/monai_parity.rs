@@ -7,17 +7,12 @@
 //! name and element index, reproduced by [`fill`] and [`input`] here, so no
 //! weights are committed.
 
+mod common;
+
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use liverseg_model::{Norm, UNet, UNetConfig};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
 
 /// The formula of `unet_golden.py::fill`.
 fn fill(name: &str, shape: &[usize]) -> Tensor {
@@ -76,36 +71,23 @@ fn formula_unet(cfg: &UNetConfig) -> UNet {
     .unwrap()
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
-
 #[test]
 fn tutorial_unet_matches_monai_in_eval_and_train_mode() {
     let g =
-        candle_core::safetensors::load(golden("unet_tutorial.safetensors"), &Device::Cpu).unwrap();
+        candle_core::safetensors::load(common::golden("unet_tutorial.safetensors"), &Device::Cpu)
+            .unwrap();
     let x = input(&[1, 1, 32, 32, 32]);
     assert!(
-        max_abs_diff(&x, &g["input"]) == 0.0,
+        common::max_abs_diff(&x, &g["input"]) == 0.0,
         "input formula differs from the golden input"
     );
     let net = formula_unet(&UNetConfig::default());
     let eval = net.forward_t(&x, false).unwrap();
-    let d = max_abs_diff(&eval, &g["eval"]);
+    let d = common::max_abs_diff(&eval, &g["eval"]);
     eprintln!("tutorial UNet: max |liverseg - MONAI| eval logits {d:e}");
     assert!(d < 1e-4, "eval logits differ from MONAI by {d}");
     let train = net.forward_t(&x, true).unwrap();
-    let d = max_abs_diff(&train, &g["train"]);
+    let d = common::max_abs_diff(&train, &g["train"]);
     eprintln!("tutorial UNet: max |liverseg - MONAI| train-mode logits {d:e}");
     assert!(d < 1e-4, "train-mode logits differ from MONAI by {d}");
 }
@@ -118,10 +100,12 @@ fn monai_state_dict_pth_loads_by_name() {
         norm: Norm::Instance,
         ..UNetConfig::default()
     };
-    let vb = VarBuilder::from_pth(golden("unet_small.pth"), DType::F32, &Device::Cpu).unwrap();
+    let vb =
+        VarBuilder::from_pth(common::golden("unet_small.pth"), DType::F32, &Device::Cpu).unwrap();
     let net = UNet::new(&cfg, vb).unwrap();
-    let g = candle_core::safetensors::load(golden("unet_small.safetensors"), &Device::Cpu).unwrap();
+    let g = candle_core::safetensors::load(common::golden("unet_small.safetensors"), &Device::Cpu)
+        .unwrap();
     let y = net.forward_t(&g["input"], false).unwrap();
-    let d = max_abs_diff(&y, &g["eval"]);
+    let d = common::max_abs_diff(&y, &g["eval"]);
     assert!(d < 1e-4, "logits differ from MONAI by {d}");
 }
