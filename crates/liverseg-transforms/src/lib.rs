@@ -1,7 +1,12 @@
-//! Preprocessing and augmentation for liverseg (not yet implemented).
+//! MONAI-equivalent preprocessing, seeded augmentation, inversion and
+//! post-processing for liverseg volumes.
 //!
-//! This crate will hold MONAI-equivalent spatial and intensity transforms over
-//! [`liverseg_io`] volumes (Spacing, Orientation, ScaleIntensityRange,
-//! CropForeground, Resize, random augmentation) and their inverses.
-//! It deliberately exports nothing yet: no API here pretends to work before
-//! the transforms issue lands. See `docs/ARCHITECTURE.md`.
+//! Every transform takes and returns [`liverseg_io::Volume`]s, which carry
+//! their RAS affine: a spatial step computes the output grid the way MONAI
+//! does and updates the affine with it, so every output still lines up with
+//! its input in world (millimetre) coordinates.
+
+mod error;
+pub mod postprocess;
+
+pub use error::{Error, Result};

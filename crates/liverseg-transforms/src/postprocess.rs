@@ -1,0 +1,2 @@
+//! Post-processing of predicted masks (argmax, threshold, largest connected
+//! component, hole filling).
