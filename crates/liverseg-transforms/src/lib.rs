@@ -7,6 +7,20 @@
 //! its input in world (millimetre) coordinates.
 
 mod error;
+pub mod intensity;
 pub mod postprocess;
+pub mod spatial;
 
 pub use error::{Error, Result};
+pub use spatial::crop::{
+    BoxRegion, CropForegroundOptions, PadMethod, crop, divisible_pad, foreground_box, pad_box,
+    spatial_pad,
+};
+pub use spatial::orient::{
+    flip, orientation, orientation_plan, parse_axcodes, permute_flip, rotate90,
+};
+pub use spatial::resample::{
+    Grid, Interpolation, Padding, resample, resample_index_map, resample_labels, resample_map,
+};
+pub use spatial::resize::{ResizeMode, resize, resize_grid, resize_labels};
+pub use spatial::spacing::{spacing, spacing_grid, spacing_labels};
