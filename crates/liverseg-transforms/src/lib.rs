@@ -8,10 +8,12 @@
 
 mod error;
 pub mod intensity;
+mod pair;
 pub mod postprocess;
 pub mod spatial;
 
 pub use error::{Error, Result};
+pub use pair::Pair;
 pub use spatial::crop::{
     BoxRegion, CropForegroundOptions, PadMethod, crop, divisible_pad, foreground_box, pad_box,
     spatial_pad,
