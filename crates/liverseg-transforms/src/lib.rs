@@ -9,11 +9,13 @@
 mod error;
 pub mod intensity;
 mod pair;
+pub mod pipeline;
 pub mod postprocess;
 pub mod spatial;
 
 pub use error::{Error, Result};
 pub use pair::Pair;
+pub use pipeline::{Preprocessed, Preset, Step, StepRecord};
 pub use spatial::crop::{
     BoxRegion, CropForegroundOptions, PadMethod, crop, divisible_pad, foreground_box, pad_box,
     spatial_pad,
@@ -23,6 +25,7 @@ pub use spatial::orient::{
 };
 pub use spatial::resample::{
     Grid, Interpolation, Padding, resample, resample_index_map, resample_labels, resample_map,
+    resample_reordered,
 };
 pub use spatial::resize::{ResizeMode, resize, resize_grid, resize_labels};
 pub use spatial::spacing::{spacing, spacing_grid, spacing_labels};

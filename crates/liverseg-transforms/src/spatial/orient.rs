@@ -4,6 +4,7 @@
 use liverseg_io::{Affine, Volume, Voxel};
 use rayon::prelude::*;
 
+use super::resample::Grid;
 use crate::{Error, Result};
 
 /// Reorders the axes of `v`: output axis `a` is input axis `perm[a]`,
@@ -25,28 +26,18 @@ pub fn permute_flip<T: Voxel>(
     }
     let dims = v.dims();
     let src_strides = [1isize, dims[0] as isize, (dims[0] * dims[1]) as isize];
-    let out_dims = [dims[perm[0]], dims[perm[1]], dims[perm[2]]];
-    let a = v.affine();
-    let mut origin = a.origin();
-    let mut cols = [[0.0; 3]; 3];
+    let (out_dims, affine) = permute_flip_grid(&Grid::of(v), perm, flip)?;
     let mut base = 0isize;
     let mut strides = [0isize; 3];
     for ax in 0..3 {
-        let src_col = a.column(perm[ax]);
         let n = dims[perm[ax]];
         if flip[ax] {
-            for r in 0..3 {
-                cols[ax][r] = -src_col[r];
-                origin[r] += src_col[r] * (n as f64 - 1.0);
-            }
             base += (n as isize - 1) * src_strides[perm[ax]];
             strides[ax] = -src_strides[perm[ax]];
         } else {
-            cols[ax] = src_col;
             strides[ax] = src_strides[perm[ax]];
         }
     }
-    let affine = Affine::from_columns(cols, origin);
     let src = v.data();
     let plane = out_dims[0] * out_dims[1];
     let mut out = vec![T::default(); v.len()];
@@ -63,6 +54,44 @@ pub fn permute_flip<T: Voxel>(
         });
     }
     Ok(Volume::new(out_dims, affine, out)?)
+}
+
+/// The shape and affine of `grid` reordered as [`permute_flip`] reorders a
+/// volume on it.
+pub fn permute_flip_grid(
+    grid: &Grid,
+    perm: [usize; 3],
+    flip: [bool; 3],
+) -> Result<([usize; 3], Affine)> {
+    let mut seen = [false; 3];
+    for &p in &perm {
+        if p > 2 || seen[p] {
+            return Err(Error::Param(format!(
+                "axis permutation {perm:?} is not a permutation of 0, 1, 2"
+            )));
+        }
+        seen[p] = true;
+    }
+    let dims = grid.dims;
+    let a = &grid.affine;
+    let mut origin = a.origin();
+    let mut cols = [[0.0; 3]; 3];
+    for ax in 0..3 {
+        let src_col = a.column(perm[ax]);
+        if flip[ax] {
+            let n = dims[perm[ax]];
+            for r in 0..3 {
+                cols[ax][r] = -src_col[r];
+                origin[r] += src_col[r] * (n as f64 - 1.0);
+            }
+        } else {
+            cols[ax] = src_col;
+        }
+    }
+    Ok((
+        [dims[perm[0]], dims[perm[1]], dims[perm[2]]],
+        Affine::from_columns(cols, origin),
+    ))
 }
 
 /// The permutation and flips that bring a volume with affine `affine` to

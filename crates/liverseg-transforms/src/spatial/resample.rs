@@ -131,46 +131,124 @@ pub fn resample_index_map<T: Voxel, U: Voxel>(
     padding: Padding,
     post: impl Fn(f64) -> U + Sync,
 ) -> Result<Volume<U>> {
+    let data = resample_core(
+        src,
+        target.dims,
+        map,
+        ([0, 1, 2], [false; 3]),
+        interpolation,
+        padding,
+        post,
+    )?;
+    Ok(Volume::new(target.dims, target.affine, data)?)
+}
+
+/// Resamples onto `target` and returns the result reordered by
+/// [`permute_flip`](super::orient::permute_flip)`(perm, flip)`, in one pass.
+///
+/// The values are bit-identical to resampling and then reordering (the
+/// sample positions are computed on `target`'s own indices), which is how
+/// a pipeline runs MONAI's Spacing followed by Orientation without the
+/// intermediate volume.
+pub fn resample_reordered<T: Voxel, U: Voxel>(
+    src: &Volume<T>,
+    target: &Grid,
+    perm: [usize; 3],
+    flip: [bool; 3],
+    interpolation: Interpolation,
+    padding: Padding,
+    post: impl Fn(f64) -> U + Sync,
+) -> Result<Volume<U>> {
+    let inv = src
+        .affine()
+        .inverse()
+        .ok_or_else(|| Error::Grid(format!("source affine is singular: {:?}", src.affine())))?;
+    let map = inv.matmul(&target.affine);
+    let (dims, affine) = super::orient::permute_flip_grid(target, perm, flip)?;
+    let data = resample_core(
+        src,
+        target.dims,
+        &map,
+        (perm, flip),
+        interpolation,
+        padding,
+        post,
+    )?;
+    Ok(Volume::new(dims, affine, data)?)
+}
+
+/// Samples `src` at `map · g` for every index `g` of a grid of shape
+/// `grid_dims`, writing the results in the order of the reordered grid:
+/// output axis `a` runs along grid axis `perm[a]`, reversed when `flip[a]`.
+fn resample_core<T: Voxel, U: Voxel>(
+    src: &Volume<T>,
+    grid_dims: [usize; 3],
+    map: &Affine,
+    (perm, flip): ([usize; 3], [bool; 3]),
+    interpolation: Interpolation,
+    padding: Padding,
+    post: impl Fn(f64) -> U + Sync,
+) -> Result<Vec<U>> {
     if src.is_empty() {
         return Err(Error::Grid(format!(
             "cannot resample an empty volume of shape {:?}",
             src.dims()
         )));
     }
-    let n = target
-        .dims
+    let n = grid_dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| Error::Param(format!("target shape {:?} overflows", target.dims)))?;
+        .ok_or_else(|| Error::Param(format!("target shape {grid_dims:?} overflows")))?;
     let mut out = vec![U::default(); n];
+    let out_dims = [grid_dims[perm[0]], grid_dims[perm[1]], grid_dims[perm[2]]];
+    // For output axis a and output index o: the grid index along perm[a].
+    let grid_index: [Vec<usize>; 3] = std::array::from_fn(|a| {
+        let len = out_dims[a];
+        (0..len)
+            .map(|o| if flip[a] { len - 1 - o } else { o })
+            .collect()
+    });
+    // For grid axis d: the output axis that runs along it.
+    let mut out_axis_of = [0usize; 3];
+    for a in 0..3 {
+        out_axis_of[perm[a]] = a;
+    }
     let m = &map.0;
-    let [nx, ny, _] = target.dims;
+    let [nx, ny, _] = out_dims;
     let slab = nx * ny;
-    if slab > 0 {
-        match SeparableMap::new(m, src.dims(), target.dims, interpolation, padding) {
-            Some(sep) => out
-                .par_chunks_mut(slab)
+    if slab == 0 {
+        return Ok(out);
+    }
+    match SeparableMap::new(m, src.dims(), grid_dims, interpolation, padding) {
+        Some(sep) => {
+            // Re-index every tap table by output index instead of grid index.
+            let sep = sep.reordered(&out_axis_of, &grid_index);
+            out.par_chunks_mut(slab)
                 .enumerate()
-                .for_each(|(k, plane)| sep.fill_plane(src.data(), k, plane, &post)),
-            None => {
-                let sampler = Sampler::new(src.dims(), interpolation, padding);
-                out.par_chunks_mut(slab).enumerate().for_each(|(k, plane)| {
-                    for j in 0..ny {
-                        for i in 0..nx {
-                            let p = [i as f64, j as f64, k as f64];
-                            let c = [
-                                m[0][0] * p[0] + m[0][1] * p[1] + m[0][2] * p[2] + m[0][3],
-                                m[1][0] * p[0] + m[1][1] * p[1] + m[1][2] * p[2] + m[1][3],
-                                m[2][0] * p[0] + m[2][1] * p[1] + m[2][2] * p[2] + m[2][3],
-                            ];
-                            plane[i + nx * j] = post(sampler.sample(src.data(), c));
+                .for_each(|(k, plane)| sep.fill_plane(src.data(), k, plane, &post));
+        }
+        None => {
+            let sampler = Sampler::new(src.dims(), interpolation, padding);
+            out.par_chunks_mut(slab).enumerate().for_each(|(k, plane)| {
+                for j in 0..ny {
+                    for i in 0..nx {
+                        let o = [i, j, k];
+                        let mut g = [0.0; 3];
+                        for a in 0..3 {
+                            g[perm[a]] = grid_index[a][o[a]] as f64;
                         }
+                        let c = [
+                            m[0][0] * g[0] + m[0][1] * g[1] + m[0][2] * g[2] + m[0][3],
+                            m[1][0] * g[0] + m[1][1] * g[1] + m[1][2] * g[2] + m[1][3],
+                            m[2][0] * g[0] + m[2][1] * g[1] + m[2][2] * g[2] + m[2][3],
+                        ];
+                        plane[i + nx * j] = post(sampler.sample(src.data(), c));
                     }
-                });
-            }
+                }
+            });
         }
     }
-    Ok(Volume::new(target.dims, target.affine, out)?)
+    Ok(out)
 }
 
 /// Per-voxel sampling for general (rotated, sheared) index maps.
@@ -324,6 +402,25 @@ impl SeparableMap {
             nx: out_dims[0],
             ny: out_dims[1],
         })
+    }
+
+    /// The same taps looked up by output index of a reordered grid: source
+    /// axis `a` is now driven by output axis `out_axis_of[driver[a]]`, and
+    /// output index `o` along it is grid index `grid_index[..][o]`.
+    fn reordered(self, out_axis_of: &[usize; 3], grid_index: &[Vec<usize>; 3]) -> SeparableMap {
+        let driver: [usize; 3] = std::array::from_fn(|a| out_axis_of[self.driver[a]]);
+        let taps = std::array::from_fn(|a| {
+            grid_index[driver[a]]
+                .iter()
+                .map(|&g| self.taps[a][g])
+                .collect()
+        });
+        SeparableMap {
+            driver,
+            taps,
+            nx: grid_index[0].len(),
+            ny: grid_index[1].len(),
+        }
     }
 
     fn fill_plane<T: Voxel, U: Voxel>(
