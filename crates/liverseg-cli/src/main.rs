@@ -30,6 +30,8 @@ enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Turn a MONAI UNet state_dict (.pth) into a self-describing liverseg model file.
     ImportMonai(commands::import_monai::ImportArgs),
+    /// Run a preprocessing preset (seed = the MONAI tutorial, patch = nnU-Net-like) on a CT and label.
+    Preprocess(commands::preprocess::PreprocessArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Info(args) => commands::info::run(&args),
         Command::Convert(args) => commands::convert::run(&args),
         Command::ImportMonai(args) => commands::import_monai::run(&args),
+        Command::Preprocess(args) => commands::preprocess::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

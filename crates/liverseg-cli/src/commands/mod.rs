@@ -4,3 +4,4 @@ pub mod convert;
 pub mod dicom;
 pub mod import_monai;
 pub mod info;
+pub mod preprocess;
