@@ -10,6 +10,7 @@ mod error;
 pub mod intensity;
 mod pair;
 pub mod postprocess;
+pub mod random;
 pub mod spatial;
 
 pub use error::{Error, Result};
