@@ -11,6 +11,7 @@ pub mod intensity;
 mod pair;
 pub mod pipeline;
 pub mod postprocess;
+pub mod random;
 pub mod spatial;
 
 pub use error::{Error, Result};
