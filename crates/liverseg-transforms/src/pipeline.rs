@@ -12,7 +12,7 @@ use crate::spatial::orient::{orientation_plan, parse_axcodes, permute_flip};
 use crate::spatial::resample::{
     Grid, Interpolation, Padding, resample_labels, resample_map, resample_reordered,
 };
-use crate::spatial::resize::{ResizeMode, resize, resize_labels};
+use crate::spatial::resize::{ResizeMode, resize, resize_labels, resize_labels_exact};
 use crate::spatial::spacing::spacing_grid;
 use crate::{Error, Pair, Result};
 
@@ -47,6 +47,10 @@ pub enum Step {
         /// Image interpolation (labels always use nearest).
         #[serde(default = "area")]
         image_mode: ResizeMode,
+        /// Label rule: `nearest` (MONAI's, the default, up to half a voxel
+        /// off the resized affine) or `nearest_exact` (aligned).
+        #[serde(default = "nearest")]
+        label_mode: ResizeMode,
     },
     /// MONAI `SpatialPad(spatial_size)` with zeros.
     SpatialPad {
@@ -85,6 +89,10 @@ fn linear() -> Interpolation {
 
 fn area() -> ResizeMode {
     ResizeMode::Area
+}
+
+fn nearest() -> ResizeMode {
+    ResizeMode::Nearest
 }
 
 impl Step {
@@ -149,8 +157,20 @@ impl Step {
                 // follow that, so an image with no foreground is kept whole.
                 None => Pair { image, label },
             },
-            Step::Resize { size, image_mode } => Pair {
-                label: label.map(|l| resize_labels(&l, *size)).transpose()?,
+            Step::Resize {
+                size,
+                image_mode,
+                label_mode,
+            } => Pair {
+                label: label
+                    .map(|l| match label_mode {
+                        ResizeMode::Nearest => resize_labels(&l, *size),
+                        ResizeMode::NearestExact => resize_labels_exact(&l, *size),
+                        other => Err(Error::Param(format!(
+                            "Resize: label_mode must be nearest or nearest_exact, not {other:?}"
+                        ))),
+                    })
+                    .transpose()?,
                 image: resize(&image, *size, *image_mode)?,
             },
             Step::SpatialPad { size, method } => {
@@ -228,11 +248,12 @@ pub struct StepRecord {
 
 impl StepRecord {
     /// Maps a label map on this step's output grid back onto its input grid
-    /// (nearest neighbour; voxels the step had cropped away become 0).
+    /// (nearest neighbour; voxels the step had cropped away become 0, see
+    /// [`Padding::Extent`]).
     /// Reorientation, cropping and padding invert exactly.
     pub fn invert_labels<T: Voxel>(&self, label: &Volume<T>) -> Result<Volume<T>> {
         check_grid(&self.output, label, &self.step)?;
-        resample_labels(label, &self.input, Padding::Zeros)
+        resample_labels(label, &self.input, Padding::Extent)
     }
 
     /// Maps an image or probability map back onto the input grid (trilinear;
@@ -243,7 +264,7 @@ impl StepRecord {
             image,
             &self.input,
             Interpolation::Linear,
-            Padding::Zeros,
+            Padding::Extent,
             |v| v as f32,
         )
     }
@@ -280,7 +301,7 @@ impl Preprocessed {
     /// outside the preprocessed field of view become 0.
     pub fn invert_labels<T: Voxel>(&self, label: &Volume<T>) -> Result<Volume<T>> {
         check_grid(&Grid::of(&self.pair.image), label, "the preprocessing")?;
-        resample_labels(label, &self.original, Padding::Zeros)
+        resample_labels(label, &self.original, Padding::Extent)
     }
 
     /// Maps class probabilities (channel 0 background) back onto the
@@ -298,7 +319,7 @@ impl Preprocessed {
                 c,
                 &self.original,
                 Interpolation::Linear,
-                Padding::Zeros,
+                Padding::Extent,
                 |v| v as f32,
             )?);
         }
@@ -350,6 +371,7 @@ impl Preset {
                 Step::Resize {
                     size: [128, 128, 64],
                     image_mode: ResizeMode::Area,
+                    label_mode: ResizeMode::Nearest,
                 },
             ],
         }

@@ -90,17 +90,6 @@ fn assert_world_positions_kept(src: &Volume<f32>, out: &Volume<f32>) {
     }
 }
 
-fn dice(a: &Volume<u8>, b: &Volume<u8>) -> f64 {
-    let (mut inter, mut sa, mut sb) = (0usize, 0usize, 0usize);
-    for (&x, &y) in a.data().iter().zip(b.data()) {
-        let (x, y) = (x > 0, y > 0);
-        inter += usize::from(x && y);
-        sa += usize::from(x);
-        sb += usize::from(y);
-    }
-    2.0 * inter as f64 / (sa + sb).max(1) as f64
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -206,20 +195,29 @@ proptest! {
         }
         prop_assert_eq!(step_back.data(), l.data());
 
-        // Resampling steps come back on the input grid, close to the input.
+        // Resampling steps come back on the input grid. When each step
+        // refines the grid enough (voxels 0.4 × as large, then at least 2 ×
+        // as many) the nearest-neighbour errors of the two resamplings add
+        // up to at most 0.5 · (0.4 + 0.2) = 0.3 input voxels, so inversion
+        // must give the label back voxel for voxel. (MONAI's floor-based
+        // label resize sits up to half a voxel off its own affine, so the
+        // aligned nearest_exact rule is used here.)
+        let sp = affine.spacing();
+        let pixdim = sp.map(|s| s * 0.4);
+        let fine = liverseg_transforms::spacing_grid(&Grid::of(&l), pixdim).unwrap();
+        let size = fine.dims.map(|d| 2 * d + 1);
         let lossy = Preset {
-            name: "lossy".into(),
+            name: "refining".into(),
             steps: vec![
-                Step::Spacing { pixdim: [0.7, 0.9, 0.8], image_mode: Interpolation::Linear },
+                Step::Spacing { pixdim, image_mode: Interpolation::Linear },
                 Step::Orientation { axcodes: "RAS".into() },
-                Step::Resize { size: [20, 18, 22], image_mode: ResizeMode::Area },
+                Step::Resize { size, image_mode: ResizeMode::Area, label_mode: ResizeMode::NearestExact },
             ],
         };
         let out = lossy.run(Pair::new(image, Some(l.clone())).unwrap()).unwrap();
         let back = out.invert_labels(out.pair.label.as_ref().unwrap()).unwrap();
         prop_assert!(Grid::of(&back).same_as(&Grid::of(&l), 1e-9));
-        let d = dice(&back, &l);
-        prop_assert!(d > 0.8, "Dice {d}");
+        prop_assert_eq!(back.data(), l.data());
     }
 }
 

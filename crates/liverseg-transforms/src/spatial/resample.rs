@@ -42,6 +42,13 @@ pub enum Padding {
     Border,
     /// Zero (background).
     Zeros,
+    /// Each voxel fills its cell: a sample inside the outer faces of the
+    /// edge voxels takes the edge value (as `Border`), one beyond them is
+    /// zero. Inversion uses this, so a point of the original grid that lies
+    /// within half a voxel of the preprocessed grid's last centre (Spacing's
+    /// rounded shape can end there) keeps its label, while regions that
+    /// were cropped away become background.
+    Extent,
 }
 
 /// A voxel grid: a shape and the affine that places it in the world.
@@ -284,6 +291,9 @@ impl Sampler {
     }
 }
 
+/// Tolerance, in voxels, of [`Padding::Extent`]'s faces.
+const EXTENT_EPS: f64 = 1e-6;
+
 /// The two neighbours along one axis and their weights. An out-of-range
 /// neighbour under zero padding has weight 0 (its offset is kept in range
 /// so the read is always valid).
@@ -302,6 +312,13 @@ impl Tap {
         let x = match padding {
             Padding::Border => x.clamp(0.0, last),
             Padding::Zeros => x,
+            // The faces are inclusive, with a margin for the rounding of
+            // world coordinates: a centre exactly on a face (Spacing's
+            // rounded shape can put one there) belongs to the grid.
+            Padding::Extent if !(-0.5 - EXTENT_EPS..=last + 0.5 + EXTENT_EPS).contains(&x) => {
+                return Tap::default();
+            }
+            Padding::Extent => x.clamp(0.0, last),
         };
         match interpolation {
             Interpolation::Nearest => {
@@ -368,6 +385,8 @@ struct SeparableMap {
     taps: [Vec<Tap>; 3],
     nx: usize,
     ny: usize,
+    /// Nearest-neighbour taps: one voxel each, weight 1 (or 0 outside).
+    nearest: bool,
 }
 
 impl SeparableMap {
@@ -401,6 +420,7 @@ impl SeparableMap {
             taps,
             nx: out_dims[0],
             ny: out_dims[1],
+            nearest: interpolation == Interpolation::Nearest,
         })
     }
 
@@ -420,9 +440,14 @@ impl SeparableMap {
             taps,
             nx: grid_index[0].len(),
             ny: grid_index[1].len(),
+            nearest: self.nearest,
         }
     }
 
+    /// Fills output plane `k`. Along a row (fixed `j`, `k`) the taps of
+    /// the two source axes not driven by `i` are fixed, so their (up to)
+    /// four corner offsets and weight products are formed once per row and
+    /// the inner loop only gathers along the third axis.
     fn fill_plane<T: Voxel, U: Voxel>(
         &self,
         data: &[T],
@@ -430,15 +455,64 @@ impl SeparableMap {
         plane: &mut [U],
         post: &impl Fn(f64) -> U,
     ) {
+        let ai = (0..3).find(|&a| self.driver[a] == 0).unwrap_or(0);
+        let (aj, ak) = match ai {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        };
+        let ti = &self.taps[ai];
+        let zero = post(0.0);
         for j in 0..self.ny {
-            for i in 0..self.nx {
-                let out = [i, j, k];
-                let t = [
-                    self.taps[0][out[self.driver[0]]],
-                    self.taps[1][out[self.driver[1]]],
-                    self.taps[2][out[self.driver[2]]],
-                ];
-                plane[i + self.nx * j] = post(taps_value(data, &t));
+            let out = [0, j, k];
+            let tj = self.taps[aj][out[self.driver[aj]]];
+            let tk = self.taps[ak][out[self.driver[ak]]];
+            let mut bases = [0usize; 4];
+            let mut weights = [0.0f64; 4];
+            let mut n = 0;
+            for c in 0..2 {
+                for b in 0..2 {
+                    let w = tj.weights[b] * tk.weights[c];
+                    if w != 0.0 {
+                        bases[n] = tj.offsets[b] + tk.offsets[c];
+                        weights[n] = w;
+                        n += 1;
+                    }
+                }
+            }
+            let row = &mut plane[j * self.nx..(j + 1) * self.nx];
+            match (n, self.nearest) {
+                (0, _) => row.fill(zero),
+                (_, true) => {
+                    // Nearest: one corner, weights 1 or 0 (outside, zeros).
+                    let base = bases[0];
+                    for (o, t) in row.iter_mut().zip(ti) {
+                        *o = if t.weights[0] == 0.0 {
+                            zero
+                        } else {
+                            post(data[base + t.offsets[0]].to_f64())
+                        };
+                    }
+                }
+                (1, false) => {
+                    let (base, w) = (bases[0], weights[0]);
+                    for (o, t) in row.iter_mut().zip(ti) {
+                        let v0 = data[base + t.offsets[0]].to_f64();
+                        let v1 = data[base + t.offsets[1]].to_f64();
+                        *o = post(w * (t.weights[0] * v0 + t.weights[1] * v1));
+                    }
+                }
+                (_, false) => {
+                    for (o, t) in row.iter_mut().zip(ti) {
+                        let mut acc = 0.0;
+                        for c in 0..n {
+                            let v0 = data[bases[c] + t.offsets[0]].to_f64();
+                            let v1 = data[bases[c] + t.offsets[1]].to_f64();
+                            acc += weights[c] * (t.weights[0] * v0 + t.weights[1] * v1);
+                        }
+                        *o = post(acc);
+                    }
+                }
             }
         }
     }

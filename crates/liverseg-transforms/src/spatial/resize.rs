@@ -20,6 +20,12 @@ pub enum ResizeMode {
     /// torch's `"nearest"`: input index `floor(o · (n/m))` computed in
     /// float32, the convention MONAI's label resizing inherits.
     Nearest,
+    /// torch's `"nearest-exact"`: input index `floor((o + 0.5) · (n/m))`,
+    /// the voxel whose centre is nearest under the resized affine. MONAI's
+    /// `"nearest"` (above) places a label up to half an input voxel away
+    /// from where the centred affine says it is; this mode does not, so a
+    /// label resized this way inverts exactly through world coordinates.
+    NearestExact,
 }
 
 /// The grid of a resized volume: MONAI's `scale_affine` (centred,
@@ -70,27 +76,40 @@ pub fn resize<T: Voxel>(v: &Volume<T>, size: [usize; 3], mode: ResizeMode) -> Re
                 |x| x as f32,
             )
         }
-        ResizeMode::Nearest => Ok(nearest(v, target)?.map(|x| x.to_f64() as f32)),
+        ResizeMode::Nearest => Ok(nearest(v, target, false)?.map(|x| x.to_f64() as f32)),
+        ResizeMode::NearestExact => Ok(nearest(v, target, true)?.map(|x| x.to_f64() as f32)),
     }
 }
 
-/// Resizes a label map with torch's `"nearest"` rule, keeping the type.
+/// Resizes a label map with torch's `"nearest"` rule (MONAI's label
+/// resizing), keeping the type.
 pub fn resize_labels<T: Voxel>(v: &Volume<T>, size: [usize; 3]) -> Result<Volume<T>> {
     let target = resize_grid(&Grid::of(v), size)?;
     if v.dims().contains(&0) {
         return Err(Error::Param(format!("Resize: empty input {:?}", v.dims())));
     }
-    nearest(v, target)
+    nearest(v, target, false)
 }
 
-fn nearest<T: Voxel>(v: &Volume<T>, target: Grid) -> Result<Volume<T>> {
+/// Resizes a label map with the `"nearest-exact"` rule
+/// ([`ResizeMode::NearestExact`]), keeping the type.
+pub fn resize_labels_exact<T: Voxel>(v: &Volume<T>, size: [usize; 3]) -> Result<Volume<T>> {
+    let target = resize_grid(&Grid::of(v), size)?;
+    if v.dims().contains(&0) {
+        return Err(Error::Param(format!("Resize: empty input {:?}", v.dims())));
+    }
+    nearest(v, target, true)
+}
+
+fn nearest<T: Voxel>(v: &Volume<T>, target: Grid, exact: bool) -> Result<Volume<T>> {
     let dims = v.dims();
     let idx: [Vec<usize>; 3] = std::array::from_fn(|a| {
         let (n, m) = (dims[a], target.dims[a]);
         // torch computes the scale and the product in float32.
         let scale = n as f32 / m as f32;
+        let shift = if exact { 0.5f32 } else { 0.0 };
         (0..m)
-            .map(|o| ((o as f32 * scale).floor() as usize).min(n - 1))
+            .map(|o| (((o as f32 + shift) * scale).floor() as usize).min(n - 1))
             .collect()
     });
     let [mx, my, mz] = target.dims;
