@@ -21,7 +21,7 @@
 //! the same session and the ratio is printed.
 
 use liverseg_io::{Volume, nifti};
-use liverseg_transforms::{Pair, Preset};
+use liverseg_transforms::Preset;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,20 +54,21 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// One full case: read both files (in parallel, as the CLI does), run the
-/// preset. Returns (total, read, preprocess) seconds.
+/// One full case: read both files (in parallel, as the CLI does; the CT in
+/// its stored int16), run the preset. Returns (total, read, preprocess)
+/// seconds.
 fn one_case(dir: &Path) -> (f64, f64, f64) {
     let t0 = Instant::now();
     let opts = nifti::ReadOptions::default();
     let (image, label) = std::thread::scope(|s| {
-        let h = s.spawn(|| nifti::read::<f32>(&dir.join("phantom_image.nii.gz"), &opts));
+        let h = s.spawn(|| nifti::read::<i16>(&dir.join("phantom_image.nii.gz"), &opts));
         let label = nifti::read::<u8>(&dir.join("phantom_label.nii.gz"), &opts);
         (h.join().expect("reader thread"), label)
     });
-    let (image, label): (Volume<f32>, Volume<u8>) = (image.expect("image"), label.expect("label"));
+    let (image, label): (Volume<i16>, Volume<u8>) = (image.expect("image"), label.expect("label"));
     let t1 = Instant::now();
     let out = Preset::seed()
-        .run(Pair::new(image, Some(label)).expect("pair"))
+        .run_typed(image, Some(label))
         .expect("preset");
     assert_eq!(out.pair.image.dims(), [128, 128, 64]);
     let t2 = Instant::now();
@@ -148,14 +149,27 @@ fn run_monai() -> Option<Value> {
         eprintln!("MONAI reference failed ({status})");
         return None;
     }
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&tmp).ok()?).ok()?;
+    // Python's json writes NaN for values it could not measure, which is
+    // not JSON; read those as null.
+    let text = std::fs::read_to_string(&tmp).ok()?.replace("NaN", "null");
+    let v: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("cannot parse the MONAI results {}: {e}", tmp.display());
+            return None;
+        }
+    };
     let _ = std::fs::remove_file(&tmp);
-    // bench_monai.py writes {"results": [...]} or a list; find the case.
-    let list = v.get("results").cloned().unwrap_or(v);
-    list.as_array()?
-        .iter()
-        .find(|r| r["name"] == "monai_pipeline")
-        .cloned()
+    // bench_monai.py writes {"_env": {...}, "<case>": {...}}.
+    let Some(case) = v.get("monai_pipeline").cloned() else {
+        eprintln!("no monai_pipeline entry in the MONAI results");
+        return None;
+    };
+    if case.get("error").is_some() {
+        eprintln!("MONAI reference failed: {}", case["error"]);
+        return None;
+    }
+    Some(case)
 }
 
 fn main() {

@@ -183,6 +183,7 @@ proptest! {
                 Step::CropForeground(CropForegroundOptions { margin: [1, 0, 2], ..Default::default() }),
                 Step::DivisiblePad { k: [4, 4, 4], method: Default::default() },
             ],
+            augment: Vec::new(),
         };
         let out = exact.run(Pair::new(image.clone(), Some(l.clone())).unwrap()).unwrap();
         let back = out.invert_labels(out.pair.label.as_ref().unwrap()).unwrap();
@@ -213,6 +214,7 @@ proptest! {
                 Step::Orientation { axcodes: "RAS".into() },
                 Step::Resize { size, image_mode: ResizeMode::Area, label_mode: ResizeMode::NearestExact },
             ],
+            augment: Vec::new(),
         };
         let out = lossy.run(Pair::new(image, Some(l.clone())).unwrap()).unwrap();
         let back = out.invert_labels(out.pair.label.as_ref().unwrap()).unwrap();

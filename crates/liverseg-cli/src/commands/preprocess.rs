@@ -64,22 +64,58 @@ fn load_preset(name: &str) -> Result<Preset> {
     serde_json::from_str(&text).map_err(|e| bad_input(format!("{name}: not a preset: {e}")))
 }
 
-/// Reads a CT as float HU from NIfTI or a DICOM series.
-pub fn read_image(path: &Path) -> Result<Volume<f32>> {
+/// A CT as read: int16 NIfTI files stay int16 (the first resampling reads
+/// them directly, without a float copy), everything else is float HU.
+#[derive(Debug)]
+pub enum Ct {
+    /// Stored int16 with no scaling.
+    I16(Volume<i16>),
+    /// Any other NIfTI type, or DICOM after rescale.
+    F32(Volume<f32>),
+}
+
+impl Ct {
+    /// The CT's shape and affine.
+    pub fn grid(&self) -> liverseg_transforms::Grid {
+        match self {
+            Ct::I16(v) => liverseg_transforms::Grid::of(v),
+            Ct::F32(v) => liverseg_transforms::Grid::of(v),
+        }
+    }
+
+    /// As float HU.
+    pub fn into_f32(self) -> Volume<f32> {
+        match self {
+            Ct::I16(v) => v.map(f32::from),
+            Ct::F32(v) => v,
+        }
+    }
+}
+
+/// Reads a CT from NIfTI or a DICOM series.
+pub fn read_image(path: &Path) -> Result<Ct> {
     Ok(match detect(path)? {
-        InputKind::Nifti => nifti::read(path, &nifti::ReadOptions::default())?,
+        InputKind::Nifti => {
+            let header = nifti::read_header(path)?;
+            let opts = nifti::ReadOptions::default();
+            if header.datatype == 4 && header.scaling.is_none() {
+                Ct::I16(nifti::read(path, &opts)?)
+            } else {
+                Ct::F32(nifti::read(path, &opts)?)
+            }
+        }
         InputKind::DicomDir | InputKind::DicomFile => {
-            dicom::read(path, &dicom::ReadOptions::default())?
+            Ct::F32(dicom::read(path, &dicom::ReadOptions::default())?)
         }
     })
 }
 
 /// Reads a label map (NIfTI, or a DICOM SEG placed on `grid`).
-pub fn read_label(path: &Path, image: &Volume<f32>) -> Result<Volume<u8>> {
+pub fn read_label(path: &Path, grid: &liverseg_transforms::Grid) -> Result<Volume<u8>> {
     Ok(match detect(path)? {
         InputKind::Nifti => nifti::read(path, &nifti::ReadOptions::default())?,
         InputKind::DicomFile => {
-            let seg = dicom::read_seg(path, Some((image.dims(), image.affine())))?;
+            let seg = dicom::read_seg(path, Some((grid.dims, &grid.affine)))?;
             seg.label_map()?
                 .ok_or_else(|| bad_input(format!("{}: SEG holds no segment", path.display())))?
         }
@@ -95,10 +131,7 @@ pub fn read_label(path: &Path, image: &Volume<f32>) -> Result<Volume<u8>> {
 /// Reads the CT and its label. A NIfTI label decodes on a second thread
 /// while the CT decodes (gzip inflation is serial per stream, so two files
 /// use two cores); a SEG needs the CT's grid and is read after it.
-pub fn read_inputs(
-    image: &Path,
-    label: Option<&Path>,
-) -> Result<(Volume<f32>, Option<Volume<u8>>)> {
+pub fn read_inputs(image: &Path, label: Option<&Path>) -> Result<(Ct, Option<Volume<u8>>)> {
     let nifti_label = label.filter(|p| matches!(detect(p), Ok(InputKind::Nifti)));
     let (image_result, early) = std::thread::scope(|s| {
         let handle = s.spawn(|| read_image(image));
@@ -115,7 +148,7 @@ pub fn read_inputs(
     let image = image_result?;
     let label = match (early, label) {
         (Some(l), _) => Some(l?),
-        (None, Some(p)) => Some(read_label(p, &image)?),
+        (None, Some(p)) => Some(read_label(p, &image.grid())?),
         (None, None) => None,
     };
     Ok((image, label))
@@ -158,17 +191,25 @@ pub fn run(args: &PreprocessArgs) -> Result<()> {
     }
     let start = Instant::now();
     let (image, label) = read_inputs(&args.image, args.label.as_deref())?;
-    info!(dims = ?image.dims(), seconds = start.elapsed().as_secs_f64(), "read input");
-    let pair =
-        Pair::new(image, label).map_err(|e| bad_input(format!("{}: {e}", args.image.display())))?;
+    info!(dims = ?image.grid().dims, seconds = start.elapsed().as_secs_f64(), "read input");
+    let image_path = args.image.display().to_string();
+    let grid_error = |e: liverseg_transforms::Error| -> anyhow::Error {
+        match e {
+            liverseg_transforms::Error::Grid(msg) => bad_input(format!("{image_path}: {msg}")),
+            other => other.into(),
+        }
+    };
     let mut stages: Vec<(String, Pair)> = Vec::new();
-    let done = if args.stages {
-        preset.run_stages(pair, |i, step: &Step, p| {
-            stages.push((format!("{i:02}_{}_", step.name()), p.clone()));
-            Ok(())
-        })?
-    } else {
-        preset.run(pair)?
+    let done = match (args.stages, image) {
+        (true, image) => {
+            let pair = Pair::new(image.into_f32(), label).map_err(grid_error)?;
+            preset.run_stages(pair, |i, step: &Step, p| {
+                stages.push((format!("{i:02}_{}_", step.name()), p.clone()));
+                Ok(())
+            })?
+        }
+        (false, Ct::I16(v)) => preset.run_typed(v, label).map_err(grid_error)?,
+        (false, Ct::F32(v)) => preset.run(Pair::new(v, label).map_err(grid_error)?)?,
     };
     let seconds = start.elapsed().as_secs_f64();
     let report = Report {

@@ -21,6 +21,7 @@ use liverseg_io::{Affine, Volume, Voxel};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::crop::BoxRegion;
 use crate::{Error, Result};
 
 /// How values between voxel centres are computed.
@@ -143,6 +144,7 @@ pub fn resample_index_map<T: Voxel, U: Voxel>(
         target.dims,
         map,
         ([0, 1, 2], [false; 3]),
+        None,
         interpolation,
         padding,
         post,
@@ -177,6 +179,7 @@ pub fn resample_reordered<T: Voxel, U: Voxel>(
         target.dims,
         &map,
         (perm, flip),
+        None,
         interpolation,
         padding,
         post,
@@ -184,14 +187,57 @@ pub fn resample_reordered<T: Voxel, U: Voxel>(
     Ok(Volume::new(dims, affine, data)?)
 }
 
+/// [`resample_reordered`] restricted to the box `window` of the reordered
+/// grid (which must lie inside it): the same values as resampling the whole
+/// grid and then [`crop`](super::crop::crop)ping, without computing the
+/// rest. A pipeline uses it for the label once CropForeground's box is
+/// known from the image.
+#[allow(clippy::too_many_arguments)]
+pub fn resample_reordered_window<T: Voxel, U: Voxel>(
+    src: &Volume<T>,
+    target: &Grid,
+    perm: [usize; 3],
+    flip: [bool; 3],
+    window: &BoxRegion,
+    interpolation: Interpolation,
+    padding: Padding,
+    post: impl Fn(f64) -> U + Sync,
+) -> Result<Volume<U>> {
+    let inv = src
+        .affine()
+        .inverse()
+        .ok_or_else(|| Error::Grid(format!("source affine is singular: {:?}", src.affine())))?;
+    let map = inv.matmul(&target.affine);
+    let (_, affine) = super::orient::permute_flip_grid(target, perm, flip)?;
+    let data = resample_core(
+        src,
+        target.dims,
+        &map,
+        (perm, flip),
+        Some(window),
+        interpolation,
+        padding,
+        post,
+    )?;
+    let s = window.start;
+    let origin = affine.apply([s[0] as f64, s[1] as f64, s[2] as f64]);
+    let affine = Affine::from_columns(
+        [affine.column(0), affine.column(1), affine.column(2)],
+        origin,
+    );
+    Ok(Volume::new(window.dims(), affine, data)?)
+}
+
 /// Samples `src` at `map · g` for every index `g` of a grid of shape
 /// `grid_dims`, writing the results in the order of the reordered grid:
 /// output axis `a` runs along grid axis `perm[a]`, reversed when `flip[a]`.
+#[allow(clippy::too_many_arguments)]
 fn resample_core<T: Voxel, U: Voxel>(
     src: &Volume<T>,
     grid_dims: [usize; 3],
     map: &Affine,
     (perm, flip): ([usize; 3], [bool; 3]),
+    window: Option<&BoxRegion>,
     interpolation: Interpolation,
     padding: Padding,
     post: impl Fn(f64) -> U + Sync,
@@ -202,16 +248,32 @@ fn resample_core<T: Voxel, U: Voxel>(
             src.dims()
         )));
     }
-    let n = grid_dims
+    let full_dims = [grid_dims[perm[0]], grid_dims[perm[1]], grid_dims[perm[2]]];
+    // The part of the reordered grid to produce.
+    let (start, out_dims) = match window {
+        Some(w) => {
+            let inside = (0..3).all(|a| {
+                w.start[a] >= 0 && w.end[a] <= full_dims[a] as i64 && w.start[a] < w.end[a]
+            });
+            if !inside {
+                return Err(Error::Param(format!(
+                    "resampling window {:?}..{:?} is not inside the grid {full_dims:?}",
+                    w.start, w.end
+                )));
+            }
+            (w.start.map(|v| v as usize), w.dims())
+        }
+        None => ([0; 3], full_dims),
+    };
+    let n = out_dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| Error::Param(format!("target shape {grid_dims:?} overflows")))?;
+        .ok_or_else(|| Error::Param(format!("target shape {out_dims:?} overflows")))?;
     let mut out = vec![U::default(); n];
-    let out_dims = [grid_dims[perm[0]], grid_dims[perm[1]], grid_dims[perm[2]]];
     // For output axis a and output index o: the grid index along perm[a].
     let grid_index: [Vec<usize>; 3] = std::array::from_fn(|a| {
-        let len = out_dims[a];
-        (0..len)
+        let len = full_dims[a];
+        (start[a]..start[a] + out_dims[a])
             .map(|o| if flip[a] { len - 1 - o } else { o })
             .collect()
     });

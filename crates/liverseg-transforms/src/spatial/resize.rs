@@ -4,6 +4,7 @@ use liverseg_io::{Affine, Volume, Voxel};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::crop::BoxRegion;
 use super::resample::{Grid, Interpolation, Padding, resample_index_map};
 use crate::{Error, Result};
 
@@ -58,7 +59,7 @@ pub fn resize<T: Voxel>(v: &Volume<T>, size: [usize; 3], mode: ResizeMode) -> Re
         return Ok(v.map(|x| x.to_f64() as f32));
     }
     match mode {
-        ResizeMode::Area => area(v, target),
+        ResizeMode::Area => area(v, [0; 3], v.dims(), target),
         ResizeMode::Linear => {
             let s: [f64; 3] = std::array::from_fn(|a| v.dims()[a] as f64 / size[a] as f64);
             let map = Affine::from_columns(
@@ -76,8 +77,57 @@ pub fn resize<T: Voxel>(v: &Volume<T>, size: [usize; 3], mode: ResizeMode) -> Re
                 |x| x as f32,
             )
         }
-        ResizeMode::Nearest => Ok(nearest(v, target, false)?.map(|x| x.to_f64() as f32)),
-        ResizeMode::NearestExact => Ok(nearest(v, target, true)?.map(|x| x.to_f64() as f32)),
+        ResizeMode::Nearest => {
+            Ok(nearest(v, [0; 3], v.dims(), target, false)?.map(|x| x.to_f64() as f32))
+        }
+        ResizeMode::NearestExact => {
+            Ok(nearest(v, [0; 3], v.dims(), target, true)?.map(|x| x.to_f64() as f32))
+        }
+    }
+}
+
+/// Crop to `region` (inside `v`) and resize, in one pass over the region:
+/// the same values as [`crop`](super::crop::crop) then [`resize`] (or
+/// [`resize_labels`] for the nearest modes), without the cropped copy.
+/// Linear mode clamps at the region's border, which a view cannot do
+/// cheaply, so it is rejected here.
+pub fn resize_region<T: Voxel>(
+    v: &Volume<T>,
+    region: &BoxRegion,
+    size: [usize; 3],
+    mode: ResizeMode,
+) -> Result<Volume<f32>> {
+    let full = v.dims();
+    let inside = (0..3).all(|a| {
+        region.start[a] >= 0 && region.end[a] <= full[a] as i64 && region.start[a] < region.end[a]
+    });
+    if !inside || mode == ResizeMode::Linear {
+        return Err(Error::Param(format!(
+            "resize_region: region {:?}..{:?} must lie inside {full:?} and the mode be area or nearest",
+            region.start, region.end
+        )));
+    }
+    let start = region.start.map(|s| s as usize);
+    let dims = region.dims();
+    let origin = v
+        .affine()
+        .apply([start[0] as f64, start[1] as f64, start[2] as f64]);
+    let a = v.affine();
+    let crop_grid = Grid {
+        dims,
+        affine: Affine::from_columns([a.column(0), a.column(1), a.column(2)], origin),
+    };
+    let target = resize_grid(&crop_grid, size)?;
+    if size == dims {
+        let c = nearest(v, start, dims, target, false)?;
+        return Ok(c.map(|x| x.to_f64() as f32));
+    }
+    match mode {
+        ResizeMode::Area => area(v, start, dims, target),
+        ResizeMode::NearestExact => {
+            Ok(nearest(v, start, dims, target, true)?.map(|x| x.to_f64() as f32))
+        }
+        _ => Ok(nearest(v, start, dims, target, false)?.map(|x| x.to_f64() as f32)),
     }
 }
 
@@ -88,7 +138,7 @@ pub fn resize_labels<T: Voxel>(v: &Volume<T>, size: [usize; 3]) -> Result<Volume
     if v.dims().contains(&0) {
         return Err(Error::Param(format!("Resize: empty input {:?}", v.dims())));
     }
-    nearest(v, target, false)
+    nearest(v, [0; 3], v.dims(), target, false)
 }
 
 /// Resizes a label map with the `"nearest-exact"` rule
@@ -98,18 +148,26 @@ pub fn resize_labels_exact<T: Voxel>(v: &Volume<T>, size: [usize; 3]) -> Result<
     if v.dims().contains(&0) {
         return Err(Error::Param(format!("Resize: empty input {:?}", v.dims())));
     }
-    nearest(v, target, true)
+    nearest(v, [0; 3], v.dims(), target, true)
 }
 
-fn nearest<T: Voxel>(v: &Volume<T>, target: Grid, exact: bool) -> Result<Volume<T>> {
-    let dims = v.dims();
+/// torch nearest (or nearest-exact) resize of the region of `v` starting
+/// at `start` with shape `dims`.
+fn nearest<T: Voxel>(
+    v: &Volume<T>,
+    start: [usize; 3],
+    dims: [usize; 3],
+    target: Grid,
+    exact: bool,
+) -> Result<Volume<T>> {
+    let full = v.dims();
     let idx: [Vec<usize>; 3] = std::array::from_fn(|a| {
         let (n, m) = (dims[a], target.dims[a]);
         // torch computes the scale and the product in float32.
         let scale = n as f32 / m as f32;
         let shift = if exact { 0.5f32 } else { 0.0 };
         (0..m)
-            .map(|o| (((o as f32 + shift) * scale).floor() as usize).min(n - 1))
+            .map(|o| (((o as f32 + shift) * scale).floor() as usize).min(n - 1) + start[a])
             .collect()
     });
     let [mx, my, mz] = target.dims;
@@ -118,9 +176,9 @@ fn nearest<T: Voxel>(v: &Volume<T>, target: Grid, exact: bool) -> Result<Volume<
     out.par_chunks_mut(mx * my)
         .enumerate()
         .for_each(|(k, plane)| {
-            let sk = idx[2][k] * dims[0] * dims[1];
+            let sk = idx[2][k] * full[0] * full[1];
             for j in 0..my {
-                let sj = sk + idx[1][j] * dims[0];
+                let sj = sk + idx[1][j] * full[0];
                 for i in 0..mx {
                     plane[i + j * mx] = src[sj + idx[0][i]];
                 }
@@ -131,8 +189,14 @@ fn nearest<T: Voxel>(v: &Volume<T>, target: Grid, exact: bool) -> Result<Volume<
 
 /// Adaptive average pooling, one axis at a time (the box average is
 /// separable). Sums are in `f64`.
-fn area<T: Voxel>(v: &Volume<T>, target: Grid) -> Result<Volume<f32>> {
-    let dims = v.dims();
+/// Area resize of the region of `v` starting at `start` with shape `dims`.
+fn area<T: Voxel>(
+    v: &Volume<T>,
+    start: [usize; 3],
+    dims: [usize; 3],
+    target: Grid,
+) -> Result<Volume<f32>> {
+    let full = v.dims();
     let windows = |n: usize, m: usize| -> Vec<(usize, usize)> {
         (0..m)
             .map(|o| (o * n / m, ((o + 1) * n).div_ceil(m)))
@@ -149,7 +213,8 @@ fn area<T: Voxel>(v: &Volume<T>, target: Grid) -> Result<Volume<f32>> {
         .enumerate()
         .for_each(|(k, plane)| {
             for j in 0..dims[1] {
-                let row = &src[(k * dims[1] + j) * dims[0]..(k * dims[1] + j + 1) * dims[0]];
+                let row0 = ((start[2] + k) * full[1] + start[1] + j) * full[0] + start[0];
+                let row = &src[row0..row0 + dims[0]];
                 for (i, &(a, b)) in wx.iter().enumerate() {
                     let s: f64 = row[a..b].iter().map(|x| x.to_f64()).sum();
                     plane[j * mx + i] = s / (b - a) as f64;
