@@ -1,6 +1,10 @@
-//! Training loop, checkpoints and metrics for liverseg (not yet implemented).
+//! Training loop, checkpoints, logs and spacing-aware metrics for liverseg.
 //!
-//! This crate will tie [`liverseg_io`]-style readers, the transforms and the
-//! model together into a training loop with checkpoints and spacing-aware
-//! metrics. It deliberately exports nothing yet: no API here pretends to work
-//! before the training issue lands. See `docs/ARCHITECTURE.md`.
+//! It sits on top of `liverseg-io` (reading cases), `liverseg-transforms`
+//! (presets, augmentation, inversion) and `liverseg-model` (the networks,
+//! losses and sliding-window inference).
+
+mod error;
+pub mod metrics;
+
+pub use error::{Error, Result};
