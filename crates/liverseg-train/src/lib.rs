@@ -4,7 +4,9 @@
 //! (presets, augmentation, inversion) and `liverseg-model` (the networks,
 //! losses and sliding-window inference).
 
+pub mod config;
 mod error;
 pub mod metrics;
+pub mod optim;
 
 pub use error::{Error, Result};

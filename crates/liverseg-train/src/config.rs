@@ -1,0 +1,381 @@
+//! The one configuration struct of a training run, with the MONAI liver
+//! tutorial's choices as defaults, readable from and printable as TOML.
+
+use std::path::PathBuf;
+
+use liverseg_model::{
+    Architecture, DiceLossConfig, LossActivation, SlidingWindowConfig, UNetConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which classes the network learns from Task03's labels (0 background,
+/// 1 liver, 2 tumour).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelMode {
+    /// Liver and tumour merged into one foreground class (the tutorial):
+    /// 2 output channels.
+    Liver,
+    /// Liver and tumour as separate classes: 3 output channels.
+    LiverTumour,
+}
+
+impl LabelMode {
+    /// Parses `liver` or `liver,tumour` (also `liver,tumor`).
+    pub fn parse(s: &str) -> Result<LabelMode> {
+        match s.replace(' ', "").to_ascii_lowercase().as_str() {
+            "liver" => Ok(LabelMode::Liver),
+            "liver,tumour" | "liver,tumor" => Ok(LabelMode::LiverTumour),
+            other => Err(Error::Config(format!(
+                "labels {other:?}: expected \"liver\" or \"liver,tumour\""
+            ))),
+        }
+    }
+
+    /// Output channels including background.
+    pub fn classes(self) -> usize {
+        match self {
+            LabelMode::Liver => 2,
+            LabelMode::LiverTumour => 3,
+        }
+    }
+
+    /// Class names, background excluded.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            LabelMode::Liver => &["liver"],
+            LabelMode::LiverTumour => &["liver", "tumour"],
+        }
+    }
+
+    /// Maps a Task03 label value to a class index.
+    pub fn map(self, v: u8) -> u8 {
+        match (self, v) {
+            (_, 0) => 0,
+            (LabelMode::Liver, _) => 1,
+            (LabelMode::LiverTumour, 1) => 1,
+            (LabelMode::LiverTumour, _) => 2,
+        }
+    }
+}
+
+/// The loss function.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LossConfig {
+    /// MONAI `DiceLoss`.
+    Dice(DiceLossConfig),
+    /// MONAI `DiceCELoss`: Dice plus cross-entropy with optional class
+    /// weights.
+    DiceCe {
+        /// The Dice part.
+        dice: DiceLossConfig,
+        /// Cross-entropy class weights (empty: unweighted).
+        #[serde(default)]
+        ce_weights: Vec<f32>,
+        /// Weight of the Dice term.
+        #[serde(default = "one")]
+        lambda_dice: f64,
+        /// Weight of the cross-entropy term.
+        #[serde(default = "one")]
+        lambda_ce: f64,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OptimizerConfig {
+    /// `torch.optim.Adam`: weight decay added to the gradient (L2).
+    Adam {
+        /// Learning rate.
+        lr: f64,
+        /// L2 penalty.
+        weight_decay: f64,
+        /// β₁, β₂.
+        betas: (f64, f64),
+        /// ε.
+        eps: f64,
+        /// AMSGrad variant (the tutorial uses it).
+        amsgrad: bool,
+    },
+    /// `torch.optim.AdamW`: decoupled weight decay.
+    AdamW {
+        /// Learning rate.
+        lr: f64,
+        /// Decoupled decay.
+        weight_decay: f64,
+        /// β₁, β₂.
+        betas: (f64, f64),
+        /// ε.
+        eps: f64,
+    },
+    /// `torch.optim.SGD` with momentum and optional Nesterov (nnU-Net:
+    /// lr 0.01, momentum 0.99, Nesterov, weight decay 3e-5).
+    Sgd {
+        /// Learning rate.
+        lr: f64,
+        /// Momentum.
+        momentum: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// L2 penalty added to the gradient.
+        weight_decay: f64,
+    },
+}
+
+impl OptimizerConfig {
+    /// The base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::AdamW { lr, .. }
+            | OptimizerConfig::Sgd { lr, .. } => *lr,
+        }
+    }
+}
+
+/// How the learning rate changes over the run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ScheduleConfig {
+    /// The base rate throughout.
+    Constant,
+    /// nnU-Net's poly decay: `lr · (1 − epoch / epochs)^exponent`.
+    Poly {
+        /// The exponent (nnU-Net: 0.9).
+        exponent: f64,
+    },
+    /// Linear warm-up from 0 over `warmup_epochs`, then cosine decay to
+    /// `min_lr` at the last epoch.
+    Cosine {
+        /// Epochs of linear warm-up.
+        warmup_epochs: usize,
+        /// Final learning rate.
+        min_lr: f64,
+    },
+}
+
+/// Every hyper-parameter of a run. [`TrainConfig::default`] is the MONAI
+/// liver tutorial: `seed` preset, the tutorial UNet, Dice loss (sigmoid,
+/// squared prediction, one-hot targets), Adam lr 1e-5 with weight decay
+/// 1e-5 and AMSGrad, batch 1, 600 epochs, validation every epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Dataset folder holding `dataset.json` (or the file itself). Empty:
+    /// look under `data/`.
+    pub data: PathBuf,
+    /// `splits.json` (default: beside `dataset.json` when present).
+    pub splits: Option<PathBuf>,
+    /// Cross-validation fold of `splits.json`.
+    pub fold: usize,
+    /// Run folder.
+    pub out: PathBuf,
+    /// `"seed"` or `"patch"`.
+    pub preset: String,
+    /// Classes to learn.
+    pub labels: LabelMode,
+    /// The network (its output channels must equal the class count).
+    pub model: Architecture,
+    /// The loss.
+    pub loss: LossConfig,
+    /// The optimiser.
+    pub optimizer: OptimizerConfig,
+    /// The learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Epochs.
+    pub epochs: usize,
+    /// Optimiser steps per epoch for patch training (0: one pass over the
+    /// training cases).
+    pub iterations_per_epoch: usize,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Batches whose gradients are summed before one optimiser step.
+    pub grad_accumulation: usize,
+    /// Clip the global gradient norm to this (0: off).
+    pub grad_clip: f64,
+    /// Validate every this many epochs.
+    pub val_every: usize,
+    /// Stop after this many validations without a better Dice (0: off).
+    pub early_stopping: usize,
+    /// Sliding-window settings for validation on whole volumes.
+    pub sliding_window: SlidingWindowConfig,
+    /// Seed of every random choice (shuffling, augmentation, weights).
+    pub seed: u64,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Cases preprocessed ahead of the training loop.
+    pub prefetch: usize,
+    /// Threads preparing batches (each uses rayon inside).
+    pub loader_threads: usize,
+    /// Cache folder for preprocessed cases (default: `<data>/.liverseg-cache`).
+    pub cache: Option<PathBuf>,
+    /// bf16 mixed precision (CUDA only).
+    pub bf16: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: PathBuf::new(),
+            splits: None,
+            fold: 0,
+            out: PathBuf::from("runs/liver"),
+            preset: "seed".into(),
+            labels: LabelMode::Liver,
+            model: Architecture::MonaiUnet(UNetConfig::default()),
+            loss: LossConfig::Dice(DiceLossConfig {
+                activation: LossActivation::Sigmoid,
+                squared_pred: true,
+                ..DiceLossConfig::default()
+            }),
+            optimizer: OptimizerConfig::Adam {
+                lr: 1e-5,
+                weight_decay: 1e-5,
+                betas: (0.9, 0.999),
+                eps: 1e-8,
+                amsgrad: true,
+            },
+            schedule: ScheduleConfig::Constant,
+            epochs: 600,
+            iterations_per_epoch: 0,
+            batch_size: 1,
+            grad_accumulation: 1,
+            grad_clip: 0.0,
+            val_every: 1,
+            early_stopping: 0,
+            sliding_window: SlidingWindowConfig {
+                roi_size: [128, 128, 64],
+                sw_batch_size: 1,
+                ..SlidingWindowConfig::default()
+            },
+            seed: 0,
+            device: "cpu".into(),
+            prefetch: 2,
+            loader_threads: 1,
+            cache: None,
+            bf16: false,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file; keys it leaves out keep their defaults.
+    pub fn from_toml(text: &str) -> Result<TrainConfig> {
+        toml::from_str(text).map_err(|e| Error::Config(format!("train config: {e}")))
+    }
+
+    /// The full configuration as TOML (`liverseg train --print-config`).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self)
+            .map_err(|e| Error::Config(format!("cannot print the config: {e}")))
+    }
+
+    /// Checks values that would fail later in the run.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.epochs == 0
+            || self.batch_size == 0
+            || self.grad_accumulation == 0
+            || self.val_every == 0
+        {
+            return bad(
+                "epochs, batch_size, grad_accumulation and val_every must be at least 1".into(),
+            );
+        }
+        if !(self.grad_clip >= 0.0) {
+            return bad(format!("grad_clip {} must be ≥ 0", self.grad_clip));
+        }
+        let lr = self.optimizer.lr();
+        if !(lr > 0.0 && lr.is_finite()) {
+            return bad(format!("learning rate {lr} must be positive"));
+        }
+        let out_channels = match &self.model {
+            Architecture::MonaiUnet(c) => c.out_channels,
+            Architecture::PlainUnet(c) => c.out_channels,
+        };
+        if out_channels != self.labels.classes() {
+            return bad(format!(
+                "the model has {out_channels} output channels but labels {:?} need {}",
+                self.labels,
+                self.labels.classes()
+            ));
+        }
+        if self.preset != "seed" && self.preset != "patch" {
+            return bad(format!(
+                "preset {:?}: expected \"seed\" or \"patch\"",
+                self.preset
+            ));
+        }
+        if self.device != "cpu" && !self.device.starts_with("cuda") {
+            return bad(format!("device {:?}: expected cpu or cuda:N", self.device));
+        }
+        if self.bf16 && self.device == "cpu" {
+            return bad("bf16 mixed precision needs a CUDA device".into());
+        }
+        Ok(())
+    }
+
+    /// Sets the model's output channels to the class count of `labels`.
+    pub fn fit_model_to_labels(&mut self) {
+        let n = self.labels.classes();
+        match &mut self.model {
+            Architecture::MonaiUnet(c) => c.out_channels = n,
+            Architecture::PlainUnet(c) => c.out_channels = n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let c = TrainConfig::default();
+        let text = c.to_toml().unwrap();
+        assert!(
+            text.contains("lr = 1e-5") || text.contains("lr = 0.00001"),
+            "{text}"
+        );
+        assert_eq!(TrainConfig::from_toml(&text).unwrap(), c);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn partial_files_keep_defaults_and_unknown_keys_fail() {
+        let c = TrainConfig::from_toml("epochs = 4\nbatch_size = 2\n[optimizer]\nkind = \"sgd\"\nlr = 0.01\nmomentum = 0.99\nnesterov = true\nweight_decay = 3e-5\n").unwrap();
+        assert_eq!(c.epochs, 4);
+        assert_eq!(c.batch_size, 2);
+        assert!(matches!(
+            c.optimizer,
+            OptimizerConfig::Sgd { nesterov: true, .. }
+        ));
+        assert_eq!(c.preset, "seed");
+        assert!(TrainConfig::from_toml("epoch = 4").is_err());
+    }
+
+    #[test]
+    fn labels_map_task03_values() {
+        assert_eq!(
+            LabelMode::parse("liver,tumour").unwrap(),
+            LabelMode::LiverTumour
+        );
+        assert_eq!([0, 1, 2].map(|v| LabelMode::Liver.map(v)), [0, 1, 1]);
+        assert_eq!([0, 1, 2].map(|v| LabelMode::LiverTumour.map(v)), [0, 1, 2]);
+        let mut c = TrainConfig {
+            labels: LabelMode::LiverTumour,
+            ..Default::default()
+        };
+        assert!(c.validate().is_err());
+        c.fit_model_to_labels();
+        c.validate().unwrap();
+    }
+}
