@@ -11,6 +11,10 @@ use std::path::Path;
 
 /// Metadata key holding the architecture as JSON.
 pub const ARCHITECTURE_KEY: &str = "liverseg.architecture";
+/// Metadata key holding the preprocessing preset as JSON.
+pub const PRESET_KEY: &str = "liverseg.preset";
+/// Metadata key holding the class names as a JSON list (background first).
+pub const LABELS_KEY: &str = "liverseg.labels";
 /// Metadata key holding the file format version.
 pub const FORMAT_KEY: &str = "liverseg.format";
 /// The current file format version.
@@ -102,13 +106,27 @@ pub fn save(
     tensors: &HashMap<String, Tensor>,
     overwrite: bool,
 ) -> Result<()> {
+    save_with_metadata(path, arch, tensors, &BTreeMap::new(), overwrite)
+}
+
+/// [`save`] with extra metadata entries (a training run stores its
+/// preprocessing preset under `liverseg.preset` and its classes under
+/// `liverseg.labels`, so prediction can repeat them).
+pub fn save_with_metadata(
+    path: &Path,
+    arch: &Architecture,
+    tensors: &HashMap<String, Tensor>,
+    extra: &BTreeMap<String, String>,
+    overwrite: bool,
+) -> Result<()> {
     if !overwrite && path.exists() {
         return Err(file_error(
             path,
             "already exists (pass --force to replace it)",
         ));
     }
-    let mut meta = HashMap::new();
+    let mut meta: HashMap<String, String> =
+        extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     meta.insert(FORMAT_KEY.to_string(), FORMAT_VERSION.to_string());
     meta.insert(
         ARCHITECTURE_KEY.to_string(),
@@ -148,6 +166,9 @@ pub struct ModelFile {
     pub architecture: Architecture,
     /// Its parameters by name.
     pub tensors: HashMap<String, Tensor>,
+    /// Every metadata entry of the file (architecture, format, and what the
+    /// writer added, such as `liverseg.preset`).
+    pub metadata: HashMap<String, String>,
 }
 
 impl ModelFile {
@@ -169,6 +190,7 @@ impl ModelFile {
         Ok(ModelFile {
             architecture,
             tensors,
+            metadata: meta,
         })
     }
 

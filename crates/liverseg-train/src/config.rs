@@ -178,7 +178,7 @@ pub struct TrainConfig {
     pub fold: usize,
     /// Run folder.
     pub out: PathBuf,
-    /// `"seed"` or `"patch"`.
+    /// `"seed"`, `"patch"`, or the path of a preset JSON file.
     pub preset: String,
     /// Classes to learn.
     pub labels: LabelMode,
@@ -290,7 +290,7 @@ impl TrainConfig {
                 "epochs, batch_size, grad_accumulation and val_every must be at least 1".into(),
             );
         }
-        if !(self.grad_clip >= 0.0) {
+        if self.grad_clip.is_nan() || self.grad_clip < 0.0 {
             return bad(format!("grad_clip {} must be ≥ 0", self.grad_clip));
         }
         let lr = self.optimizer.lr();
@@ -308,9 +308,12 @@ impl TrainConfig {
                 self.labels.classes()
             ));
         }
-        if self.preset != "seed" && self.preset != "patch" {
+        if self.preset != "seed"
+            && self.preset != "patch"
+            && !std::path::Path::new(&self.preset).is_file()
+        {
             return bad(format!(
-                "preset {:?}: expected \"seed\" or \"patch\"",
+                "preset {:?}: expected \"seed\", \"patch\" or a preset JSON file",
                 self.preset
             ));
         }

@@ -5,8 +5,13 @@
 //! losses and sliding-window inference).
 
 pub mod config;
+pub mod data;
 mod error;
 pub mod metrics;
 pub mod optim;
+pub mod plot;
+pub mod trainer;
 
+pub use config::{LabelMode, TrainConfig};
 pub use error::{Error, Result};
+pub use trainer::{EpochRecord, RunState, Summary, Trainer, train};

@@ -1,0 +1,434 @@
+//! Datasets in the Medical Segmentation Decathlon layout, cross-validation
+//! splits, the on-disk cache of preprocessed cases, and conversion between
+//! volumes and network tensors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use liverseg_io::{Overwrite, Volume, nifti};
+use liverseg_transforms::{Grid, Pair, Preset};
+use serde::{Deserialize, Serialize};
+
+use crate::config::LabelMode;
+use crate::{Error, Result};
+
+/// One training case: an image and its label.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    /// The image file name without `.nii.gz` (`liver_0`).
+    pub name: String,
+    /// Absolute image path.
+    pub image: PathBuf,
+    /// Absolute label path.
+    pub label: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct DatasetFile {
+    training: Vec<PairEntry>,
+}
+
+#[derive(Deserialize)]
+struct PairEntry {
+    image: String,
+    label: String,
+}
+
+#[derive(Deserialize)]
+struct SplitsFile {
+    folds: Vec<FoldEntry>,
+}
+
+#[derive(Deserialize)]
+struct FoldEntry {
+    train: Vec<String>,
+    val: Vec<String>,
+}
+
+/// A dataset with its training and validation cases.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// The folder holding `dataset.json`.
+    pub root: PathBuf,
+    /// Cases trained on.
+    pub train: Vec<Case>,
+    /// Cases validated on.
+    pub val: Vec<Case>,
+    /// Where the split came from, for the log.
+    pub split_source: String,
+}
+
+/// `imagesTr/liver_0.nii.gz` → `liver_0`.
+pub fn case_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.trim_end_matches(".gz")
+        .trim_end_matches(".nii")
+        .to_string()
+}
+
+impl Dataset {
+    /// Opens `data` (a folder with `dataset.json`, or the file itself).
+    /// With `splits.json` (given, or beside `dataset.json`) fold `fold`
+    /// decides train and validation; without one, the cases sorted by name
+    /// are split 80/20, every fifth case validating.
+    pub fn open(data: &Path, splits: Option<&Path>, fold: usize) -> Result<Dataset> {
+        let (root, json_path) = if data.is_dir() {
+            (data.to_path_buf(), data.join("dataset.json"))
+        } else {
+            (
+                data.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                data.to_path_buf(),
+            )
+        };
+        let text = std::fs::read_to_string(&json_path).map_err(|e| Error::Data {
+            path: json_path.clone(),
+            reason: format!("cannot read dataset.json: {e}"),
+        })?;
+        let ds: DatasetFile = serde_json::from_str(&text).map_err(|e| Error::Data {
+            path: json_path.clone(),
+            reason: format!("not a Decathlon dataset.json: {e}"),
+        })?;
+        let mut cases: BTreeMap<String, Case> = BTreeMap::new();
+        for p in ds.training {
+            let image = root.join(p.image.trim_start_matches("./"));
+            let label = root.join(p.label.trim_start_matches("./"));
+            for f in [&image, &label] {
+                if !f.is_file() {
+                    return Err(Error::Data {
+                        path: f.clone(),
+                        reason: "listed in dataset.json but missing".into(),
+                    });
+                }
+            }
+            let name = case_name(&p.image);
+            cases.insert(name.clone(), Case { name, image, label });
+        }
+        if cases.len() < 2 {
+            return Err(Error::Data {
+                path: json_path,
+                reason: format!(
+                    "{} training cases; at least 2 are needed (one to validate)",
+                    cases.len()
+                ),
+            });
+        }
+        let splits_path = splits.map(Path::to_path_buf).or_else(|| {
+            let p = root.join("splits.json");
+            p.is_file().then_some(p)
+        });
+        let (train_names, val_names, split_source) = match splits_path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p).map_err(|e| Error::Data {
+                    path: p.clone(),
+                    reason: format!("cannot read: {e}"),
+                })?;
+                let s: SplitsFile = serde_json::from_str(&text).map_err(|e| Error::Data {
+                    path: p.clone(),
+                    reason: format!("not a splits.json: {e}"),
+                })?;
+                let f = s.folds.get(fold).ok_or_else(|| Error::Data {
+                    path: p.clone(),
+                    reason: format!("fold {fold} requested, the file has {}", s.folds.len()),
+                })?;
+                (
+                    f.train.clone(),
+                    f.val.clone(),
+                    format!("{} fold {fold}", p.display()),
+                )
+            }
+            None => {
+                let mut train = Vec::new();
+                let mut val = Vec::new();
+                for (i, name) in cases.keys().enumerate() {
+                    if i % 5 == 4 {
+                        val.push(name.clone());
+                    } else {
+                        train.push(name.clone());
+                    }
+                }
+                if val.is_empty() {
+                    val.push(train.pop().unwrap_or_default());
+                }
+                (
+                    train,
+                    val,
+                    "every fifth case by name (no splits.json)".to_string(),
+                )
+            }
+        };
+        let pick = |names: &[String]| -> Result<Vec<Case>> {
+            names
+                .iter()
+                .map(|n| {
+                    cases.get(n).cloned().ok_or_else(|| Error::Data {
+                        path: root.join("dataset.json"),
+                        reason: format!("split names case {n:?}, which dataset.json does not list"),
+                    })
+                })
+                .collect()
+        };
+        Ok(Dataset {
+            train: pick(&train_names)?,
+            val: pick(&val_names)?,
+            root,
+            split_source,
+        })
+    }
+}
+
+/// A preprocessed case, as training reads it.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Image on the preset's grid.
+    pub image: Volume<f32>,
+    /// Class indices (after [`LabelMode::map`]) on the same grid.
+    pub label: Volume<u8>,
+    /// The original CT grid, for mapping results back.
+    pub original: Grid,
+}
+
+/// The persistent cache of preprocessed cases. An entry's name carries a
+/// hash of the source files' paths, sizes and modification times, the
+/// preset (as JSON) and the label mode, so a changed file or preset simply
+/// misses and is recomputed; stale entries are never read.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    dir: PathBuf,
+    preset_json: String,
+    labels: LabelMode,
+}
+
+impl Cache {
+    /// A cache under `dir` for cases preprocessed with `preset`.
+    pub fn new(dir: PathBuf, preset: &Preset, labels: LabelMode) -> Result<Cache> {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Data {
+            path: dir.clone(),
+            reason: format!("cannot create the cache folder: {e}"),
+        })?;
+        let preset_json =
+            serde_json::to_string(preset).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Cache {
+            dir,
+            preset_json,
+            labels,
+        })
+    }
+
+    /// The key of a case: FNV-1a over everything that decides its content.
+    pub fn key(&self, case: &Case) -> String {
+        let mut h = Fnv::new();
+        for f in [&case.image, &case.label] {
+            h.write(f.to_string_lossy().as_bytes());
+            if let Ok(m) = std::fs::metadata(f) {
+                h.write(&m.len().to_le_bytes());
+                if let Ok(t) = m.modified().and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map_err(std::io::Error::other)
+                }) {
+                    h.write(&t.as_nanos().to_le_bytes());
+                }
+            }
+        }
+        h.write(self.preset_json.as_bytes());
+        h.write(format!("{:?}", self.labels).as_bytes());
+        format!("{}-{:016x}", case.name, h.finish())
+    }
+
+    /// The preprocessed case, from the cache or computed (and stored).
+    pub fn get(&self, case: &Case, preset: &Preset) -> Result<Prepared> {
+        let key = self.key(case);
+        let image_path = self.dir.join(format!("{key}_image.nii"));
+        let label_path = self.dir.join(format!("{key}_label.nii"));
+        let grid_path = self.dir.join(format!("{key}_grid.json"));
+        if image_path.is_file() && label_path.is_file() && grid_path.is_file() {
+            let read = || -> Result<Prepared> {
+                let opts = nifti::ReadOptions::default();
+                let original: Grid =
+                    serde_json::from_str(&std::fs::read_to_string(&grid_path).map_err(|e| {
+                        Error::Data {
+                            path: grid_path.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?)
+                    .map_err(|e| Error::Data {
+                        path: grid_path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                Ok(Prepared {
+                    image: nifti::read(&image_path, &opts)?,
+                    label: nifti::read(&label_path, &opts)?,
+                    original,
+                })
+            };
+            if let Ok(p) = read() {
+                return Ok(p);
+            }
+            tracing::warn!(case = %case.name, "unreadable cache entry; recomputing");
+        }
+        let prepared = prepare(case, preset, self.labels)?;
+        let opts = nifti::WriteOptions {
+            overwrite: Overwrite::Allow,
+            ..Default::default()
+        };
+        nifti::write(&image_path, &prepared.image, &opts)?;
+        nifti::write(&label_path, &prepared.label, &opts)?;
+        let json =
+            serde_json::to_vec(&prepared.original).map_err(|e| Error::Config(e.to_string()))?;
+        liverseg_io::write_file_atomic(&grid_path, Overwrite::Allow, |w| {
+            std::io::Write::write_all(w, &json)
+        })?;
+        Ok(prepared)
+    }
+}
+
+/// Reads and preprocesses one case (int16 CTs go into the first resampling
+/// without a float copy) and maps its labels to class indices.
+pub fn prepare(case: &Case, preset: &Preset, labels: LabelMode) -> Result<Prepared> {
+    let opts = nifti::ReadOptions::default();
+    let header = nifti::read_header(&case.image)?;
+    let label: Volume<u8> = nifti::read(&case.label, &opts)?;
+    let done = if header.datatype == 4 && header.scaling.is_none() {
+        let image: Volume<i16> = nifti::read(&case.image, &opts)?;
+        preset.run_typed(image, Some(label))
+    } else {
+        let image: Volume<f32> = nifti::read(&case.image, &opts)?;
+        preset.run(Pair::new(image, Some(label))?)
+    }
+    .map_err(|e| match e {
+        liverseg_transforms::Error::Grid(reason) => Error::Data {
+            path: case.label.clone(),
+            reason,
+        },
+        other => other.into(),
+    })?;
+    let label = done
+        .pair
+        .label
+        .map(|l| l.map(|v| labels.map(v)))
+        .ok_or_else(|| Error::Config("the preset dropped the label".into()))?;
+    Ok(Prepared {
+        image: done.pair.image,
+        label,
+        original: done.original,
+    })
+}
+
+/// 64-bit FNV-1a.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Stacks volumes of one shape into a `(N, 1, X, Y, Z)` tensor, the axis
+/// order MONAI's `LoadImage` gives the same file (a volume's `[i, j, k]` is
+/// `tensor[n, 0, i, j, k]`).
+pub fn volumes_to_tensor<T: liverseg_io::Voxel>(
+    vols: &[&Volume<T>],
+    device: &Device,
+) -> Result<Tensor> {
+    let Some(first) = vols.first() else {
+        return Err(Error::Config("an empty batch".into()));
+    };
+    let [x, y, z] = first.dims();
+    let mut data = Vec::with_capacity(vols.len() * x * y * z);
+    for v in vols {
+        if v.dims() != [x, y, z] {
+            return Err(Error::Grid(format!(
+                "a batch mixes shapes {:?} and {:?}",
+                first.dims(),
+                v.dims()
+            )));
+        }
+        // Volumes are x-fastest; the tensor wants z fastest.
+        for i in 0..x {
+            for j in 0..y {
+                for k in 0..z {
+                    data.push(v.data()[i + x * (j + y * k)].to_f64() as f32);
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(data, (vols.len(), 1, x, y, z), device)?)
+}
+
+/// Channel `c` of sample `n` of a `(N, C, X, Y, Z)` tensor as a volume
+/// placed on `grid`.
+pub fn tensor_to_volume(t: &Tensor, n: usize, c: usize, grid: &Grid) -> Result<Volume<f32>> {
+    let (_, _, x, y, z) = t.dims5()?;
+    if [x, y, z] != grid.dims {
+        return Err(Error::Grid(format!(
+            "tensor spatial shape {:?} differs from the grid {:?}",
+            [x, y, z],
+            grid.dims
+        )));
+    }
+    let flat: Vec<f32> = t
+        .get(n)?
+        .get(c)?
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let mut data = vec![0.0f32; flat.len()];
+    for i in 0..x {
+        for j in 0..y {
+            for k in 0..z {
+                data[i + x * (j + y * k)] = flat[(i * y + j) * z + k];
+            }
+        }
+    }
+    Ok(Volume::new(grid.dims, grid.affine, data)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liverseg_io::Affine;
+
+    #[test]
+    fn tensor_round_trip_keeps_ijk() {
+        let v = Volume::new(
+            [3, 2, 4],
+            Affine::identity(),
+            (0..24).map(|x| x as f32).collect(),
+        )
+        .unwrap();
+        let t = volumes_to_tensor(&[&v, &v], &Device::Cpu).unwrap();
+        assert_eq!(t.dims(), &[2, 1, 3, 2, 4]);
+        // tensor[0, 0, i, j, k] == volume[i, j, k]
+        let val: f32 = t
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .get(2)
+            .unwrap()
+            .get(1)
+            .unwrap()
+            .get(3)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!(val, v.get(2, 1, 3).unwrap());
+        let back = tensor_to_volume(&t, 1, 0, &Grid::of(&v)).unwrap();
+        assert_eq!(back.data(), v.data());
+    }
+
+    #[test]
+    fn case_names_drop_extensions() {
+        assert_eq!(case_name("./imagesTr/liver_12.nii.gz"), "liver_12");
+        assert_eq!(case_name("a.nii"), "a");
+    }
+}

@@ -1,0 +1,829 @@
+//! The training loop: batches from a prefetching loader, loss, gradient
+//! accumulation and clipping, optimiser steps, validation with sliding-
+//! window inference, checkpoints `last` and `best`, logs and curves.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::Instant;
+
+use candle_core::{DType, Device, ModuleT, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use liverseg_io::Overwrite;
+use liverseg_model::{
+    Architecture, DiceCeConfig, LABELS_KEY, PRESET_KEY, PlainUNet, UNet, deep_supervision_weights,
+    dice_ce_loss, dice_loss, save_with_metadata, sliding_window_inference,
+};
+use liverseg_transforms::{Pair, Preset, Step, case_rng, intensity::CtNormalization};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{LossConfig, TrainConfig};
+use crate::data::{Cache, Case, Dataset, Prepared, volumes_to_tensor};
+use crate::optim::{Optimizer, clip_grad_norm, learning_rate, seeded_init, trainable};
+use crate::{Error, Result};
+
+/// One epoch's numbers, as `metrics.csv` and `metrics.jsonl` record them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Mean validation loss, when validated.
+    pub val_loss: Option<f64>,
+    /// Mean validation Dice over classes and cases, when validated.
+    pub val_dice: Option<f64>,
+    /// Mean validation Dice per foreground class.
+    pub val_dice_per_class: Vec<f64>,
+    /// Learning rate of the epoch.
+    pub lr: f64,
+    /// Wall time of the epoch's training part.
+    pub epoch_seconds: f64,
+    /// Training samples per second.
+    pub samples_per_s: f64,
+}
+
+/// What `state.json` of a checkpoint holds besides the tensors.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimiser steps taken.
+    pub optimizer_steps: u64,
+    /// Best validation Dice so far and its epoch.
+    pub best_dice: f64,
+    /// Epoch of the best Dice.
+    pub best_epoch: usize,
+    /// Validations since the best one.
+    pub stale_validations: usize,
+    /// Every epoch so far.
+    pub history: Vec<EpochRecord>,
+    /// The configuration of the run.
+    pub config: TrainConfig,
+    /// The preset, with dataset statistics filled in.
+    pub preset: Preset,
+    /// How random streams are derived, so a resumed run continues them.
+    pub rng: String,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Epochs completed.
+    pub epochs: usize,
+    /// Best validation Dice and its epoch.
+    pub best_dice: f64,
+    /// Epoch of the best Dice.
+    pub best_epoch: usize,
+    /// The run folder.
+    pub out: PathBuf,
+    /// Why training stopped.
+    pub stopped: String,
+}
+
+enum Net {
+    Unet(Box<UNet>),
+    Plain(PlainUNet),
+}
+
+impl Net {
+    fn build(arch: &Architecture, vb: VarBuilder<'_>) -> Result<Net> {
+        Ok(match arch {
+            Architecture::MonaiUnet(c) => Net::Unet(Box::new(UNet::new(c, vb)?)),
+            Architecture::PlainUnet(c) => Net::Plain(PlainUNet::new(c, vb)?),
+        })
+    }
+
+    /// Training outputs, full resolution first (deep supervision adds
+    /// coarser ones for the plain U-Net).
+    fn forward_train(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        Ok(match self {
+            Net::Unet(n) => vec![n.forward_t(x, true)?],
+            Net::Plain(n) => n.forward_all(x, true)?,
+        })
+    }
+
+    fn forward_eval(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Net::Unet(n) => n.forward_t(x, false),
+            Net::Plain(n) => n.forward_t(x, false),
+        }
+    }
+}
+
+/// A batch: images `(B, 1, X, Y, Z)` and class indices `(B, 1, X, Y, Z)`.
+struct Batch {
+    x: Tensor,
+    y: Tensor,
+}
+
+/// Resolves `preset` (`seed`, `patch`, or a JSON file).
+pub fn load_preset(name: &str) -> Result<Preset> {
+    match name {
+        "seed" | "patch" => Ok(Preset::by_name(name)?),
+        path => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Data {
+                path: PathBuf::from(path),
+                reason: format!("not \"seed\", \"patch\" or a readable preset file: {e}"),
+            })?;
+            serde_json::from_str(&text).map_err(|e| Error::Data {
+                path: PathBuf::from(path),
+                reason: format!("not a preset: {e}"),
+            })
+        }
+    }
+}
+
+/// Fills nnU-Net CT normalisation statistics from the training cases'
+/// labelled voxels (every 7th foreground voxel of each case), as nnU-Net's
+/// planning does, so every case is normalised alike.
+fn fill_ct_statistics(preset: &mut Preset, cases: &[Case]) -> Result<()> {
+    let needs = preset
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::CtNormalize { stats: None }));
+    if !needs {
+        return Ok(());
+    }
+    let opts = liverseg_io::nifti::ReadOptions::default();
+    let mut samples = Vec::new();
+    for c in cases {
+        let image: liverseg_io::Volume<f32> = liverseg_io::nifti::read(&c.image, &opts)?;
+        let label: liverseg_io::Volume<u8> = liverseg_io::nifti::read(&c.label, &opts)?;
+        samples.extend(
+            image
+                .data()
+                .iter()
+                .zip(label.data())
+                .filter(|(_, l)| **l > 0)
+                .step_by(7)
+                .map(|(v, _)| *v),
+        );
+    }
+    let stats = CtNormalization::from_samples(&mut samples)?;
+    tracing::info!(
+        ?stats,
+        "CT normalisation statistics from the training cases"
+    );
+    for s in &mut preset.steps {
+        if let Step::CtNormalize { stats: st @ None } = s {
+            *st = Some(stats);
+        }
+    }
+    Ok(())
+}
+
+fn device_of(name: &str) -> Result<Device> {
+    if name == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = name
+        .strip_prefix("cuda")
+        .map(|s| s.trim_start_matches(':'))
+        .map(|s| {
+            if s.is_empty() {
+                Ok(0)
+            } else {
+                s.parse::<usize>()
+            }
+        })
+        .ok_or_else(|| Error::Config(format!("device {name:?}: expected cpu or cuda:N")))?
+        .map_err(|_| Error::Config(format!("device {name:?}: expected cpu or cuda:N")))?;
+    Ok(Device::new_cuda(ordinal)?)
+}
+
+/// Everything a running training needs.
+pub struct Trainer {
+    cfg: TrainConfig,
+    device: Device,
+    varmap: VarMap,
+    net: Net,
+    opt: Optimizer,
+    preset: Preset,
+    dataset: Dataset,
+    cache: Cache,
+    state: RunState,
+    progress: bool,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("out", &self.cfg.out)
+            .field("epoch", &self.state.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trainer {
+    /// Sets up a run: dataset, preset (with statistics), cache, network
+    /// (seeded initialisation, or the `last` checkpoint with `resume`),
+    /// optimiser. Refuses to start over an existing run unless `resume` or
+    /// `force`.
+    pub fn new(cfg: TrainConfig, resume: bool, force: bool) -> Result<Trainer> {
+        cfg.validate()?;
+        if cfg.bf16 {
+            return Err(Error::Config(
+                "bf16 mixed precision is not implemented yet (it needs a CUDA session to validate)"
+                    .into(),
+            ));
+        }
+        let last = cfg.out.join("last");
+        if !resume && last.exists() && !force {
+            return Err(Error::Data {
+                path: cfg.out.clone(),
+                reason:
+                    "already holds a run: pass --resume to continue it or --force to start over"
+                        .into(),
+            });
+        }
+        if resume && !last.join("state.json").is_file() {
+            return Err(Error::Data {
+                path: last,
+                reason: "no checkpoint to resume from".into(),
+            });
+        }
+        std::fs::create_dir_all(&cfg.out).map_err(|e| Error::Data {
+            path: cfg.out.clone(),
+            reason: format!("cannot create the run folder: {e}"),
+        })?;
+        let device = device_of(&cfg.device)?;
+        let dataset = Dataset::open(&cfg.data, cfg.splits.as_deref(), cfg.fold)?;
+        tracing::info!(
+            train = dataset.train.len(),
+            val = dataset.val.len(),
+            split = %dataset.split_source,
+            "dataset"
+        );
+        let mut varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+        let net = Net::build(&cfg.model, vb)?;
+        let (state, preset) = if resume {
+            let text = std::fs::read_to_string(cfg.out.join("last/state.json")).map_err(|e| {
+                Error::Data {
+                    path: cfg.out.join("last/state.json"),
+                    reason: e.to_string(),
+                }
+            })?;
+            let state: RunState = serde_json::from_str(&text).map_err(|e| Error::Data {
+                path: cfg.out.join("last/state.json"),
+                reason: format!("unreadable run state: {e}"),
+            })?;
+            varmap.load(cfg.out.join("last/model.safetensors"))?;
+            let preset = state.preset.clone();
+            (state, preset)
+        } else {
+            seeded_init(&varmap, cfg.seed)?;
+            let mut preset = load_preset(&cfg.preset)?;
+            fill_ct_statistics(&mut preset, &dataset.train)?;
+            let state = RunState {
+                epoch: 0,
+                optimizer_steps: 0,
+                best_dice: f64::NEG_INFINITY,
+                best_epoch: 0,
+                stale_validations: 0,
+                history: Vec::new(),
+                config: cfg.clone(),
+                preset: preset.clone(),
+                rng: format!(
+                    "ChaCha8 streams keyed by (seed {}, epoch, sample): epoch order and augmentation are functions of these alone",
+                    cfg.seed
+                ),
+            };
+            (state, preset)
+        };
+        let mut opt = Optimizer::new(cfg.optimizer, trainable(&varmap)?);
+        if resume {
+            let tensors = candle_core::safetensors::load(
+                cfg.out.join("last/optimizer.safetensors"),
+                &device,
+            )?;
+            opt.load_state(&tensors, state.optimizer_steps)?;
+        }
+        let cache_dir = cfg
+            .cache
+            .clone()
+            .unwrap_or_else(|| dataset.root.join(".liverseg-cache"));
+        let cache = Cache::new(cache_dir, &preset, cfg.labels)?;
+        // A resumed run keeps its own epochs count from the new config.
+        let mut state = state;
+        state.config.epochs = cfg.epochs;
+        Ok(Trainer {
+            cfg,
+            device,
+            varmap,
+            net,
+            opt,
+            preset,
+            dataset,
+            cache,
+            state,
+            progress: std::io::stderr().is_terminal(),
+        })
+    }
+
+    /// Turns the per-epoch progress bar on or off (default: on when stderr
+    /// is a terminal).
+    pub fn set_progress(&mut self, on: bool) {
+        self.progress = on;
+    }
+
+    /// Preprocesses every case into the cache (each case once).
+    fn warm_cache(&self) -> Result<()> {
+        let cases: Vec<&Case> = self.dataset.train.iter().chain(&self.dataset.val).collect();
+        let bar = self.bar(cases.len() as u64, "preprocess");
+        for c in cases {
+            self.cache.get(c, &self.preset)?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+
+    fn bar(&self, len: u64, what: &str) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(what.to_string());
+        bar
+    }
+
+    /// Trains until the configured epoch count (or early stopping).
+    pub fn run(mut self) -> Result<Summary> {
+        self.warm_cache()?;
+        std::fs::write(self.cfg.out.join("config.toml"), self.cfg.to_toml()?).map_err(|e| {
+            Error::Data {
+                path: self.cfg.out.join("config.toml"),
+                reason: e.to_string(),
+            }
+        })?;
+        let mut stopped = "finished all epochs".to_string();
+        while self.state.epoch < self.cfg.epochs {
+            let epoch = self.state.epoch;
+            let lr = learning_rate(
+                &self.cfg.schedule,
+                self.cfg.optimizer.lr(),
+                epoch,
+                self.cfg.epochs,
+            );
+            let t0 = Instant::now();
+            let (train_loss, samples) = self.train_epoch(epoch, lr)?;
+            let seconds = t0.elapsed().as_secs_f64();
+            let validate =
+                (epoch + 1).is_multiple_of(self.cfg.val_every) || epoch + 1 == self.cfg.epochs;
+            let (val_loss, val_dice, per_class) = if validate {
+                let (l, d, pc) = self.validate()?;
+                (Some(l), Some(d), pc)
+            } else {
+                (None, None, Vec::new())
+            };
+            let record = EpochRecord {
+                epoch: epoch + 1,
+                train_loss,
+                val_loss,
+                val_dice,
+                val_dice_per_class: per_class,
+                lr,
+                epoch_seconds: seconds,
+                samples_per_s: samples as f64 / seconds.max(1e-9),
+            };
+            tracing::info!(
+                epoch = epoch + 1,
+                train_loss = format!("{train_loss:.4}"),
+                val_dice = ?val_dice.map(|d| format!("{d:.4}")),
+                lr,
+                seconds = format!("{seconds:.1}"),
+                "epoch done"
+            );
+            self.state.history.push(record.clone());
+            self.state.epoch = epoch + 1;
+            self.state.optimizer_steps = self.opt.steps();
+            let mut improved = false;
+            if let Some(d) = val_dice {
+                if d > self.state.best_dice {
+                    self.state.best_dice = d;
+                    self.state.best_epoch = epoch + 1;
+                    self.state.stale_validations = 0;
+                    improved = true;
+                } else {
+                    self.state.stale_validations += 1;
+                }
+            }
+            self.append_metrics(&record)?;
+            self.save_checkpoint("last")?;
+            if improved {
+                self.save_checkpoint("best")?;
+            }
+            if validate {
+                crate::plot::draw_curves(&self.cfg.out.join("curves.png"), &self.state.history)?;
+            }
+            if self.cfg.early_stopping > 0
+                && self.state.stale_validations >= self.cfg.early_stopping
+            {
+                stopped = format!(
+                    "early stopping: {} validations without a better Dice",
+                    self.state.stale_validations
+                );
+                break;
+            }
+        }
+        Ok(Summary {
+            epochs: self.state.epoch,
+            best_dice: self.state.best_dice,
+            best_epoch: self.state.best_epoch,
+            out: self.cfg.out.clone(),
+            stopped,
+        })
+    }
+
+    /// The epoch's sample list: (case index, sample number), in order.
+    fn epoch_plan(&self, epoch: usize) -> Vec<(usize, u64)> {
+        let n = self.dataset.train.len();
+        let mut rng = case_rng(self.cfg.seed, epoch as u64, u64::MAX);
+        if self.preset.augment.is_empty() || self.cfg.iterations_per_epoch == 0 {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut rng);
+            order
+                .into_iter()
+                .enumerate()
+                .map(|(s, c)| (c, s as u64))
+                .collect()
+        } else {
+            use rand::Rng;
+            let total =
+                self.cfg.iterations_per_epoch * self.cfg.batch_size * self.cfg.grad_accumulation;
+            (0..total)
+                .map(|s| (rng.random_range(0..n), s as u64))
+                .collect()
+        }
+    }
+
+    /// Starts the loader thread for `epoch`: it prepares batches in order
+    /// (rayon across a batch's samples) into a bounded queue.
+    fn loader(&self, epoch: usize) -> Receiver<Result<Batch>> {
+        let plan = self.epoch_plan(epoch);
+        let (tx, rx) = sync_channel(self.cfg.prefetch.max(1));
+        let cache = self.cache.clone();
+        let preset = self.preset.clone();
+        let cases = self.dataset.train.clone();
+        let (batch_size, seed, device) = (self.cfg.batch_size, self.cfg.seed, self.device.clone());
+        std::thread::spawn(move || {
+            use rayon::prelude::*;
+            for chunk in plan.chunks(batch_size) {
+                let samples: Result<Vec<Prepared>> = chunk
+                    .par_iter()
+                    .map(|&(c, s)| {
+                        let p = cache.get(&cases[c], &preset)?;
+                        if preset.augment.is_empty() {
+                            return Ok(p);
+                        }
+                        let pair = Pair::new(p.image, Some(p.label))?;
+                        let mut rng = case_rng(seed, epoch as u64, s);
+                        let out = preset
+                            .augment(pair, &mut rng)?
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| {
+                                Error::Config("augmentation produced no sample".into())
+                            })?;
+                        let label = out.label.ok_or_else(|| {
+                            Error::Config("augmentation dropped the label".into())
+                        })?;
+                        Ok(Prepared {
+                            image: out.image,
+                            label,
+                            original: p.original,
+                        })
+                    })
+                    .collect();
+                let batch = samples.and_then(|s| {
+                    let images: Vec<_> = s.iter().map(|p| &p.image).collect();
+                    let labels: Vec<_> = s.iter().map(|p| &p.label).collect();
+                    Ok(Batch {
+                        x: volumes_to_tensor(&images, &device)?,
+                        y: volumes_to_tensor(&labels, &device)?,
+                    })
+                });
+                let failed = batch.is_err();
+                if tx.send(batch).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    fn loss(&self, outputs: &[Tensor], y: &Tensor) -> Result<Tensor> {
+        let one = |logits: &Tensor, target: &Tensor| -> Result<Tensor> {
+            Ok(match &self.cfg.loss {
+                LossConfig::Dice(c) => dice_loss(logits, target, c)?,
+                LossConfig::DiceCe {
+                    dice,
+                    ce_weights,
+                    lambda_dice,
+                    lambda_ce,
+                } => dice_ce_loss(
+                    logits,
+                    target,
+                    &DiceCeConfig {
+                        dice: *dice,
+                        class_weights: (!ce_weights.is_empty()).then(|| ce_weights.clone()),
+                        lambda_dice: *lambda_dice,
+                        lambda_ce: *lambda_ce,
+                    },
+                )?,
+            })
+        };
+        if outputs.len() == 1 {
+            return one(&outputs[0], y);
+        }
+        // Deep supervision: each coarser output against the target taken
+        // at every f-th voxel, weighted as nnU-Net does.
+        let weights = deep_supervision_weights(outputs.len());
+        let (_, _, fx, _, _) = outputs[0].dims5()?;
+        let mut total: Option<Tensor> = None;
+        for (o, w) in outputs.iter().zip(weights) {
+            if w == 0.0 {
+                continue;
+            }
+            let (_, _, ox, _, _) = o.dims5()?;
+            let f = fx / ox.max(1);
+            let t = if f > 1 { subsample(y, f)? } else { y.clone() };
+            let l = (one(o, &t)? * w)?;
+            total = Some(match total {
+                None => l,
+                Some(acc) => (acc + l)?,
+            });
+        }
+        total.ok_or_else(|| Error::Config("no deep-supervision output has weight".into()))
+    }
+
+    fn train_epoch(&mut self, epoch: usize, lr: f64) -> Result<(f64, usize)> {
+        let rx = self.loader(epoch);
+        let n_batches = self.epoch_plan(epoch).len().div_ceil(self.cfg.batch_size);
+        let bar = self.bar(n_batches as u64, &format!("epoch {}", epoch + 1));
+        let accum = self.cfg.grad_accumulation;
+        let n_params = self.opt.params().len();
+        let mut grads: Vec<Option<Tensor>> = vec![None; n_params];
+        let mut pending = 0;
+        let (mut loss_sum, mut count, mut samples) = (0.0, 0usize, 0usize);
+        for batch in rx {
+            let batch = batch?;
+            samples += batch.x.dims()[0];
+            let outputs = self.net.forward_train(&batch.x)?;
+            let loss = self.loss(&outputs, &batch.y)?;
+            let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+            if !value.is_finite() {
+                return Err(Error::Diverged(format!(
+                    "loss is {value} at epoch {}, batch {}; the last good checkpoint is {}",
+                    epoch + 1,
+                    count + 1,
+                    self.cfg.out.join("last").display()
+                )));
+            }
+            loss_sum += value;
+            count += 1;
+            let scaled = if accum > 1 {
+                (loss / accum as f64)?
+            } else {
+                loss
+            };
+            let store = scaled.backward()?;
+            for ((_, var), g) in self.opt.params().iter().zip(grads.iter_mut()) {
+                if let Some(new) = store.get(var.as_tensor()) {
+                    *g = Some(match g.take() {
+                        None => new.clone(),
+                        Some(acc) => (acc + new)?,
+                    });
+                }
+            }
+            pending += 1;
+            if pending == accum {
+                self.apply(&mut grads, lr)?;
+                pending = 0;
+            }
+            bar.inc(1);
+            bar.set_message(format!("loss {:.4}", loss_sum / count as f64));
+        }
+        if pending > 0 {
+            self.apply(&mut grads, lr)?;
+        }
+        bar.finish_and_clear();
+        if count == 0 {
+            return Err(Error::Config("the epoch produced no batch".into()));
+        }
+        Ok((loss_sum / count as f64, samples))
+    }
+
+    fn apply(&mut self, grads: &mut [Option<Tensor>], lr: f64) -> Result<()> {
+        if self.cfg.grad_clip > 0.0 {
+            clip_grad_norm(grads, self.cfg.grad_clip)?;
+        }
+        self.opt.step(grads, lr)?;
+        for g in grads.iter_mut() {
+            *g = None;
+        }
+        Ok(())
+    }
+
+    /// Mean loss and Dice over the validation cases: sliding-window
+    /// inference over each whole preprocessed volume, argmax, Dice per
+    /// foreground class (a class absent from both prediction and label
+    /// counts as 1).
+    fn validate(&self) -> Result<(f64, f64, Vec<f64>)> {
+        let classes = self.cfg.labels.classes();
+        let mut per_class = vec![0.0; classes - 1];
+        let mut loss_sum = 0.0;
+        let bar = self.bar(self.dataset.val.len() as u64, "validate");
+        for c in &self.dataset.val {
+            let p = self.cache.get(c, &self.preset)?;
+            let x = volumes_to_tensor(&[&p.image], &self.device)?;
+            let y = volumes_to_tensor(&[&p.label], &self.device)?;
+            let logits =
+                sliding_window_inference(&x, &self.cfg.sliding_window, &mut |w: &Tensor| {
+                    Ok(self.net.forward_eval(w)?)
+                })?;
+            loss_sum += f64::from(
+                self.loss(std::slice::from_ref(&logits), &y)?
+                    .to_scalar::<f32>()?,
+            );
+            let pred: Vec<u32> = logits.argmax(1)?.flatten_all()?.to_vec1()?;
+            let truth: Vec<f32> = y.flatten_all()?.to_vec1()?;
+            for (k, slot) in per_class.iter_mut().enumerate() {
+                let cls = (k + 1) as u32;
+                let (mut inter, mut a, mut b) = (0usize, 0usize, 0usize);
+                for (&pv, &tv) in pred.iter().zip(&truth) {
+                    let (pp, tt) = (pv == cls, tv as u32 == cls);
+                    inter += usize::from(pp && tt);
+                    a += usize::from(pp);
+                    b += usize::from(tt);
+                }
+                *slot += if a + b == 0 {
+                    1.0
+                } else {
+                    2.0 * inter as f64 / (a + b) as f64
+                };
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let n = self.dataset.val.len().max(1) as f64;
+        let per_class: Vec<f64> = per_class.iter().map(|d| d / n).collect();
+        let mean = per_class.iter().sum::<f64>() / per_class.len().max(1) as f64;
+        Ok((loss_sum / n, mean, per_class))
+    }
+
+    fn append_metrics(&self, r: &EpochRecord) -> Result<()> {
+        let csv = self.cfg.out.join("metrics.csv");
+        let new = !csv.exists() || self.state.history.len() == 1;
+        let io = |e: std::io::Error| Error::Data {
+            path: csv.clone(),
+            reason: e.to_string(),
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(!new)
+            .write(true)
+            .truncate(new)
+            .open(&csv)
+            .map_err(io)?;
+        if new {
+            let classes: Vec<String> = self
+                .cfg
+                .labels
+                .names()
+                .iter()
+                .map(|n| format!("val_dice_{n}"))
+                .collect();
+            writeln!(
+                f,
+                "epoch,train_loss,val_loss,val_dice,{},lr,epoch_seconds,samples_per_s",
+                classes.join(",")
+            )
+            .map_err(io)?;
+        }
+        let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+        let per: Vec<String> = if r.val_dice_per_class.is_empty() {
+            vec![String::new(); self.cfg.labels.names().len()]
+        } else {
+            r.val_dice_per_class
+                .iter()
+                .map(|d| format!("{d:.6}"))
+                .collect()
+        };
+        writeln!(
+            f,
+            "{},{:.6},{},{},{},{:e},{:.3},{:.3}",
+            r.epoch,
+            r.train_loss,
+            opt(r.val_loss),
+            opt(r.val_dice),
+            per.join(","),
+            r.lr,
+            r.epoch_seconds,
+            r.samples_per_s
+        )
+        .map_err(io)?;
+        let jsonl = self.cfg.out.join("metrics.jsonl");
+        let mut j = std::fs::OpenOptions::new()
+            .create(true)
+            .append(!new)
+            .write(true)
+            .truncate(new)
+            .open(&jsonl)
+            .map_err(io)?;
+        let line = serde_json::to_string(r).map_err(|e| Error::Config(e.to_string()))?;
+        writeln!(j, "{line}").map_err(io)?;
+        Ok(())
+    }
+
+    /// Writes `out/<name>/` atomically: model weights (with architecture,
+    /// preset and classes in the metadata), optimiser state and
+    /// `state.json`, into a temporary folder that is fsynced and renamed.
+    fn save_checkpoint(&self, name: &str) -> Result<()> {
+        let target = self.cfg.out.join(name);
+        let tensors: HashMap<String, Tensor> = {
+            let data = self
+                .varmap
+                .data()
+                .lock()
+                .map_err(|_| Error::Config("variable map poisoned".into()))?;
+            data.iter()
+                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+                .collect()
+        };
+        let mut meta = BTreeMap::new();
+        meta.insert(
+            PRESET_KEY.to_string(),
+            serde_json::to_string(&self.preset).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        let mut labels = vec!["background"];
+        labels.extend(self.cfg.labels.names());
+        meta.insert(
+            LABELS_KEY.to_string(),
+            serde_json::to_string(&labels).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        let opt_state = self.opt.state_tensors();
+        let state_json =
+            serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Config(e.to_string()))?;
+        let arch = self.cfg.model.clone();
+        let mut failure: Option<Error> = None;
+        let result = liverseg_io::write_dir_atomic(&target, Overwrite::Allow, |dir| {
+            let step = || -> Result<()> {
+                save_with_metadata(&dir.join("model.safetensors"), &arch, &tensors, &meta, true)?;
+                candle_core::safetensors::save(&opt_state, dir.join("optimizer.safetensors"))?;
+                fsync_file(&dir.join("optimizer.safetensors"))?;
+                let p = dir.join("state.json");
+                liverseg_io::write_file_atomic(&p, Overwrite::Allow, |w| w.write_all(&state_json))?;
+                Ok(())
+            };
+            step().map_err(|e| {
+                let msg = e.to_string();
+                failure = Some(e);
+                liverseg_io::Error::Invalid {
+                    path: dir.to_path_buf(),
+                    reason: msg,
+                }
+            })
+        });
+        match (result, failure) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(e.into()),
+        }
+    }
+}
+
+fn fsync_file(p: &Path) -> Result<()> {
+    std::fs::File::open(p)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::Data {
+            path: p.to_path_buf(),
+            reason: format!("cannot sync: {e}"),
+        })
+}
+
+/// Every `f`-th voxel of `(N, C, X, Y, Z)` along each spatial axis.
+fn subsample(y: &Tensor, f: usize) -> Result<Tensor> {
+    let (n, c, x, yy, z) = y.dims5()?;
+    let t = y
+        .reshape(vec![n * c, x / f, f, yy / f, f, z / f, f])?
+        .narrow(2, 0, 1)?
+        .narrow(4, 0, 1)?
+        .narrow(6, 0, 1)?
+        .reshape((n, c, x / f, yy / f, z / f))?;
+    Ok(t)
+}
+
+/// Trains with `cfg` (see [`Trainer::new`]).
+pub fn train(cfg: TrainConfig, resume: bool, force: bool) -> Result<Summary> {
+    Trainer::new(cfg, resume, force)?.run()
+}

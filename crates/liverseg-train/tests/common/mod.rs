@@ -1,0 +1,87 @@
+//! A tiny phantom dataset and a tiny network, so a training run takes
+//! seconds in tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use liverseg_io::nifti;
+use liverseg_model::{Architecture, UNetConfig};
+use liverseg_phantom::{PhantomConfig, generate};
+use liverseg_train::TrainConfig;
+use liverseg_train::config::ScheduleConfig;
+
+/// Writes `n` phantom cases (24 × 24 × 12 voxels) and `dataset.json`.
+pub fn phantom_dataset(dir: &Path, n: usize) -> PathBuf {
+    let root = dir.join("Phantom");
+    std::fs::create_dir_all(root.join("imagesTr")).unwrap();
+    std::fs::create_dir_all(root.join("labelsTr")).unwrap();
+    let cfg = PhantomConfig {
+        dims: [24, 24, 12],
+        spacing: [16.0, 16.0, 21.0],
+        ..PhantomConfig::default()
+    };
+    let mut training = Vec::new();
+    for i in 0..n {
+        let p = generate(i as u64, &cfg).unwrap();
+        let name = format!("phantom_{i}");
+        let opts = nifti::WriteOptions::default();
+        nifti::write(
+            &root.join(format!("imagesTr/{name}.nii.gz")),
+            &p.image,
+            &opts,
+        )
+        .unwrap();
+        nifti::write(
+            &root.join(format!("labelsTr/{name}.nii.gz")),
+            &p.label,
+            &opts,
+        )
+        .unwrap();
+        training.push(serde_json::json!({
+            "image": format!("./imagesTr/{name}.nii.gz"),
+            "label": format!("./labelsTr/{name}.nii.gz"),
+        }));
+    }
+    let ds = serde_json::json!({"name": "Phantom", "numTraining": n, "training": training});
+    std::fs::write(
+        root.join("dataset.json"),
+        serde_json::to_string_pretty(&ds).unwrap(),
+    )
+    .unwrap();
+    root
+}
+
+/// A preset that makes every case 16 × 16 × 8 in RAS, CT window 0..1.
+pub fn tiny_preset(dir: &Path) -> PathBuf {
+    let p = dir.join("tiny_preset.json");
+    let text = r#"{"name": "tiny", "steps": [
+        {"type": "orientation", "axcodes": "RAS"},
+        {"type": "scale_intensity_range", "a_min": -200.0, "a_max": 200.0, "b_min": 0.0, "b_max": 1.0, "clip": true},
+        {"type": "resize", "size": [16, 16, 8]}]}"#;
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A configuration for the tiny dataset: 2-level UNet with 4 and 8
+/// channels, Adam 1e-2.
+pub fn tiny_config(data: &Path, out: &Path, preset: &Path) -> TrainConfig {
+    let mut c = TrainConfig::default();
+    c.data = data.to_path_buf();
+    c.out = out.to_path_buf();
+    c.preset = preset.to_string_lossy().into_owned();
+    c.model = Architecture::MonaiUnet(UNetConfig {
+        channels: vec![4, 8],
+        strides: vec![2],
+        num_res_units: 1,
+        ..UNetConfig::default()
+    });
+    if let liverseg_train::config::OptimizerConfig::Adam { lr, .. } = &mut c.optimizer {
+        *lr = 1e-2;
+    }
+    c.schedule = ScheduleConfig::Constant;
+    c.epochs = 4;
+    c.sliding_window.roi_size = [16, 16, 8];
+    c.cache = Some(out.with_extension("cache"));
+    c
+}
