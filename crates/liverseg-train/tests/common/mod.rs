@@ -66,22 +66,24 @@ pub fn tiny_preset(dir: &Path) -> PathBuf {
 /// A configuration for the tiny dataset: 2-level UNet with 4 and 8
 /// channels, Adam 1e-2.
 pub fn tiny_config(data: &Path, out: &Path, preset: &Path) -> TrainConfig {
-    let mut c = TrainConfig::default();
-    c.data = data.to_path_buf();
-    c.out = out.to_path_buf();
-    c.preset = preset.to_string_lossy().into_owned();
-    c.model = Architecture::MonaiUnet(UNetConfig {
-        channels: vec![4, 8],
-        strides: vec![2],
-        num_res_units: 1,
-        ..UNetConfig::default()
-    });
+    let mut c = TrainConfig {
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        preset: preset.to_string_lossy().into_owned(),
+        model: Architecture::MonaiUnet(UNetConfig {
+            channels: vec![4, 8],
+            strides: vec![2],
+            num_res_units: 1,
+            ..UNetConfig::default()
+        }),
+        schedule: ScheduleConfig::Constant,
+        epochs: 4,
+        cache: Some(out.with_extension("cache")),
+        ..TrainConfig::default()
+    };
+    c.sliding_window.roi_size = [16, 16, 8];
     if let liverseg_train::config::OptimizerConfig::Adam { lr, .. } = &mut c.optimizer {
         *lr = 1e-2;
     }
-    c.schedule = ScheduleConfig::Constant;
-    c.epochs = 4;
-    c.sliding_window.roi_size = [16, 16, 8];
-    c.cache = Some(out.with_extension("cache"));
     c
 }
