@@ -30,23 +30,50 @@ enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Turn a MONAI UNet state_dict (.pth) into a self-describing liverseg model file.
     ImportMonai(commands::import_monai::ImportArgs),
+    /// Train a U-Net on a Decathlon-layout dataset (defaults: the MONAI liver tutorial).
+    Train(commands::train::TrainArgs),
     /// Run a preprocessing preset (seed = the MONAI tutorial, patch = nnU-Net-like) on a CT and label.
     Preprocess(commands::preprocess::PreprocessArgs),
 }
 
 fn init_logging(verbose: u8) {
+    init_logging_with_file(verbose, None);
+}
+
+/// Logs to stderr, and also to `file` when given (`liverseg train` keeps a
+/// `train.log` in its run folder; its default level is `info`).
+pub(crate) fn init_logging_with_file(verbose: u8, file: Option<&std::path::Path>) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
+    use tracing_subscriber::prelude::*;
+    let default = match (verbose, file.is_some()) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
+        (2, _) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_filter(filter());
+    let file_layer = file
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        })
+        .map(|f| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(filter())
+        });
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file_layer)
         .try_init();
 }
 
@@ -64,8 +91,11 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(cli.verbose);
+    if !matches!(cli.command, Command::Train(_)) {
+        init_logging(cli.verbose);
+    }
     let result = match cli.command {
+        Command::Train(args) => commands::train::run(&args, cli.verbose),
         Command::Info(args) => commands::info::run(&args),
         Command::Convert(args) => commands::convert::run(&args),
         Command::ImportMonai(args) => commands::import_monai::run(&args),

@@ -5,3 +5,4 @@ pub mod dicom;
 pub mod import_monai;
 pub mod info;
 pub mod preprocess;
+pub mod train;

@@ -1,0 +1,191 @@
+//! `liverseg train`: one configuration (tutorial defaults, a TOML file,
+//! then flags) and a training run in its own folder.
+
+use crate::exit::bad_input;
+use anyhow::{Context, Result};
+use clap::Args;
+use liverseg_train::{LabelMode, TrainConfig};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `liverseg train`. Flags override `--config`, which
+/// overrides the defaults (the MONAI liver tutorial).
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset folder holding `dataset.json`, or the file. Default: the
+    /// one dataset under `data/`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// `splits.json` (default: beside `dataset.json` when present).
+    #[arg(long)]
+    pub splits: Option<PathBuf>,
+    /// Cross-validation fold.
+    #[arg(long)]
+    pub fold: Option<usize>,
+    /// A TOML file with any subset of the configuration.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run folder (default `runs/liver`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in `--out` from its `last` checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over in an existing run folder.
+    #[arg(long)]
+    pub force: bool,
+    /// `cpu` or `cuda:N`.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// `seed`, `patch`, or a preset JSON file.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// `liver` (liver and tumour merged, the tutorial) or `liver,tumour`.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Samples per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Seed of every random choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Validate every N epochs.
+    #[arg(long)]
+    pub val_every: Option<usize>,
+    /// Optimiser steps per epoch (patch training).
+    #[arg(long)]
+    pub iterations_per_epoch: Option<usize>,
+    /// Stop after N validations without a better Dice.
+    #[arg(long)]
+    pub early_stopping: Option<usize>,
+    /// Print the full configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// The dataset under `data/` when there is exactly one.
+fn find_dataset() -> Result<PathBuf> {
+    let root = Path::new("data");
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            if e.path().join("dataset.json").is_file() {
+                found.push(e.path());
+            }
+        }
+    }
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(bad_input(
+            "no dataset given and none under data/: pass --data DIR, or make one with \
+             `cargo xtask synth --cases 20` (phantoms) or `cargo xtask fetch-data` (MSD Task03_Liver)",
+        )),
+        _ => Err(bad_input(format!(
+            "several datasets under data/ ({}); choose one with --data",
+            found
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The configuration from defaults, `--config` and flags.
+pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            TrainConfig::from_toml(&text).map_err(|e| bad_input(format!("{}: {e}", p.display())))?
+        }
+        None => TrainConfig::default(),
+    };
+    if let Some(v) = &args.data {
+        cfg.data = v.clone();
+    }
+    if let Some(v) = &args.splits {
+        cfg.splits = Some(v.clone());
+    }
+    if let Some(v) = args.fold {
+        cfg.fold = v;
+    }
+    if let Some(v) = &args.out {
+        cfg.out = v.clone();
+    }
+    if let Some(v) = &args.device {
+        cfg.device = v.clone();
+    }
+    if let Some(v) = &args.preset {
+        cfg.preset = v.clone();
+    }
+    if let Some(v) = args.epochs {
+        cfg.epochs = v;
+    }
+    if let Some(v) = &args.labels {
+        cfg.labels = LabelMode::parse(v).map_err(|e| bad_input(e.to_string()))?;
+        cfg.fit_model_to_labels();
+    }
+    if let Some(v) = args.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        use liverseg_train::config::OptimizerConfig as O;
+        match &mut cfg.optimizer {
+            O::Adam { lr, .. } | O::AdamW { lr, .. } | O::Sgd { lr, .. } => *lr = v,
+        }
+    }
+    if let Some(v) = args.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = args.val_every {
+        cfg.val_every = v;
+    }
+    if let Some(v) = args.iterations_per_epoch {
+        cfg.iterations_per_epoch = v;
+    }
+    if let Some(v) = args.early_stopping {
+        cfg.early_stopping = v;
+    }
+    Ok(cfg)
+}
+
+/// Runs `liverseg train`. Logging goes to the terminal and to
+/// `<out>/train.log`.
+pub fn run(args: &TrainArgs, verbose: u8) -> Result<()> {
+    let mut cfg = build_config(args)?;
+    if args.print_config {
+        print!("{}", cfg.to_toml()?);
+        return Ok(());
+    }
+    if cfg.data.as_os_str().is_empty() {
+        cfg.data = find_dataset()?;
+    }
+    cfg.validate().map_err(|e| bad_input(e.to_string()))?;
+    std::fs::create_dir_all(&cfg.out)
+        .with_context(|| format!("{}: cannot create", cfg.out.display()))?;
+    crate::init_logging_with_file(verbose, Some(&cfg.out.join("train.log")));
+    tracing::info!(data = %cfg.data.display(), out = %cfg.out.display(), preset = %cfg.preset, "training");
+    let summary = liverseg_train::train(cfg, args.resume, args.force).map_err(|e| {
+        if e.is_bad_input() {
+            bad_input(e.to_string())
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
+    println!(
+        "{} epochs ({}); best validation Dice {:.4} at epoch {}; model: {}",
+        summary.epochs,
+        summary.stopped,
+        summary.best_dice,
+        summary.best_epoch,
+        summary.out.join("best/model.safetensors").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `liverseg train`: configuration printing and overriding, a short run,
+//! resume, and the exit-code contract.
+
+use liverseg_io::nifti;
+use liverseg_model::{Architecture, UNetConfig};
+use liverseg_phantom::{PhantomConfig, generate};
+use liverseg_train::TrainConfig;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn liverseg_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_liverseg"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run liverseg")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn dataset(dir: &Path) -> PathBuf {
+    let root = dir.join("data/Phantom");
+    std::fs::create_dir_all(root.join("imagesTr")).unwrap();
+    std::fs::create_dir_all(root.join("labelsTr")).unwrap();
+    let cfg = PhantomConfig {
+        dims: [24, 24, 12],
+        spacing: [16.0, 16.0, 21.0],
+        ..PhantomConfig::default()
+    };
+    let mut training = Vec::new();
+    for i in 0..3 {
+        let p = generate(i, &cfg).unwrap();
+        let opts = nifti::WriteOptions::default();
+        nifti::write(&root.join(format!("imagesTr/p{i}.nii.gz")), &p.image, &opts).unwrap();
+        nifti::write(&root.join(format!("labelsTr/p{i}.nii.gz")), &p.label, &opts).unwrap();
+        training.push(serde_json::json!({"image": format!("./imagesTr/p{i}.nii.gz"), "label": format!("./labelsTr/p{i}.nii.gz")}));
+    }
+    let ds = serde_json::json!({"name": "Phantom", "numTraining": 3, "training": training});
+    std::fs::write(root.join("dataset.json"), ds.to_string()).unwrap();
+    root
+}
+
+fn tiny_config(dir: &Path) -> PathBuf {
+    let preset = dir.join("tiny.json");
+    std::fs::write(
+        &preset,
+        r#"{"name": "tiny", "steps": [{"type": "orientation", "axcodes": "RAS"},
+            {"type": "scale_intensity_range", "a_min": -200.0, "a_max": 200.0, "b_min": 0.0, "b_max": 1.0, "clip": true},
+            {"type": "resize", "size": [16, 16, 8]}]}"#,
+    )
+    .unwrap();
+    let mut c = TrainConfig {
+        preset: preset.to_string_lossy().into_owned(),
+        model: Architecture::MonaiUnet(UNetConfig {
+            channels: vec![4, 8],
+            strides: vec![2],
+            num_res_units: 1,
+            ..UNetConfig::default()
+        }),
+        epochs: 2,
+        cache: Some(dir.join("cache")),
+        ..TrainConfig::default()
+    };
+    c.sliding_window.roi_size = [16, 16, 8];
+    let p = dir.join("tiny.toml");
+    std::fs::write(&p, c.to_toml().unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn print_config_shows_the_tutorial_defaults_and_applies_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = liverseg_in(tmp.path(), &["train", "--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let c = TrainConfig::from_toml(&text).unwrap();
+    assert_eq!(c, TrainConfig::default());
+    let o = liverseg_in(
+        tmp.path(),
+        &[
+            "train",
+            "--print-config",
+            "--epochs",
+            "7",
+            "--labels",
+            "liver,tumour",
+            "--lr",
+            "0.001",
+        ],
+    );
+    let c = TrainConfig::from_toml(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert_eq!(c.epochs, 7);
+    assert_eq!(c.optimizer.lr(), 0.001);
+    c.validate().unwrap();
+}
+
+#[test]
+fn without_a_dataset_it_says_how_to_get_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = liverseg_in(tmp.path(), &["train"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cargo xtask synth"), "{}", stderr(&o));
+}
+
+#[test]
+fn trains_resumes_and_protects_an_existing_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    dataset(tmp.path());
+    let cfg = tiny_config(tmp.path());
+    let cfg = cfg.to_str().unwrap();
+    let o = liverseg_in(tmp.path(), &["train", "--config", cfg, "--out", "runs/t"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("best validation Dice"));
+    let run = tmp.path().join("runs/t");
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("epoch done"), "{log}");
+    assert!(run.join("curves.png").is_file() && run.join("best/model.safetensors").is_file());
+
+    let o = liverseg_in(tmp.path(), &["train", "--config", cfg, "--out", "runs/t"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--resume"));
+
+    let o = liverseg_in(
+        tmp.path(),
+        &[
+            "train", "--config", cfg, "--out", "runs/t", "--resume", "--epochs", "3",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+}
