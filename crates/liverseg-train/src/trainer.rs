@@ -113,6 +113,57 @@ impl Net {
     }
 }
 
+/// How logits become classes, following the loss's activation: a model
+/// trained with a sigmoid Dice loss (the tutorial) scores each class on its
+/// own, so class `c` is wherever `sigmoid(logit_c) > 0.5`; an argmax would
+/// let the independently trained background channel win and halve the
+/// Dice. A softmax model takes the argmax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Class with the largest logit.
+    Argmax,
+    /// Each class where its logit is positive.
+    Sigmoid,
+}
+
+impl Decision {
+    /// The decision matching a loss configuration.
+    pub fn of(loss: &LossConfig) -> Decision {
+        let activation = match loss {
+            LossConfig::Dice(c) => c.activation,
+            LossConfig::DiceCe { dice, .. } => dice.activation,
+        };
+        if activation == liverseg_model::LossActivation::Sigmoid {
+            Decision::Sigmoid
+        } else {
+            Decision::Argmax
+        }
+    }
+
+    /// Where class `cls` is predicted in sample 0 of `(N, C, X, Y, Z)`
+    /// logits, in the tensor's element order.
+    pub fn class_mask(&self, logits: &Tensor, cls: usize) -> Result<Vec<bool>> {
+        let logits = logits.get(0)?;
+        Ok(match self {
+            Decision::Argmax => logits
+                .argmax(0)?
+                .flatten_all()?
+                .to_vec1::<u32>()?
+                .into_iter()
+                .map(|v| v as usize == cls)
+                .collect(),
+            Decision::Sigmoid => logits
+                .get(cls)?
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .into_iter()
+                .map(|v| v > 0.0)
+                .collect(),
+        })
+    }
+}
+
 /// A batch: images `(B, 1, X, Y, Z)` and class indices `(B, 1, X, Y, Z)`.
 struct Batch {
     x: Tensor,
@@ -635,9 +686,9 @@ impl Trainer {
     }
 
     /// Mean loss and Dice over the validation cases: sliding-window
-    /// inference over each whole preprocessed volume, argmax, Dice per
-    /// foreground class (a class absent from both prediction and label
-    /// counts as 1).
+    /// inference over each whole preprocessed volume, classes by
+    /// [`Decision`], Dice per foreground class (a class absent from both
+    /// prediction and label counts as 1).
     fn validate(&self) -> Result<(f64, f64, Vec<f64>)> {
         let classes = self.cfg.labels.classes();
         let mut per_class = vec![0.0; classes - 1];
@@ -655,13 +706,14 @@ impl Trainer {
                 self.loss(std::slice::from_ref(&logits), &y)?
                     .to_scalar::<f32>()?,
             );
-            let pred: Vec<u32> = logits.argmax(1)?.flatten_all()?.to_vec1()?;
             let truth: Vec<f32> = y.flatten_all()?.to_vec1()?;
+            let decision = Decision::of(&self.cfg.loss);
             for (k, slot) in per_class.iter_mut().enumerate() {
-                let cls = (k + 1) as u32;
+                let cls = k + 1;
+                let pred = decision.class_mask(&logits, cls)?;
                 let (mut inter, mut a, mut b) = (0usize, 0usize, 0usize);
-                for (&pv, &tv) in pred.iter().zip(&truth) {
-                    let (pp, tt) = (pv == cls, tv as u32 == cls);
+                for (&pp, &tv) in pred.iter().zip(&truth) {
+                    let tt = tv as usize == cls;
                     inter += usize::from(pp && tt);
                     a += usize::from(pp);
                     b += usize::from(tt);
@@ -767,6 +819,11 @@ impl Trainer {
         );
         let mut labels = vec!["background"];
         labels.extend(self.cfg.labels.names());
+        meta.insert(
+            "liverseg.decision".to_string(),
+            serde_json::to_string(&Decision::of(&self.cfg.loss))
+                .map_err(|e| Error::Config(e.to_string()))?,
+        );
         meta.insert(
             LABELS_KEY.to_string(),
             serde_json::to_string(&labels).map_err(|e| Error::Config(e.to_string()))?,
