@@ -30,6 +30,8 @@ enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Turn a MONAI UNet state_dict (.pth) into a self-describing liverseg model file.
     ImportMonai(commands::import_monai::ImportArgs),
+    /// Segment a CT (NIfTI, DICOM series) or a folder of them with a liverseg model.
+    Predict(commands::predict::PredictArgs),
     /// Train a U-Net on a Decathlon-layout dataset (defaults: the MONAI liver tutorial).
     Train(commands::train::TrainArgs),
     /// Run a preprocessing preset (seed = the MONAI tutorial, patch = nnU-Net-like) on a CT and label.
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Train(args) => commands::train::run(&args, cli.verbose),
+        Command::Predict(args) => commands::predict::run(&args),
         Command::Info(args) => commands::info::run(&args),
         Command::Convert(args) => commands::convert::run(&args),
         Command::ImportMonai(args) => commands::import_monai::run(&args),

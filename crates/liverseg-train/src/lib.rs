@@ -10,6 +10,7 @@ mod error;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod predict;
 pub mod trainer;
 
 pub use config::{LabelMode, TrainConfig};

@@ -164,7 +164,7 @@ pub fn nifti_to_series(args: &ConvertArgs) -> Result<()> {
 
 /// The segment descriptions for the label values present: 1 liver, 2 liver
 /// tumour (the LiTS and MSD Task03 convention), others generic tissue.
-fn segments_for(labels: &Volume<u8>) -> Vec<SegmentDef> {
+pub(crate) fn segments_for(labels: &Volume<u8>) -> Vec<SegmentDef> {
     let max = labels.data().iter().copied().max().unwrap_or(0).max(1);
     (1..=u16::from(max))
         .map(|n| match n {

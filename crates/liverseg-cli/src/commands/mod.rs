@@ -4,5 +4,6 @@ pub mod convert;
 pub mod dicom;
 pub mod import_monai;
 pub mod info;
+pub mod predict;
 pub mod preprocess;
 pub mod train;

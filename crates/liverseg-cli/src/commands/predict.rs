@@ -1,0 +1,467 @@
+//! `liverseg predict`: segment a CT (NIfTI file, DICOM series) or a folder
+//! of them with a liverseg model, on the input's own grid.
+
+use super::dicom::segments_for;
+use crate::exit::bad_input;
+use anyhow::{Context, Result};
+use candle_core::Device;
+use clap::{Args, ValueEnum};
+use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
+use liverseg_io::{Overwrite, Volume, nifti};
+use liverseg_train::predict::{
+    PredictOptions, Prediction, Predictor, PreprocessMode, predict_file,
+};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Output format of the mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A uint8 label NIfTI.
+    Nifti,
+    /// A DICOM SEG referencing the input series (the input must be DICOM).
+    Seg,
+    /// Both: the NIfTI at OUT and the SEG beside it (`.dcm`).
+    Both,
+}
+
+/// Preprocessing choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Preprocess {
+    /// The preset recorded in the model.
+    Auto,
+    /// The input is already on the model's grid.
+    None,
+}
+
+/// Arguments of `liverseg predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A liverseg model file (`liverseg train` or `liverseg import-monai`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A NIfTI file, a DICOM series directory, or a folder of cases.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The mask file (a folder when the input is a folder of cases).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// nifti, seg or both.
+    #[arg(long, value_enum, default_value = "nifti")]
+    pub format: Format,
+    /// `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Mirror test-time augmentation (8 passes).
+    #[arg(long)]
+    pub tta: bool,
+    /// Sliding-window size, e.g. `128,128,64` (default: the model's input size).
+    #[arg(long, value_parser = parse_roi)]
+    pub roi: Option<[usize; 3]>,
+    /// Sliding-window overlap.
+    #[arg(long, default_value_t = 0.25)]
+    pub overlap: f64,
+    /// Also write class probabilities (float32, class as the 4th dimension).
+    #[arg(long)]
+    pub save_probabilities: Option<PathBuf>,
+    /// auto: the model's preprocessing; none: the input is on the model grid.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub preprocess: Preprocess,
+    /// Skip largest-component selection and hole filling.
+    #[arg(long)]
+    pub no_postprocess: bool,
+    /// Write a PNG montage of the mask outlined on the CT.
+    #[arg(long)]
+    pub overlay: Option<PathBuf>,
+    /// Low-resolution mode (resample at 3 mm or coarser).
+    #[arg(long)]
+    pub fast: bool,
+    /// Print the volumes as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_roi(s: &str) -> std::result::Result<[usize; 3], String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>().map_err(|e| format!("{p:?}: {e}")))
+        .collect::<std::result::Result<_, _>>()?;
+    match v.as_slice() {
+        [a, b, c] if *a > 0 && *b > 0 && *c > 0 => Ok([*a, *b, *c]),
+        _ => Err(format!(
+            "--roi {s:?}: expected three positive integers, like 128,128,64"
+        )),
+    }
+}
+
+/// One case's line of the report.
+#[derive(Debug, Serialize)]
+struct CaseReport {
+    name: String,
+    input: String,
+    output: String,
+    volumes_ml: std::collections::BTreeMap<String, f64>,
+    seconds: f64,
+}
+
+/// What the input path holds.
+enum Input {
+    Nifti(PathBuf),
+    Series(PathBuf),
+}
+
+fn is_nifti_name(p: &Path) -> bool {
+    crate::formats::has_nifti_name(p)
+}
+
+fn case_name(p: &Path) -> String {
+    let n = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    n.trim_end_matches(".gz")
+        .trim_end_matches(".nii")
+        .to_string()
+}
+
+/// The cases of a folder: its NIfTI files and its sub-folders (DICOM
+/// series), sorted by name.
+fn folder_cases(dir: &Path) -> Result<Vec<Input>> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            out.push(Input::Series(p));
+        } else if is_nifti_name(&p) {
+            out.push(Input::Nifti(p));
+        }
+    }
+    Ok(out)
+}
+
+fn overwrite(force: bool) -> Overwrite {
+    if force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Never
+    }
+}
+
+fn write_outputs(
+    args: &PredictArgs,
+    pred: &Prediction,
+    ct: Option<&Volume<f32>>,
+    series: Option<&SeriesHeader>,
+    out: &Path,
+    probs_out: Option<&Path>,
+    overlay_out: Option<&Path>,
+) -> Result<()> {
+    let ow = overwrite(args.force);
+    let nifti_path = out.to_path_buf();
+    if args.format == Format::Both && !is_nifti_name(out) {
+        return Err(bad_input(format!(
+            "{}: with --format both the output is the NIfTI file (.nii.gz); the SEG goes beside it",
+            out.display()
+        )));
+    }
+    if matches!(args.format, Format::Nifti | Format::Both) {
+        let opts = nifti::WriteOptions {
+            overwrite: ow,
+            ..Default::default()
+        };
+        nifti::write(&nifti_path, &pred.labels, &opts)?;
+    }
+    if matches!(args.format, Format::Seg | Format::Both) {
+        let (Some(ct), Some(series)) = (ct, series) else {
+            return Err(bad_input(format!(
+                "{}: --format seg needs a DICOM series as input",
+                args.input.display()
+            )));
+        };
+        let seg_path = if args.format == Format::Both {
+            if !is_nifti_name(out) {
+                return Err(bad_input(format!(
+                    "{}: with --format both the output is the NIfTI file (.nii.gz); the SEG goes beside it",
+                    out.display()
+                )));
+            }
+            let stem = case_name(out);
+            out.with_file_name(format!("{stem}.dcm"))
+        } else {
+            out.to_path_buf()
+        };
+        let opts = SegOptions {
+            overwrite: ow,
+            segments: segments_for(&pred.labels),
+            algorithm_name: "liverseg".into(),
+            ..Default::default()
+        };
+        if pred.labels.data().iter().any(|&v| v > 0) {
+            dicom::write_seg(&seg_path, &pred.labels, ct, series, &opts)?;
+        } else {
+            tracing::warn!(path = %seg_path.display(), "empty mask: no SEG written");
+        }
+    }
+    if let Some(p) = probs_out {
+        let refs: Vec<&Volume<f32>> = pred.probabilities.iter().collect();
+        let opts = nifti::WriteOptions {
+            overwrite: ow,
+            ..Default::default()
+        };
+        nifti::write_4d(p, &refs, &opts)?;
+    }
+    if let Some(p) = overlay_out {
+        let Some(ct) = ct else {
+            return Err(anyhow::anyhow!("the overlay needs the CT"));
+        };
+        write_overlay(p, ct, &pred.labels)?;
+    }
+    Ok(())
+}
+
+/// Runs one case.
+fn run_case(
+    args: &PredictArgs,
+    predictor: &Predictor,
+    opts: &PredictOptions,
+    input: &Input,
+    out: &Path,
+    probs_out: Option<&Path>,
+    overlay_out: Option<&Path>,
+) -> Result<CaseReport> {
+    let t0 = Instant::now();
+    let needs_ct = overlay_out.is_some() || args.format != Format::Nifti;
+    let (pred, ct, series) = match input {
+        Input::Series(dir) => {
+            let (ct, header): (Volume<f32>, SeriesHeader) =
+                dicom::read_with_header(dir, &dicom::ReadOptions::default())?;
+            let pred = predictor.predict(ct.clone(), opts)?;
+            (pred, Some(ct), Some(header))
+        }
+        Input::Nifti(p) => {
+            let pred = predict_file(predictor, p, opts)?;
+            let ct = if needs_ct {
+                Some(nifti::read::<f32>(p, &nifti::ReadOptions::default())?)
+            } else {
+                None
+            };
+            (pred, ct, None)
+        }
+    };
+    write_outputs(
+        args,
+        &pred,
+        ct.as_ref(),
+        series.as_ref(),
+        out,
+        probs_out,
+        overlay_out,
+    )?;
+    let path = match input {
+        Input::Series(p) | Input::Nifti(p) => p,
+    };
+    let volumes_ml = predictor
+        .classes()
+        .iter()
+        .skip(1)
+        .cloned()
+        .zip(pred.volumes_ml.iter().copied())
+        .collect();
+    Ok(CaseReport {
+        name: case_name(path),
+        input: path.display().to_string(),
+        output: out.display().to_string(),
+        volumes_ml,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs `liverseg predict`.
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let device = match args.device.as_str() {
+        "cpu" => Device::Cpu,
+        d => {
+            let n = d
+                .strip_prefix("cuda")
+                .map(|s| s.trim_start_matches(':'))
+                .and_then(|s| {
+                    if s.is_empty() {
+                        Some(0)
+                    } else {
+                        s.parse().ok()
+                    }
+                })
+                .ok_or_else(|| bad_input(format!("--device {d:?}: expected cpu or cuda:N")))?;
+            Device::new_cuda(n).context("opening the CUDA device")?
+        }
+    };
+    if !args.model.is_file() {
+        return Err(bad_input(format!(
+            "{}: no such model file",
+            args.model.display()
+        )));
+    }
+    let predictor = Predictor::load(&args.model, &device).map_err(|e| bad_input(format!("{e}")))?;
+    let opts = PredictOptions {
+        roi: args.roi,
+        overlap: args.overlap,
+        tta: args.tta,
+        preprocess: match args.preprocess {
+            Preprocess::Auto => PreprocessMode::Auto,
+            Preprocess::None => PreprocessMode::None,
+        },
+        postprocess: !args.no_postprocess,
+        fast: args.fast,
+    };
+    if !(0.0..1.0).contains(&opts.overlap) {
+        return Err(bad_input(format!(
+            "--overlap {} must be in [0, 1)",
+            opts.overlap
+        )));
+    }
+    crate::formats::ensure_not_input(&args.input, &args.output)?;
+    let folder = args.input.is_dir()
+        && std::fs::read_dir(&args.input)
+            .map(|mut d| d.any(|e| e.is_ok_and(|e| is_nifti_name(&e.path()) || e.path().is_dir())))
+            .unwrap_or(false)
+        && !looks_like_series(&args.input);
+    let mut reports = Vec::new();
+    let mut failures = 0usize;
+    if folder {
+        let cases = folder_cases(&args.input)?;
+        if cases.is_empty() {
+            return Err(bad_input(format!(
+                "{}: no NIfTI files or series folders",
+                args.input.display()
+            )));
+        }
+        std::fs::create_dir_all(&args.output)
+            .with_context(|| format!("{}: cannot create", args.output.display()))?;
+        let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            indicatif::ProgressBar::new(cases.len() as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        for c in &cases {
+            let path = match c {
+                Input::Nifti(p) | Input::Series(p) => p,
+            };
+            let name = case_name(path);
+            let ext = if args.format == Format::Seg {
+                "dcm"
+            } else {
+                "nii.gz"
+            };
+            let out = args.output.join(format!("{name}.{ext}"));
+            let probs = args
+                .save_probabilities
+                .as_ref()
+                .map(|_| args.output.join(format!("{name}_probabilities.nii.gz")));
+            let overlay = args
+                .overlay
+                .as_ref()
+                .map(|_| args.output.join(format!("{name}_overlay.png")));
+            match run_case(
+                args,
+                &predictor,
+                &opts,
+                c,
+                &out,
+                probs.as_deref(),
+                overlay.as_deref(),
+            ) {
+                Ok(r) => {
+                    if !args.json {
+                        bar.suspend(|| print_case(&r));
+                    }
+                    reports.push(r);
+                }
+                Err(e) => {
+                    failures += 1;
+                    bar.suspend(|| eprintln!("liverseg: {}: skipped: {e:#}", path.display()));
+                }
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+    } else {
+        let input = if args.input.is_dir() {
+            Input::Series(args.input.clone())
+        } else {
+            Input::Nifti(args.input.clone())
+        };
+        let r = run_case(
+            args,
+            &predictor,
+            &opts,
+            &input,
+            &args.output,
+            args.save_probabilities.as_deref(),
+            args.overlay.as_deref(),
+        )?;
+        if !args.json {
+            print_case(&r);
+        }
+        reports.push(r);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "cases": reports, "failed": failures })
+            )?
+        );
+    }
+    if failures > 0 && reports.is_empty() {
+        return Err(bad_input(format!(
+            "{}: every case failed",
+            args.input.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A directory of DICOM files (rather than a folder of cases).
+fn looks_like_series(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()).any(|e| {
+                e.path().is_file()
+                    && matches!(
+                        crate::formats::detect(&e.path()),
+                        Ok(crate::formats::InputKind::DicomFile)
+                    )
+            })
+        })
+        .unwrap_or(false)
+}
+
+fn write_overlay(path: &Path, _ct: &Volume<f32>, _labels: &Volume<u8>) -> Result<()> {
+    Err(bad_input(format!(
+        "{}: --overlay is being added",
+        path.display()
+    )))
+}
+
+fn print_case(r: &CaseReport) {
+    let vols: Vec<String> = r
+        .volumes_ml
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.1} mL"))
+        .collect();
+    println!(
+        "{}: {} → {} ({:.1} s)",
+        r.name,
+        vols.join(", "),
+        r.output,
+        r.seconds
+    );
+}

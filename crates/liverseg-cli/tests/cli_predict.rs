@@ -1,0 +1,235 @@
+//! `liverseg predict`: parity with MONAI on an imported checkpoint, the
+//! input grid kept, folders of cases, DICOM in and SEG out, exit codes.
+
+use liverseg_io::{Volume, nifti};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/predict")
+        .join(name)
+}
+
+fn liverseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_liverseg"))
+        .args(args)
+        .output()
+        .expect("run liverseg")
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Imports the golden MONAI checkpoint.
+fn imported(dir: &Path) -> PathBuf {
+    let m = dir.join("model.safetensors");
+    ok(&liverseg(&[
+        "import-monai",
+        golden("unet.pth").to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+        "--channels",
+        "4,8,16",
+        "--strides",
+        "2,2",
+    ]));
+    m
+}
+
+fn read4(p: &Path, v: usize) -> Volume<f32> {
+    nifti::read(
+        p,
+        &nifti::ReadOptions {
+            volume: Some(v),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn imported_monai_model_gives_monai_probabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = imported(tmp.path());
+    let probs = tmp.path().join("probs.nii.gz");
+    let mask = tmp.path().join("mask.nii.gz");
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        golden("ct.nii.gz").to_str().unwrap(),
+        "--output",
+        mask.to_str().unwrap(),
+        "--preprocess",
+        "none",
+        "--no-postprocess",
+        "--roi",
+        "32,32,16",
+        "--save-probabilities",
+        probs.to_str().unwrap(),
+        "--json",
+    ]);
+    ok(&o);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["cases"].as_array().unwrap().len(), 1);
+    let mut worst = 0.0f32;
+    for c in 0..2 {
+        let ours = read4(&probs, c);
+        let theirs = read4(&golden("probs.nii.gz"), c);
+        assert_eq!(ours.dims(), theirs.dims());
+        for (a, b) in ours.data().iter().zip(theirs.data()) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    assert!(worst < 1e-4, "probabilities differ from MONAI's by {worst}");
+    // The mask is the argmax of those probabilities, on the input grid.
+    let m: Volume<u8> = nifti::read(&mask, &nifti::ReadOptions::default()).unwrap();
+    let ct: Volume<f32> =
+        nifti::read(&golden("ct.nii.gz"), &nifti::ReadOptions::default()).unwrap();
+    assert!(m.same_grid(&ct, 1e-5));
+    let p1 = read4(&golden("probs.nii.gz"), 1);
+    let agree = m
+        .data()
+        .iter()
+        .zip(p1.data())
+        .filter(|(l, p)| (**l == 1) == (**p > 0.5))
+        .count();
+    assert!(
+        agree as f64 >= 0.999 * m.len() as f64,
+        "{agree} of {}",
+        m.len()
+    );
+    // The volume printed is the mask's voxel count times 1.5 · 1.5 · 2 mm³.
+    let n1 = m.data().iter().filter(|&&v| v == 1).count() as f64;
+    let ml = report["cases"][0]["volumes_ml"]["liver"].as_f64().unwrap();
+    assert!((ml - n1 * 4.5 / 1000.0).abs() < 1e-6, "{ml}");
+}
+
+#[test]
+fn preset_path_maps_the_mask_back_onto_the_input_and_folders_skip_bad_cases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = imported(tmp.path());
+    // A folder with the golden CT, an LPS → RAS-reoriented copy of it and a
+    // broken file.
+    let cases = tmp.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    std::fs::copy(golden("ct.nii.gz"), cases.join("a.nii.gz")).unwrap();
+    let ct: Volume<f32> =
+        nifti::read(&golden("ct.nii.gz"), &nifti::ReadOptions::default()).unwrap();
+    let ras = liverseg_transforms::orientation(&ct, ['R', 'A', 'S']).unwrap();
+    nifti::write(
+        &cases.join("b.nii.gz"),
+        &ras,
+        &nifti::WriteOptions::default(),
+    )
+    .unwrap();
+    std::fs::write(cases.join("c.nii.gz"), b"not a nifti").unwrap();
+    let out = tmp.path().join("out");
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        cases.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    ok(&o);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["cases"].as_array().unwrap().len(), 2);
+    assert_eq!(report["failed"], 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("c.nii.gz"));
+    let a: Volume<u8> = nifti::read(&out.join("a.nii.gz"), &nifti::ReadOptions::default()).unwrap();
+    let b: Volume<u8> = nifti::read(&out.join("b.nii.gz"), &nifti::ReadOptions::default()).unwrap();
+    assert!(a.same_grid(&ct, 1e-4) && b.same_grid(&ras, 1e-4));
+    // The same anatomy in two orientations gives the same mask, voxel for
+    // voxel once reoriented.
+    let a_ras = liverseg_transforms::orientation(&a, ['R', 'A', 'S']).unwrap();
+    let differ = a_ras
+        .data()
+        .iter()
+        .zip(b.data())
+        .filter(|(x, y)| x != y)
+        .count();
+    assert_eq!(differ, 0);
+    // Existing outputs are not replaced without --force.
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        golden("ct.nii.gz").to_str().unwrap(),
+        "--output",
+        out.join("a.nii.gz").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn dicom_series_in_seg_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = imported(tmp.path());
+    // The golden CT as a DICOM series, then predicted on its own grid.
+    let ct: Volume<f32> =
+        nifti::read(&golden("ct.nii.gz"), &nifti::ReadOptions::default()).unwrap();
+    let series = tmp.path().join("series");
+    ok(&liverseg(&[
+        "convert",
+        golden("ct.nii.gz").to_str().unwrap(),
+        series.to_str().unwrap(),
+    ]));
+    let mask = tmp.path().join("mask.nii.gz");
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        series.to_str().unwrap(),
+        "--output",
+        mask.to_str().unwrap(),
+        "--format",
+        "both",
+        "--preprocess",
+        "none",
+        "--roi",
+        "32,32,16",
+    ]);
+    ok(&o);
+    let m: Volume<u8> = nifti::read(&mask, &nifti::ReadOptions::default()).unwrap();
+    assert!(m.dims() == ct.dims() && m.data().contains(&1));
+    // The SEG beside it holds the same mask on the series grid.
+    let seg =
+        liverseg_io::dicom::read_seg(&tmp.path().join("mask.dcm"), Some((m.dims(), m.affine())))
+            .unwrap();
+    let from_seg = seg.label_map().unwrap().unwrap();
+    assert_eq!(from_seg.data(), m.data());
+    let nii = tmp.path().join("hu.nii.gz");
+    nifti::write(&nii, &ct, &nifti::WriteOptions::default()).unwrap();
+    // A NIfTI input cannot become a SEG.
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        nii.to_str().unwrap(),
+        "--output",
+        tmp.path().join("x.dcm").to_str().unwrap(),
+        "--format",
+        "seg",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -1,0 +1,363 @@
+//! Prediction on one CT: the model's own preprocessing, sliding-window
+//! inference (optionally with mirror test-time augmentation), class
+//! probabilities mapped back onto the input grid, post-processing, and the
+//! liver volume.
+
+use std::path::Path;
+
+use candle_core::{Device, ModuleT, Tensor};
+use liverseg_io::Volume;
+use liverseg_model::{
+    BlendMode, ModelFile, PRESET_KEY, SlidingWindowConfig, mirror_tta, sliding_window_inference,
+};
+use liverseg_transforms::postprocess::{Connectivity, fill_holes, largest_component_per_label};
+use liverseg_transforms::{Grid, Preprocessed, Preset, Step};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{tensor_to_volume, volumes_to_tensor};
+use crate::trainer::Decision;
+use crate::{Error, Result};
+
+/// How the input is brought to the model's grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreprocessMode {
+    /// The preset recorded in the model file (the `seed` preset for a
+    /// model imported from MONAI, which records none).
+    Auto,
+    /// The input is already on the model's grid and intensity scale.
+    None,
+}
+
+/// Options of [`Predictor::predict`].
+#[derive(Clone, Debug)]
+pub struct PredictOptions {
+    /// Window size (default: the preset's Resize size, else 128 × 128 × 64).
+    pub roi: Option<[usize; 3]>,
+    /// Window overlap.
+    pub overlap: f64,
+    /// Mirror test-time augmentation over the three axes.
+    pub tta: bool,
+    /// Preprocessing.
+    pub preprocess: PreprocessMode,
+    /// Keep only the largest connected component of each class (26-
+    /// connectivity) and fill holes.
+    pub postprocess: bool,
+    /// Low-resolution mode: every Spacing step of the preset resamples to
+    /// at least 3 mm, so a whole CT costs a fraction of the voxels (for a
+    /// model trained at that spacing).
+    pub fast: bool,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            roi: None,
+            overlap: 0.25,
+            tta: false,
+            preprocess: PreprocessMode::Auto,
+            postprocess: true,
+            fast: false,
+        }
+    }
+}
+
+/// The result on one CT.
+#[derive(Debug)]
+pub struct Prediction {
+    /// Class labels on the input's grid (0 background, 1 liver, 2 tumour
+    /// with a two-class model).
+    pub labels: Volume<u8>,
+    /// Class probabilities on the input grid (or the model grid with
+    /// `--preprocess none`), background first.
+    pub probabilities: Vec<Volume<f32>>,
+    /// Volume per foreground class, mL.
+    pub volumes_ml: Vec<f64>,
+}
+
+/// A loaded model and how to apply it.
+pub struct Predictor {
+    net: Box<dyn ModuleT + Send + Sync>,
+    preset: Preset,
+    decision: Decision,
+    classes: Vec<String>,
+    device: Device,
+    divisor: usize,
+}
+
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor")
+            .field("preset", &self.preset.name)
+            .field("decision", &self.decision)
+            .field("classes", &self.classes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Predictor {
+    /// Loads a liverseg model file (trained here or imported from MONAI).
+    pub fn load(path: &Path, device: &Device) -> Result<Predictor> {
+        let model = ModelFile::load(path, device)?;
+        let preset = match model.metadata.get(PRESET_KEY) {
+            Some(json) => serde_json::from_str(json).map_err(|e| Error::Data {
+                path: path.to_path_buf(),
+                reason: format!("unreadable preset metadata: {e}"),
+            })?,
+            None => Preset::seed(),
+        };
+        // Models imported from MONAI record no decision: MONAI's inference
+        // takes the softmax.
+        let decision = match model.metadata.get("liverseg.decision") {
+            Some(json) => serde_json::from_str(json).map_err(|e| Error::Data {
+                path: path.to_path_buf(),
+                reason: format!("unreadable decision metadata: {e}"),
+            })?,
+            None => Decision::Argmax,
+        };
+        let out_channels = match &model.architecture {
+            liverseg_model::Architecture::MonaiUnet(c) => c.out_channels,
+            liverseg_model::Architecture::PlainUnet(c) => c.out_channels,
+        };
+        let divisor = match &model.architecture {
+            liverseg_model::Architecture::MonaiUnet(c) => c.divisor(),
+            liverseg_model::Architecture::PlainUnet(c) => c.divisor(),
+        };
+        let classes = match model.metadata.get(liverseg_model::LABELS_KEY) {
+            Some(json) => serde_json::from_str(json).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let classes = if classes.len() == out_channels {
+            classes
+        } else {
+            let mut c = vec!["background".to_string(), "liver".to_string()];
+            c.extend((2..out_channels).map(|k| {
+                if k == 2 {
+                    "tumour".to_string()
+                } else {
+                    format!("class {k}")
+                }
+            }));
+            c.truncate(out_channels);
+            c
+        };
+        Ok(Predictor {
+            net: model.network(device)?,
+            preset,
+            decision,
+            classes,
+            device: device.clone(),
+            divisor,
+        })
+    }
+
+    /// Class names, background first.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// The preprocessing preset the model records.
+    pub fn preset(&self) -> &Preset {
+        &self.preset
+    }
+
+    fn roi(&self, opts: &PredictOptions, grid: &Grid) -> [usize; 3] {
+        if let Some(r) = opts.roi {
+            return r;
+        }
+        let from_preset = self.preset.steps.iter().rev().find_map(|s| match s {
+            Step::Resize { size, .. } => Some(*size),
+            _ => None,
+        });
+        let d = self.divisor.max(1);
+        from_preset.unwrap_or_else(|| {
+            // Whole volume up to 128 × 128 × 64, rounded up to the network's
+            // divisor.
+            let cap = [128, 128, 64];
+            std::array::from_fn(|a| grid.dims[a].min(cap[a]).div_ceil(d) * d)
+        })
+    }
+
+    fn fast_preset(&self) -> Preset {
+        let mut p = self.preset.clone();
+        for s in &mut p.steps {
+            if let Step::Spacing { pixdim, .. } = s {
+                *pixdim = pixdim.map(|v| v.max(3.0));
+            }
+        }
+        p
+    }
+
+    /// Logits `(1, C, X, Y, Z)` of a preprocessed image.
+    fn logits(&self, image: &Volume<f32>, opts: &PredictOptions) -> Result<Tensor> {
+        let x = volumes_to_tensor(&[image], &self.device)?;
+        let cfg = SlidingWindowConfig {
+            roi_size: self.roi(opts, &Grid::of(image)),
+            sw_batch_size: 1,
+            overlap: opts.overlap,
+            mode: BlendMode::Constant,
+            cval: 0.0,
+        };
+        let net = &self.net;
+        let mut window =
+            |w: &Tensor| -> liverseg_model::Result<Tensor> { Ok(net.forward_t(w, false)?) };
+        let mut whole = |t: &Tensor| -> liverseg_model::Result<Tensor> {
+            sliding_window_inference(t, &cfg, &mut window)
+        };
+        Ok(if opts.tta {
+            mirror_tta(&x, &[2, 3, 4], &mut whole)?
+        } else {
+            whole(&x)?
+        })
+    }
+
+    /// Probabilities from logits: per-class sigmoid for a sigmoid-trained
+    /// model (background = 1 − max of the foreground classes), softmax
+    /// otherwise.
+    fn probabilities(&self, logits: &Tensor, grid: &Grid) -> Result<Vec<Volume<f32>>> {
+        let c = logits.dims()[1];
+        let probs = match self.decision {
+            Decision::Argmax => candle_nn::ops::softmax(logits, 1)?,
+            Decision::Sigmoid => candle_nn::ops::sigmoid(logits)?,
+        };
+        let mut out: Vec<Volume<f32>> = (0..c)
+            .map(|k| tensor_to_volume(&probs, 0, k, grid))
+            .collect::<Result<_>>()?;
+        if self.decision == Decision::Sigmoid && c > 1 {
+            let mut bg = out[1].clone();
+            for k in 2..c {
+                for (b, v) in bg.data_mut().iter_mut().zip(out[k].data()) {
+                    *b = b.max(*v);
+                }
+            }
+            for b in bg.data_mut() {
+                *b = 1.0 - *b;
+            }
+            out[0] = bg;
+        }
+        Ok(out)
+    }
+
+    /// Labels from probabilities: the most probable class (for a sigmoid
+    /// model, the most probable foreground class above 0.5).
+    fn decide(&self, probs: &[Volume<f32>]) -> Result<Volume<u8>> {
+        let first = probs
+            .first()
+            .ok_or_else(|| Error::Config("a model without output channels".into()))?;
+        let mut labels = Volume::filled(first.dims(), *first.affine(), 0u8)?;
+        let n = first.len();
+        let out = labels.data_mut();
+        for o in 0..n {
+            let mut best = (0usize, f32::NEG_INFINITY);
+            for (k, p) in probs.iter().enumerate() {
+                let v = p.data()[o];
+                if v > best.1 {
+                    best = (k, v);
+                }
+            }
+            if self.decision == Decision::Sigmoid && best.0 > 0 && best.1 <= 0.5 {
+                best.0 = 0;
+            }
+            out[o] = best.0 as u8;
+        }
+        Ok(labels)
+    }
+
+    /// Segments one CT.
+    pub fn predict<T: liverseg_io::Voxel>(
+        &self,
+        image: Volume<T>,
+        opts: &PredictOptions,
+    ) -> Result<Prediction> {
+        let input_grid = Grid::of(&image);
+        let (probs, grid_for_volumes) = match opts.preprocess {
+            PreprocessMode::None => {
+                let img = image.map(|v| v.to_f64() as f32);
+                let logits = self.logits(&img, opts)?;
+                (self.probabilities(&logits, &input_grid)?, input_grid)
+            }
+            PreprocessMode::Auto => {
+                let preset = if opts.fast {
+                    self.fast_preset()
+                } else {
+                    self.preset.clone()
+                };
+                let done: Preprocessed = preset.run_typed(image, None)?;
+                let model_grid = Grid::of(&done.pair.image);
+                let logits = self.logits(&done.pair.image, opts)?;
+                let on_model = self.probabilities(&logits, &model_grid)?;
+                (done.invert_probabilities(&on_model)?, input_grid)
+            }
+        };
+        let mut labels = self.decide(&probs)?;
+        if opts.postprocess {
+            labels = largest_component_per_label(&labels, Connectivity::Corners26);
+            labels = fill_holes_per_label(&labels);
+        }
+        let voxel_ml = grid_for_volumes.affine.det3().abs() / 1000.0;
+        let classes = probs.len();
+        let mut counts = vec![0usize; classes];
+        for &l in labels.data() {
+            if (l as usize) < classes {
+                counts[l as usize] += 1;
+            }
+        }
+        Ok(Prediction {
+            labels,
+            probabilities: probs,
+            volumes_ml: counts
+                .iter()
+                .skip(1)
+                .map(|&n| n as f64 * voxel_ml)
+                .collect(),
+        })
+    }
+}
+
+/// Hole filling per class, largest label last so a tumour inside the liver
+/// stays a tumour: each class's holes are filled with that class only where
+/// the hole is background.
+fn fill_holes_per_label(labels: &Volume<u8>) -> Volume<u8> {
+    let max = labels.data().iter().copied().max().unwrap_or(0);
+    let mut out = labels.clone();
+    for cls in 1..=max {
+        let mask = labels.map(|v| u8::from(v == cls || (cls == 1 && v > 1)));
+        let filled = fill_holes(&mask);
+        for (o, (&f, &orig)) in out
+            .data_mut()
+            .iter_mut()
+            .zip(filled.data().iter().zip(labels.data()))
+        {
+            if f > 0 && orig == 0 {
+                *o = cls;
+            }
+        }
+    }
+    out
+}
+
+/// Reads a CT (NIfTI or DICOM series) and runs the predictor on it,
+/// keeping int16 NIfTI data as int16 up to the first resampling.
+pub fn predict_file(
+    predictor: &Predictor,
+    path: &Path,
+    opts: &PredictOptions,
+) -> Result<Prediction> {
+    let is_nifti = {
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        name.ends_with(".nii") || name.ends_with(".nii.gz")
+    };
+    if is_nifti {
+        let header = liverseg_io::nifti::read_header(path)?;
+        let ro = liverseg_io::nifti::ReadOptions::default();
+        if header.datatype == 4 && header.scaling.is_none() {
+            let v: Volume<i16> = liverseg_io::nifti::read(path, &ro)?;
+            return predictor.predict(v, opts);
+        }
+        let v: Volume<f32> = liverseg_io::nifti::read(path, &ro)?;
+        return predictor.predict(v, opts);
+    }
+    let v: Volume<f32> =
+        liverseg_io::dicom::read(path, &liverseg_io::dicom::ReadOptions::default())?;
+    predictor.predict(v, opts)
+}
