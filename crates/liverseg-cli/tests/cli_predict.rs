@@ -39,14 +39,7 @@ fn imported(dir: &Path) -> PathBuf {
 }
 
 fn read4(p: &Path, v: usize) -> Volume<f32> {
-    nifti::read(
-        p,
-        &nifti::ReadOptions {
-            volume: Some(v),
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    nifti::read(p, &nifti::ReadOptions { volume: Some(v) }).unwrap()
 }
 
 #[test]
