@@ -219,6 +219,9 @@ pub struct TrainConfig {
     pub cache: Option<PathBuf>,
     /// bf16 mixed precision (CUDA only).
     pub bf16: bool,
+    /// Stop after the epoch during which this many minutes of training have
+    /// passed, or before an epoch that would end past them (0: no limit).
+    pub max_minutes: f64,
 }
 
 impl Default for TrainConfig {
@@ -262,6 +265,7 @@ impl Default for TrainConfig {
             loader_threads: 1,
             cache: None,
             bf16: false,
+            max_minutes: 0.0,
         }
     }
 }

@@ -417,7 +417,18 @@ impl Trainer {
             }
         })?;
         let mut stopped = "finished all epochs".to_string();
+        let started = Instant::now();
+        let mut slowest_epoch = 0.0f64;
         while self.state.epoch < self.cfg.epochs {
+            if self.cfg.max_minutes > 0.0 {
+                let budget = self.cfg.max_minutes * 60.0;
+                let spent = started.elapsed().as_secs_f64();
+                if spent + slowest_epoch > budget {
+                    stopped = format!("time budget of {} min reached", self.cfg.max_minutes);
+                    break;
+                }
+            }
+            let epoch_started = Instant::now();
             let epoch = self.state.epoch;
             let lr = learning_rate(
                 &self.cfg.schedule,
@@ -476,6 +487,7 @@ impl Trainer {
             if validate {
                 crate::plot::draw_curves(&self.cfg.out.join("curves.png"), &self.state.history)?;
             }
+            slowest_epoch = slowest_epoch.max(epoch_started.elapsed().as_secs_f64());
             if self.cfg.early_stopping > 0
                 && self.state.stale_validations >= self.cfg.early_stopping
             {
