@@ -36,6 +36,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Run a preprocessing preset (seed = the MONAI tutorial, patch = nnU-Net-like) on a CT and label.
     Preprocess(commands::preprocess::PreprocessArgs),
+    /// Score predicted label maps against references: Dice, IoU, HD, HD95, ASSD, surface Dice, volumes.
+    Evaluate(commands::evaluate::EvaluateArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => commands::convert::run(&args),
         Command::ImportMonai(args) => commands::import_monai::run(&args),
         Command::Preprocess(args) => commands::preprocess::run(&args),
+        Command::Evaluate(args) => commands::evaluate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod dicom;
+pub mod evaluate;
 pub mod import_monai;
 pub mod info;
 pub mod predict;

@@ -1,1 +1,0 @@
-//! Spacing-aware segmentation metrics (filled in by the metrics work).
