@@ -30,6 +30,8 @@ enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Turn a MONAI UNet state_dict (.pth) into a self-describing liverseg model file.
     ImportMonai(commands::import_monai::ImportArgs),
+    /// The whole path on synthetic phantoms in minutes: data, training, prediction, evaluation, report.
+    Demo(commands::demo::DemoArgs),
     /// Segment a CT (NIfTI, DICOM series) or a folder of them with a liverseg model.
     Predict(commands::predict::PredictArgs),
     /// Train a U-Net on a Decathlon-layout dataset (defaults: the MONAI liver tutorial).
@@ -95,12 +97,13 @@ fn main() -> ExitCode {
             };
         }
     };
-    if !matches!(cli.command, Command::Train(_)) {
+    if !matches!(cli.command, Command::Train(_) | Command::Demo(_)) {
         init_logging(cli.verbose);
     }
     let result = match cli.command {
         Command::Train(args) => commands::train::run(&args, cli.verbose),
         Command::Predict(args) => commands::predict::run(&args),
+        Command::Demo(args) => commands::demo::run(&args, cli.verbose),
         Command::Info(args) => commands::info::run(&args),
         Command::Convert(args) => commands::convert::run(&args),
         Command::ImportMonai(args) => commands::import_monai::run(&args),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod convert;
+pub mod demo;
 pub mod dicom;
 pub mod evaluate;
 pub mod import_monai;

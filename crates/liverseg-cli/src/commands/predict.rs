@@ -444,7 +444,7 @@ fn looks_like_series(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn write_overlay(path: &Path, _ct: &Volume<f32>, _labels: &Volume<u8>) -> Result<()> {
+pub(crate) fn write_overlay(path: &Path, _ct: &Volume<f32>, _labels: &Volume<u8>) -> Result<()> {
     Err(bad_input(format!(
         "{}: --overlay is being added",
         path.display()
