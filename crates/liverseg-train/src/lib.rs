@@ -9,6 +9,7 @@ pub mod data;
 mod error;
 pub mod metrics;
 pub mod optim;
+pub mod overlay;
 pub mod plot;
 pub mod predict;
 pub mod trainer;
