@@ -63,9 +63,13 @@ fn imported_monai_model_gives_monai_probabilities() {
         "32,32,16",
         "--save-probabilities",
         probs.to_str().unwrap(),
+        "--overlay",
+        tmp.path().join("overlay.png").to_str().unwrap(),
         "--json",
     ]);
     ok(&o);
+    let png = std::fs::read(tmp.path().join("overlay.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["cases"].as_array().unwrap().len(), 1);
     let mut worst = 0.0f32;

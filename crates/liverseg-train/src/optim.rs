@@ -184,7 +184,7 @@ impl Optimizer {
                             None => g.clone(),
                             Some(b) => ((b * momentum)? + &g)?,
                         };
-                        slot.m = Some(buf.clone());
+                        slot.m = Some(buf.detach());
                         if nesterov {
                             (&g + (buf * momentum)?)?
                         } else {
@@ -268,16 +268,16 @@ fn adam_update(
             None => v.clone(),
             Some(x) => x.maximum(&v)?,
         };
-        slot.vmax = Some(vmax.clone());
+        slot.vmax = Some(vmax.detach());
         vmax
     } else {
         v.clone()
     };
     let denom = ((second.sqrt()? / bc2.sqrt())? + eps)?;
     let update = ((&m / denom)? * (lr / bc1))?;
-    slot.m = Some(m);
-    slot.v = Some(v);
-    Ok((p - update)?)
+    slot.m = Some(m.detach());
+    slot.v = Some(v.detach());
+    Ok((p - update)?.detach())
 }
 
 /// The learning rate of `epoch` (0-based) of `epochs`.

@@ -667,9 +667,10 @@ impl Trainer {
             let store = scaled.backward()?;
             for ((_, var), g) in self.opt.params().iter().zip(grads.iter_mut()) {
                 if let Some(new) = store.get(var.as_tensor()) {
+                    let new = new.detach();
                     *g = Some(match g.take() {
-                        None => new.clone(),
-                        Some(acc) => (acc + new)?,
+                        None => new,
+                        Some(acc) => (acc + new)?.detach(),
                     });
                 }
             }
