@@ -10,14 +10,30 @@ fn a_short_demo_writes_its_report_model_and_predictions() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
     let o = Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(["demo", "--out", out.to_str().unwrap(), "--cases", "5", "--minutes", "0.01"])
+        .args([
+            "demo",
+            "--out",
+            out.to_str().unwrap(),
+            "--cases",
+            "5",
+            "--minutes",
+            "0.01",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["report.md", "report.json", "model.safetensors", "curves.png", "demo.log", "data/Phantom/splits.json"] {
+    for f in [
+        "report.md",
+        "report.json",
+        "model.safetensors",
+        "curves.png",
+        "demo.log",
+        "data/Phantom/splits.json",
+    ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let cases = report["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 1);
     assert_eq!(report["test_cases"], 1);
@@ -25,17 +41,35 @@ fn a_short_demo_writes_its_report_model_and_predictions() {
     assert!((0.0..=1.0).contains(&dice));
     assert_eq!(report["mean_dice"].as_f64().unwrap(), dice);
     assert!(report["epochs"].as_u64().unwrap() >= 1);
-    let pred = out.join(format!("predictions/{}.nii.gz", cases[0]["name"].as_str().unwrap()));
+    let pred = out.join(format!(
+        "predictions/{}.nii.gz",
+        cases[0]["name"].as_str().unwrap()
+    ));
     assert!(pred.is_file());
     // The demo's model works with `liverseg predict`.
-    let image = out.join(format!("data/Phantom/imagesTr/{}.nii.gz", cases[0]["name"].as_str().unwrap()));
+    let image = out.join(format!(
+        "data/Phantom/imagesTr/{}.nii.gz",
+        cases[0]["name"].as_str().unwrap()
+    ));
     let mask = tmp.path().join("mask.nii.gz");
     let o = Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(["predict", "--model", out.join("model.safetensors").to_str().unwrap(), "--input", image.to_str().unwrap(), "--output", mask.to_str().unwrap(), "--json"])
+        .args([
+            "predict",
+            "--model",
+            out.join("model.safetensors").to_str().unwrap(),
+            "--input",
+            image.to_str().unwrap(),
+            "--output",
+            mask.to_str().unwrap(),
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Running again without --force refuses.
-    let o = Command::new(env!("CARGO_BIN_EXE_liverseg")).args(["demo", "--out", out.to_str().unwrap()]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_liverseg"))
+        .args(["demo", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }

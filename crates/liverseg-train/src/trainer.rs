@@ -442,7 +442,8 @@ impl Trainer {
             // The last epoch the time budget allows is always validated, so
             // a budgeted run ends with a `best` checkpoint.
             let out_of_time = self.cfg.max_minutes > 0.0
-                && started.elapsed().as_secs_f64() + slowest_epoch.max(seconds) > self.cfg.max_minutes * 60.0;
+                && started.elapsed().as_secs_f64() + slowest_epoch.max(seconds)
+                    > self.cfg.max_minutes * 60.0;
             let validate = (epoch + 1).is_multiple_of(self.cfg.val_every)
                 || epoch + 1 == self.cfg.epochs
                 || out_of_time;
