@@ -41,6 +41,15 @@ fn a_short_demo_writes_its_report_model_and_predictions() {
     assert!((0.0..=1.0).contains(&dice));
     assert_eq!(report["mean_dice"].as_f64().unwrap(), dice);
     assert!(report["epochs"].as_u64().unwrap() >= 1);
+    let overlay = out.join(format!(
+        "overlays/{}.png",
+        cases[0]["name"].as_str().unwrap()
+    ));
+    assert!(
+        std::fs::read(&overlay).unwrap().starts_with(b"\x89PNG"),
+        "{}",
+        overlay.display()
+    );
     let pred = out.join(format!(
         "predictions/{}.nii.gz",
         cases[0]["name"].as_str().unwrap()

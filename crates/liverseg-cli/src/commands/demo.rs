@@ -282,12 +282,13 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
             },
         )?;
         let ct: Volume<f32> = nifti::read(&image, &Default::default())?;
-        crate::commands::predict::write_overlay(
+        if let Err(e) = crate::commands::predict::write_overlay(
             &overlay_dir.join(format!("{name}.png")),
             &ct,
             &pred.labels,
-        )
-        .ok();
+        ) {
+            tracing::warn!(case = %name, "no overlay: {e:#}");
+        }
         let m = evaluate(&pred.labels, &label, &[1, 2], &MetricOptions::default())?;
         rows.push(CaseRow {
             name: name.clone(),

@@ -444,11 +444,15 @@ fn looks_like_series(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-pub(crate) fn write_overlay(path: &Path, _ct: &Volume<f32>, _labels: &Volume<u8>) -> Result<()> {
-    Err(bad_input(format!(
-        "{}: --overlay is being added",
-        path.display()
-    )))
+/// The `--overlay` montage: axial, coronal and sagittal slices through the
+/// mask's centre, CT window −200..200 HU, mask outlined.
+pub(crate) fn write_overlay(path: &Path, ct: &Volume<f32>, labels: &Volume<u8>) -> Result<()> {
+    let opts = liverseg_train::overlay::OverlayOptions {
+        title: path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        ..Default::default()
+    };
+    liverseg_train::overlay::write_overlay(path, ct, labels, &opts)?;
+    Ok(())
 }
 
 fn print_case(r: &CaseReport) {
