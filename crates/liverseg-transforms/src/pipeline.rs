@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::intensity::{CtNormalization, ScaleIntensityRange, normalize_intensity};
 use crate::random::{RandomTransform, apply_chain};
 use crate::spatial::crop::{
-    BoxRegion, CropForegroundOptions, PadMethod, crop, foreground_box, pad_box,
+    BoxRegion, CropForegroundOptions, PadMethod, crop, crop_grid, foreground_box, pad_box,
 };
 use crate::spatial::orient::{orientation_plan, parse_axcodes, permute_flip};
 use crate::spatial::resample::{
@@ -765,7 +765,7 @@ fn run_fused<T: Voxel>(
     };
     let (image, crop_grid) = match (region, plan.resize) {
         (Some(b), Some((size, image_mode, _))) if inside => {
-            let crop_grid = crop_grid_of(&oriented_grid, &b);
+            let crop_grid = crop_grid(&oriented_grid, &b);
             (resize_region(&oriented, &b, size, image_mode)?, crop_grid)
         }
         (Some(b), _) => {
@@ -802,14 +802,4 @@ fn run_fused<T: Voxel>(
         output: Grid::of(&image),
     });
     Ok(Pair { image, label })
-}
-
-/// The grid of `grid` cropped to `b`.
-fn crop_grid_of(grid: &Grid, b: &BoxRegion) -> Grid {
-    let a = &grid.affine;
-    let origin = a.apply([b.start[0] as f64, b.start[1] as f64, b.start[2] as f64]);
-    Grid {
-        dims: b.dims(),
-        affine: liverseg_io::Affine::from_columns([a.column(0), a.column(1), a.column(2)], origin),
-    }
 }

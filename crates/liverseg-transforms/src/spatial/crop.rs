@@ -5,6 +5,7 @@ use liverseg_io::{Affine, Volume, Voxel};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::resample::Grid;
 use crate::{Error, Result};
 
 /// A box of voxel indices `start..end` per axis. Either end may lie outside
@@ -24,6 +25,20 @@ impl BoxRegion {
     }
 }
 
+/// The grid of `grid` cropped (or padded) to `region`: same directions and
+/// spacing, origin at the centre of voxel `region.start`. Every crop, the
+/// fused crop + resize and the windowed resampling place their output with
+/// this.
+pub fn crop_grid(grid: &Grid, region: &BoxRegion) -> Grid {
+    let a = &grid.affine;
+    let s = region.start;
+    let origin = a.apply([s[0] as f64, s[1] as f64, s[2] as f64]);
+    Grid {
+        dims: region.dims(),
+        affine: Affine::from_columns([a.column(0), a.column(1), a.column(2)], origin),
+    }
+}
+
 /// Extracts `region` from `v`, filling the parts outside `v` with zero.
 /// The output's voxel 0 is input voxel `region.start`, so the affine's
 /// origin moves there and every voxel keeps its world position.
@@ -39,11 +54,7 @@ pub fn crop<T: Voxel>(v: &Volume<T>, region: &BoxRegion) -> Result<Volume<T>> {
     }
     let src_dims = v.dims();
     let start = region.start;
-    let origin = v
-        .affine()
-        .apply([start[0] as f64, start[1] as f64, start[2] as f64]);
-    let a = v.affine();
-    let affine = Affine::from_columns([a.column(0), a.column(1), a.column(2)], origin);
+    let affine = crop_grid(&Grid::of(v), region).affine;
     let n = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))

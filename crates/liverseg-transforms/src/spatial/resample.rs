@@ -119,12 +119,17 @@ pub fn resample_map<T: Voxel, U: Voxel>(
     padding: Padding,
     post: impl Fn(f64) -> U + Sync,
 ) -> Result<Volume<U>> {
+    let map = index_map(src, target)?;
+    resample_index_map(src, target, &map, interpolation, padding, post)
+}
+
+/// `A_in⁻¹ · A_out`: output voxel index → source voxel coordinates.
+fn index_map<T: Voxel>(src: &Volume<T>, target: &Grid) -> Result<Affine> {
     let inv = src
         .affine()
         .inverse()
         .ok_or_else(|| Error::Grid(format!("source affine is singular: {:?}", src.affine())))?;
-    let map = inv.matmul(&target.affine);
-    resample_index_map(src, target, &map, interpolation, padding, post)
+    Ok(inv.matmul(&target.affine))
 }
 
 /// Resamples with an explicit index map: output voxel `(i, j, k)` samples
@@ -168,11 +173,7 @@ pub fn resample_reordered<T: Voxel, U: Voxel>(
     padding: Padding,
     post: impl Fn(f64) -> U + Sync,
 ) -> Result<Volume<U>> {
-    let inv = src
-        .affine()
-        .inverse()
-        .ok_or_else(|| Error::Grid(format!("source affine is singular: {:?}", src.affine())))?;
-    let map = inv.matmul(&target.affine);
+    let map = index_map(src, target)?;
     let (dims, affine) = super::orient::permute_flip_grid(target, perm, flip)?;
     let data = resample_core(
         src,
@@ -203,12 +204,8 @@ pub fn resample_reordered_window<T: Voxel, U: Voxel>(
     padding: Padding,
     post: impl Fn(f64) -> U + Sync,
 ) -> Result<Volume<U>> {
-    let inv = src
-        .affine()
-        .inverse()
-        .ok_or_else(|| Error::Grid(format!("source affine is singular: {:?}", src.affine())))?;
-    let map = inv.matmul(&target.affine);
-    let (_, affine) = super::orient::permute_flip_grid(target, perm, flip)?;
+    let map = index_map(src, target)?;
+    let (dims, affine) = super::orient::permute_flip_grid(target, perm, flip)?;
     let data = resample_core(
         src,
         target.dims,
@@ -219,13 +216,8 @@ pub fn resample_reordered_window<T: Voxel, U: Voxel>(
         padding,
         post,
     )?;
-    let s = window.start;
-    let origin = affine.apply([s[0] as f64, s[1] as f64, s[2] as f64]);
-    let affine = Affine::from_columns(
-        [affine.column(0), affine.column(1), affine.column(2)],
-        origin,
-    );
-    Ok(Volume::new(window.dims(), affine, data)?)
+    let out = super::crop::crop_grid(&Grid { dims, affine }, window);
+    Ok(Volume::new(out.dims, out.affine, data)?)
 }
 
 /// Samples `src` at `map · g` for every index `g` of a grid of shape

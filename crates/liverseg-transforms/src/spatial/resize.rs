@@ -109,15 +109,7 @@ pub fn resize_region<T: Voxel>(
     }
     let start = region.start.map(|s| s as usize);
     let dims = region.dims();
-    let origin = v
-        .affine()
-        .apply([start[0] as f64, start[1] as f64, start[2] as f64]);
-    let a = v.affine();
-    let crop_grid = Grid {
-        dims,
-        affine: Affine::from_columns([a.column(0), a.column(1), a.column(2)], origin),
-    };
-    let target = resize_grid(&crop_grid, size)?;
+    let target = resize_grid(&super::crop::crop_grid(&Grid::of(v), region), size)?;
     if size == dims {
         let c = nearest(v, start, dims, target, false)?;
         return Ok(c.map(|x| x.to_f64() as f32));
