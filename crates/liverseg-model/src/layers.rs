@@ -1,36 +1,139 @@
 //! Normalisation, activation and dropout layers for 5-D `(N, C, D, H, W)`
 //! tensors, with PyTorch's parameter names and defaults.
 
+use crate::fused::{GroupStats, NormOp, PReluOp};
 use crate::{Error, Result};
-use candle_core::{D, ModuleT, Tensor};
+use candle_core::{D, ModuleT, Tensor, Var};
 use candle_nn::VarBuilder;
+
+/// Normalises `x` with statistics computed from it, through the fused CPU
+/// kernels: per channel over the batch (`per_sample == false`) or per
+/// `(sample, channel)`. Returns the output and the per-group mean and
+/// biased variance.
+fn normalise_with_own_stats(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    per_sample: bool,
+    eps: f64,
+) -> candle_core::Result<(Tensor, Vec<f32>, Vec<f32>)> {
+    let x = x.contiguous()?;
+    let stats = x
+        .apply_op1_no_bwd(&GroupStats { per_sample })?
+        .to_vec2::<f32>()?;
+    let (mean, var) = (stats[0].clone(), stats[1].clone());
+    let invstd = var
+        .iter()
+        .map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
+        .collect();
+    let y = x.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        NormOp {
+            per_sample,
+            batch_stats: true,
+            mean: mean.clone(),
+            invstd,
+        },
+    )?;
+    Ok((y, mean, var))
+}
 
 /// Batch normalisation over `(N, D, H, W)` per channel (PyTorch's
 /// `BatchNorm3d`: eps 1e-5, momentum 0.1, affine, running statistics).
 /// Parameters: `weight`, `bias`, `running_mean`, `running_var`.
+///
+/// In training mode the batch statistics normalise the input and update
+/// the running statistics in place (`running_var` with the unbiased
+/// variance, as PyTorch does); in evaluation the running statistics are
+/// used. On the CPU both run as fused kernels (`fused.rs`).
 #[derive(Clone, Debug)]
 pub struct BatchNorm3d {
-    inner: candle_nn::BatchNorm,
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    /// candle's layer over the same tensors, for devices without the fused
+    /// kernels.
+    fallback: candle_nn::BatchNorm,
 }
+
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
 
 impl BatchNorm3d {
     /// Builds the layer from (or initialises it into) `vb`.
     pub fn new(channels: usize, vb: VarBuilder<'_>) -> Result<Self> {
-        let cfg = candle_nn::BatchNormConfig {
-            eps: 1e-5,
-            remove_mean: true,
-            affine: true,
-            momentum: 0.1,
-        };
+        use candle_nn::Init::Const;
+        let running_mean = vb.get_with_hints(channels, "running_mean", Const(0.0))?;
+        let running_var = vb.get_with_hints(channels, "running_var", Const(1.0))?;
+        let weight = vb.get_with_hints(channels, "weight", Const(1.0))?;
+        let bias = vb.get_with_hints(channels, "bias", Const(0.0))?;
+        let running_mean = Var::from_tensor(&running_mean)?;
+        let running_var = Var::from_tensor(&running_var)?;
+        let fallback = candle_nn::BatchNorm::new_with_momentum(
+            channels,
+            running_mean.as_tensor().clone(),
+            running_var.as_tensor().clone(),
+            weight.clone(),
+            bias.clone(),
+            BN_EPS,
+            BN_MOMENTUM,
+        )?;
         Ok(BatchNorm3d {
-            inner: candle_nn::batch_norm(channels, cfg, vb)?,
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            fallback,
         })
     }
 }
 
 impl ModuleT for BatchNorm3d {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.inner.forward_t(x, train)
+        if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
+            return self.fallback.forward_t(x, train);
+        }
+        let c = x.dim(1)?;
+        if train {
+            let (y, mean, var) =
+                normalise_with_own_stats(x, &self.weight, &self.bias, false, BN_EPS)?;
+            let count = (x.elem_count() / c.max(1)) as f64;
+            let unbias = if count > 1.0 {
+                count / (count - 1.0)
+            } else {
+                1.0
+            };
+            let dev = x.device();
+            let mean = Tensor::from_vec(mean, c, dev)?;
+            let var = (Tensor::from_vec(var, c, dev)? * unbias)?;
+            let rm =
+                ((self.running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (mean * BN_MOMENTUM)?)?;
+            let rv =
+                ((self.running_var.as_tensor() * (1.0 - BN_MOMENTUM))? + (var * BN_MOMENTUM)?)?;
+            self.running_mean.set(&rm)?;
+            self.running_var.set(&rv)?;
+            return Ok(y);
+        }
+        let mean = self.running_mean.as_tensor().to_vec1::<f32>()?;
+        let invstd = self
+            .running_var
+            .as_tensor()
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&v| (1.0 / (f64::from(v) + BN_EPS).sqrt()) as f32)
+            .collect();
+        x.contiguous()?.apply_op3(
+            &self.weight.contiguous()?,
+            &self.bias.contiguous()?,
+            NormOp {
+                per_sample: false,
+                batch_stats: false,
+                mean,
+                invstd,
+            },
+        )
     }
 }
 
@@ -62,6 +165,17 @@ impl InstanceNorm3d {
 
 impl ModuleT for InstanceNorm3d {
     fn forward_t(&self, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+            let c = x.dim(1)?;
+            let (gamma, beta) = match &self.affine {
+                Some((w, b)) => (w.clone(), b.clone()),
+                None => (
+                    Tensor::ones(c, x.dtype(), x.device())?,
+                    Tensor::zeros(c, x.dtype(), x.device())?,
+                ),
+            };
+            return Ok(normalise_with_own_stats(x, &gamma, &beta, true, self.eps)?.0);
+        }
         let (n, c, d, h, w) = x.dims5()?;
         let flat = x.reshape((n, c, d * h * w))?;
         let mean = flat.mean_keepdim(D::Minus1)?;
@@ -100,6 +214,11 @@ impl PReLU {
 
 impl ModuleT for PReLU {
     fn forward_t(&self, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+            return x
+                .contiguous()?
+                .apply_op2(&self.weight.contiguous()?, PReluOp);
+        }
         let pos = x.relu()?;
         let neg = (x - &pos)?;
         let c = self.weight.elem_count();
@@ -147,7 +266,7 @@ impl ModuleT for Dropout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::{DType, Device, Var};
 
     #[test]
     fn instance_norm_zero_mean_unit_variance() {
@@ -169,6 +288,160 @@ mod tests {
                 mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
                 "{mean} {var}"
             );
+        }
+    }
+
+    fn seeded(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 1.5
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    /// Gradients of `Σ f(x)·r` with respect to `x` and `params`.
+    fn grads(f: &dyn Fn(&Tensor) -> Tensor, x: &Var, params: &[&Tensor]) -> Vec<Tensor> {
+        let y = f(x.as_tensor());
+        let r = seeded(y.dims(), 99);
+        let g = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
+        std::iter::once(x.as_tensor())
+            .chain(params.iter().copied())
+            .map(|t| g.get(t).unwrap().clone())
+            .collect()
+    }
+
+    /// The fused batch norm against candle's composed `BatchNorm` on the
+    /// same values: outputs, gradients of input, weight and bias, and the
+    /// running statistics after a training step, in both modes.
+    #[test]
+    fn fused_batch_norm_matches_candles_composed_layer() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&seeded(&[2, 3, 4, 5, 6], 1)).unwrap();
+        for train in [true, false] {
+            let (ours_map, ref_map) = (candle_nn::VarMap::new(), candle_nn::VarMap::new());
+            let ours =
+                BatchNorm3d::new(3, VarBuilder::from_varmap(&ours_map, DType::F32, &dev)).unwrap();
+            let cfg = candle_nn::BatchNormConfig {
+                eps: 1e-5,
+                remove_mean: true,
+                affine: true,
+                momentum: 0.1,
+            };
+            let reference =
+                candle_nn::batch_norm(3, cfg, VarBuilder::from_varmap(&ref_map, DType::F32, &dev))
+                    .unwrap();
+            // Non-trivial parameters and running statistics, equal on both sides.
+            for map in [&ours_map, &ref_map] {
+                for (name, v) in map.data().lock().unwrap().iter() {
+                    let seed = name.len() as u64;
+                    let mut t = seeded(&[3], seed);
+                    if name.contains("var") {
+                        t = (t.abs().unwrap() + 0.5).unwrap();
+                    }
+                    v.set(&t).unwrap();
+                }
+            }
+            let p_ours = [&ours.weight, &ours.bias];
+            let (rw, rb) = reference.weight_and_bias().unwrap();
+            let p_ref = [rw, rb];
+            let g_ours = grads(&|x| ours.forward_t(x, train).unwrap(), &x, &p_ours);
+            let g_ref = grads(&|x| reference.forward_t(x, train).unwrap(), &x, &p_ref);
+            let y_ours = ours.forward_t(x.as_tensor(), false).unwrap();
+            let y_ref = reference.forward_t(x.as_tensor(), false).unwrap();
+            assert!(max_diff(&y_ours, &y_ref) < 1e-5, "train {train}");
+            for (a, b) in g_ours.iter().zip(&g_ref) {
+                assert!(max_diff(a, b) < 1e-4, "train {train}: {}", max_diff(a, b));
+            }
+            // Both sides ran two training forwards (gradient pass and
+            // output pass use eval for the output) or none.
+            assert!(max_diff(ours.running_mean.as_tensor(), reference.running_mean()) < 1e-6);
+            assert!(max_diff(ours.running_var.as_tensor(), reference.running_var()) < 1e-6);
+            if train {
+                let moved = max_diff(ours.running_mean.as_tensor(), &seeded(&[3], 12));
+                assert!(moved > 1e-3, "running mean not updated");
+            }
+        }
+    }
+
+    /// The fused instance norm and PReLU against their composed
+    /// definitions, forward and backward.
+    #[test]
+    fn fused_instance_norm_and_prelu_match_their_definitions() {
+        let x = Var::from_tensor(&seeded(&[2, 3, 3, 4, 5], 5)).unwrap();
+        let w = Var::from_tensor(&seeded(&[3], 6)).unwrap();
+        let b = Var::from_tensor(&seeded(&[3], 7)).unwrap();
+        let inorm = InstanceNorm3d {
+            affine: Some((w.as_tensor().clone(), b.as_tensor().clone())),
+            eps: 1e-5,
+        };
+        let composed = |x: &Tensor| {
+            let flat = x.reshape((2, 3, 60)).unwrap();
+            let mean = flat.mean_keepdim(D::Minus1).unwrap();
+            let c = flat.broadcast_sub(&mean).unwrap();
+            let var = c.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+            c.broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+                .unwrap()
+                .broadcast_mul(&w.as_tensor().reshape((1, 3, 1)).unwrap())
+                .unwrap()
+                .broadcast_add(&b.as_tensor().reshape((1, 3, 1)).unwrap())
+                .unwrap()
+                .reshape((2, 3, 3, 4, 5))
+                .unwrap()
+        };
+        let params = [w.as_tensor(), b.as_tensor()];
+        let g_ours = grads(&|x| inorm.forward_t(x, true).unwrap(), &x, &params);
+        let g_ref = grads(&composed, &x, &params);
+        assert!(
+            max_diff(
+                &inorm.forward_t(x.as_tensor(), true).unwrap(),
+                &composed(x.as_tensor())
+            ) < 1e-5
+        );
+        for (a, r) in g_ours.iter().zip(&g_ref) {
+            assert!(max_diff(a, r) < 1e-4, "{}", max_diff(a, r));
+        }
+        for slopes in [1, 3] {
+            let a = Var::from_tensor(&(seeded(&[slopes], 8) * 0.3).unwrap()).unwrap();
+            let prelu = PReLU {
+                weight: a.as_tensor().clone(),
+            };
+            let composed = |x: &Tensor| {
+                let pos = x.relu().unwrap();
+                let neg = (x - &pos).unwrap();
+                let a = a.as_tensor().reshape((1, slopes, 1, 1, 1)).unwrap();
+                (pos + neg.broadcast_mul(&a).unwrap()).unwrap()
+            };
+            let g_ours = grads(&|x| prelu.forward_t(x, true).unwrap(), &x, &[a.as_tensor()]);
+            let g_ref = grads(&composed, &x, &[a.as_tensor()]);
+            assert_eq!(
+                max_diff(
+                    &prelu.forward_t(x.as_tensor(), true).unwrap(),
+                    &composed(x.as_tensor())
+                ),
+                0.0
+            );
+            for (o, r) in g_ours.iter().zip(&g_ref) {
+                assert!(max_diff(o, r) < 1e-4, "{slopes} slopes: {}", max_diff(o, r));
+            }
         }
     }
 

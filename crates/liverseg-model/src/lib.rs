@@ -22,6 +22,7 @@
 mod checkpoint;
 mod conv;
 mod error;
+mod fused;
 mod layers;
 mod loss;
 mod plain_unet;

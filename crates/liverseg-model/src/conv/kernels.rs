@@ -196,9 +196,9 @@ pub(crate) fn conv_forward(
         fill_forward_cols(cols, x, din, dout, g, p0, rows);
         // y[co][p0 + r] = Σ_k W[co][k] · cols[k][r], written straight into
         // the (cout × P) output through its strides.
-        let wm = MatRef::new(w, cout, k, k, 1);
-        let cm = MatRef::new(cols, k, rows, rows, 1);
-        sgemm(wm, cm, &mut y[p0..], p_total, 1, false, true);
+        let wt = MatRef::new(w, k, cout, 1, k);
+        let ct = MatRef::new(cols, rows, k, 1, rows);
+        sgemm(ct, wt, &mut y[p0..], 1, p_total, false, true);
     });
 }
 

@@ -1,0 +1,127 @@
+//! Per-layer CPU timing of the tutorial UNet's convolutions and
+//! normalisation blocks at their real shapes (input 128×128×64), forward and
+//! backward, with achieved GFLOP/s. `cargo bench -p liverseg-model --bench
+//! layers`; `LIVERSEG_BENCH_REPS` (default 5).
+
+use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use liverseg_model::{
+    BatchNorm3d, Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig, PReLU,
+};
+use std::time::Instant;
+
+fn time<F: FnMut() -> candle_core::Result<()>>(reps: usize, mut f: F) -> candle_core::Result<f64> {
+    f()?;
+    let mut v = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        f()?;
+        v.push(t.elapsed().as_secs_f64());
+    }
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
+/// `(cin, cout, input extent, stride, kernel, transposed)`.
+type Case = (usize, usize, [usize; 3], usize, usize, bool);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let reps: usize = std::env::var("LIVERSEG_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let dev = Device::Cpu;
+    let cases: &[Case] = &[
+        (1, 16, [128, 128, 64], 2, 3, false),
+        (16, 16, [64, 64, 32], 1, 3, false),
+        (16, 32, [64, 64, 32], 2, 3, false),
+        (32, 32, [32, 32, 16], 1, 3, false),
+        (32, 64, [32, 32, 16], 2, 3, false),
+        (64, 64, [16, 16, 8], 1, 3, false),
+        (128, 256, [8, 8, 4], 1, 3, false),
+        (256, 256, [8, 8, 4], 1, 3, false),
+        (384, 64, [8, 8, 4], 2, 3, true),
+        (64, 16, [32, 32, 16], 2, 3, true),
+        (32, 2, [64, 64, 32], 2, 3, true),
+        (2, 2, [128, 128, 64], 1, 3, false),
+    ];
+    println!("| layer | forward s | GFLOP/s | backward s | GFLOP/s |");
+    for &(cin, cout, ext, stride, k, transposed) in cases {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let geom = ConvGeom::cubic(k, stride, (k - 1) / 2, 1);
+        let x = Var::from_tensor(&Tensor::randn(
+            0f32,
+            1.0,
+            (1, cin, ext[0], ext[1], ext[2]),
+            &dev,
+        )?)?;
+        let layer: Box<dyn Module> = if transposed {
+            Box::new(ConvTranspose3d::new(
+                cin,
+                cout,
+                ConvTranspose3dConfig {
+                    geom,
+                    output_padding: [stride - 1; 3],
+                    bias: true,
+                },
+                vb,
+            )?)
+        } else {
+            Box::new(Conv3d::new(
+                cin,
+                cout,
+                Conv3dConfig { geom, bias: true },
+                vb,
+            )?)
+        };
+        let y = layer.forward(x.as_tensor())?;
+        let small: usize = if transposed {
+            ext.iter().product()
+        } else {
+            y.dims()[2..].iter().product()
+        };
+        let flops = 2.0 * (small * cin * cout * k * k * k) as f64 / 1e9;
+        let tf = time(reps, || layer.forward(x.as_tensor()).map(|_| ()))?;
+        let tb = time(reps, || {
+            let y = layer.forward(x.as_tensor())?;
+            y.sum_all()?.backward().map(|_| ())
+        })? - tf;
+        println!(
+            "| {}{cin}→{cout} s{stride} @{ext:?} | {tf:.4} | {:.0} | {tb:.4} | {:.0} |",
+            if transposed { "T " } else { "" },
+            flops / tf,
+            2.0 * flops / tb
+        );
+    }
+    for &(c, ext) in &[
+        (16usize, [64usize, 64, 32]),
+        (2, [128, 128, 64]),
+        (32, [32, 32, 16]),
+    ] {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let bn = BatchNorm3d::new(c, vb.pp("bn"))?;
+        let act = PReLU::new(1, vb.pp("a"))?;
+        let x = Var::from_tensor(&Tensor::randn(
+            0f32,
+            1.0,
+            (1, c, ext[0], ext[1], ext[2]),
+            &dev,
+        )?)?;
+        let te = time(reps, || {
+            act.forward_t(&bn.forward_t(x.as_tensor(), false)?, false)
+                .map(|_| ())
+        })?;
+        let tt = time(reps, || {
+            act.forward_t(&bn.forward_t(x.as_tensor(), true)?, true)
+                .map(|_| ())
+        })?;
+        let tb = time(reps, || {
+            let y = act.forward_t(&bn.forward_t(x.as_tensor(), true)?, true)?;
+            y.sum_all()?.backward().map(|_| ())
+        })? - tt;
+        println!("| BN+PReLU {c} @{ext:?} | eval {te:.4} | train {tt:.4} | backward {tb:.4} | |");
+    }
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! Fused CPU kernels for the element-wise layers around every convolution:
+//! batch/instance normalisation and PReLU, each one pass over the data
+//! forward and (at most) two backward, with hand-written gradients.
+//!
+//! Composed from candle's element-wise ops these layers cost a dozen full
+//! passes and as many temporaries per call, and their backward passes were
+//! the largest item of a training step (see `docs/benchmarks.md`). The
+//! layers in `layers.rs` use these ops on the CPU and fall back to the
+//! composed candle ops on other devices.
+//!
+//! Reductions run in a fixed order (per channel, then per sample, in 8
+//! f64 lanes), so results do not depend on the thread count.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// The contiguous f32 data of a storage, or an error naming the op.
+fn f32_data<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => candle_core::bail!("{name}: only f32 tensors are supported"),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{name}: operands must be contiguous"),
+    }
+}
+
+/// `(N, C, M)` of an `(N, C, …)` tensor with `M` voxels per plane.
+fn ncm(name: &str, l: &Layout) -> Result<(usize, usize, usize)> {
+    let d = l.shape().dims();
+    if d.len() < 2 {
+        candle_core::bail!("{name}: expected an (N, C, …) tensor, got shape {d:?}");
+    }
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+/// `(Σ a, Σ a·b)` over two equally long slices, in f64, in a fixed order.
+fn dot_sums(a: &[f32], b: &[f32]) -> (f64, f64) {
+    let (mut s, mut p) = ([0f64; 8], [0f64; 8]);
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            s[i] += f64::from(x[i]);
+            p[i] += f64::from(x[i]) * f64::from(y[i]);
+        }
+    }
+    for (x, y) in ra.iter().zip(rb) {
+        s[0] += f64::from(*x);
+        p[0] += f64::from(*x) * f64::from(*y);
+    }
+    (s.iter().sum(), p.iter().sum())
+}
+
+/// The planes `(sample, channel)` of group `g`: every sample of channel `g`
+/// for batch statistics, the single plane `g` for instance statistics.
+fn group_planes(g: usize, n: usize, c: usize, per_sample: bool) -> Vec<usize> {
+    if per_sample {
+        vec![g]
+    } else {
+        (0..n).map(|s| s * c + g).collect()
+    }
+}
+
+/// Per-group mean and biased variance of an `(N, C, …)` tensor: one group
+/// per channel (batch normalisation) or per `(sample, channel)` (instance
+/// normalisation). Output: a `(2, groups)` tensor, means then variances.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GroupStats {
+    pub per_sample: bool,
+}
+
+impl CustomOp1 for GroupStats {
+    fn name(&self) -> &'static str {
+        "norm-stats"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(self.name(), s, l)?;
+        let (n, c, m) = ncm(self.name(), l)?;
+        let groups = if self.per_sample { n * c } else { c };
+        let count = (groups_len(n, self.per_sample) * m).max(1) as f64;
+        let stats: Vec<(f32, f32)> = (0..groups)
+            .into_par_iter()
+            .map(|g| {
+                let (mut s1, mut s2) = (0f64, 0f64);
+                for p in group_planes(g, n, c, self.per_sample) {
+                    let plane = &x[p * m..(p + 1) * m];
+                    let (a, b) = dot_sums(plane, plane);
+                    s1 += a;
+                    s2 += b;
+                }
+                let mean = s1 / count;
+                ((mean) as f32, (s2 / count - mean * mean).max(0.0) as f32)
+            })
+            .collect();
+        let mut out: Vec<f32> = stats.iter().map(|s| s.0).collect();
+        out.extend(stats.iter().map(|s| s.1));
+        Ok((CpuStorage::F32(out), Shape::from((2, groups))))
+    }
+}
+
+fn groups_len(n: usize, per_sample: bool) -> usize {
+    if per_sample { 1 } else { n }
+}
+
+/// Normalisation with fixed statistics and a per-channel affine:
+/// `y = (x − mean_g) · invstd_g · γ_c + β_c` over `(x, γ, β)`.
+///
+/// `batch_stats` says whether `mean`/`invstd` were computed from this very
+/// input (training-mode batch norm, instance norm), which adds their
+/// dependence on `x` to the input gradient; with running statistics
+/// (evaluation) they are constants.
+#[derive(Clone, Debug)]
+pub(crate) struct NormOp {
+    pub per_sample: bool,
+    pub batch_stats: bool,
+    pub mean: Vec<f32>,
+    pub invstd: Vec<f32>,
+}
+
+impl NormOp {
+    fn group(&self, plane: usize, c: usize) -> usize {
+        if self.per_sample { plane } else { plane % c }
+    }
+}
+
+impl CustomOp3 for NormOp {
+    fn name(&self) -> &'static str {
+        "norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let x = f32_data(name, s1, l1)?;
+        let gamma = f32_data(name, s2, l2)?;
+        let beta = f32_data(name, s3, l3)?;
+        let (n, c, m) = ncm(name, l1)?;
+        let groups = if self.per_sample { n * c } else { c };
+        if gamma.len() != c || beta.len() != c || self.mean.len() != groups {
+            candle_core::bail!("{name}: {c} channels but parameters of another size");
+        }
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(m.max(1))
+            .zip(x.par_chunks(m.max(1)))
+            .enumerate()
+            .for_each(|(p, (y, x))| {
+                let (ch, g) = (p % c, self.group(p, c));
+                let scale = self.invstd[g] * gamma[ch];
+                let shift = beta[ch] - self.mean[g] * scale;
+                for (y, x) in y.iter_mut().zip(x) {
+                    *y = x * scale + shift;
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let x = x.contiguous()?;
+        let gamma = gamma.contiguous()?;
+        let g = grad.apply_op3_no_bwd(
+            &x,
+            &gamma,
+            &NormBackward {
+                op: self.clone(),
+                part: Part::Input,
+            },
+        )?;
+        let gg = grad.apply_op3_no_bwd(
+            &x,
+            &gamma,
+            &NormBackward {
+                op: self.clone(),
+                part: Part::Affine,
+            },
+        )?;
+        let c = gamma.elem_count();
+        Ok((
+            Some(g),
+            Some(gg.narrow(0, 0, c)?),
+            Some(gg.narrow(0, c, c)?),
+        ))
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    Input,
+    Affine,
+}
+
+/// The gradients of [`NormOp`] over `(grad, x, γ)`: the input gradient, or
+/// `(∂γ, ∂β)` stacked into one `2C` vector.
+#[derive(Clone, Debug)]
+struct NormBackward {
+    op: NormOp,
+    part: Part,
+}
+
+impl NormBackward {
+    /// `(Σ gy, Σ gy·x̂)` for every group.
+    fn group_sums(&self, gy: &[f32], x: &[f32], n: usize, c: usize, m: usize) -> Vec<(f64, f64)> {
+        let groups = if self.op.per_sample { n * c } else { c };
+        (0..groups)
+            .into_par_iter()
+            .map(|g| {
+                let (mut sg, mut sgx) = (0f64, 0f64);
+                for p in group_planes(g, n, c, self.op.per_sample) {
+                    let (a, b) = dot_sums(&gy[p * m..(p + 1) * m], &x[p * m..(p + 1) * m]);
+                    sg += a;
+                    sgx += b;
+                }
+                // Σ gy·x̂ = invstd · (Σ gy·x − mean · Σ gy).
+                let (mean, invstd) = (f64::from(self.op.mean[g]), f64::from(self.op.invstd[g]));
+                (sg, invstd * (sgx - mean * sg))
+            })
+            .collect()
+    }
+}
+
+impl CustomOp3 for NormBackward {
+    fn name(&self) -> &'static str {
+        "norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let gy = f32_data(name, s1, l1)?;
+        let x = f32_data(name, s2, l2)?;
+        let gamma = f32_data(name, s3, l3)?;
+        let (n, c, m) = ncm(name, l1)?;
+        let sums = self.group_sums(gy, x, n, c, m);
+        match self.part {
+            Part::Affine => {
+                let mut out = vec![0f32; 2 * c];
+                for (g, (sg, sgx)) in sums.iter().enumerate() {
+                    let ch = if self.op.per_sample { g % c } else { g };
+                    // Accumulated in f64 across samples for instance norm.
+                    out[ch] += *sgx as f32;
+                    out[c + ch] += *sg as f32;
+                }
+                Ok((CpuStorage::F32(out), Shape::from(2 * c)))
+            }
+            Part::Input => {
+                let count = (groups_len(n, self.op.per_sample) * m).max(1) as f32;
+                let mut gx = vec![0f32; gy.len()];
+                gx.par_chunks_mut(m.max(1)).enumerate().for_each(|(p, gx)| {
+                    let (ch, g) = (p % c, self.op.group(p, c));
+                    let (mean, invstd) = (self.op.mean[g], self.op.invstd[g]);
+                    let k = gamma[ch] * invstd;
+                    let (gy, x) = (&gy[p * m..(p + 1) * m], &x[p * m..(p + 1) * m]);
+                    if self.op.batch_stats {
+                        // gx = γ·invstd·(gy − Σgy/M − x̂·Σ(gy·x̂)/M)
+                        let mg = sums[g].0 as f32 / count;
+                        let mgx = sums[g].1 as f32 / count;
+                        for ((o, gy), x) in gx.iter_mut().zip(gy).zip(x) {
+                            let xhat = (x - mean) * invstd;
+                            *o = k * (gy - mg - xhat * mgx);
+                        }
+                    } else {
+                        for (o, gy) in gx.iter_mut().zip(gy) {
+                            *o = k * gy;
+                        }
+                    }
+                });
+                Ok((CpuStorage::F32(gx), l1.shape().clone()))
+            }
+        }
+    }
+}
+
+/// PReLU over `(x, a)`: `y = x` where `x > 0`, else `a·x`, with `a` one
+/// shared slope or one per channel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PReluOp;
+
+fn slopes<'a>(name: &str, a: &'a [f32], c: usize) -> Result<impl Fn(usize) -> f32 + 'a> {
+    if a.len() != 1 && a.len() != c {
+        candle_core::bail!("{name}: {} slopes for {c} channels", a.len());
+    }
+    Ok(move |ch: usize| if a.len() == 1 { a[0] } else { a[ch] })
+}
+
+impl CustomOp2 for PReluOp {
+    fn name(&self) -> &'static str {
+        "prelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(self.name(), s1, l1)?;
+        let (_, c, m) = ncm(self.name(), l1)?;
+        let a = slopes(self.name(), f32_data(self.name(), s2, l2)?, c)?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(m.max(1))
+            .zip(x.par_chunks(m.max(1)))
+            .enumerate()
+            .for_each(|(p, (y, x))| {
+                let a = a(p % c);
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = if x > 0.0 { x } else { a * x };
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (grad, x, a) = (grad.contiguous()?, x.contiguous()?, a.contiguous()?);
+        let gx = grad.apply_op3_no_bwd(&x, &a, &PReluBackward { slope: false })?;
+        let ga = grad.apply_op3_no_bwd(&x, &a, &PReluBackward { slope: true })?;
+        Ok((Some(gx), Some(ga)))
+    }
+}
+
+/// The gradients of [`PReluOp`] over `(grad, x, a)`: `gy` or `a·gy` for
+/// the input, `Σ gy·x` over `x ≤ 0` for each slope.
+#[derive(Clone, Copy, Debug)]
+struct PReluBackward {
+    slope: bool,
+}
+
+impl CustomOp3 for PReluBackward {
+    fn name(&self) -> &'static str {
+        "prelu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let gy = f32_data(name, s1, l1)?;
+        let x = f32_data(name, s2, l2)?;
+        let a_raw = f32_data(name, s3, l3)?;
+        let (_, c, m) = ncm(name, l1)?;
+        let a = slopes(name, a_raw, c)?;
+        let m = m.max(1);
+        if self.slope {
+            // Per-plane sums in f64, then combined in plane order.
+            let sums: Vec<f64> = gy
+                .par_chunks(m)
+                .zip(x.par_chunks(m))
+                .map(|(gy, x)| {
+                    let mut s = [0f64; 8];
+                    for (i, (g, x)) in gy.iter().zip(x).enumerate() {
+                        if *x <= 0.0 {
+                            s[i % 8] += f64::from(*g) * f64::from(*x);
+                        }
+                    }
+                    s.iter().sum()
+                })
+                .collect();
+            let mut out = vec![0f64; a_raw.len()];
+            for (p, s) in sums.iter().enumerate() {
+                out[if a_raw.len() == 1 { 0 } else { p % c }] += s;
+            }
+            let out: Vec<f32> = out.iter().map(|&v| v as f32).collect();
+            return Ok((CpuStorage::F32(out), l3.shape().clone()));
+        }
+        let mut gx = vec![0f32; gy.len()];
+        gx.par_chunks_mut(m)
+            .zip(gy.par_chunks(m).zip(x.par_chunks(m)))
+            .enumerate()
+            .for_each(|(p, (o, (gy, x)))| {
+                let a = a(p % c);
+                for ((o, g), x) in o.iter_mut().zip(gy).zip(x) {
+                    *o = if *x > 0.0 { *g } else { a * g };
+                }
+            });
+        Ok((CpuStorage::F32(gx), l1.shape().clone()))
+    }
+}
