@@ -11,9 +11,36 @@
 //! product. Tiles bound the column matrix to 16 MiB, so memory stays a small
 //! multiple of the activations whatever the layer.
 
+use super::direct;
 use super::gemm::{MatRef, sgemm};
 use super::geom::ConvGeom;
 use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Which kernel family runs a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// Column tiles fed to `gemm` (any geometry, any CPU).
+    Columns,
+    /// The register-blocked direct kernels of `direct.rs` (stride 1,
+    /// AVX-512).
+    Direct,
+}
+
+/// The family for a convolution of geometry `g` producing `dout`: direct
+/// for stride-1 layers whose rows are long enough to fill vectors, on CPUs
+/// with AVX-512. `LIVERSEG_CONV_KERNEL=columns` forces the column kernels
+/// (for benchmarks and comparisons).
+pub(crate) fn family(g: &ConvGeom, dout: [usize; 3]) -> Family {
+    static FORCE_COLUMNS: OnceLock<bool> = OnceLock::new();
+    let force = *FORCE_COLUMNS
+        .get_or_init(|| std::env::var("LIVERSEG_CONV_KERNEL").is_ok_and(|v| v == "columns"));
+    if !force && g.stride == [1, 1, 1] && dout[2] >= 8 && direct::available() {
+        Family::Direct
+    } else {
+        Family::Columns
+    }
+}
 
 /// Upper bound on the elements of one column tile (16 MiB of f32).
 const TILE_ELEMS: usize = 1 << 22;
@@ -190,6 +217,25 @@ pub(crate) fn conv_forward(
     dout: [usize; 3],
     y: &mut [f32],
 ) {
+    if family(g, dout) == Family::Direct {
+        direct::conv_forward(x, cin, din, w, cout, g, dout, y);
+    } else {
+        columns_forward(x, cin, din, w, cout, g, dout, y);
+    }
+}
+
+/// [`conv_forward`] through column tiles and `gemm`.
+#[allow(clippy::too_many_arguments)]
+fn columns_forward(
+    x: &[f32],
+    cin: usize,
+    din: [usize; 3],
+    w: &[f32],
+    cout: usize,
+    g: &ConvGeom,
+    dout: [usize; 3],
+    y: &mut [f32],
+) {
     let k = cin * g.taps();
     let p_total: usize = dout.iter().product();
     for_each_tile(p_total, k, |p0, rows, cols| {
@@ -209,6 +255,26 @@ pub(crate) fn conv_forward(
 // them would only move the same eight names into a struct.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward_input(
+    gy: &[f32],
+    cout: usize,
+    dout: [usize; 3],
+    w: &[f32],
+    cin: usize,
+    g: &ConvGeom,
+    din: [usize; 3],
+    gx: &mut [f32],
+) {
+    if family(g, dout) == Family::Direct
+        && direct::conv_backward_input(gy, cout, dout, w, cin, g, din, gx).is_some()
+    {
+        return;
+    }
+    columns_backward_input(gy, cout, dout, w, cin, g, din, gx);
+}
+
+/// [`conv_backward_input`] through column tiles and `gemm`.
+#[allow(clippy::too_many_arguments)]
+fn columns_backward_input(
     gy: &[f32],
     cout: usize,
     dout: [usize; 3],
@@ -318,6 +384,25 @@ pub(crate) fn conv_backward_weight(
     dout: [usize; 3],
     gw: &mut [f32],
 ) {
+    if family(g, dout) == Family::Direct {
+        direct::conv_backward_weight(x, cin, din, gy, cout, g, dout, gw);
+    } else {
+        columns_backward_weight(x, cin, din, gy, cout, g, dout, gw);
+    }
+}
+
+/// [`conv_backward_weight`] through column tiles and `gemm`.
+#[allow(clippy::too_many_arguments)]
+fn columns_backward_weight(
+    x: &[f32],
+    cin: usize,
+    din: [usize; 3],
+    gy: &[f32],
+    cout: usize,
+    g: &ConvGeom,
+    dout: [usize; 3],
+    gw: &mut [f32],
+) {
     let k = cin * g.taps();
     let p_total: usize = dout.iter().product();
     for_each_tile(p_total, k, |p0, rows, cols| {
@@ -388,6 +473,58 @@ mod tests {
 
     fn data(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+    }
+
+    /// The direct kernels against the definition and against the column
+    /// kernels, on stride-1 geometries with rows long enough for them
+    /// (with dilation, asymmetric kernels and a channel count that is not a
+    /// multiple of any register block).
+    #[test]
+    fn direct_kernels_match_the_definition_and_the_column_kernels() {
+        if !direct::available() {
+            eprintln!("SKIP: this CPU has no AVX-512; the direct kernels are not used here");
+            return;
+        }
+        for (g, cin, cout, din) in [
+            (ConvGeom::cubic(3, 1, 1, 1), 3, 5, [4, 5, 19]),
+            (ConvGeom::cubic(3, 1, 1, 1), 2, 2, [3, 4, 33]),
+            (ConvGeom::cubic(1, 1, 0, 1), 4, 9, [2, 3, 17]),
+            (
+                ConvGeom {
+                    kernel: [3, 1, 2],
+                    stride: [1, 1, 1],
+                    padding: [2, 0, 1],
+                    dilation: [2, 1, 1],
+                },
+                3,
+                4,
+                [5, 4, 21],
+            ),
+        ] {
+            let vol: usize = din.iter().product();
+            let x = data(cin * vol, 0.5);
+            let w = data(cout * cin * g.taps(), 1.5);
+            let (want, dout) = naive_conv(&x, cin, din, &w, cout, &g);
+            assert_eq!(family(&g, dout), Family::Direct, "{g:?}");
+            let mut y = vec![f32::NAN; want.len()];
+            direct::conv_forward(&x, cin, din, &w, cout, &g, dout, &mut y);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b} for {g:?}");
+            }
+            let gy = data(want.len(), 3.0);
+            let (mut gx_d, mut gx_c) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+            direct::conv_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx_d).unwrap();
+            columns_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx_c);
+            for (a, b) in gx_d.iter().zip(&gx_c) {
+                assert!((a - b).abs() < 1e-4, "input gradient {a} vs {b} for {g:?}");
+            }
+            let (mut gw_d, mut gw_c) = (vec![0.25; w.len()], vec![0.25; w.len()]);
+            direct::conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw_d);
+            columns_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw_c);
+            for (a, b) in gw_d.iter().zip(&gw_c) {
+                assert!((a - b).abs() < 1e-3, "weight gradient {a} vs {b} for {g:?}");
+            }
+        }
     }
 
     #[test]

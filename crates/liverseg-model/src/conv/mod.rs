@@ -4,6 +4,7 @@
 //! column matrix has the voxels as its long dimension, feeding `gemm`; the
 //! backward passes use the same kernels (see `kernels.rs`).
 
+mod direct;
 mod gemm;
 mod geom;
 mod kernels;
