@@ -11,6 +11,14 @@ mod formats;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// mimalloc keeps freed pages for reuse: the network's per-layer
+/// activations are allocated and freed by the tens of megabytes, and
+/// glibc's allocator returns each such block to the kernel, so every
+/// layer paid for fresh zeroed pages (about a quarter of a training step;
+/// see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Liver segmentation for abdominal CT: inspect, convert, preprocess, train, predict.
 #[derive(Debug, Parser)]
 #[command(name = "liverseg", version, about, long_about = None)]

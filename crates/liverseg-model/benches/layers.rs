@@ -10,6 +10,10 @@ use liverseg_model::{
 };
 use std::time::Instant;
 
+/// The allocator of the `liverseg` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn time<F: FnMut() -> candle_core::Result<()>>(reps: usize, mut f: F) -> candle_core::Result<f64> {
     f()?;
     let mut v = Vec::with_capacity(reps);

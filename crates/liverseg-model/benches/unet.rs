@@ -12,6 +12,11 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use liverseg_model::{DiceLossConfig, UNet, UNetConfig, dice_loss};
 use std::time::Instant;
 
+/// The allocator of the `liverseg` binary, so that the figures are the
+/// binary's (docs/benchmarks.md also gives them with glibc's allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

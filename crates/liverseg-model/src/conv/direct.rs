@@ -1,31 +1,35 @@
-//! Direct stride-1 3-D convolution on a zero-padded, flattened grid, with
-//! the output channels and 16-voxel vectors held in registers.
+//! Direct 3-D convolution on zero-padded, phase-split, flattened grids,
+//! with output channels and 16-voxel vectors held in registers.
 //!
-//! The input is copied once into a zero-padded volume (`Dp × Hp × Wp` per
-//! channel). On that grid every kernel tap is a constant linear offset, so
-//! the output at padded position `q` is `Σ_ci Σ_t w[co][ci][t] ·
-//! xp[ci][q + off_t]`: each tap reads a contiguous run of voxels, whatever
-//! the row length. Outputs are computed for every `q` in one span (the few
-//! positions in the padding columns are computed and dropped) and copied
-//! out at the end. A microkernel keeps `CB` output channels × `NB` vectors of
-//! 16 voxels in registers and streams taps through them: 1 vector load and
-//! `CB` broadcast weights per `CB · NB` fused multiply-adds, with no column
-//! matrix at all. The weight gradient walks the same grid with the roles
+//! A convolution with stride `s` reads input coordinate `s·o + k·d − p`
+//! for output `o` and tap `k`. Splitting the input by phase (`c mod s`,
+//! per axis) and padding each phase turns every tap into a constant
+//! linear offset into one phase buffer: the output at grid position `q` is
+//! `Σ_ci Σ_t w[co][ci][t] · src[ci][phase_t][q + off_t]`, each tap reading
+//! a contiguous run of voxels whatever the row length. Outputs are computed
+//! for every `q` of one span (the few positions in padding columns are
+//! computed and dropped) and copied out at the end. The microkernel keeps
+//! `CB` output channels × `NB` vectors of 16 voxels in registers and
+//! streams taps through them: `NB` vector loads and `CB` broadcast weights
+//! per `CB · NB` fused multiply-adds, with no column matrix at all.
+//!
+//! The input gradient of a convolution (the transposed convolution) splits
+//! the *output* by phase instead: output phase `r` of an axis receives the
+//! taps with `r + p − k·d ≡ 0 (mod s)`, each again a constant offset into
+//! the padded output gradient, so each phase is one more run of the same
+//! kernel. The weight gradient walks the forward grid with the roles
 //! swapped (`CB` output channels × `TB` taps of one input channel, summed
 //! over `q`).
 //!
-//! The input gradient of a stride-1 convolution is itself a stride-1
-//! convolution (the output gradient against the flipped, transposed
-//! kernel), so the same kernel serves it.
-//!
-//! These kernels need AVX-512 (and FMA); [`available`] says whether this
-//! CPU has them, and the callers fall back to the column-matrix kernels
-//! otherwise. The numerical order of every sum is fixed (tap by tap, input
-//! channel by channel; chunk partial sums combined in chunk order), so
-//! results do not depend on the number of threads.
+//! The kernels need AVX-512 (and FMA); [`available`] says whether this CPU
+//! has them, and the callers fall back to the column-matrix kernels
+//! otherwise. The order of every sum is fixed (tap by tap and channel by
+//! channel; chunk partial sums combined in chunk order), so results do not
+//! depend on the number of threads.
 
-// `unsafe` appears only to call the `#[target_feature]` chunk functions,
-// each call guarded by the runtime detection in `available()`.
+// `unsafe` appears only for the AVX-512 intrinsics and to call the
+// `#[target_feature]` functions, each call guarded by the runtime detection
+// in `available()`; every raw load and store is bounds-checked up front.
 #![allow(unsafe_code)]
 
 use super::geom::ConvGeom;
@@ -34,8 +38,7 @@ use rayon::prelude::*;
 /// Lanes of one vector.
 const L: usize = 16;
 
-/// Padded positions per parallel chunk of the forward pass and of the
-/// weight gradient (a multiple of every `NB · L`).
+/// Grid positions per parallel chunk (a multiple of every `NB · L`).
 const CHUNK: usize = 48 * L * 4;
 
 /// Whether this CPU runs the direct kernels (AVX-512F and FMA).
@@ -50,114 +53,178 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// The zero-padded grid of a stride-1 convolution and the flat offsets of
-/// its taps.
-struct Grid {
-    /// Padded extent.
-    dp: [usize; 3],
-    /// Flat offset of every tap, `(kd, kh, kw)` order.
-    offs: Vec<usize>,
-    /// Number of padded positions computed (a multiple of [`CHUNK`]).
-    span: usize,
-    /// Floats per padded channel buffer (span plus the largest offset).
-    stride: usize,
+/// A flattened 3-D grid of extent `ext` (w fastest).
+#[derive(Clone, Copy, Debug)]
+struct Flat {
+    ext: [usize; 3],
 }
 
-impl Grid {
-    fn new(g: &ConvGeom, din: [usize; 3], dout: [usize; 3]) -> Self {
-        let dp = [0, 1, 2].map(|a| din[a] + 2 * g.padding[a]);
-        let (plane, row) = (dp[1] * dp[2], dp[2]);
-        let mut offs = Vec::with_capacity(g.taps());
-        for kd in 0..g.kernel[0] {
-            for kh in 0..g.kernel[1] {
-                for kw in 0..g.kernel[2] {
-                    offs.push(
-                        kd * g.dilation[0] * plane + kh * g.dilation[1] * row + kw * g.dilation[2],
-                    );
+impl Flat {
+    fn at(&self, i: [usize; 3]) -> usize {
+        (i[0] * self.ext[1] + i[1]) * self.ext[2] + i[2]
+    }
+
+    fn len(&self) -> usize {
+        self.ext.iter().product()
+    }
+
+    /// Positions computed for outputs `0..outs` on this grid: one past the
+    /// last valid position, rounded up to whole chunks.
+    fn span(&self, outs: [usize; 3]) -> usize {
+        if outs.contains(&0) {
+            return 0;
+        }
+        let last = self.at([outs[0] - 1, outs[1] - 1, 0]) + outs[2];
+        last.div_ceil(CHUNK) * CHUNK
+    }
+}
+
+/// `channels` planes of `x` (extent `din`) split by phase (`c mod s` per
+/// axis) and placed on the grid `grid` at `c / s + low`: `phases =
+/// s0·s1·s2` buffers of `stride` floats per channel, zero elsewhere.
+/// Samples that land past the grid are not read by any output and are
+/// dropped.
+fn place(
+    x: &[f32],
+    channels: usize,
+    din: [usize; 3],
+    s: [usize; 3],
+    low: [usize; 3],
+    grid: Flat,
+    stride: usize,
+) -> Vec<f32> {
+    let vol: usize = din.iter().product();
+    let phases = s[0] * s[1] * s[2];
+    let mut out = vec![0f32; channels * phases * stride];
+    let e = grid.ext;
+    out.par_chunks_mut((phases * stride).max(1))
+        .zip(x[..channels * vol].par_chunks(vol.max(1)))
+        .for_each(|(dst, src)| {
+            for d in 0..din[0] {
+                let g0 = d / s[0] + low[0];
+                if g0 >= e[0] {
+                    continue;
                 }
-            }
-        }
-        let last = (dout[0] - 1) * plane + (dout[1] - 1) * row + dout[2];
-        let span = last.div_ceil(CHUNK) * CHUNK;
-        let max_off = offs.iter().copied().max().unwrap_or(0);
-        Grid {
-            dp,
-            offs,
-            span,
-            stride: span + max_off,
-        }
-    }
-
-    /// Padded flat position of output voxel `(d, h, 0)`.
-    fn row_start(&self, d: usize, h: usize) -> usize {
-        (d * self.dp[1] + h) * self.dp[2]
-    }
-
-    /// `channels` planes of `x` (extent `din`) copied into zero-padded
-    /// buffers of `self.stride` floats, the voxel `(d, h, w)` at padded
-    /// position `((d + p0)·Hp + h + p1)·Wp + w + p2`.
-    fn pad(&self, x: &[f32], channels: usize, din: [usize; 3], pad: [usize; 3]) -> Vec<f32> {
-        let vol: usize = din.iter().product();
-        let mut out = vec![0f32; channels * self.stride];
-        out.par_chunks_mut(self.stride)
-            .zip(x[..channels * vol].par_chunks(vol.max(1)))
-            .for_each(|(dst, src)| {
-                for d in 0..din[0] {
-                    for h in 0..din[1] {
-                        let at = self.row_start(d + pad[0], h + pad[1]) + pad[2];
-                        let line = &src[(d * din[1] + h) * din[2]..][..din[2]];
-                        dst[at..at + din[2]].copy_from_slice(line);
+                for h in 0..din[1] {
+                    let g1 = h / s[1] + low[1];
+                    if g1 >= e[1] {
+                        continue;
+                    }
+                    let line = &src[(d * din[1] + h) * din[2]..][..din[2]];
+                    let ph01 = (d % s[0]) * s[1] + h % s[1];
+                    for r in 0..s[2].min(din[2]) {
+                        let buf = &mut dst[(ph01 * s[2] + r) * stride..][..stride];
+                        let row = &mut buf[grid.at([g0, g1, 0])..][..e[2]];
+                        for (j, v) in line[r..].iter().step_by(s[2]).enumerate() {
+                            match row.get_mut(j + low[2]) {
+                                Some(slot) => *slot = *v,
+                                None => break,
+                            }
+                        }
                     }
                 }
+            }
+        });
+    out
+}
+
+/// One kernel term: the tap whose weight it uses and the offset (phase
+/// buffer included) it reads at.
+type Term = (usize, usize);
+
+/// A run of the forward microkernel: the source buffers, the terms each
+/// output position sums, and the packed weights.
+struct Run<'a> {
+    /// Source channels, `ci_stride` floats apart.
+    src: &'a [f32],
+    sources: usize,
+    ci_stride: usize,
+    terms: &'a [Term],
+    /// `wpk[source][tap][dest]`, dest padded to `cpad`.
+    wpk: &'a [f32],
+    taps: usize,
+    cpad: usize,
+    cb: usize,
+}
+
+impl Run<'_> {
+    /// Every destination channel at grid positions `0..span`, as chunks of
+    /// `cpad` rows × [`CHUNK`].
+    fn compute(&self, span: usize) -> Vec<f32> {
+        let chunks = span / CHUNK;
+        let mut out = vec![0f32; chunks * self.cpad * CHUNK];
+        if self.terms.is_empty() {
+            return out;
+        }
+        out.par_chunks_mut(self.cpad * CHUNK)
+            .enumerate()
+            .for_each(|(k, out)| {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the public entry points are only chosen after
+                // `available()` found AVX-512F and FMA.
+                unsafe {
+                    forward_chunk(self, k * CHUNK, out)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (k, out);
             });
         out
     }
 }
 
-/// `CB` output channels × `NB` vectors at padded positions `q..q + NB·L`,
-/// summed over every input channel and tap, written to `out` (`CB` rows of
-/// `row` floats, starting at column `col`).
+/// Row `n` values of destination channel `co` from grid position `q` of a
+/// chunked result.
+fn read_row(res: &[f32], cpad: usize, co: usize, mut q: usize, row: &mut [f32]) {
+    let mut at = 0;
+    while at < row.len() {
+        let (k, c) = (q / CHUNK, q % CHUNK);
+        let n = (CHUNK - c).min(row.len() - at);
+        row[at..at + n].copy_from_slice(&res[(k * cpad + co) * CHUNK + c..][..n]);
+        at += n;
+        q += n;
+    }
+}
+
+/// `CB` output channels × `NB` vectors at grid positions `q..q + NB·L`,
+/// summed over every source channel and term, written to `out` (`CB` rows
+/// of [`CHUNK`] floats, starting at column `col`).
 ///
 /// # Safety
 /// The CPU must support AVX-512F (the caller is a `target_feature`
 /// function reached only after [`available`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn forward_tile<const CB: usize, const NB: usize>(
-    xp: &[f32],
-    stride: usize,
-    cin: usize,
-    offs: &[usize],
-    wpk: &[f32],
-    cpad: usize,
+    run: &Run<'_>,
     co0: usize,
     q: usize,
     out: &mut [f32],
-    row: usize,
     col: usize,
 ) {
     use std::arch::x86_64::*;
-    // SAFETY: see the function's contract and the comments at each load.
+    let (cpad, taps) = (run.cpad, run.taps);
+    let max_off = run.terms.iter().map(|t| t.1).max().unwrap_or(0);
+    let max_tap = run.terms.iter().map(|t| t.0).max().unwrap_or(0);
+    // Bounds, checked once: every load and store below stays inside these.
+    assert!((run.sources - 1) * run.ci_stride + q + max_off + NB * L <= run.src.len());
+    assert!(max_tap < taps && run.sources * taps * cpad <= run.wpk.len() && co0 + CB <= cpad);
+    assert!((CB - 1) * CHUNK + col + NB * L <= out.len());
+    // SAFETY: the CPU has AVX-512F (contract); the pointer offsets are
+    // within the slices by the asserts above.
     unsafe {
-        let taps = offs.len();
-        // Bounds, checked once: every load below reads inside these slices.
-        let x_need = (cin - 1) * stride + q + offs.iter().copied().max().unwrap_or(0) + NB * L;
-        assert!(x_need <= xp.len() && cin * taps * cpad <= wpk.len() && co0 + CB <= cpad);
-        assert!((CB - 1) * row + col + NB * L <= out.len());
         let mut acc = [[_mm512_setzero_ps(); NB]; CB];
-        for ci in 0..cin {
-            let xc = xp.as_ptr().add(ci * stride + q);
-            let wc = wpk.as_ptr().add(ci * taps * cpad + co0);
-            for (t, &off) in offs.iter().enumerate() {
+        for ci in 0..run.sources {
+            let xc = run.src.as_ptr().add(ci * run.ci_stride + q);
+            let wc = run.wpk.as_ptr().add(ci * taps * cpad + co0);
+            for &(t, off) in run.terms {
                 let mut xv = [_mm512_setzero_ps(); NB];
                 for (j, v) in xv.iter_mut().enumerate() {
-                    // SAFETY: ci·stride + q + off + j·L + L ≤ x_need ≤ xp.len().
+                    // ci·ci_stride + q + off + j·L + L ≤ src.len().
                     *v = _mm512_loadu_ps(xc.add(off + j * L));
                 }
                 let wt = wc.add(t * cpad);
                 for (c, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: (ci·taps + t)·cpad + co0 + c < cin·taps·cpad.
+                    // (ci·taps + t)·cpad + co0 + c < sources·taps·cpad.
                     let wv = _mm512_set1_ps(*wt.add(c));
                     for j in 0..NB {
                         a[j] = _mm512_fmadd_ps(wv, xv[j], a[j]);
@@ -166,42 +233,11 @@ unsafe fn forward_tile<const CB: usize, const NB: usize>(
             }
         }
         for (c, a) in acc.iter().enumerate() {
-            let dst = out.as_mut_ptr().add(c * row + col);
+            let dst = out.as_mut_ptr().add(c * CHUNK + col);
             for (j, v) in a.iter().enumerate() {
-                // SAFETY: c·row + col + j·L + L ≤ out.len(), asserted above.
+                // c·CHUNK + col + j·L + L ≤ out.len().
                 _mm512_storeu_ps(dst.add(j * L), *v);
             }
-        }
-    }
-}
-
-/// One chunk of the forward pass: all output channels at padded positions
-/// `q0..q0 + CHUNK`, into `out` (`cpad` rows of `CHUNK`).
-///
-/// # Safety
-/// The CPU must support AVX-512F and FMA ([`available`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn forward_chunk(
-    xp: &[f32],
-    stride: usize,
-    cin: usize,
-    offs: &[usize],
-    wpk: &[f32],
-    cpad: usize,
-    cb: usize,
-    q0: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: this function runs with AVX-512F enabled (its own
-    // contract), which is all the tiles require.
-    unsafe {
-        match cb {
-            8 => forward_rows::<8, 3>(xp, stride, cin, offs, wpk, cpad, q0, out),
-            4 => forward_rows::<4, 6>(xp, stride, cin, offs, wpk, cpad, q0, out),
-            2 => forward_rows::<2, 12>(xp, stride, cin, offs, wpk, cpad, q0, out),
-            _ => forward_rows::<1, 16>(xp, stride, cin, offs, wpk, cpad, q0, out),
         }
     }
 }
@@ -212,58 +248,145 @@ unsafe fn forward_chunk(
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn forward_rows<const CB: usize, const NB: usize>(
-    xp: &[f32],
-    stride: usize,
-    cin: usize,
-    offs: &[usize],
-    wpk: &[f32],
-    cpad: usize,
+    run: &Run<'_>,
     q0: usize,
     out: &mut [f32],
 ) {
     let mut co0 = 0;
-    while co0 < cpad {
+    while co0 < run.cpad {
         let rows = &mut out[co0 * CHUNK..];
         let mut col = 0;
         while col < CHUNK {
             // SAFETY: AVX-512F is available (this function's contract).
-            unsafe {
-                forward_tile::<CB, NB>(
-                    xp,
-                    stride,
-                    cin,
-                    offs,
-                    wpk,
-                    cpad,
-                    co0,
-                    q0 + col,
-                    rows,
-                    CHUNK,
-                    col,
-                )
-            };
+            unsafe { forward_tile::<CB, NB>(run, co0, q0 + col, rows, col) };
             col += NB * L;
         }
         co0 += CB;
     }
 }
 
-/// Output channels per microkernel tile, and `cout` rounded up to it.
-fn channel_block(cout: usize) -> (usize, usize) {
-    let cb = match cout {
+/// One chunk of a forward run: all destination channels at grid positions
+/// `q0..q0 + CHUNK`, into `out` (`cpad` rows of `CHUNK`).
+///
+/// # Safety
+/// The CPU must support AVX-512F and FMA ([`available`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn forward_chunk(run: &Run<'_>, q0: usize, out: &mut [f32]) {
+    // SAFETY: this function runs with AVX-512F enabled (its own
+    // contract), which is all the tiles require.
+    unsafe {
+        match run.cb {
+            8 => forward_rows::<8, 3>(run, q0, out),
+            4 => forward_rows::<4, 6>(run, q0, out),
+            2 => forward_rows::<2, 12>(run, q0, out),
+            _ => forward_rows::<1, 16>(run, q0, out),
+        }
+    }
+}
+
+/// Destination channels per microkernel tile, and `n` rounded up to it.
+fn channel_block(n: usize) -> (usize, usize) {
+    let cb = match n {
         c if c >= 8 => 8,
         c if c >= 4 => 4,
         c if c >= 2 => 2,
         _ => 1,
     };
-    (cb, cout.div_ceil(cb) * cb)
+    (cb, n.div_ceil(cb) * cb)
 }
 
-/// Stride-1 convolution of one sample, `y (cout × dout) = w ⋆ x`, with `w`
-/// in PyTorch's `(cout, cin, kd, kh, kw)` layout. Requires [`available`]
-/// and `g.stride == [1, 1, 1]`.
+/// How a strided convolution reads its input along the three axes: the
+/// phase grid's extent and low padding, and each tap's `(phase, offset)`
+/// per axis.
+struct ForwardPlan {
+    grid: Flat,
+    low: [usize; 3],
+    taps: [Vec<(usize, usize)>; 3],
+}
+
+impl ForwardPlan {
+    fn new(g: &ConvGeom, dout: [usize; 3]) -> Self {
+        let mut ext = [0; 3];
+        let mut low = [0; 3];
+        let mut taps: [Vec<(usize, usize)>; 3] = Default::default();
+        for a in 0..3 {
+            let s = g.stride[a] as isize;
+            let v: Vec<(usize, isize)> = (0..g.kernel[a])
+                .map(|k| {
+                    let v = (k * g.dilation[a]) as isize - g.padding[a] as isize;
+                    (v.rem_euclid(s) as usize, v.div_euclid(s))
+                })
+                .collect();
+            let min = v.iter().map(|t| t.1).min().unwrap_or(0);
+            let max = v.iter().map(|t| t.1).max().unwrap_or(0);
+            low[a] = (-min).max(0) as usize;
+            ext[a] = (dout[a] as isize + max + low[a] as isize).max(1) as usize;
+            taps[a] = v
+                .iter()
+                .map(|&(ph, sh)| (ph, (sh + low[a] as isize) as usize))
+                .collect();
+        }
+        ForwardPlan {
+            grid: Flat { ext },
+            low,
+            taps,
+        }
+    }
+
+    /// Each tap's `(phase buffer, offset within it)`, taps in `(kd, kh,
+    /// kw)` order.
+    fn tap_offsets(&self, g: &ConvGeom) -> Vec<(usize, usize)> {
+        let mut out = Vec::with_capacity(g.taps());
+        for &(p0, o0) in &self.taps[0] {
+            for &(p1, o1) in &self.taps[1] {
+                for &(p2, o2) in &self.taps[2] {
+                    let phase = (p0 * g.stride[1] + p1) * g.stride[2] + p2;
+                    out.push((phase, self.grid.at([o0, o1, o2])));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The padded, phase-split input of a convolution and the terms that read
+/// it, for the forward pass and the weight gradient.
+struct Prepared {
+    plan: ForwardPlan,
+    span: usize,
+    stride: usize,
+    phases: usize,
+    src: Vec<f32>,
+    terms: Vec<Term>,
+}
+
+fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3]) -> Prepared {
+    let plan = ForwardPlan::new(g, dout);
+    let offs = plan.tap_offsets(g);
+    let span = plan.grid.span(dout);
+    let max_off = offs.iter().map(|t| t.1).max().unwrap_or(0);
+    let stride = (span + max_off).max(plan.grid.len());
+    let phases = g.stride.iter().product();
+    let src = place(x, cin, din, g.stride, plan.low, plan.grid, stride);
+    let terms = offs
+        .iter()
+        .enumerate()
+        .map(|(t, &(ph, off))| (t, ph * stride + off))
+        .collect();
+    Prepared {
+        plan,
+        span,
+        stride,
+        phases,
+        src,
+        terms,
+    }
+}
+
+/// Convolution of one sample, `y (cout × dout) = w ⋆ x`, with `w` in
+/// PyTorch's `(cout, cin, kd, kh, kw)` layout. Requires [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_forward(
     x: &[f32],
@@ -275,9 +398,7 @@ pub(crate) fn conv_forward(
     dout: [usize; 3],
     y: &mut [f32],
 ) {
-    debug_assert!(g.stride == [1, 1, 1]);
-    let grid = Grid::new(g, din, dout);
-    let xp = grid.pad(x, cin, din, g.padding);
+    let p = prepare(x, cin, din, g, dout);
     let taps = g.taps();
     let (cb, cpad) = channel_block(cout);
     // wpk[ci][t][co]: the weights a tap broadcasts, contiguous over co.
@@ -289,32 +410,17 @@ pub(crate) fn conv_forward(
             }
         }
     }
-    let chunks = grid.span / CHUNK;
-    let mut yp = vec![0f32; chunks * cpad * CHUNK];
-    yp.par_chunks_mut(cpad * CHUNK)
-        .enumerate()
-        .for_each(|(k, out)| {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: callers check `available()` (AVX-512F and FMA)
-            // before choosing this kernel; the function only indexes
-            // slices, with bounds checks.
-            unsafe {
-                forward_chunk(
-                    &xp,
-                    grid.stride,
-                    cin,
-                    &grid.offs,
-                    &wpk,
-                    cpad,
-                    cb,
-                    k * CHUNK,
-                    out,
-                )
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = (k, out);
-        });
-    // Copy the valid positions out of the chunked padded layout.
+    let run = Run {
+        src: &p.src,
+        sources: cin,
+        ci_stride: p.phases * p.stride,
+        terms: &p.terms,
+        wpk: &wpk,
+        taps,
+        cpad,
+        cb,
+    };
+    let res = run.compute(p.span);
     let vol: usize = dout.iter().product();
     y[..cout * vol]
         .par_chunks_mut(vol.max(1))
@@ -322,26 +428,16 @@ pub(crate) fn conv_forward(
         .for_each(|(co, dst)| {
             for d in 0..dout[0] {
                 for h in 0..dout[1] {
-                    let line = &mut dst[(d * dout[1] + h) * dout[2]..][..dout[2]];
-                    let mut q = grid.row_start(d, h);
-                    let mut at = 0;
-                    while at < line.len() {
-                        let (k, c) = (q / CHUNK, q % CHUNK);
-                        let n = (CHUNK - c).min(line.len() - at);
-                        let src = &yp[(k * cpad + co) * CHUNK + c..][..n];
-                        line[at..at + n].copy_from_slice(src);
-                        at += n;
-                        q += n;
-                    }
+                    let row = &mut dst[(d * dout[1] + h) * dout[2]..][..dout[2]];
+                    read_row(&res, cpad, co, p.plan.grid.at([d, h, 0]), row);
                 }
             }
         });
 }
 
-/// The input gradient of a stride-1 convolution, `gx = wᵀ ⋆ gy`, as the
-/// stride-1 convolution of `gy` with the flipped, transposed kernel and
-/// padding `d·(k − 1) − p`. `None` (nothing written) when that padding
-/// would be negative.
+/// Gradient of a convolution with respect to its input for one sample,
+/// `gx (cin × din) = wᵀ ⋆ gy`, which is also the forward pass of the
+/// transposed convolution with weight `w`. Requires [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward_input(
     gy: &[f32],
@@ -352,28 +448,120 @@ pub(crate) fn conv_backward_input(
     g: &ConvGeom,
     din: [usize; 3],
     gx: &mut [f32],
-) -> Option<()> {
-    let mut flipped = *g;
+) {
+    // Per axis and output phase r: the number of outputs of that phase and
+    // the taps reaching it with their (signed) offsets into gy.
+    let mut phase_taps: [Vec<Vec<(usize, isize)>>; 3] = Default::default();
+    let mut counts: [Vec<usize>; 3] = Default::default();
+    let (mut low, mut ext) = ([0usize; 3], [0usize; 3]);
     for a in 0..3 {
-        flipped.padding[a] = (g.dilation[a] * (g.kernel[a] - 1)).checked_sub(g.padding[a])?;
+        let s = g.stride[a];
+        let mut min_sh = 0isize;
+        for r in 0..s {
+            counts[a].push(if r < din[a] {
+                (din[a] - r).div_ceil(s)
+            } else {
+                0
+            });
+            let taps: Vec<(usize, isize)> = (0..g.kernel[a])
+                .filter_map(|k| {
+                    let v = (r + g.padding[a]) as isize - (k * g.dilation[a]) as isize;
+                    (v.rem_euclid(s as isize) == 0).then_some((k, v.div_euclid(s as isize)))
+                })
+                .collect();
+            min_sh = taps.iter().map(|t| t.1).fold(min_sh, isize::min);
+            phase_taps[a].push(taps);
+        }
+        low[a] = (-min_sh) as usize;
+        let mut e = dout[a] + low[a];
+        for r in 0..s {
+            let max_sh = phase_taps[a][r].iter().map(|t| t.1).max().unwrap_or(0);
+            e = e.max((counts[a][r] as isize + max_sh + low[a] as isize).max(0) as usize);
+        }
+        ext[a] = e.max(1);
     }
-    let taps = g.taps();
-    // wf[ci][co][t'] = w[co][ci][taps − 1 − t'].
-    let mut wf = vec![0f32; cin * cout * taps];
-    for co in 0..cout {
-        for ci in 0..cin {
-            for t in 0..taps {
-                wf[(ci * cout + co) * taps + (taps - 1 - t)] = w[(co * cin + ci) * taps + t];
+    let grid = Flat { ext };
+    let k = g.kernel;
+    // The output phases, each with its outputs and terms (in-buffer offsets).
+    let mut phases = Vec::new();
+    for r0 in 0..g.stride[0] {
+        for r1 in 0..g.stride[1] {
+            for r2 in 0..g.stride[2] {
+                let outs = [counts[0][r0], counts[1][r1], counts[2][r2]];
+                let mut terms = Vec::new();
+                for &(k0, s0) in &phase_taps[0][r0] {
+                    for &(k1, s1) in &phase_taps[1][r1] {
+                        for &(k2, s2) in &phase_taps[2][r2] {
+                            let sh = [s0, s1, s2];
+                            let at = [0, 1, 2].map(|a| (sh[a] + low[a] as isize) as usize);
+                            terms.push(((k0 * k[1] + k1) * k[2] + k2, grid.at(at)));
+                        }
+                    }
+                }
+                phases.push(([r0, r1, r2], outs, terms));
             }
         }
     }
-    conv_forward(gy, cout, dout, &wf, cin, &flipped, din, gx);
-    Some(())
+    let stride = phases
+        .iter()
+        .map(|(_, outs, terms)| {
+            grid.span(*outs) + terms.iter().map(|t: &Term| t.1).max().unwrap_or(0)
+        })
+        .max()
+        .unwrap_or(0)
+        .max(grid.len());
+    let src = place(gy, cout, dout, [1; 3], low, grid, stride);
+    let taps = g.taps();
+    let (cb, cpad) = channel_block(cin);
+    // wpk[co][t][ci]: the weights, contiguous over the destination channel.
+    let mut wpk = vec![0f32; cout * taps * cpad];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for t in 0..taps {
+                wpk[(co * taps + t) * cpad + ci] = w[(co * cin + ci) * taps + t];
+            }
+        }
+    }
+    let vol: usize = din.iter().product();
+    gx[..cin * vol].fill(0.0);
+    for (r, outs, terms) in &phases {
+        if outs.contains(&0) || terms.is_empty() {
+            continue;
+        }
+        let run = Run {
+            src: &src,
+            sources: cout,
+            ci_stride: stride,
+            terms,
+            wpk: &wpk,
+            taps,
+            cpad,
+            cb,
+        };
+        let res = run.compute(grid.span(*outs));
+        let s = g.stride;
+        gx[..cin * vol]
+            .par_chunks_mut(vol.max(1))
+            .enumerate()
+            .for_each(|(ci, dst)| {
+                let mut row = vec![0f32; outs[2]];
+                for m0 in 0..outs[0] {
+                    for m1 in 0..outs[1] {
+                        read_row(&res, cpad, ci, grid.at([m0, m1, 0]), &mut row);
+                        let (d, h) = (s[0] * m0 + r[0], s[1] * m1 + r[1]);
+                        let line = &mut dst[(d * din[1] + h) * din[2]..][..din[2]];
+                        for (m2, v) in row.iter().enumerate() {
+                            line[s[2] * m2 + r[2]] = *v;
+                        }
+                    }
+                }
+            });
+    }
 }
 
-/// `Σ_q gy[co][q] · xp[ci][q + off_t]` for `CB` output channels × `TB` taps
-/// (the first `offs.len() ≤ TB` of them) over `n` vectors from padded
-/// position `q0`.
+/// `Σ_q gy[co][q] · xc[q + off_t]` for `CB` output channels × `TB` terms
+/// (the first `offs.len() ≤ TB` of them) over `n` vectors from grid
+/// position `q0`; `gy` rows are `gstride` floats apart.
 ///
 /// # Safety
 /// The CPU must support AVX-512F (the caller is a `target_feature`
@@ -383,33 +571,34 @@ pub(crate) fn conv_backward_input(
 #[allow(clippy::too_many_arguments)]
 unsafe fn weight_tile<const CB: usize, const TB: usize>(
     gyp: &[f32],
+    gstride: usize,
     xc: &[f32],
-    stride: usize,
-    offs: &[usize],
+    offs: &[Term],
     co0: usize,
     q0: usize,
     n: usize,
 ) -> [[f32; TB]; CB] {
     use std::arch::x86_64::*;
-    // SAFETY: see the function's contract and the comments at each load.
+    let tb = offs.len().min(TB);
+    let max_off = offs.iter().map(|t| t.1).max().unwrap_or(0);
+    // Bounds, checked once for every load below.
+    assert!((co0 + CB - 1) * gstride + q0 + n * L <= gyp.len());
+    assert!(q0 + n * L + max_off <= xc.len());
+    // SAFETY: the CPU has AVX-512F (contract); the loads are within the
+    // slices by the asserts above.
     unsafe {
-        let tb = offs.len().min(TB);
-        let max_off = offs.iter().copied().max().unwrap_or(0);
-        // Bounds, checked once for every load below.
-        assert!((co0 + CB - 1) * stride + q0 + n * L <= gyp.len());
-        assert!(q0 + n * L + max_off <= xc.len());
         let mut acc = [[_mm512_setzero_ps(); TB]; CB];
         let (g, x) = (gyp.as_ptr(), xc.as_ptr());
         for v in 0..n {
             let q = q0 + v * L;
             let mut gv = [_mm512_setzero_ps(); CB];
             for (c, r) in gv.iter_mut().enumerate() {
-                // SAFETY: (co0 + c)·stride + q + L ≤ gyp.len().
-                *r = _mm512_loadu_ps(g.add((co0 + c) * stride + q));
+                // (co0 + c)·gstride + q + L ≤ gyp.len().
+                *r = _mm512_loadu_ps(g.add((co0 + c) * gstride + q));
             }
             for t in 0..tb {
-                // SAFETY: q + off + L ≤ q0 + n·L + max_off ≤ xc.len().
-                let xv = _mm512_loadu_ps(x.add(q + offs[t]));
+                // q + off + L ≤ q0 + n·L + max_off ≤ xc.len().
+                let xv = _mm512_loadu_ps(x.add(q + offs[t].1));
                 for c in 0..CB {
                     acc[c][t] = _mm512_fmadd_ps(gv[c], xv, acc[c][t]);
                 }
@@ -426,7 +615,7 @@ unsafe fn weight_tile<const CB: usize, const TB: usize>(
 }
 
 /// One chunk of the weight gradient: `part[co][ci][t]` (`cpad` output
-/// channels) summed over padded positions `q0..q0 + CHUNK`.
+/// channels) summed over grid positions `q0..q0 + CHUNK`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and FMA ([`available`]).
@@ -435,27 +624,27 @@ unsafe fn weight_tile<const CB: usize, const TB: usize>(
 #[allow(clippy::too_many_arguments)]
 unsafe fn weight_chunk(
     gyp: &[f32],
-    xp: &[f32],
-    stride: usize,
+    gstride: usize,
+    p: &Prepared,
     cin: usize,
-    offs: &[usize],
     cpad: usize,
     q0: usize,
     part: &mut [f32],
 ) {
     const CB: usize = 4;
     const TB: usize = 6;
-    let taps = offs.len();
+    let taps = p.terms.len();
+    let ci_stride = p.phases * p.stride;
     for ci in 0..cin {
-        let xc = &xp[ci * stride..];
+        let xc = &p.src[ci * ci_stride..];
         let mut co0 = 0;
         while co0 < cpad {
             let mut t0 = 0;
             while t0 < taps {
                 let tb = (taps - t0).min(TB);
-                let o = &offs[t0..t0 + tb];
+                let o = &p.terms[t0..t0 + tb];
                 // SAFETY: AVX-512F is available (this function's contract).
-                let s = unsafe { weight_tile::<CB, TB>(gyp, xc, stride, o, co0, q0, CHUNK / L) };
+                let s = unsafe { weight_tile::<CB, TB>(gyp, gstride, xc, o, co0, q0, CHUNK / L) };
                 for c in 0..CB {
                     for t in 0..tb {
                         part[((co0 + c) * cin + ci) * taps + t0 + t] += s[c][t];
@@ -468,9 +657,9 @@ unsafe fn weight_chunk(
     }
 }
 
-/// Weight gradient of a stride-1 convolution for one sample, added into
-/// `gw` (`(cout, cin, kd, kh, kw)`): `gw[co][ci][t] += Σ_p gy[co][p] ·
-/// x[ci][p + tap t]`. Requires [`available`].
+/// Weight gradient of a convolution for one sample, added into `gw`
+/// (`(cout, cin, kd, kh, kw)`): `gw[co][ci][t] += Σ_o gy[co][o] ·
+/// x[ci][s·o + tap t]`. Requires [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward_weight(
     x: &[f32],
@@ -482,37 +671,23 @@ pub(crate) fn conv_backward_weight(
     dout: [usize; 3],
     gw: &mut [f32],
 ) {
-    let grid = Grid::new(g, din, dout);
-    let xp = grid.pad(x, cin, din, g.padding);
+    let p = prepare(x, cin, din, g, dout);
     let cpad = cout.div_ceil(4) * 4;
-    // The output gradient placed at the output positions of the padded
-    // grid (zero elsewhere, and for the channels added to reach `cpad`).
-    let gyp = {
-        let mut gyp = grid.pad(gy, cout, dout, [0; 3]);
-        gyp.resize(cpad * grid.stride, 0.0);
-        gyp
-    };
+    // The output gradient placed at its grid positions (zero elsewhere,
+    // and for the channels added to reach `cpad`).
+    let gstride = p.stride;
+    let mut gyp = place(gy, cout, dout, [1; 3], [0; 3], p.plan.grid, gstride);
+    gyp.resize(cpad * gstride, 0.0);
     let taps = g.taps();
-    let chunks = grid.span / CHUNK;
-    let parts: Vec<Vec<f32>> = (0..chunks)
+    let parts: Vec<Vec<f32>> = (0..p.span / CHUNK)
         .into_par_iter()
         .map(|k| {
             let mut part = vec![0f32; cpad * cin * taps];
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: callers check `available()` (AVX-512F and FMA)
-            // before choosing this kernel; the function only indexes
-            // slices, with bounds checks.
+            // SAFETY: the entry points are only chosen after `available()`
+            // found AVX-512F and FMA.
             unsafe {
-                weight_chunk(
-                    &gyp,
-                    &xp,
-                    grid.stride,
-                    cin,
-                    &grid.offs,
-                    cpad,
-                    k * CHUNK,
-                    &mut part,
-                )
+                weight_chunk(&gyp, gstride, &p, cin, cpad, k * CHUNK, &mut part)
             };
             part
         })

@@ -31,11 +31,11 @@ pub(crate) enum Family {
 /// for stride-1 layers whose rows are long enough to fill vectors, on CPUs
 /// with AVX-512. `LIVERSEG_CONV_KERNEL=columns` forces the column kernels
 /// (for benchmarks and comparisons).
-pub(crate) fn family(g: &ConvGeom, dout: [usize; 3]) -> Family {
+pub(crate) fn family(_g: &ConvGeom, dout: [usize; 3]) -> Family {
     static FORCE_COLUMNS: OnceLock<bool> = OnceLock::new();
     let force = *FORCE_COLUMNS
         .get_or_init(|| std::env::var("LIVERSEG_CONV_KERNEL").is_ok_and(|v| v == "columns"));
-    if !force && g.stride == [1, 1, 1] && dout[2] >= 8 && direct::available() {
+    if !force && dout[2] >= 8 && direct::available() {
         Family::Direct
     } else {
         Family::Columns
@@ -264,12 +264,11 @@ pub(crate) fn conv_backward_input(
     din: [usize; 3],
     gx: &mut [f32],
 ) {
-    if family(g, dout) == Family::Direct
-        && direct::conv_backward_input(gy, cout, dout, w, cin, g, din, gx).is_some()
-    {
-        return;
+    if family(g, dout) == Family::Direct {
+        direct::conv_backward_input(gy, cout, dout, w, cin, g, din, gx);
+    } else {
+        columns_backward_input(gy, cout, dout, w, cin, g, din, gx);
     }
-    columns_backward_input(gy, cout, dout, w, cin, g, din, gx);
 }
 
 /// [`conv_backward_input`] through column tiles and `gemm`.
@@ -476,9 +475,9 @@ mod tests {
     }
 
     /// The direct kernels against the definition and against the column
-    /// kernels, on stride-1 geometries with rows long enough for them
-    /// (with dilation, asymmetric kernels and a channel count that is not a
-    /// multiple of any register block).
+    /// kernels, on geometries with rows long enough for them: strides 1, 2
+    /// and 3, dilation, asymmetric kernels and padding, odd extents, and
+    /// channel counts that are not multiples of any register block.
     #[test]
     fn direct_kernels_match_the_definition_and_the_column_kernels() {
         if !direct::available() {
@@ -489,6 +488,20 @@ mod tests {
             (ConvGeom::cubic(3, 1, 1, 1), 3, 5, [4, 5, 19]),
             (ConvGeom::cubic(3, 1, 1, 1), 2, 2, [3, 4, 33]),
             (ConvGeom::cubic(1, 1, 0, 1), 4, 9, [2, 3, 17]),
+            (ConvGeom::cubic(3, 2, 1, 1), 3, 6, [7, 6, 33]),
+            (ConvGeom::cubic(3, 2, 1, 1), 1, 16, [6, 8, 32]),
+            (ConvGeom::cubic(2, 2, 0, 1), 2, 3, [4, 5, 34]),
+            (
+                ConvGeom {
+                    kernel: [3, 2, 5],
+                    stride: [2, 1, 3],
+                    padding: [1, 0, 2],
+                    dilation: [1, 2, 1],
+                },
+                2,
+                3,
+                [5, 7, 50],
+            ),
             (
                 ConvGeom {
                     kernel: [3, 1, 2],
@@ -513,7 +526,7 @@ mod tests {
             }
             let gy = data(want.len(), 3.0);
             let (mut gx_d, mut gx_c) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
-            direct::conv_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx_d).unwrap();
+            direct::conv_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx_d);
             columns_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx_c);
             for (a, b) in gx_d.iter().zip(&gx_c) {
                 assert!((a - b).abs() < 1e-4, "input gradient {a} vs {b} for {g:?}");
