@@ -11,13 +11,26 @@ mod formats;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// mimalloc keeps freed pages for reuse: the network's per-layer
+/// mimalloc, told to keep freed memory mapped: the network's per-layer
 /// activations are allocated and freed by the tens of megabytes, and
-/// glibc's allocator returns each such block to the kernel, so every
-/// layer paid for fresh zeroed pages (about a quarter of a training step;
-/// see docs/benchmarks.md).
+/// glibc's allocator (or mimalloc's default purging) hands such blocks back
+/// to the kernel, so every layer paid for fresh zeroed pages (about a
+/// quarter of a training step; see docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 and v3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn keep_freed_memory() {
+    // SAFETY: `mi_option_set` stores one integer option; mimalloc documents
+    // it as callable at any time from any thread, and 15 is
+    // `mi_option_purge_delay` in the bundled mimalloc's header.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1)
+    };
+}
 
 /// Liver segmentation for abdominal CT: inspect, convert, preprocess, train, predict.
 #[derive(Debug, Parser)]
@@ -92,6 +105,7 @@ pub(crate) fn init_logging_with_file(verbose: u8, file: Option<&std::path::Path>
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

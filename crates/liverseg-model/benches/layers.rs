@@ -1,7 +1,8 @@
 //! Per-layer CPU timing of the tutorial UNet's convolutions and
 //! normalisation blocks at their real shapes (input 128×128×64), forward and
 //! backward, with achieved GFLOP/s. `cargo bench -p liverseg-model --bench
-//! layers`; `LIVERSEG_BENCH_REPS` (default 5).
+//! layers`; `LIVERSEG_BENCH_REPS` (default 5), `LIVERSEG_BENCH_ONLY` (a
+//! substring of the layer names to run, such as `T 32→2`).
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -10,9 +11,8 @@ use liverseg_model::{
 };
 use std::time::Instant;
 
-/// The allocator of the `liverseg` binary.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/alloc.rs"]
+mod alloc;
 
 fn time<F: FnMut() -> candle_core::Result<()>>(reps: usize, mut f: F) -> candle_core::Result<f64> {
     f()?;
@@ -30,6 +30,7 @@ fn time<F: FnMut() -> candle_core::Result<()>>(reps: usize, mut f: F) -> candle_
 type Case = (usize, usize, [usize; 3], usize, usize, bool);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    alloc::keep_freed_memory();
     let reps: usize = std::env::var("LIVERSEG_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -50,7 +51,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (2, 2, [128, 128, 64], 1, 3, false),
     ];
     println!("| layer | forward s | GFLOP/s | backward s | GFLOP/s |");
+    let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
     for &(cin, cout, ext, stride, k, transposed) in cases {
+        let name = format!(
+            "{}{cin}→{cout} s{stride}",
+            if transposed { "T " } else { "" }
+        );
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
         let geom = ConvGeom::cubic(k, stride, (k - 1) / 2, 1);
@@ -92,8 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             y.sum_all()?.backward().map(|_| ())
         })? - tf;
         println!(
-            "| {}{cin}→{cout} s{stride} @{ext:?} | {tf:.4} | {:.0} | {tb:.4} | {:.0} |",
-            if transposed { "T " } else { "" },
+            "| {name} @{ext:?} | {tf:.4} | {:.0} | {tb:.4} | {:.0} |",
             flops / tf,
             2.0 * flops / tb
         );

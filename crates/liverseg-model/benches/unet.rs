@@ -12,10 +12,8 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use liverseg_model::{DiceLossConfig, UNet, UNetConfig, dice_loss};
 use std::time::Instant;
 
-/// The allocator of the `liverseg` binary, so that the figures are the
-/// binary's (docs/benchmarks.md also gives them with glibc's allocator).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/alloc.rs"]
+mod alloc;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -39,6 +37,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    alloc::keep_freed_memory();
     let reps: usize = std::env::var("LIVERSEG_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -105,6 +105,43 @@ fn groups_len(n: usize, per_sample: bool) -> usize {
     if per_sample { 1 } else { n }
 }
 
+/// The sum of every channel of an `(N, C, …)` tensor over samples and
+/// voxels (a bias gradient), as a `(C)` tensor.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChannelSums;
+
+impl CustomOp1 for ChannelSums {
+    fn name(&self) -> &'static str {
+        "channel-sums"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(self.name(), s, l)?;
+        let (n, c, m) = ncm(self.name(), l)?;
+        let sums: Vec<f32> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                group_planes(ch, n, c, false)
+                    .into_iter()
+                    .map(|p| {
+                        let plane = &x[p * m..(p + 1) * m];
+                        let mut acc = [0f64; 8];
+                        let chunks = plane.chunks_exact(8);
+                        let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
+                        for ch in chunks {
+                            for i in 0..8 {
+                                acc[i] += f64::from(ch[i]);
+                            }
+                        }
+                        acc.iter().sum::<f64>() + rest
+                    })
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        Ok((CpuStorage::F32(sums), Shape::from(c)))
+    }
+}
+
 /// Normalisation with fixed statistics and a per-channel affine:
 /// `y = (x − mean_g) · invstd_g · γ_c + β_c` over `(x, γ, β)`.
 ///

@@ -107,6 +107,34 @@ fn conv3d_gradients_match_finite_differences() {
     }
 }
 
+/// Rows of 10+ outputs: on CPUs with AVX-512 these run the direct kernels
+/// (the cases above, with shorter rows, run the column kernels).
+#[test]
+fn conv3d_gradients_with_long_rows_match_finite_differences() {
+    for (geom, w_in) in [
+        (ConvGeom::cubic(3, 1, 1, 1), 10),
+        (ConvGeom::cubic(3, 2, 1, 1), 19),
+    ] {
+        let make = move |x: &Tensor, w: &Tensor, b: &Tensor| {
+            Conv3d::from_tensors(w.clone(), Some(b.clone()), geom)
+                .unwrap()
+                .forward(x)
+        };
+        check_grads(&make, &[1, 2, 3, 4, w_in], &[3, 2, 3, 3, 3], 3);
+    }
+    let cfg = ConvTranspose3dConfig {
+        geom: ConvGeom::cubic(3, 2, 1, 1),
+        output_padding: [1; 3],
+        bias: true,
+    };
+    let make = move |x: &Tensor, w: &Tensor, b: &Tensor| {
+        ConvTranspose3d::from_tensors(w.clone(), Some(b.clone()), cfg)
+            .unwrap()
+            .forward(x)
+    };
+    check_grads(&make, &[1, 3, 2, 3, 9], &[3, 2, 3, 3, 3], 2);
+}
+
 #[test]
 fn conv_transpose3d_gradients_match_finite_differences() {
     let cfg = ConvTranspose3dConfig {

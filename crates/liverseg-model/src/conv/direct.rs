@@ -38,8 +38,14 @@ use rayon::prelude::*;
 /// Lanes of one vector.
 const L: usize = 16;
 
-/// Grid positions per parallel chunk (a multiple of every `NB · L`).
-const CHUNK: usize = 48 * L * 4;
+/// Grid positions per chunk of the forward kernels (a multiple of every
+/// `NB · L`). Each (chunk, block of output channels) is one parallel task.
+const CHUNK: usize = 48 * L;
+
+/// Grid positions per chunk of the weight gradient (a multiple of
+/// [`CHUNK`]): longer, so that the horizontal sums at the end of each run
+/// stay cheap. Each (chunk, input channel) is one parallel task.
+const WCHUNK: usize = 4 * CHUNK;
 
 /// Whether this CPU runs the direct kernels (AVX-512F and FMA).
 pub(crate) fn available() -> bool {
@@ -69,13 +75,13 @@ impl Flat {
     }
 
     /// Positions computed for outputs `0..outs` on this grid: one past the
-    /// last valid position, rounded up to whole chunks.
-    fn span(&self, outs: [usize; 3]) -> usize {
+    /// last valid position, rounded up to whole chunks of `chunk`.
+    fn span(&self, outs: [usize; 3], chunk: usize) -> usize {
         if outs.contains(&0) {
             return 0;
         }
         let last = self.at([outs[0] - 1, outs[1] - 1, 0]) + outs[2];
-        last.div_ceil(CHUNK) * CHUNK
+        last.div_ceil(chunk) * chunk
     }
 }
 
@@ -112,6 +118,12 @@ fn place(
                     }
                     let line = &src[(d * din[1] + h) * din[2]..][..din[2]];
                     let ph01 = (d % s[0]) * s[1] + h % s[1];
+                    if s[2] == 1 {
+                        let at = ph01 * stride + grid.at([g0, g1, low[2]]);
+                        let n = din[2].min(e[2].saturating_sub(low[2]));
+                        dst[at..at + n].copy_from_slice(&line[..n]);
+                        continue;
+                    }
                     for r in 0..s[2].min(din[2]) {
                         let buf = &mut dst[(ph01 * s[2] + r) * stride..][..stride];
                         let row = &mut buf[grid.at([g0, g1, 0])..][..e[2]];
@@ -156,17 +168,21 @@ impl Run<'_> {
         if self.terms.is_empty() {
             return out;
         }
-        out.par_chunks_mut(self.cpad * CHUNK)
+        // One task per chunk and block of `cb` destination channels: the
+        // block's rows of one chunk are contiguous in `out`.
+        let blocks = self.cpad / self.cb;
+        out.par_chunks_mut(self.cb * CHUNK)
             .enumerate()
-            .for_each(|(k, out)| {
+            .for_each(|(i, out)| {
+                let (k, co0) = (i / blocks, (i % blocks) * self.cb);
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: the public entry points are only chosen after
                 // `available()` found AVX-512F and FMA.
                 unsafe {
-                    forward_chunk(self, k * CHUNK, out)
+                    forward_block(self, co0, k * CHUNK, out)
                 };
                 #[cfg(not(target_arch = "x86_64"))]
-                let _ = (k, out);
+                let _ = (k, co0, out);
             });
         out
     }
@@ -242,46 +258,43 @@ unsafe fn forward_tile<const CB: usize, const NB: usize>(
     }
 }
 
-/// Every tile of one chunk with `CB × NB` register blocks.
+/// Every tile of one chunk for the `CB` destination channels from `co0`,
+/// into `out` (`CB` rows of [`CHUNK`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn forward_rows<const CB: usize, const NB: usize>(
+unsafe fn forward_cols<const CB: usize, const NB: usize>(
     run: &Run<'_>,
+    co0: usize,
     q0: usize,
     out: &mut [f32],
 ) {
-    let mut co0 = 0;
-    while co0 < run.cpad {
-        let rows = &mut out[co0 * CHUNK..];
-        let mut col = 0;
-        while col < CHUNK {
-            // SAFETY: AVX-512F is available (this function's contract).
-            unsafe { forward_tile::<CB, NB>(run, co0, q0 + col, rows, col) };
-            col += NB * L;
-        }
-        co0 += CB;
+    let mut col = 0;
+    while col < CHUNK {
+        // SAFETY: AVX-512F is available (this function's contract).
+        unsafe { forward_tile::<CB, NB>(run, co0, q0 + col, out, col) };
+        col += NB * L;
     }
 }
 
-/// One chunk of a forward run: all destination channels at grid positions
-/// `q0..q0 + CHUNK`, into `out` (`cpad` rows of `CHUNK`).
+/// One task of a forward run: destination channels `co0..co0 + cb` at grid
+/// positions `q0..q0 + CHUNK`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and FMA ([`available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn forward_chunk(run: &Run<'_>, q0: usize, out: &mut [f32]) {
+unsafe fn forward_block(run: &Run<'_>, co0: usize, q0: usize, out: &mut [f32]) {
     // SAFETY: this function runs with AVX-512F enabled (its own
     // contract), which is all the tiles require.
     unsafe {
         match run.cb {
-            8 => forward_rows::<8, 3>(run, q0, out),
-            4 => forward_rows::<4, 6>(run, q0, out),
-            2 => forward_rows::<2, 12>(run, q0, out),
-            _ => forward_rows::<1, 16>(run, q0, out),
+            8 => forward_cols::<8, 3>(run, co0, q0, out),
+            4 => forward_cols::<4, 6>(run, co0, q0, out),
+            2 => forward_cols::<2, 12>(run, co0, q0, out),
+            _ => forward_cols::<1, 16>(run, co0, q0, out),
         }
     }
 }
@@ -355,7 +368,10 @@ impl ForwardPlan {
 /// it, for the forward pass and the weight gradient.
 struct Prepared {
     plan: ForwardPlan,
+    /// Positions the forward pass computes (whole [`CHUNK`]s).
     span: usize,
+    /// Positions the weight gradient sums over (whole [`WCHUNK`]s).
+    wspan: usize,
     stride: usize,
     phases: usize,
     src: Vec<f32>,
@@ -365,9 +381,10 @@ struct Prepared {
 fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3]) -> Prepared {
     let plan = ForwardPlan::new(g, dout);
     let offs = plan.tap_offsets(g);
-    let span = plan.grid.span(dout);
+    let span = plan.grid.span(dout, CHUNK);
+    let wspan = plan.grid.span(dout, WCHUNK);
     let max_off = offs.iter().map(|t| t.1).max().unwrap_or(0);
-    let stride = (span + max_off).max(plan.grid.len());
+    let stride = (wspan + max_off).max(plan.grid.len());
     let phases = g.stride.iter().product();
     let src = place(x, cin, din, g.stride, plan.low, plan.grid, stride);
     let terms = offs
@@ -378,6 +395,7 @@ fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3
     Prepared {
         plan,
         span,
+        wspan,
         stride,
         phases,
         src,
@@ -385,14 +403,16 @@ fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3
     }
 }
 
-/// Convolution of one sample, `y (cout × dout) = w ⋆ x`, with `w` in
-/// PyTorch's `(cout, cin, kd, kh, kw)` layout. Requires [`available`].
+/// Convolution of one sample, `y (cout × dout) = w ⋆ x (+ bias)`, with
+/// `w` in PyTorch's `(cout, cin, kd, kh, kw)` layout. Requires
+/// [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_forward(
     x: &[f32],
     cin: usize,
     din: [usize; 3],
     w: &[f32],
+    bias: Option<&[f32]>,
     cout: usize,
     g: &ConvGeom,
     dout: [usize; 3],
@@ -430,6 +450,9 @@ pub(crate) fn conv_forward(
                 for h in 0..dout[1] {
                     let row = &mut dst[(d * dout[1] + h) * dout[2]..][..dout[2]];
                     read_row(&res, cpad, co, p.plan.grid.at([d, h, 0]), row);
+                    if let Some(b) = bias {
+                        row.iter_mut().for_each(|v| *v += b[co]);
+                    }
                 }
             }
         });
@@ -437,13 +460,15 @@ pub(crate) fn conv_forward(
 
 /// Gradient of a convolution with respect to its input for one sample,
 /// `gx (cin × din) = wᵀ ⋆ gy`, which is also the forward pass of the
-/// transposed convolution with weight `w`. Requires [`available`].
+/// transposed convolution with weight `w` (and then `bias`, one per `cin`
+/// channel, is added). Requires [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward_input(
     gy: &[f32],
     cout: usize,
     dout: [usize; 3],
     w: &[f32],
+    bias: Option<&[f32]>,
     cin: usize,
     g: &ConvGeom,
     din: [usize; 3],
@@ -505,7 +530,7 @@ pub(crate) fn conv_backward_input(
     let stride = phases
         .iter()
         .map(|(_, outs, terms)| {
-            grid.span(*outs) + terms.iter().map(|t: &Term| t.1).max().unwrap_or(0)
+            grid.span(*outs, CHUNK) + terms.iter().map(|t: &Term| t.1).max().unwrap_or(0)
         })
         .max()
         .unwrap_or(0)
@@ -523,7 +548,12 @@ pub(crate) fn conv_backward_input(
         }
     }
     let vol: usize = din.iter().product();
-    gx[..cin * vol].fill(0.0);
+    let b = |ci: usize| bias.map_or(0.0, |b| b[ci]);
+    // Phases that no tap reaches keep this value.
+    gx[..cin * vol]
+        .par_chunks_mut(vol.max(1))
+        .enumerate()
+        .for_each(|(ci, plane)| plane.fill(b(ci)));
     for (r, outs, terms) in &phases {
         if outs.contains(&0) || terms.is_empty() {
             continue;
@@ -538,7 +568,7 @@ pub(crate) fn conv_backward_input(
             cpad,
             cb,
         };
-        let res = run.compute(grid.span(*outs));
+        let res = run.compute(grid.span(*outs, CHUNK));
         let s = g.stride;
         gx[..cin * vol]
             .par_chunks_mut(vol.max(1))
@@ -550,8 +580,9 @@ pub(crate) fn conv_backward_input(
                         read_row(&res, cpad, ci, grid.at([m0, m1, 0]), &mut row);
                         let (d, h) = (s[0] * m0 + r[0], s[1] * m1 + r[1]);
                         let line = &mut dst[(d * din[1] + h) * din[2]..][..din[2]];
+                        let bias = b(ci);
                         for (m2, v) in row.iter().enumerate() {
-                            line[s[2] * m2 + r[2]] = *v;
+                            line[s[2] * m2 + r[2]] = *v + bias;
                         }
                     }
                 }
@@ -614,19 +645,19 @@ unsafe fn weight_tile<const CB: usize, const TB: usize>(
     }
 }
 
-/// One chunk of the weight gradient: `part[co][ci][t]` (`cpad` output
-/// channels) summed over grid positions `q0..q0 + CHUNK`.
+/// One task of the weight gradient: `part[co][t]` (`cpad` output
+/// channels) for input channel `ci`, summed over grid positions
+/// `q0..q0 + WCHUNK`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and FMA ([`available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn weight_chunk(
+unsafe fn weight_block(
     gyp: &[f32],
     gstride: usize,
     p: &Prepared,
-    cin: usize,
+    ci: usize,
     cpad: usize,
     q0: usize,
     part: &mut [f32],
@@ -634,26 +665,23 @@ unsafe fn weight_chunk(
     const CB: usize = 4;
     const TB: usize = 6;
     let taps = p.terms.len();
-    let ci_stride = p.phases * p.stride;
-    for ci in 0..cin {
-        let xc = &p.src[ci * ci_stride..];
-        let mut co0 = 0;
-        while co0 < cpad {
-            let mut t0 = 0;
-            while t0 < taps {
-                let tb = (taps - t0).min(TB);
-                let o = &p.terms[t0..t0 + tb];
-                // SAFETY: AVX-512F is available (this function's contract).
-                let s = unsafe { weight_tile::<CB, TB>(gyp, gstride, xc, o, co0, q0, CHUNK / L) };
-                for c in 0..CB {
-                    for t in 0..tb {
-                        part[((co0 + c) * cin + ci) * taps + t0 + t] += s[c][t];
-                    }
+    let xc = &p.src[ci * p.phases * p.stride..];
+    let mut co0 = 0;
+    while co0 < cpad {
+        let mut t0 = 0;
+        while t0 < taps {
+            let tb = (taps - t0).min(TB);
+            let o = &p.terms[t0..t0 + tb];
+            // SAFETY: AVX-512F is available (this function's contract).
+            let s = unsafe { weight_tile::<CB, TB>(gyp, gstride, xc, o, co0, q0, WCHUNK / L) };
+            for c in 0..CB {
+                for t in 0..tb {
+                    part[(co0 + c) * taps + t0 + t] += s[c][t];
                 }
-                t0 += tb;
             }
-            co0 += CB;
+            t0 += tb;
         }
+        co0 += CB;
     }
 }
 
@@ -679,23 +707,35 @@ pub(crate) fn conv_backward_weight(
     let mut gyp = place(gy, cout, dout, [1; 3], [0; 3], p.plan.grid, gstride);
     gyp.resize(cpad * gstride, 0.0);
     let taps = g.taps();
-    let parts: Vec<Vec<f32>> = (0..p.span / CHUNK)
+    // Task i: chunk i / cin, input channel i % cin; partial sums combined
+    // below in task order.
+    let parts: Vec<Vec<f32>> = (0..(p.wspan / WCHUNK) * cin)
         .into_par_iter()
-        .map(|k| {
-            let mut part = vec![0f32; cpad * cin * taps];
+        .map(|i| {
+            let mut part = vec![0f32; cpad * taps];
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the entry points are only chosen after `available()`
             // found AVX-512F and FMA.
             unsafe {
-                weight_chunk(&gyp, gstride, &p, cin, cpad, k * CHUNK, &mut part)
+                weight_block(
+                    &gyp,
+                    gstride,
+                    &p,
+                    i % cin,
+                    cpad,
+                    (i / cin) * WCHUNK,
+                    &mut part,
+                )
             };
             part
         })
         .collect();
-    let n = cout * cin * taps;
-    for part in &parts {
-        for (a, b) in gw[..n].iter_mut().zip(&part[..n]) {
-            *a += b;
+    for (i, part) in parts.iter().enumerate() {
+        let ci = i % cin;
+        for co in 0..cout {
+            for t in 0..taps {
+                gw[(co * cin + ci) * taps + t] += part[co * taps + t];
+            }
         }
     }
 }

@@ -212,15 +212,27 @@ pub(crate) fn conv_forward(
     cin: usize,
     din: [usize; 3],
     w: &[f32],
+    bias: Option<&[f32]>,
     cout: usize,
     g: &ConvGeom,
     dout: [usize; 3],
     y: &mut [f32],
 ) {
     if family(g, dout) == Family::Direct {
-        direct::conv_forward(x, cin, din, w, cout, g, dout, y);
+        direct::conv_forward(x, cin, din, w, bias, cout, g, dout, y);
     } else {
         columns_forward(x, cin, din, w, cout, g, dout, y);
+        add_bias(y, bias, dout.iter().product());
+    }
+}
+
+/// Adds `bias[c]` to every value of plane `c` of `y`.
+fn add_bias(y: &mut [f32], bias: Option<&[f32]>, plane: usize) {
+    if let Some(b) = bias {
+        y[..b.len() * plane]
+            .par_chunks_mut(plane.max(1))
+            .zip(b)
+            .for_each(|(p, b)| p.iter_mut().for_each(|v| *v += b));
     }
 }
 
@@ -259,15 +271,17 @@ pub(crate) fn conv_backward_input(
     cout: usize,
     dout: [usize; 3],
     w: &[f32],
+    bias: Option<&[f32]>,
     cin: usize,
     g: &ConvGeom,
     din: [usize; 3],
     gx: &mut [f32],
 ) {
     if family(g, dout) == Family::Direct {
-        direct::conv_backward_input(gy, cout, dout, w, cin, g, din, gx);
+        direct::conv_backward_input(gy, cout, dout, w, bias, cin, g, din, gx);
     } else {
         columns_backward_input(gy, cout, dout, w, cin, g, din, gx);
+        add_bias(gx, bias, din.iter().product());
     }
 }
 
@@ -520,16 +534,40 @@ mod tests {
             let (want, dout) = naive_conv(&x, cin, din, &w, cout, &g);
             assert_eq!(family(&g, dout), Family::Direct, "{g:?}");
             let mut y = vec![f32::NAN; want.len()];
-            direct::conv_forward(&x, cin, din, &w, cout, &g, dout, &mut y);
-            for (a, b) in y.iter().zip(&want) {
+            // With a bias: the definition plus the bias of each channel.
+            let bias: Vec<f32> = (0..cout).map(|c| c as f32 * 0.5 - 1.0).collect();
+            direct::conv_forward(&x, cin, din, &w, Some(&bias), cout, &g, dout, &mut y);
+            let plane: usize = dout.iter().product();
+            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                let b = b + bias[i / plane];
                 assert!((a - b).abs() < 1e-4, "{a} vs {b} for {g:?}");
             }
             let gy = data(want.len(), 3.0);
             let (mut gx_d, mut gx_c) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
-            direct::conv_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx_d);
+            direct::conv_backward_input(&gy, cout, dout, &w, None, cin, &g, din, &mut gx_d);
             columns_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx_c);
             for (a, b) in gx_d.iter().zip(&gx_c) {
                 assert!((a - b).abs() < 1e-4, "input gradient {a} vs {b} for {g:?}");
+            }
+            // As a transposed convolution with a bias on its cin outputs.
+            let bias_t: Vec<f32> = (0..cin).map(|c| 0.25 + c as f32).collect();
+            direct::conv_backward_input(
+                &gy,
+                cout,
+                dout,
+                &w,
+                Some(&bias_t),
+                cin,
+                &g,
+                din,
+                &mut gx_d,
+            );
+            for (i, (a, b)) in gx_d.iter().zip(&gx_c).enumerate() {
+                let b = b + bias_t[i / vol];
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "transposed with bias {a} vs {b} for {g:?}"
+                );
             }
             let (mut gw_d, mut gw_c) = (vec![0.25; w.len()], vec![0.25; w.len()]);
             direct::conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw_d);
@@ -557,7 +595,7 @@ mod tests {
             let w = data(cout * cin * g.taps(), 1.5);
             let (want, dout) = naive_conv(&x, cin, din, &w, cout, &g);
             let mut y = vec![f32::NAN; want.len()];
-            conv_forward(&x, cin, din, &w, cout, &g, dout, &mut y);
+            conv_forward(&x, cin, din, &w, None, cout, &g, dout, &mut y);
             for (a, b) in y.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b} for {g:?}");
             }
@@ -584,14 +622,14 @@ mod tests {
             let p: usize = dout.iter().product();
             let gy = data(cout * p, 7.0);
             let mut y = vec![0.0; cout * p];
-            conv_forward(&x, cin, din, &w, cout, &g, dout, &mut y);
+            conv_forward(&x, cin, din, &w, None, cout, &g, dout, &mut y);
             let lhs: f64 = y
                 .iter()
                 .zip(&gy)
                 .map(|(a, b)| f64::from(*a) * f64::from(*b))
                 .sum();
             let mut gx = vec![0.0; x.len()];
-            conv_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx);
+            conv_backward_input(&gy, cout, dout, &w, None, cin, &g, din, &mut gx);
             let rhs: f64 = x
                 .iter()
                 .zip(&gx)

@@ -117,19 +117,23 @@ impl Conv3d {
     }
 }
 
-fn add_bias(y: Tensor, bias: &Option<Tensor>) -> candle_core::Result<Tensor> {
+/// Applies `op` to `x` and `weight`, with the bias added inside the kernel.
+fn apply(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Option<Tensor>,
+    op: ConvOp,
+) -> candle_core::Result<Tensor> {
+    let (x, w) = (x.contiguous()?, weight.contiguous()?);
     match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1, 1))?),
-        None => Ok(y),
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op.with_bias()),
+        None => x.apply_op2(&w, op),
     }
 }
 
 impl Module for Conv3d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x
-            .contiguous()?
-            .apply_op2(&self.weight.contiguous()?, ConvOp::conv(self.geom))?;
-        add_bias(y, &self.bias)
+        apply(x, &self.weight, &self.bias, ConvOp::conv(self.geom))
     }
 }
 
@@ -199,10 +203,11 @@ impl Module for ConvTranspose3d {
                     [d, h, w]
                 ))
             })?;
-        let y = x.contiguous()?.apply_op2(
-            &self.weight.contiguous()?,
+        apply(
+            x,
+            &self.weight,
+            &self.bias,
             ConvOp::conv_transpose(self.cfg.geom, dout),
-        )?;
-        add_bias(y, &self.bias)
+        )
     }
 }

@@ -3,7 +3,7 @@
 
 use super::geom::ConvGeom;
 use super::kernels;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Dimensions of a contiguous `(N, C, D, H, W)` f32 tensor, checked.
@@ -67,22 +67,22 @@ impl ConvOp {
     }
 }
 
-impl CustomOp2 for ConvOp {
-    fn name(&self) -> &'static str {
-        match (self.kind, self.transposed) {
-            (Kind::Forward, _) => "conv3d",
-            (Kind::BackwardInput { .. }, true) => "conv_transpose3d",
-            (Kind::BackwardInput { .. }, false) => "conv3d-backward-input",
-            (Kind::BackwardWeight { .. }, _) => "conv3d-backward-weight",
-        }
+impl ConvOp {
+    /// The op with a per-output-channel bias as a third operand, added
+    /// inside the kernel (no extra pass over the output).
+    pub(crate) fn with_bias(self) -> ConvBiasOp {
+        ConvBiasOp(self)
     }
 
-    fn cpu_fwd(
+    /// The CPU kernel over both operands, adding `bias` to every output
+    /// channel of the `Forward` and `BackwardInput` kinds.
+    fn run_cpu(
         &self,
         s1: &CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        bias: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let a = f32_slice(name, s1, l1)?;
@@ -99,6 +99,9 @@ impl CustomOp2 for ConvOp {
                     );
                 }
                 let cout = wd[0];
+                if bias.is_some_and(|b| b.len() != cout) {
+                    candle_core::bail!("{name}: bias length differs from {cout} output channels");
+                }
                 let dout = g.conv_out(din).ok_or_else(|| {
                     candle_core::Error::Msg(format!(
                         "{name}: input {din:?} smaller than the kernel"
@@ -112,7 +115,17 @@ impl CustomOp2 for ConvOp {
                 // Samples run one after another; each kernel parallelises
                 // internally (column fill and gemm).
                 for (s, y) in y.chunks_mut(ys.max(1)).enumerate() {
-                    kernels::conv_forward(&a[s * xs..(s + 1) * xs], cin, din, b, cout, g, dout, y);
+                    kernels::conv_forward(
+                        &a[s * xs..(s + 1) * xs],
+                        cin,
+                        din,
+                        b,
+                        bias,
+                        cout,
+                        g,
+                        dout,
+                        y,
+                    );
                 }
                 Ok((
                     CpuStorage::F32(y),
@@ -129,6 +142,9 @@ impl CustomOp2 for ConvOp {
                     );
                 }
                 let cin = wd[1];
+                if bias.is_some_and(|b| b.len() != cin) {
+                    candle_core::bail!("{name}: bias length differs from {cin} output channels");
+                }
                 let (ys, xs) = (
                     cout * dout.iter().product::<usize>(),
                     cin * din.iter().product::<usize>(),
@@ -140,6 +156,7 @@ impl CustomOp2 for ConvOp {
                         cout,
                         dout,
                         b,
+                        bias,
                         cin,
                         g,
                         din,
@@ -152,6 +169,9 @@ impl CustomOp2 for ConvOp {
                 ))
             }
             Kind::BackwardWeight { cout, cin } => {
+                if bias.is_some() {
+                    candle_core::bail!("{name}: no bias for a weight gradient");
+                }
                 let (n, cin_x, din) = dims5(name, l1)?;
                 let (n2, cout_y, dout) = dims5(name, l2)?;
                 if cin_x != cin || cout_y != cout || n != n2 {
@@ -194,6 +214,27 @@ impl CustomOp2 for ConvOp {
                 ))
             }
         }
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        match (self.kind, self.transposed) {
+            (Kind::Forward, _) => "conv3d",
+            (Kind::BackwardInput { .. }, true) => "conv_transpose3d",
+            (Kind::BackwardInput { .. }, false) => "conv3d-backward-input",
+            (Kind::BackwardWeight { .. }, _) => "conv3d-backward-weight",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.run_cpu(s1, l1, s2, l2, None)
     }
 
     fn bwd(
@@ -251,5 +292,48 @@ impl CustomOp2 for ConvOp {
             }
             _ => Err(candle_core::Error::BackwardNotSupported { op: self.name() }),
         }
+    }
+}
+
+/// A [`ConvOp`] (convolution or transposed convolution) with its bias as a
+/// third operand `(x, w, b)`.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvBiasOp(ConvOp);
+
+impl CustomOp3 for ConvBiasOp {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let bias = f32_slice(self.name(), s3, l3)?;
+        self.0.run_cpu(s1, l1, s2, l2, Some(bias))
+    }
+
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        arg2: &Tensor,
+        _arg3: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (gx, gw) = self.0.bwd(arg1, arg2, res, grad)?;
+        // candle's multi-axis sum runs on one thread over strided data.
+        let gb = if grad.device().is_cpu() {
+            grad.contiguous()?
+                .apply_op1_no_bwd(&crate::fused::ChannelSums)?
+        } else {
+            grad.sum((0, 2, 3, 4))?
+        };
+        Ok((gx, gw, Some(gb)))
     }
 }
