@@ -2,6 +2,10 @@
 //! (forward, Dice loss, backward, Adam) at input (1, 1, 128, 128, 64), the
 //! shapes `../shared/bench/bench_monai.py` times for PyTorch + MONAI.
 //!
+//! A third case is `bench_monai.py sliding_window`: the same network over
+//! (1, 1, 256, 256, 160) in windows of 128×128×64, overlap 0.25, Gaussian
+//! blending. `LIVERSEG_BENCH_ONLY=forward|train|sliding` picks cases.
+//!
 //! `cargo bench -p liverseg-model --bench unet` prints one JSON line per
 //! case: median and all repetition times, GFLOP/s against the forward's
 //! 12.1 GFLOP (and 36.2 for a training step, MONAI's counts), and the
@@ -9,7 +13,10 @@
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use liverseg_model::{DiceLossConfig, UNet, UNetConfig, dice_loss};
+use liverseg_model::{
+    BlendMode, DiceLossConfig, SlidingWindowConfig, UNet, UNetConfig, dice_loss,
+    sliding_window_inference,
+};
 use std::time::Instant;
 
 #[path = "common/alloc.rs"]
@@ -104,6 +111,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{{\"name\":\"cpu_unet_train_step\",\"median_s\":{m:.4},\"gflops\":{:.1},\"all_s\":{times:?},\"peak_rss_mib\":{:.0},\"threads\":{}}}",
             36.2 / m,
+            peak_rss_mib(),
+            rayon::current_num_threads()
+        );
+    }
+    if only.is_empty() || only.contains("sliding") {
+        // `bench_monai.py sliding_window`: (1, 1, 256, 256, 160), roi
+        // (128, 128, 64), one window per call, overlap 0.25, Gaussian.
+        let big = Tensor::randn(0f32, 1.0, (1, 1, 256, 256, 160), &dev)?;
+        let cfg = SlidingWindowConfig {
+            roi_size: [128, 128, 64],
+            sw_batch_size: 1,
+            overlap: 0.25,
+            mode: BlendMode::Gaussian { sigma_scale: 0.125 },
+            cval: 0.0,
+        };
+        let windows = std::cell::Cell::new(0usize);
+        let mut predictor = |w: &Tensor| -> liverseg_model::Result<Tensor> {
+            windows.set(windows.get() + 1);
+            Ok(net.forward_t(w, false)?)
+        };
+        sliding_window_inference(&big, &cfg, &mut predictor)?;
+        let per_call = windows.get();
+        let mut times = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            let y = sliding_window_inference(&big, &cfg, &mut predictor)?;
+            y.sum_all()?.to_scalar::<f32>()?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let m = median(times.clone());
+        println!(
+            "{{\"name\":\"cpu_sliding_window\",\"median_s\":{m:.4},\"windows\":{per_call},\"gflops\":{:.1},\"all_s\":{times:?},\"peak_rss_mib\":{:.0},\"threads\":{}}}",
+            12.1 * per_call as f64 / m,
             peak_rss_mib(),
             rayon::current_num_threads()
         );
