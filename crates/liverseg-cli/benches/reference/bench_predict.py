@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Whole-CT prediction: `liverseg predict` beside MONAI's tutorial inference.
+
+Both sides segment the same CT (the 512 x 512 x 200 phantom of
+../shared/bench/make_phantom.py) with the same network (the tutorial UNet,
+16..256 channels, seeded random weights written here as a MONAI state_dict
+and imported with `liverseg import-monai`), with their defaults, from the
+file on disk to a label NIfTI on disk:
+
+* liverseg: `liverseg predict --model M --input CT --output OUT --force`
+  (seed preset recorded in the model, one 128 x 128 x 64 window, mapping
+  back to the input grid, largest component and hole filling), timed as a
+  whole process.
+* MONAI: the tutorial's validation transforms (LoadImaged,
+  EnsureChannelFirstd, Spacingd 1.5 x 1.5 x 1.0 bilinear, Orientationd RAS,
+  ScaleIntensityRanged -200..200 -> 0..1 clipped, CropForegroundd,
+  Resized 128 x 128 x 64), sliding_window_inference (roi 128 x 128 x 64,
+  sw_batch_size 4), then the tutorial's post transforms (softmax, Invertd
+  back to the original grid with linear interpolation, argmax, SaveImaged).
+  Timed inside a fresh child process from loading to the saved file
+  (interpreter start and imports excluded, which favours MONAI); the child's
+  whole wall time is reported too.
+
+Each run is a fresh process; peak RSS is that process's (os.wait4).
+
+    /tmp/torchenv/bin/python crates/liverseg-cli/benches/reference/bench_predict.py \
+        --liverseg target/release/liverseg --data-dir /tmp/refdata --reps 3 [--out results.json]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run_child(cmd):
+    """Runs `cmd`, returns (wall seconds, peak RSS MiB, stdout)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[0]} failed:\n{err.decode(errors='replace')}")
+    return wall, usage.ru_maxrss / 1024.0, out.decode()
+
+
+def build_unet():
+    from monai.networks.layers import Norm
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=(16, 32, 64, 128, 256),
+                strides=(2, 2, 2, 2), num_res_units=2, norm=Norm.BATCH)
+
+
+def write_weights(path):
+    import torch
+
+    torch.manual_seed(0)
+    model = build_unet()
+    torch.save(model.state_dict(), path)
+
+
+def monai_child(args):
+    """One MONAI tutorial inference; prints the in-process seconds."""
+    import torch
+
+    torch.set_num_threads(2)
+    from monai.inferers import sliding_window_inference
+    from monai.transforms import (Activationsd, AsDiscreted, Compose, CropForegroundd, EnsureChannelFirstd,
+                                  Invertd, LoadImaged, Orientationd, Resized, SaveImaged, ScaleIntensityRanged,
+                                  Spacingd)
+
+    val = Compose([
+        LoadImaged(keys=["image"]),
+        EnsureChannelFirstd(keys=["image"]),
+        Spacingd(keys=["image"], pixdim=(1.5, 1.5, 1.0), mode="bilinear"),
+        Orientationd(keys=["image"], axcodes="RAS"),
+        ScaleIntensityRanged(keys=["image"], a_min=-200, a_max=200, b_min=0.0, b_max=1.0, clip=True),
+        CropForegroundd(keys=["image"], source_key="image"),
+        Resized(keys=["image"], spatial_size=(128, 128, 64)),
+    ])
+    post = Compose([
+        Activationsd(keys="pred", softmax=True),
+        Invertd(keys="pred", transform=val, orig_keys="image", nearest_interp=False, to_tensor=True),
+        AsDiscreted(keys="pred", argmax=True),
+        SaveImaged(keys="pred", output_dir=args.out_dir, output_postfix="seg", resample=False,
+                   separate_folder=False, print_log=False),
+    ])
+    model = build_unet()
+    model.load_state_dict(torch.load(args.weights))
+    model.eval()
+    t0 = time.perf_counter()
+    data = val({"image": args.image})
+    with torch.no_grad():
+        pred = sliding_window_inference(data["image"].unsqueeze(0), (128, 128, 64), 4, model)
+    data["pred"] = pred[0]
+    post(data)
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--liverseg", help="the liverseg binary (release build)")
+    ap.add_argument("--data-dir", default="/tmp/refdata")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--out")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    ap.add_argument("--image", help=argparse.SUPPRESS)
+    ap.add_argument("--out-dir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        monai_child(args)
+        return
+    image = os.path.join(args.data_dir, "phantom_image.nii.gz")
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = os.path.join(tmp, "unet.pth")
+        write_weights(weights)
+        model = os.path.join(tmp, "unet.safetensors")
+        subprocess.run([args.liverseg, "import-monai", weights, "--out", model], check=True)
+        rows = {"liverseg": [], "monai": []}
+        for rep in range(args.reps):
+            out = os.path.join(tmp, "liverseg_seg.nii.gz")
+            wall, rss, _ = run_child([args.liverseg, "predict", "--model", model, "--input", image,
+                                      "--output", out, "--force"])
+            rows["liverseg"].append({"seconds": wall, "peak_rss_mib": rss})
+            print(f"liverseg rep {rep}: {wall:.2f} s, {rss:.0f} MiB", flush=True)
+            wall, rss, stdout = run_child([sys.executable, __file__, "--child", "--weights", weights,
+                                           "--image", image, "--out-dir", tmp])
+            inner = json.loads(stdout.strip().splitlines()[-1])["seconds"]
+            rows["monai"].append({"seconds": inner, "process_seconds": wall, "peak_rss_mib": rss})
+            print(f"monai    rep {rep}: {inner:.2f} s in process ({wall:.2f} s with start-up), {rss:.0f} MiB",
+                  flush=True)
+
+    def med(v):
+        v = sorted(v)
+        return v[len(v) // 2]
+
+    ours = med([r["seconds"] for r in rows["liverseg"]])
+    theirs = med([r["seconds"] for r in rows["monai"]])
+    summary = {
+        "liverseg_median_s": ours,
+        "liverseg_peak_rss_mib": max(r["peak_rss_mib"] for r in rows["liverseg"]),
+        "monai_median_s": theirs,
+        "monai_process_median_s": med([r["process_seconds"] for r in rows["monai"]]),
+        "monai_peak_rss_mib": max(r["peak_rss_mib"] for r in rows["monai"]),
+        "ratio_monai_over_liverseg": theirs / ours,
+        "runs": rows,
+    }
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(summary, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
