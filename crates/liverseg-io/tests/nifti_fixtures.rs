@@ -211,3 +211,48 @@ fn truncated_and_foreign_files_are_errors() {
         "{err}"
     );
 }
+
+/// `read_ct` keeps unscaled int16 as int16 (same values as a float read)
+/// and reads other types, and scaled int16, as float32.
+#[test]
+fn read_ct_keeps_unscaled_int16_and_floats_the_rest() {
+    let opts = ReadOptions::default();
+    let path = fixture("nifti/anatomical.nii");
+    let as_f32: Volume<f32> = nifti::read(&path, &opts).unwrap();
+    match nifti::read_ct(&path, &opts).unwrap() {
+        nifti::Ct::I16(v) => {
+            assert_eq!(v.dims(), as_f32.dims());
+            assert_eq!(v.affine(), as_f32.affine());
+            assert!(
+                v.data()
+                    .iter()
+                    .zip(as_f32.data())
+                    .all(|(a, b)| f32::from(*a) == *b)
+            );
+        }
+        other => panic!("big-endian int16 read as {other:?}"),
+    }
+    let u8_path = fixture("nifti/standard.nii.gz");
+    assert!(matches!(
+        nifti::read_ct(&u8_path, &opts).unwrap(),
+        nifti::Ct::F32(_)
+    ));
+    // The same int16 data with a slope of 0.5: scaled, so float32.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    // scl_slope is the big-endian float32 at byte 112 of a NIfTI-1 header.
+    bytes[112..116].copy_from_slice(&0.5f32.to_be_bytes());
+    let scaled = dir.path().join("scaled.nii");
+    std::fs::write(&scaled, bytes).unwrap();
+    match nifti::read_ct(&scaled, &opts).unwrap() {
+        nifti::Ct::F32(v) => {
+            assert!(
+                v.data()
+                    .iter()
+                    .zip(as_f32.data())
+                    .all(|(a, b)| *a == b * 0.5)
+            );
+        }
+        other => panic!("scaled int16 read as {other:?}"),
+    }
+}

@@ -286,14 +286,10 @@ impl Cache {
 /// without a float copy) and maps its labels to class indices.
 pub fn prepare(case: &Case, preset: &Preset, labels: LabelMode) -> Result<Prepared> {
     let opts = nifti::ReadOptions::default();
-    let header = nifti::read_header(&case.image)?;
     let label: Volume<u8> = nifti::read(&case.label, &opts)?;
-    let done = if header.datatype == 4 && header.scaling.is_none() {
-        let image: Volume<i16> = nifti::read(&case.image, &opts)?;
-        preset.run_typed(image, Some(label))
-    } else {
-        let image: Volume<f32> = nifti::read(&case.image, &opts)?;
-        preset.run(Pair::new(image, Some(label))?)
+    let done = match nifti::read_ct(&case.image, &opts)? {
+        nifti::Ct::I16(image) => preset.run_typed(image, Some(label)),
+        nifti::Ct::F32(image) => preset.run(Pair::new(image, Some(label))?),
     }
     .map_err(|e| match e {
         liverseg_transforms::Error::Grid(reason) => Error::Data {

@@ -16,4 +16,4 @@ pub mod trainer;
 
 pub use config::{LabelMode, TrainConfig};
 pub use error::{Error, Result};
-pub use trainer::{Decision, EpochRecord, RunState, Summary, Trainer, train};
+pub use trainer::{Decision, EpochRecord, RunState, Summary, Trainer, device, train};

@@ -348,14 +348,11 @@ pub fn predict_file(
         name.ends_with(".nii") || name.ends_with(".nii.gz")
     };
     if is_nifti {
-        let header = liverseg_io::nifti::read_header(path)?;
         let ro = liverseg_io::nifti::ReadOptions::default();
-        if header.datatype == 4 && header.scaling.is_none() {
-            let v: Volume<i16> = liverseg_io::nifti::read(path, &ro)?;
-            return predictor.predict(v, opts);
-        }
-        let v: Volume<f32> = liverseg_io::nifti::read(path, &ro)?;
-        return predictor.predict(v, opts);
+        return match liverseg_io::nifti::read_ct(path, &ro)? {
+            liverseg_io::nifti::Ct::I16(v) => predictor.predict(v, opts),
+            liverseg_io::nifti::Ct::F32(v) => predictor.predict(v, opts),
+        };
     }
     let v: Volume<f32> =
         liverseg_io::dicom::read(path, &liverseg_io::dicom::ReadOptions::default())?;

@@ -226,7 +226,10 @@ fn fill_ct_statistics(preset: &mut Preset, cases: &[Case]) -> Result<()> {
     Ok(())
 }
 
-fn device_of(name: &str) -> Result<Device> {
+/// The device a `--device` value names: `cpu`, `cuda` (device 0) or
+/// `cuda:N`. A malformed name is a configuration error; a CUDA device that
+/// cannot be opened (no GPU, or a build without CUDA) is candle's error.
+pub fn device(name: &str) -> Result<Device> {
     if name == "cpu" {
         return Ok(Device::Cpu);
     }
@@ -300,7 +303,7 @@ impl Trainer {
             path: cfg.out.clone(),
             reason: format!("cannot create the run folder: {e}"),
         })?;
-        let device = device_of(&cfg.device)?;
+        let device = device(&cfg.device)?;
         let dataset = Dataset::open(&cfg.data, cfg.splits.as_deref(), cfg.fold)?;
         tracing::info!(
             train = dataset.train.len(),

@@ -251,11 +251,7 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
     std::fs::copy(run.join("best/model.safetensors"), &model).context("copying the best model")?;
     std::fs::copy(run.join("curves.png"), args.out.join("curves.png")).ok();
 
-    let device = if args.device == "cpu" {
-        candle_core::Device::Cpu
-    } else {
-        candle_core::Device::new_cuda(0)?
-    };
+    let device = liverseg_train::device(&args.device).context("--device")?;
     let predictor = Predictor::load(&model, &device)?;
     let pred_dir = args.out.join("predictions");
     let overlay_dir = args.out.join("overlays");

@@ -4,7 +4,6 @@
 use super::dicom::segments_for;
 use crate::exit::bad_input;
 use anyhow::{Context, Result};
-use candle_core::Device;
 use clap::{Args, ValueEnum};
 use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
 use liverseg_io::{Overwrite, Volume, nifti};
@@ -286,23 +285,7 @@ fn run_case(
 
 /// Runs `liverseg predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
-    let device = match args.device.as_str() {
-        "cpu" => Device::Cpu,
-        d => {
-            let n = d
-                .strip_prefix("cuda")
-                .map(|s| s.trim_start_matches(':'))
-                .and_then(|s| {
-                    if s.is_empty() {
-                        Some(0)
-                    } else {
-                        s.parse().ok()
-                    }
-                })
-                .ok_or_else(|| bad_input(format!("--device {d:?}: expected cpu or cuda:N")))?;
-            Device::new_cuda(n).context("opening the CUDA device")?
-        }
-    };
+    let device = liverseg_train::device(&args.device).context("--device")?;
     if !args.model.is_file() {
         return Err(bad_input(format!(
             "{}: no such model file",

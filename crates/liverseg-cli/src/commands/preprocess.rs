@@ -5,6 +5,7 @@ use crate::exit::bad_input;
 use crate::formats::{InputKind, detect, ensure_not_input};
 use anyhow::{Context, Result};
 use clap::Args;
+use liverseg_io::nifti::Ct;
 use liverseg_io::{Overwrite, Volume, dicom, nifti};
 use liverseg_transforms::{Pair, Preset, Step};
 use serde::Serialize;
@@ -64,46 +65,18 @@ fn load_preset(name: &str) -> Result<Preset> {
     serde_json::from_str(&text).map_err(|e| bad_input(format!("{name}: not a preset: {e}")))
 }
 
-/// A CT as read: int16 NIfTI files stay int16 (the first resampling reads
-/// them directly, without a float copy), everything else is float HU.
-#[derive(Debug)]
-pub enum Ct {
-    /// Stored int16 with no scaling.
-    I16(Volume<i16>),
-    /// Any other NIfTI type, or DICOM after rescale.
-    F32(Volume<f32>),
-}
-
-impl Ct {
-    /// The CT's shape and affine.
-    pub fn grid(&self) -> liverseg_transforms::Grid {
-        match self {
-            Ct::I16(v) => liverseg_transforms::Grid::of(v),
-            Ct::F32(v) => liverseg_transforms::Grid::of(v),
-        }
-    }
-
-    /// As float HU.
-    pub fn into_f32(self) -> Volume<f32> {
-        match self {
-            Ct::I16(v) => v.map(f32::from),
-            Ct::F32(v) => v,
-        }
+/// The shape and affine of a CT as read.
+fn grid_of(ct: &Ct) -> liverseg_transforms::Grid {
+    match ct {
+        Ct::I16(v) => liverseg_transforms::Grid::of(v),
+        Ct::F32(v) => liverseg_transforms::Grid::of(v),
     }
 }
 
 /// Reads a CT from NIfTI or a DICOM series.
 pub fn read_image(path: &Path) -> Result<Ct> {
     Ok(match detect(path)? {
-        InputKind::Nifti => {
-            let header = nifti::read_header(path)?;
-            let opts = nifti::ReadOptions::default();
-            if header.datatype == 4 && header.scaling.is_none() {
-                Ct::I16(nifti::read(path, &opts)?)
-            } else {
-                Ct::F32(nifti::read(path, &opts)?)
-            }
-        }
+        InputKind::Nifti => nifti::read_ct(path, &nifti::ReadOptions::default())?,
         InputKind::DicomDir | InputKind::DicomFile => {
             Ct::F32(dicom::read(path, &dicom::ReadOptions::default())?)
         }
@@ -148,7 +121,7 @@ pub fn read_inputs(image: &Path, label: Option<&Path>) -> Result<(Ct, Option<Vol
     let image = image_result?;
     let label = match (early, label) {
         (Some(l), _) => Some(l?),
-        (None, Some(p)) => Some(read_label(p, &image.grid())?),
+        (None, Some(p)) => Some(read_label(p, &grid_of(&image))?),
         (None, None) => None,
     };
     Ok((image, label))
@@ -191,7 +164,7 @@ pub fn run(args: &PreprocessArgs) -> Result<()> {
     }
     let start = Instant::now();
     let (image, label) = read_inputs(&args.image, args.label.as_deref())?;
-    info!(dims = ?image.grid().dims, seconds = start.elapsed().as_secs_f64(), "read input");
+    info!(dims = ?image.dims(), seconds = start.elapsed().as_secs_f64(), "read input");
     let image_path = args.image.display().to_string();
     let grid_error = |e: liverseg_transforms::Error| -> anyhow::Error {
         match e {
