@@ -74,13 +74,7 @@ impl DatasetJson {
 
 /// The case name of an image path: its file name without `.nii.gz` or
 /// `.nii` (`./imagesTr/liver_7.nii.gz` gives `liver_7`).
-pub fn case_name(path: &str) -> String {
-    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    file.strip_suffix(".nii.gz")
-        .or_else(|| file.strip_suffix(".nii"))
-        .unwrap_or(file)
-        .to_string()
-}
+pub use liverseg_io::nifti::case_name;
 
 /// True for files that are metadata of some other tool rather than data:
 /// hidden files, macOS AppleDouble `._*` forks, `.DS_Store`.

@@ -59,13 +59,7 @@ pub struct Dataset {
     pub split_source: String,
 }
 
-/// `imagesTr/liver_0.nii.gz` → `liver_0`.
-pub fn case_name(path: &str) -> String {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    file.trim_end_matches(".gz")
-        .trim_end_matches(".nii")
-        .to_string()
-}
+pub use liverseg_io::nifti::case_name;
 
 impl Dataset {
     /// Opens `data` (a folder with `dataset.json`, or the file itself).

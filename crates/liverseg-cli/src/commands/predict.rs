@@ -118,13 +118,7 @@ fn is_nifti_name(p: &Path) -> bool {
 }
 
 fn case_name(p: &Path) -> String {
-    let n = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    n.trim_end_matches(".gz")
-        .trim_end_matches(".nii")
-        .to_string()
+    liverseg_io::nifti::case_name(&p.to_string_lossy())
 }
 
 /// The cases of a folder: its NIfTI files and its sub-folders (DICOM

@@ -627,6 +627,17 @@ pub fn read_bytes_streaming<T: Voxel>(
     read_bytes(path, bytes, opts)
 }
 
+/// The case name of a NIfTI path as the Decathlon layout uses it: the last
+/// path component (split at `/` or `\\`) without one `.nii.gz` or `.nii`
+/// suffix. `./imagesTr/liver_7.nii.gz` → `liver_7`.
+pub fn case_name(path: &str) -> String {
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    file.strip_suffix(".nii.gz")
+        .or_else(|| file.strip_suffix(".nii"))
+        .unwrap_or(file)
+        .to_string()
+}
+
 /// A CT as stored: unscaled int16 files stay int16 (half the memory, and
 /// the first resampling can read them without a float copy); every other
 /// type is read as float32 with its scaling applied.
@@ -918,6 +929,15 @@ pub fn read_affine(path: &Path) -> Result<Affine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_names_drop_one_nifti_suffix() {
+        assert_eq!(case_name("./imagesTr/liver_7.nii.gz"), "liver_7");
+        assert_eq!(case_name("C:\\data\\a.nii"), "a");
+        assert_eq!(case_name("b"), "b");
+        assert_eq!(case_name("x.nii.gz.nii.gz"), "x.nii.gz");
+        assert_eq!(case_name("scan.gz"), "scan.gz");
+    }
 
     fn gz(raw: &[u8], members: usize) -> Vec<u8> {
         let mut out = Vec::new();
