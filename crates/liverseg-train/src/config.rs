@@ -213,7 +213,10 @@ pub struct TrainConfig {
     pub device: String,
     /// Cases preprocessed ahead of the training loop.
     pub prefetch: usize,
-    /// Threads preparing batches (each uses rayon inside).
+    /// Threads preparing batches, each taking every n-th batch (and rayon
+    /// across a batch's samples); more help when batches are small and
+    /// augmentation is heavy. Batches arrive in the same order whatever
+    /// the count.
     pub loader_threads: usize,
     /// Cache folder for preprocessed cases (default: `<data>/.liverseg-cache`).
     pub cache: Option<PathBuf>,

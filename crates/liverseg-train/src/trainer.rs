@@ -170,6 +170,23 @@ struct Batch {
     y: Tensor,
 }
 
+/// The batches of one epoch, taken round-robin from the loader threads'
+/// queues (so in plan order); ends when a thread's queue closes.
+struct Loader {
+    queues: Vec<Receiver<Result<Batch>>>,
+    next: usize,
+}
+
+impl Iterator for Loader {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        let q = &self.queues[self.next % self.queues.len()];
+        self.next += 1;
+        q.recv().ok()
+    }
+}
+
 /// Resolves `preset` (`seed`, `patch`, or a JSON file).
 pub fn load_preset(name: &str) -> Result<Preset> {
     match name {
@@ -538,18 +555,38 @@ impl Trainer {
         }
     }
 
-    /// Starts the loader thread for `epoch`: it prepares batches in order
-    /// (rayon across a batch's samples) into a bounded queue.
-    fn loader(&self, epoch: usize) -> Receiver<Result<Batch>> {
-        let plan = self.epoch_plan(epoch);
-        let (tx, rx) = sync_channel(self.cfg.prefetch.max(1));
+    /// Starts the loader threads for `epoch`: `loader_threads` threads,
+    /// thread `w` preparing batches `w`, `w + n`, … (rayon across a batch's
+    /// samples) into its own bounded queue; [`Loader`] takes them back in
+    /// order, so the batches do not depend on the thread count.
+    fn loader(&self, epoch: usize) -> Loader {
+        let plan = std::sync::Arc::new(self.epoch_plan(epoch));
+        let threads = self.cfg.loader_threads.max(1);
+        let mut queues = Vec::with_capacity(threads);
+        for w in 0..threads {
+            let (tx, rx) = sync_channel(self.cfg.prefetch.div_ceil(threads).max(1));
+            queues.push(rx);
+            self.spawn_loader(epoch, plan.clone(), w, threads, tx);
+        }
+        Loader { queues, next: 0 }
+    }
+
+    /// One loader thread: batches `w`, `w + threads`, … of `plan`.
+    fn spawn_loader(
+        &self,
+        epoch: usize,
+        plan: std::sync::Arc<Vec<(usize, u64)>>,
+        w: usize,
+        threads: usize,
+        tx: std::sync::mpsc::SyncSender<Result<Batch>>,
+    ) {
         let cache = self.cache.clone();
         let preset = self.preset.clone();
         let cases = self.dataset.train.clone();
         let (batch_size, seed, device) = (self.cfg.batch_size, self.cfg.seed, self.device.clone());
         std::thread::spawn(move || {
             use rayon::prelude::*;
-            for chunk in plan.chunks(batch_size) {
+            for chunk in plan.chunks(batch_size).skip(w).step_by(threads) {
                 let samples: Result<Vec<Prepared>> = chunk
                     .par_iter()
                     .map(|&(c, s)| {
@@ -590,7 +627,6 @@ impl Trainer {
                 }
             }
         });
-        rx
     }
 
     fn loss(&self, outputs: &[Tensor], y: &Tensor) -> Result<Tensor> {

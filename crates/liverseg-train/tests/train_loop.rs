@@ -1,5 +1,6 @@
 //! End-to-end runs of the training loop on a tiny phantom dataset:
-//! outputs, bit-identical resume, divergence handling.
+//! outputs, bit-identical resume and loader thread counts, divergence
+//! handling.
 
 mod common;
 
@@ -53,6 +54,15 @@ fn four_epochs_equal_two_plus_resume_two_bit_for_bit() {
     assert_identical(
         &tmp.path().join("one/last/optimizer.safetensors"),
         &tmp.path().join("two/last/optimizer.safetensors"),
+    );
+    // Three loader threads deliver the same batches in the same order.
+    let mut three = common::tiny_config(&data, &tmp.path().join("three"), &preset);
+    three.loader_threads = 3;
+    three.prefetch = 1;
+    train(three, false, false).unwrap();
+    assert_identical(
+        &tmp.path().join("one/last/model.safetensors"),
+        &tmp.path().join("three/last/model.safetensors"),
     );
     // The run folder holds what the issue lists.
     let out = tmp.path().join("one");
