@@ -1,11 +1,14 @@
 //! 3-D convolution and transposed convolution layers with autograd.
 //!
-//! candle has no 3-D convolution. These layers run a tiled vol2col whose
-//! column matrix has the voxels as its long dimension, feeding `gemm`; the
-//! backward passes use the same kernels (see `kernels.rs`).
+//! candle has no 3-D convolution. On the CPU these layers run either
+//! register-blocked direct kernels on padded, phase-split grids (AVX-512,
+//! `direct.rs`) or tiled column matrices fed to `gemm` (`kernels.rs`
+//! chooses per call); the backward passes use the same kernels. On other
+//! devices the layers compose candle's 2-D convolutions (`generic.rs`).
 
 mod direct;
 mod gemm;
+mod generic;
 mod geom;
 mod kernels;
 mod op;
@@ -133,6 +136,9 @@ fn apply(
 
 impl Module for Conv3d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if !x.device().is_cpu() {
+            return generic::conv3d(x, &self.weight, self.bias.as_ref(), &self.geom);
+        }
         apply(x, &self.weight, &self.bias, ConvOp::conv(self.geom))
     }
 }
@@ -192,6 +198,15 @@ impl ConvTranspose3d {
 
 impl Module for ConvTranspose3d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if !x.device().is_cpu() {
+            return generic::conv_transpose3d(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                &self.cfg.geom,
+                self.cfg.output_padding,
+            );
+        }
         let (_, _, d, h, w) = x.dims5()?;
         let dout = self
             .cfg
