@@ -141,6 +141,23 @@ impl Decision {
         }
     }
 
+    /// Where each class `1..classes` is predicted in sample 0 of `(N, C,
+    /// X, Y, Z)` logits, in the tensor's element order (one argmax for all
+    /// classes with [`Decision::Argmax`]).
+    pub fn class_masks(&self, logits: &Tensor, classes: usize) -> Result<Vec<Vec<bool>>> {
+        match self {
+            Decision::Argmax => {
+                let winner = logits.get(0)?.argmax(0)?.flatten_all()?.to_vec1::<u32>()?;
+                Ok((1..classes)
+                    .map(|cls| winner.iter().map(|&v| v as usize == cls).collect())
+                    .collect())
+            }
+            Decision::Sigmoid => (1..classes)
+                .map(|cls| self.class_mask(logits, cls))
+                .collect(),
+        }
+    }
+
     /// Where class `cls` is predicted in sample 0 of `(N, C, X, Y, Z)`
     /// logits, in the tensor's element order.
     pub fn class_mask(&self, logits: &Tensor, cls: usize) -> Result<Vec<bool>> {
@@ -175,6 +192,8 @@ struct Batch {
 struct Loader {
     queues: Vec<Receiver<Result<Batch>>>,
     next: usize,
+    /// Batches in the epoch.
+    batches: usize,
 }
 
 impl Iterator for Loader {
@@ -568,7 +587,11 @@ impl Trainer {
             queues.push(rx);
             self.spawn_loader(epoch, plan.clone(), w, threads, tx);
         }
-        Loader { queues, next: 0 }
+        Loader {
+            queues,
+            next: 0,
+            batches: plan.len().div_ceil(self.cfg.batch_size.max(1)),
+        }
     }
 
     /// One loader thread: batches `w`, `w + threads`, … of `plan`.
@@ -676,8 +699,7 @@ impl Trainer {
 
     fn train_epoch(&mut self, epoch: usize, lr: f64) -> Result<(f64, usize)> {
         let rx = self.loader(epoch);
-        let n_batches = self.epoch_plan(epoch).len().div_ceil(self.cfg.batch_size);
-        let bar = self.bar(n_batches as u64, &format!("epoch {}", epoch + 1));
+        let bar = self.bar(rx.batches as u64, &format!("epoch {}", epoch + 1));
         let accum = self.cfg.grad_accumulation;
         let n_params = self.opt.params().len();
         let mut grads: Vec<Option<Tensor>> = vec![None; n_params];
@@ -765,10 +787,9 @@ impl Trainer {
                     .to_scalar::<f32>()?,
             );
             let truth: Vec<f32> = y.flatten_all()?.to_vec1()?;
-            let decision = Decision::of(&self.cfg.loss);
-            for (k, slot) in per_class.iter_mut().enumerate() {
+            let masks = Decision::of(&self.cfg.loss).class_masks(&logits, classes)?;
+            for (k, (slot, pred)) in per_class.iter_mut().zip(&masks).enumerate() {
                 let cls = k + 1;
-                let pred = decision.class_mask(&logits, cls)?;
                 let (mut inter, mut a, mut b) = (0usize, 0usize, 0usize);
                 for (&pp, &tv) in pred.iter().zip(&truth) {
                     let tt = tv as usize == cls;
