@@ -182,7 +182,16 @@ impl Predictor {
         let mut p = self.preset.clone();
         for s in &mut p.steps {
             if let Step::Spacing { pixdim, .. } = s {
-                *pixdim = pixdim.map(|v| v.max(3.0));
+                let coarse = pixdim.map(|v| v.max(3.0));
+                if coarse != *pixdim {
+                    tracing::warn!(
+                        model_spacing = ?*pixdim,
+                        fast_spacing = ?coarse,
+                        "--fast: this model was trained at a finer spacing than it will now see; \
+                         expect a coarser, less accurate mask (train a model at 3 mm for --fast)"
+                    );
+                }
+                *pixdim = coarse;
             }
         }
         p

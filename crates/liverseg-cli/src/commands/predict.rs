@@ -73,7 +73,8 @@ pub struct PredictArgs {
     /// Write a PNG montage of the mask outlined on the CT.
     #[arg(long)]
     pub overlay: Option<PathBuf>,
-    /// Low-resolution mode (resample at 3 mm or coarser).
+    /// Low-resolution mode: resample at 3 mm or coarser (for a model trained
+    /// at that spacing; a finer model is warned about and loses accuracy).
     #[arg(long)]
     pub fast: bool,
     /// Print the volumes as JSON.
