@@ -15,7 +15,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use rayon::prelude::*;
 
 /// The contiguous f32 data of a storage, or an error naming the op.
-fn f32_data<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+pub(crate) fn f32_data<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
         _ => candle_core::bail!("{name}: only f32 tensors are supported"),
@@ -63,6 +63,26 @@ fn group_planes(g: usize, n: usize, c: usize, per_sample: bool) -> Vec<usize> {
     }
 }
 
+/// `f(plane)` summed over the planes of every group (see [`group_planes`]),
+/// in plane order, one parallel task per group.
+fn group_sums(
+    n: usize,
+    c: usize,
+    per_sample: bool,
+    f: impl Fn(usize) -> (f64, f64) + Sync,
+) -> Vec<(f64, f64)> {
+    let groups = if per_sample { n * c } else { c };
+    (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            group_planes(g, n, c, per_sample)
+                .into_iter()
+                .map(&f)
+                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        })
+        .collect()
+}
+
 /// Per-group mean and biased variance of an `(N, C, …)` tensor: one group
 /// per channel (batch normalisation) or per `(sample, channel)` (instance
 /// normalisation). Output: a `(2, groups)` tensor, means then variances.
@@ -81,20 +101,15 @@ impl CustomOp1 for GroupStats {
         let (n, c, m) = ncm(self.name(), l)?;
         let groups = if self.per_sample { n * c } else { c };
         let count = (groups_len(n, self.per_sample) * m).max(1) as f64;
-        let stats: Vec<(f32, f32)> = (0..groups)
-            .into_par_iter()
-            .map(|g| {
-                let (mut s1, mut s2) = (0f64, 0f64);
-                for p in group_planes(g, n, c, self.per_sample) {
-                    let plane = &x[p * m..(p + 1) * m];
-                    let (a, b) = dot_sums(plane, plane);
-                    s1 += a;
-                    s2 += b;
-                }
-                let mean = s1 / count;
-                ((mean) as f32, (s2 / count - mean * mean).max(0.0) as f32)
-            })
-            .collect();
+        let plane = |p: usize| &x[p * m..(p + 1) * m];
+        let stats: Vec<(f32, f32)> =
+            group_sums(n, c, self.per_sample, |p| dot_sums(plane(p), plane(p)))
+                .into_iter()
+                .map(|(s1, s2)| {
+                    let mean = s1 / count;
+                    (mean as f32, (s2 / count - mean * mean).max(0.0) as f32)
+                })
+                .collect();
         let mut out: Vec<f32> = stats.iter().map(|s| s.0).collect();
         out.extend(stats.iter().map(|s| s.1));
         Ok((CpuStorage::F32(out), Shape::from((2, groups))))
@@ -118,25 +133,10 @@ impl CustomOp1 for ChannelSums {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(self.name(), s, l)?;
         let (n, c, m) = ncm(self.name(), l)?;
-        let sums: Vec<f32> = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                group_planes(ch, n, c, false)
-                    .into_iter()
-                    .map(|p| {
-                        let plane = &x[p * m..(p + 1) * m];
-                        let mut acc = [0f64; 8];
-                        let chunks = plane.chunks_exact(8);
-                        let rest: f64 = chunks.remainder().iter().map(|&v| f64::from(v)).sum();
-                        for ch in chunks {
-                            for i in 0..8 {
-                                acc[i] += f64::from(ch[i]);
-                            }
-                        }
-                        acc.iter().sum::<f64>() + rest
-                    })
-                    .sum::<f64>() as f32
-            })
+        let ones = vec![1f32; m];
+        let sums: Vec<f32> = group_sums(n, c, false, |p| dot_sums(&x[p * m..(p + 1) * m], &ones))
+            .into_iter()
+            .map(|(sum, _)| sum as f32)
             .collect();
         Ok((CpuStorage::F32(sums), Shape::from(c)))
     }
@@ -254,21 +254,18 @@ struct NormBackward {
 impl NormBackward {
     /// `(Σ gy, Σ gy·x̂)` for every group.
     fn group_sums(&self, gy: &[f32], x: &[f32], n: usize, c: usize, m: usize) -> Vec<(f64, f64)> {
-        let groups = if self.op.per_sample { n * c } else { c };
-        (0..groups)
-            .into_par_iter()
-            .map(|g| {
-                let (mut sg, mut sgx) = (0f64, 0f64);
-                for p in group_planes(g, n, c, self.op.per_sample) {
-                    let (a, b) = dot_sums(&gy[p * m..(p + 1) * m], &x[p * m..(p + 1) * m]);
-                    sg += a;
-                    sgx += b;
-                }
-                // Σ gy·x̂ = invstd · (Σ gy·x − mean · Σ gy).
-                let (mean, invstd) = (f64::from(self.op.mean[g]), f64::from(self.op.invstd[g]));
-                (sg, invstd * (sgx - mean * sg))
-            })
-            .collect()
+        let span = |p: usize| p * m..(p + 1) * m;
+        group_sums(n, c, self.op.per_sample, |p| {
+            dot_sums(&gy[span(p)], &x[span(p)])
+        })
+        .into_iter()
+        .enumerate()
+        .map(|(g, (sg, sgx))| {
+            // Σ gy·x̂ = invstd · (Σ gy·x − mean · Σ gy).
+            let (mean, invstd) = (f64::from(self.op.mean[g]), f64::from(self.op.invstd[g]));
+            (sg, invstd * (sgx - mean * sg))
+        })
+        .collect()
     }
 }
 

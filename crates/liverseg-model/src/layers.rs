@@ -266,6 +266,7 @@ impl ModuleT for Dropout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{max_diff, seeded};
     use candle_core::{DType, Device, Var};
 
     #[test]
@@ -289,33 +290,6 @@ mod tests {
                 "{mean} {var}"
             );
         }
-    }
-
-    fn seeded(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 1.5
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
     }
 
     /// Gradients of `Σ f(x)·r` with respect to `x` and `params`.

@@ -27,6 +27,8 @@ mod layers;
 mod loss;
 mod plain_unet;
 mod sliding;
+#[cfg(test)]
+mod test_util;
 mod unet;
 
 pub use checkpoint::{

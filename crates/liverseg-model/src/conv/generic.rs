@@ -130,28 +130,8 @@ pub(crate) fn conv_transpose3d(
 mod tests {
     use super::*;
     use crate::conv::{Conv3d, ConvTranspose3d, ConvTranspose3dConfig};
-    use candle_core::{Device, Module, Var};
-
-    fn seeded(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| ((i as f64 * 0.37 + seed as f64).sin() * 0.8) as f32)
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
+    use crate::test_util::{max_diff, seeded};
+    use candle_core::{Module, Var};
 
     /// Outputs and the gradients of `Σ f·r` for x, w and b, from the
     /// generic composition and from the CPU kernels.

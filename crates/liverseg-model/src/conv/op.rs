@@ -3,6 +3,7 @@
 
 use super::geom::ConvGeom;
 use super::kernels;
+use crate::fused::f32_data;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -13,18 +14,6 @@ fn dims5(name: &str, layout: &Layout) -> Result<(usize, usize, [usize; 3])> {
         candle_core::bail!("{name}: expected a 5-D (N, C, D, H, W) tensor, got shape {d:?}");
     }
     Ok((d[0], d[1], [d[2], d[3], d[4]]))
-}
-
-/// The contiguous f32 data of a storage, or an error naming the op.
-fn f32_slice<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(v) => v.as_slice(),
-        _ => candle_core::bail!("{name}: only f32 tensors are supported"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{name}: operands must be contiguous"),
-    }
 }
 
 /// Which kernel an op runs on its two operands.
@@ -85,8 +74,8 @@ impl ConvOp {
         bias: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let a = f32_slice(name, s1, l1)?;
-        let b = f32_slice(name, s2, l2)?;
+        let a = f32_data(name, s1, l1)?;
+        let b = f32_data(name, s2, l2)?;
         let g = &self.geom;
         match self.kind {
             Kind::Forward => {
@@ -314,7 +303,7 @@ impl CustomOp3 for ConvBiasOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let bias = f32_slice(self.name(), s3, l3)?;
+        let bias = f32_data(self.name(), s3, l3)?;
         self.0.run_cpu(s1, l1, s2, l2, Some(bias))
     }
 
