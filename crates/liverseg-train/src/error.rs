@@ -23,6 +23,10 @@ pub enum Error {
     /// Two volumes that must share a grid do not.
     #[error("grid mismatch: {0}")]
     Grid(String),
+    /// A device that was asked for cannot be opened (no GPU, no driver, or
+    /// a build without the `cuda` feature).
+    #[error("{0}")]
+    Device(String),
     /// The loss became NaN or infinite.
     #[error("training diverged: {0}")]
     Diverged(String),
