@@ -1,7 +1,6 @@
 //! `liverseg train`: configuration printing and overriding, a short run,
 //! resume, and the exit-code contract.
 
-use liverseg_io::nifti;
 use liverseg_model::{Architecture, UNetConfig};
 use liverseg_phantom::{PhantomConfig, generate};
 use liverseg_train::TrainConfig;
@@ -22,23 +21,13 @@ fn stderr(o: &Output) -> String {
 
 fn dataset(dir: &Path) -> PathBuf {
     let root = dir.join("data/Phantom");
-    std::fs::create_dir_all(root.join("imagesTr")).unwrap();
-    std::fs::create_dir_all(root.join("labelsTr")).unwrap();
     let cfg = PhantomConfig {
         dims: [24, 24, 12],
         spacing: [16.0, 16.0, 21.0],
         ..PhantomConfig::default()
     };
-    let mut training = Vec::new();
-    for i in 0..3 {
-        let p = generate(i, &cfg).unwrap();
-        let opts = nifti::WriteOptions::default();
-        nifti::write(&root.join(format!("imagesTr/p{i}.nii.gz")), &p.image, &opts).unwrap();
-        nifti::write(&root.join(format!("labelsTr/p{i}.nii.gz")), &p.label, &opts).unwrap();
-        training.push(serde_json::json!({"image": format!("./imagesTr/p{i}.nii.gz"), "label": format!("./labelsTr/p{i}.nii.gz")}));
-    }
-    let ds = serde_json::json!({"name": "Phantom", "numTraining": 3, "training": training});
-    std::fs::write(root.join("dataset.json"), ds.to_string()).unwrap();
+    let cases = (0..3).map(|i| Ok((format!("p{i}"), generate(i, &cfg)?)));
+    liverseg_phantom::write_decathlon(&root, cases, "test phantoms").unwrap();
     root
 }
 

@@ -15,6 +15,14 @@ pub enum Error {
         /// What is wrong with it, in words.
         reason: String,
     },
+    /// Writing a dataset file failed.
+    #[error("{}: {reason}", path.display())]
+    Write {
+        /// The file or folder involved.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The volume could not be assembled (an invalid grid slipped through).
     #[error("cannot build the phantom volume: {0}")]
     Volume(Box<liverseg_io::Error>),

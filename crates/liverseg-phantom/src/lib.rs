@@ -63,11 +63,13 @@
 
 mod anatomy;
 mod config;
+mod dataset;
 mod error;
 mod render;
 mod shapes;
 
 pub use anatomy::Tissue;
 pub use config::{MAX_VOXELS, PhantomConfig, RandomRanges};
+pub use dataset::write_decathlon;
 pub use error::{Error, Result};
 pub use render::{Phantom, generate, tissue_map};

@@ -146,39 +146,18 @@ struct Report {
 }
 
 fn write_dataset(dir: &Path, n: usize, seed: u64) -> Result<Vec<String>> {
-    std::fs::create_dir_all(dir.join("imagesTr"))?;
-    std::fs::create_dir_all(dir.join("labelsTr"))?;
-    let mut names = Vec::new();
-    let mut training = Vec::new();
-    for i in 0..n {
+    let cases = (0..n).map(|i| {
         let s = seed.wrapping_mul(1000).wrapping_add(i as u64);
-        let cfg = PhantomConfig::random(s);
-        let p = generate(s, &cfg).with_context(|| format!("phantom {i}"))?;
-        let name = format!("phantom_{i:03}");
-        let opts = nifti::WriteOptions::default();
-        nifti::write(
-            &dir.join(format!("imagesTr/{name}.nii.gz")),
-            &p.image,
-            &opts,
-        )?;
-        nifti::write(
-            &dir.join(format!("labelsTr/{name}.nii.gz")),
-            &p.label,
-            &opts,
-        )?;
-        training.push(serde_json::json!({
-            "image": format!("./imagesTr/{name}.nii.gz"),
-            "label": format!("./labelsTr/{name}.nii.gz"),
-        }));
-        names.push(name);
-    }
-    let ds = serde_json::json!({
-        "name": "Phantom", "description": "liverseg synthetic abdominal CT phantoms",
-        "labels": {"0": "background", "1": "liver"}, "modality": {"0": "CT"},
-        "numTraining": n, "training": training,
+        Ok((
+            format!("phantom_{i:03}"),
+            generate(s, &PhantomConfig::random(s))?,
+        ))
     });
-    std::fs::write(dir.join("dataset.json"), serde_json::to_string_pretty(&ds)?)?;
-    Ok(names)
+    Ok(liverseg_phantom::write_decathlon(
+        dir,
+        cases,
+        "liverseg synthetic abdominal CT phantoms",
+    )?)
 }
 
 /// Runs `liverseg demo`.

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use liverseg_io::nifti;
 use liverseg_model::{Architecture, UNetConfig};
 use liverseg_phantom::{PhantomConfig, generate};
 use liverseg_train::TrainConfig;
@@ -14,41 +13,13 @@ use liverseg_train::config::ScheduleConfig;
 /// Writes `n` phantom cases (24 × 24 × 12 voxels) and `dataset.json`.
 pub fn phantom_dataset(dir: &Path, n: usize) -> PathBuf {
     let root = dir.join("Phantom");
-    std::fs::create_dir_all(root.join("imagesTr")).unwrap();
-    std::fs::create_dir_all(root.join("labelsTr")).unwrap();
     let cfg = PhantomConfig {
         dims: [24, 24, 12],
         spacing: [16.0, 16.0, 21.0],
         ..PhantomConfig::default()
     };
-    let mut training = Vec::new();
-    for i in 0..n {
-        let p = generate(i as u64, &cfg).unwrap();
-        let name = format!("phantom_{i}");
-        let opts = nifti::WriteOptions::default();
-        nifti::write(
-            &root.join(format!("imagesTr/{name}.nii.gz")),
-            &p.image,
-            &opts,
-        )
-        .unwrap();
-        nifti::write(
-            &root.join(format!("labelsTr/{name}.nii.gz")),
-            &p.label,
-            &opts,
-        )
-        .unwrap();
-        training.push(serde_json::json!({
-            "image": format!("./imagesTr/{name}.nii.gz"),
-            "label": format!("./labelsTr/{name}.nii.gz"),
-        }));
-    }
-    let ds = serde_json::json!({"name": "Phantom", "numTraining": n, "training": training});
-    std::fs::write(
-        root.join("dataset.json"),
-        serde_json::to_string_pretty(&ds).unwrap(),
-    )
-    .unwrap();
+    let cases = (0..n).map(|i| Ok((format!("phantom_{i}"), generate(i as u64, &cfg)?)));
+    liverseg_phantom::write_decathlon(&root, cases, "test phantoms").unwrap();
     root
 }
 

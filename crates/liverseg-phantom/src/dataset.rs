@@ -1,0 +1,102 @@
+//! Phantoms written as a Medical Segmentation Decathlon dataset folder.
+
+use crate::{Error, Phantom, Result};
+use liverseg_io::nifti;
+use std::path::Path;
+
+fn write_error(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Write {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes phantoms into `dir` in the Decathlon layout:
+/// `imagesTr/{name}.nii.gz`, `labelsTr/{name}.nii.gz` and a `dataset.json`
+/// listing them (labels 0 background, 1 liver), one case at a time as
+/// `cases` yields them. Returns the case names in order.
+pub fn write_decathlon(
+    dir: &Path,
+    cases: impl IntoIterator<Item = Result<(String, Phantom)>>,
+    description: &str,
+) -> Result<Vec<String>> {
+    for sub in ["imagesTr", "labelsTr"] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| write_error(&d, e))?;
+    }
+    let opts = nifti::WriteOptions::default();
+    let mut names = Vec::new();
+    let mut training = Vec::new();
+    for case in cases {
+        let (name, p) = case?;
+        for (sub, write) in [
+            (
+                "imagesTr",
+                nifti::write(
+                    &dir.join(format!("imagesTr/{name}.nii.gz")),
+                    &p.image,
+                    &opts,
+                ),
+            ),
+            (
+                "labelsTr",
+                nifti::write(
+                    &dir.join(format!("labelsTr/{name}.nii.gz")),
+                    &p.label,
+                    &opts,
+                ),
+            ),
+        ] {
+            write.map_err(|e| write_error(&dir.join(sub), e))?;
+        }
+        training.push(serde_json::json!({
+            "image": format!("./imagesTr/{name}.nii.gz"),
+            "label": format!("./labelsTr/{name}.nii.gz"),
+        }));
+        names.push(name);
+    }
+    let ds = serde_json::json!({
+        "name": "Phantom",
+        "description": description,
+        "labels": {"0": "background", "1": "liver"},
+        "modality": {"0": "CT"},
+        "tensorImageSize": "3D",
+        "numTraining": names.len(),
+        "training": training,
+    });
+    let path = dir.join("dataset.json");
+    let text = serde_json::to_string_pretty(&ds).map_err(|e| write_error(&path, e))?;
+    std::fs::write(&path, text).map_err(|e| write_error(&path, e))?;
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PhantomConfig, generate};
+
+    #[test]
+    fn writes_images_labels_and_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = PhantomConfig {
+            dims: [16, 16, 8],
+            spacing: [20.0, 20.0, 30.0],
+            ..PhantomConfig::default()
+        };
+        let cases = (0..2).map(|i| Ok((format!("p{i}"), generate(i, &cfg)?)));
+        let names = write_decathlon(dir.path(), cases, "test").unwrap();
+        assert_eq!(names, ["p0", "p1"]);
+        let ds: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("dataset.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ds["numTraining"], 2);
+        assert_eq!(ds["training"][1]["label"], "./labelsTr/p1.nii.gz");
+        let label: liverseg_io::Volume<u8> = nifti::read(
+            &dir.path().join("labelsTr/p1.nii.gz"),
+            &nifti::ReadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(label, generate(1, &cfg).unwrap().label);
+    }
+}
