@@ -367,11 +367,23 @@ impl Preset {
     /// → 0..1, clip) → CropForeground(from the image) → Resize(128, 128, 64;
     /// area/nearest).
     pub fn seed() -> Preset {
+        Preset::tutorial_chain("seed", [1.5, 1.5, 1.0], [128, 128, 64], ResizeMode::Nearest)
+    }
+
+    /// The tutorial's chain (Spacing → Orientation RAS → CT window →
+    /// CropForeground → Resize with area for the image) at another spacing,
+    /// size and label resize mode, without augmentation.
+    pub fn tutorial_chain(
+        name: &str,
+        pixdim: [f64; 3],
+        size: [usize; 3],
+        label_mode: ResizeMode,
+    ) -> Preset {
         Preset {
-            name: "seed".into(),
+            name: name.into(),
             steps: vec![
                 Step::Spacing {
-                    pixdim: [1.5, 1.5, 1.0],
+                    pixdim,
                     image_mode: Interpolation::Linear,
                 },
                 Step::Orientation {
@@ -380,9 +392,9 @@ impl Preset {
                 Step::ScaleIntensityRange(ScaleIntensityRange::ct_window()),
                 Step::CropForeground(CropForegroundOptions::default()),
                 Step::Resize {
-                    size: [128, 128, 64],
+                    size,
                     image_mode: ResizeMode::Area,
-                    label_mode: ResizeMode::Nearest,
+                    label_mode,
                 },
             ],
             augment: Vec::new(),

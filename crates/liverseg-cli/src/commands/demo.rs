@@ -12,9 +12,7 @@ use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
 use liverseg_train::metrics::{CaseMetrics, MetricOptions, evaluate};
 use liverseg_train::predict::{PredictOptions, Predictor, predict_file};
 use liverseg_train::{LabelMode, TrainConfig};
-use liverseg_transforms::{
-    CropForegroundOptions, Interpolation, Preset, ResizeMode, Step, intensity::ScaleIntensityRange,
-};
+use liverseg_transforms::{Preset, ResizeMode};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,26 +43,7 @@ pub struct DemoArgs {
 /// The demo's preprocessing: the tutorial's chain at 4 mm and 64 × 64 × 48,
 /// with aligned (nearest-exact) label resizing.
 pub fn demo_preset() -> Preset {
-    Preset {
-        name: "demo".into(),
-        steps: vec![
-            Step::Spacing {
-                pixdim: [4.0, 4.0, 4.0],
-                image_mode: Interpolation::Linear,
-            },
-            Step::Orientation {
-                axcodes: "RAS".into(),
-            },
-            Step::ScaleIntensityRange(ScaleIntensityRange::ct_window()),
-            Step::CropForeground(CropForegroundOptions::default()),
-            Step::Resize {
-                size: [64, 64, 48],
-                image_mode: ResizeMode::Area,
-                label_mode: ResizeMode::NearestExact,
-            },
-        ],
-        augment: Vec::new(),
-    }
+    Preset::tutorial_chain("demo", [4.0; 3], [64, 64, 48], ResizeMode::NearestExact)
 }
 
 /// The demo's training configuration.
