@@ -27,11 +27,10 @@ pub(crate) enum Family {
     Direct,
 }
 
-/// The family for a convolution of geometry `g` producing `dout`: direct
-/// for stride-1 layers whose rows are long enough to fill vectors, on CPUs
-/// with AVX-512. `LIVERSEG_CONV_KERNEL=columns` forces the column kernels
+/// The family for a convolution producing `dout` (any geometry): direct
+/// when its rows are long enough to fill vectors, on CPUs with AVX-512. `LIVERSEG_CONV_KERNEL=columns` forces the column kernels
 /// (for benchmarks and comparisons).
-pub(crate) fn family(_g: &ConvGeom, dout: [usize; 3]) -> Family {
+pub(crate) fn family(dout: [usize; 3]) -> Family {
     static FORCE_COLUMNS: OnceLock<bool> = OnceLock::new();
     let force = *FORCE_COLUMNS
         .get_or_init(|| std::env::var("LIVERSEG_CONV_KERNEL").is_ok_and(|v| v == "columns"));
@@ -218,7 +217,7 @@ pub(crate) fn conv_forward(
     dout: [usize; 3],
     y: &mut [f32],
 ) {
-    if family(g, dout) == Family::Direct {
+    if family(dout) == Family::Direct {
         direct::conv_forward(x, cin, din, w, bias, cout, g, dout, y);
     } else {
         columns_forward(x, cin, din, w, cout, g, dout, y);
@@ -277,7 +276,7 @@ pub(crate) fn conv_backward_input(
     din: [usize; 3],
     gx: &mut [f32],
 ) {
-    if family(g, dout) == Family::Direct {
+    if family(dout) == Family::Direct {
         direct::conv_backward_input(gy, cout, dout, w, bias, cin, g, din, gx);
     } else {
         columns_backward_input(gy, cout, dout, w, cin, g, din, gx);
@@ -397,7 +396,7 @@ pub(crate) fn conv_backward_weight(
     dout: [usize; 3],
     gw: &mut [f32],
 ) {
-    if family(g, dout) == Family::Direct {
+    if family(dout) == Family::Direct {
         direct::conv_backward_weight(x, cin, din, gy, cout, g, dout, gw);
     } else {
         columns_backward_weight(x, cin, din, gy, cout, g, dout, gw);
@@ -532,7 +531,7 @@ mod tests {
             let x = data(cin * vol, 0.5);
             let w = data(cout * cin * g.taps(), 1.5);
             let (want, dout) = naive_conv(&x, cin, din, &w, cout, &g);
-            assert_eq!(family(&g, dout), Family::Direct, "{g:?}");
+            assert_eq!(family(dout), Family::Direct, "{g:?}");
             let mut y = vec![f32::NAN; want.len()];
             // With a bias: the definition plus the bias of each channel.
             let bias: Vec<f32> = (0..cout).map(|c| c as f32 * 0.5 - 1.0).collect();

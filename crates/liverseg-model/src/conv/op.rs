@@ -316,13 +316,11 @@ impl CustomOp3 for ConvBiasOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (gx, gw) = self.0.bwd(arg1, arg2, res, grad)?;
-        // candle's multi-axis sum runs on one thread over strided data.
-        let gb = if grad.device().is_cpu() {
-            grad.contiguous()?
-                .apply_op1_no_bwd(&crate::fused::ChannelSums)?
-        } else {
-            grad.sum((0, 2, 3, 4))?
-        };
+        // The op only runs on the CPU (other devices take conv/generic.rs);
+        // candle's multi-axis sum would run on one thread over strided data.
+        let gb = grad
+            .contiguous()?
+            .apply_op1_no_bwd(&crate::fused::ChannelSums)?;
         Ok((gx, gw, Some(gb)))
     }
 }
