@@ -153,6 +153,62 @@ fn preset_path_maps_the_mask_back_onto_the_input_and_folders_skip_bad_cases() {
         .filter(|(x, y)| x != y)
         .count();
     assert_eq!(differ, 0);
+    // Asking for the probabilities maps them back whole; without them the
+    // decision is taken plane by plane while mapping back. Same mask, and
+    // it is the argmax of the saved probabilities. The CT gets 12 columns
+    // of air, which CropForeground leaves out, so both classes occur.
+    let [nx, ny, nz] = ct.dims();
+    let mut padded = Vec::with_capacity((nx + 12) * ny * nz);
+    for row in ct.data().chunks(nx) {
+        padded.extend_from_slice(row);
+        padded.extend(std::iter::repeat_n(-1000.0f32, 12));
+    }
+    let ct = Volume::new([nx + 12, ny, nz], *ct.affine(), padded).unwrap();
+    let padded_ct = tmp.path().join("padded.nii.gz");
+    nifti::write(&padded_ct, &ct, &nifti::WriteOptions::default()).unwrap();
+    let with_probs = tmp.path().join("with_probs.nii.gz");
+    let probs = tmp.path().join("a_probs.nii.gz");
+    ok(&liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        padded_ct.to_str().unwrap(),
+        "--output",
+        with_probs.to_str().unwrap(),
+        "--save-probabilities",
+        probs.to_str().unwrap(),
+        "--no-postprocess",
+    ]));
+    let raw = tmp.path().join("raw.nii.gz");
+    ok(&liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        padded_ct.to_str().unwrap(),
+        "--output",
+        raw.to_str().unwrap(),
+        "--no-postprocess",
+    ]));
+    let m1: Volume<u8> = nifti::read(&with_probs, &nifti::ReadOptions::default()).unwrap();
+    let m2: Volume<u8> = nifti::read(&raw, &nifti::ReadOptions::default()).unwrap();
+    assert_eq!(m1.data(), m2.data());
+    let (p0, p1) = (read4(&probs, 0), read4(&probs, 1));
+    assert!(p0.same_grid(&ct, 1e-4));
+    let argmax: Vec<u8> = p0
+        .data()
+        .iter()
+        .zip(p1.data())
+        .map(|(b, l)| u8::from(l > b))
+        .collect();
+    assert_eq!(m2.data(), &argmax[..]);
+    let ones = argmax.iter().filter(|&&v| v == 1).count();
+    assert!(
+        ones > 0 && ones < argmax.len(),
+        "{ones} of {}",
+        argmax.len()
+    );
     // Existing outputs are not replaced without --force.
     let o = liverseg(&[
         "predict",

@@ -47,6 +47,10 @@ pub struct PredictOptions {
     /// at least 3 mm, so a whole CT costs a fraction of the voxels (for a
     /// model trained at that spacing).
     pub fast: bool,
+    /// Keep the class probabilities on the output grid
+    /// ([`Prediction::probabilities`]). Without them the decision is taken
+    /// while mapping back, and no full-size probability volume is made.
+    pub keep_probabilities: bool,
 }
 
 impl Default for PredictOptions {
@@ -58,6 +62,7 @@ impl Default for PredictOptions {
             preprocess: PreprocessMode::Auto,
             postprocess: true,
             fast: false,
+            keep_probabilities: false,
         }
     }
 }
@@ -69,8 +74,9 @@ pub struct Prediction {
     /// with a two-class model).
     pub labels: Volume<u8>,
     /// Class probabilities on the input grid (or the model grid with
-    /// `--preprocess none`), background first.
-    pub probabilities: Vec<Volume<f32>>,
+    /// `--preprocess none`), background first; only with
+    /// [`PredictOptions::keep_probabilities`].
+    pub probabilities: Option<Vec<Volume<f32>>>,
     /// Volume per foreground class, mL.
     pub volumes_ml: Vec<f64>,
 }
@@ -247,27 +253,34 @@ impl Predictor {
         Ok(out)
     }
 
-    /// Labels from probabilities: the most probable class (for a sigmoid
-    /// model, the most probable foreground class above 0.5).
+    /// One voxel's label from its background and foreground probabilities:
+    /// the first most probable class (for a sigmoid model, the most
+    /// probable foreground class above 0.5).
+    fn label_of(&self, background: f32, foreground: &[f32]) -> u8 {
+        let mut best = (0usize, background);
+        for (k, &v) in foreground.iter().enumerate() {
+            if v > best.1 {
+                best = (k + 1, v);
+            }
+        }
+        if self.decision == Decision::Sigmoid && best.0 > 0 && best.1 <= 0.5 {
+            best.0 = 0;
+        }
+        best.0 as u8
+    }
+
+    /// Labels from probabilities on one grid (background first).
     fn decide(&self, probs: &[Volume<f32>]) -> Result<Volume<u8>> {
         let first = probs
             .first()
             .ok_or_else(|| Error::Config("a model without output channels".into()))?;
         let mut labels = Volume::filled(first.dims(), *first.affine(), 0u8)?;
-        let n = first.len();
-        let out = labels.data_mut();
-        for o in 0..n {
-            let mut best = (0usize, f32::NEG_INFINITY);
-            for (k, p) in probs.iter().enumerate() {
-                let v = p.data()[o];
-                if v > best.1 {
-                    best = (k, v);
-                }
+        let mut foreground = vec![0.0f32; probs.len() - 1];
+        for (o, out) in labels.data_mut().iter_mut().enumerate() {
+            for (f, p) in foreground.iter_mut().zip(&probs[1..]) {
+                *f = p.data()[o];
             }
-            if self.decision == Decision::Sigmoid && best.0 > 0 && best.1 <= 0.5 {
-                best.0 = 0;
-            }
-            out[o] = best.0 as u8;
+            *out = self.label_of(first.data()[o], &foreground);
         }
         Ok(labels)
     }
@@ -279,11 +292,17 @@ impl Predictor {
         opts: &PredictOptions,
     ) -> Result<Prediction> {
         let input_grid = Grid::of(&image);
-        let (probs, grid_for_volumes) = match opts.preprocess {
+        let (mut labels, probs) = match opts.preprocess {
             PreprocessMode::None => {
                 let img = image.map(|v| v.to_f64() as f32);
+                drop(image);
                 let logits = self.logits(&img, opts)?;
-                (self.probabilities(&logits, &input_grid)?, input_grid)
+                drop(img);
+                let probs = self.probabilities(&logits, &input_grid)?;
+                (
+                    self.decide(&probs)?,
+                    opts.keep_probabilities.then_some(probs),
+                )
             }
             PreprocessMode::Auto => {
                 let preset = if opts.fast {
@@ -295,16 +314,24 @@ impl Predictor {
                 let model_grid = Grid::of(&done.pair.image);
                 let logits = self.logits(&done.pair.image, opts)?;
                 let on_model = self.probabilities(&logits, &model_grid)?;
-                (done.invert_probabilities(&on_model)?, input_grid)
+                drop(logits);
+                if opts.keep_probabilities {
+                    let probs = done.invert_probabilities(&on_model)?;
+                    (self.decide(&probs)?, Some(probs))
+                } else {
+                    // The decision is taken plane by plane while mapping
+                    // back: no full-size probability volume.
+                    let labels = done.invert_decide(&on_model, |bg, fg| self.label_of(bg, fg))?;
+                    (labels, None)
+                }
             }
         };
-        let mut labels = self.decide(&probs)?;
         if opts.postprocess {
             labels = largest_component_per_label(&labels, Connectivity::Corners26);
             labels = fill_holes_per_label(&labels);
         }
-        let voxel_ml = grid_for_volumes.affine.det3().abs() / 1000.0;
-        let classes = probs.len();
+        let voxel_ml = input_grid.affine.det3().abs() / 1000.0;
+        let classes = self.classes.len();
         let mut counts = vec![0usize; classes];
         for &l in labels.data() {
             if (l as usize) < classes {

@@ -61,7 +61,7 @@ pub use spatial::orient::{
 };
 pub use spatial::resample::{
     Grid, Interpolation, Padding, resample, resample_index_map, resample_labels, resample_map,
-    resample_reordered,
+    resample_reduce, resample_reordered,
 };
 pub use spatial::resize::{ResizeMode, resize, resize_grid, resize_labels, resize_labels_exact};
 pub use spatial::spacing::{spacing, spacing_grid, spacing_labels};

@@ -11,8 +11,8 @@ use crate::spatial::crop::{
 };
 use crate::spatial::orient::{orientation_plan, parse_axcodes, permute_flip};
 use crate::spatial::resample::{
-    Grid, Interpolation, Padding, resample_labels, resample_map, resample_reordered,
-    resample_reordered_window,
+    Grid, Interpolation, Padding, resample_labels, resample_map, resample_reduce,
+    resample_reordered, resample_reordered_window,
 };
 use crate::spatial::resize::{
     ResizeMode, resize, resize_labels, resize_labels_exact, resize_region,
@@ -342,6 +342,44 @@ impl Preprocessed {
         }
         out.insert(0, bg);
         Ok(out)
+    }
+
+    /// A decision on the original grid made straight from class
+    /// probabilities on the preprocessed grid: `decide(background,
+    /// foreground)` receives, per voxel, exactly the values
+    /// [`invert_probabilities`](Self::invert_probabilities) would give
+    /// (background first, then the foreground channels in order), but the
+    /// mapped-back probability volumes are never made. The work runs one
+    /// output plane at a time, so on a tall CT the cost beyond the output is
+    /// a plane per channel and thread.
+    pub fn invert_decide<U: Voxel>(
+        &self,
+        channels: &[Volume<f32>],
+        decide: impl Fn(f32, &[f32]) -> U + Sync,
+    ) -> Result<Volume<U>> {
+        let grid = Grid::of(&self.pair.image);
+        for c in channels {
+            check_grid(&grid, c, "the preprocessing")?;
+        }
+        let foreground: Vec<&Volume<f32>> = channels.iter().skip(1).collect();
+        if foreground.is_empty() {
+            return Ok(Volume::filled(
+                self.original.dims,
+                self.original.affine,
+                decide(1.0, &[]),
+            )?);
+        }
+        resample_reduce(
+            &foreground,
+            &self.original,
+            Interpolation::Linear,
+            Padding::Extent,
+            |fg| {
+                // The same subtraction order as invert_probabilities.
+                let bg = fg.iter().fold(1.0f32, |b, v| b - v).clamp(0.0, 1.0);
+                decide(bg, fg)
+            },
+        )
     }
 }
 

@@ -113,3 +113,54 @@ fn int16_input_gives_the_same_result_as_float() {
         assert_eq!(a.original, b.original);
     }
 }
+
+/// The first most probable class, background first.
+fn argmax(bg: f32, fg: &[f32]) -> u8 {
+    let mut best = (0u8, bg);
+    for (k, &v) in fg.iter().enumerate() {
+        if v > best.1 {
+            best = (k as u8 + 1, v);
+        }
+    }
+    best.0
+}
+
+#[test]
+fn deciding_while_inverting_equals_deciding_on_inverted_probabilities() {
+    for preset in [Preset::seed(), Preset::patch()] {
+        let done = preset.run(golden_pair()).unwrap();
+        let image = &done.pair.image;
+        // Two foreground "probabilities" that vary across the volume and sum
+        // to at most one, so all three classes win somewhere.
+        let lo = image.data().iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = image
+            .data()
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let unit = image.map(|v| (v - lo) / (hi - lo).max(1e-6));
+        let liver = unit.map(|u| 0.9 * u * (1.0 - u) * 4.0 * 0.5);
+        let tumour = unit.map(|u| 0.7 * u * u);
+        let bg = liver.map(|_| 0.0f32);
+        let channels = vec![bg, liver, tumour];
+        let full = done.invert_probabilities(&channels).unwrap();
+        let mut want = Volume::filled(done.original.dims, done.original.affine, 0u8).unwrap();
+        for (o, w) in want.data_mut().iter_mut().enumerate() {
+            *w = argmax(full[0].data()[o], &[full[1].data()[o], full[2].data()[o]]);
+        }
+        let got = done.invert_decide(&channels, argmax).unwrap();
+        assert_eq!(got.affine(), want.affine(), "{}", preset.name);
+        assert_eq!(got.data(), want.data(), "{}", preset.name);
+        for class in 0..3u8 {
+            assert!(
+                got.data().contains(&class),
+                "{}: class {class}",
+                preset.name
+            );
+        }
+        // Background alone: every voxel is background.
+        let only_bg = done.invert_decide(&channels[..1], argmax).unwrap();
+        assert!(only_bg.data().iter().all(|&v| v == 0));
+        assert_eq!(only_bg.dims(), done.original.dims);
+    }
+}

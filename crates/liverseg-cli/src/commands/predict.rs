@@ -205,7 +205,10 @@ fn write_outputs(
         }
     }
     if let Some(p) = probs_out {
-        let refs: Vec<&Volume<f32>> = pred.probabilities.iter().collect();
+        let probabilities = pred.probabilities.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("{}: the prediction kept no probabilities", p.display())
+        })?;
+        let refs: Vec<&Volume<f32>> = probabilities.iter().collect();
         let opts = nifti::WriteOptions {
             overwrite: ow,
             ..Default::default()
@@ -298,6 +301,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         },
         postprocess: !args.no_postprocess,
         fast: args.fast,
+        keep_probabilities: args.save_probabilities.is_some(),
     };
     if !(0.0..1.0).contains(&opts.overlap) {
         return Err(bad_input(format!(
