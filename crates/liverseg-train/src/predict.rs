@@ -10,7 +10,9 @@ use liverseg_io::Volume;
 use liverseg_model::{
     BlendMode, ModelFile, PRESET_KEY, SlidingWindowConfig, mirror_tta, sliding_window_inference,
 };
-use liverseg_transforms::postprocess::{Connectivity, fill_holes, largest_component_per_label};
+use liverseg_transforms::postprocess::{
+    Connectivity, fill_holes, largest_component_per_label, on_foreground_box,
+};
 use liverseg_transforms::{Grid, Preprocessed, Preset, Step};
 use serde::{Deserialize, Serialize};
 
@@ -171,12 +173,8 @@ impl Predictor {
         if let Some(r) = opts.roi {
             return r;
         }
-        let from_preset = self.preset.steps.iter().rev().find_map(|s| match s {
-            Step::Resize { size, .. } => Some(*size),
-            _ => None,
-        });
         let d = self.divisor.max(1);
-        from_preset.unwrap_or_else(|| {
+        self.preset.window().unwrap_or_else(|| {
             // Whole volume up to 128 × 128 × 64, rounded up to the network's
             // divisor.
             let cap = [128, 128, 64];
@@ -327,8 +325,11 @@ impl Predictor {
             }
         };
         if opts.postprocess {
-            labels = largest_component_per_label(&labels, Connectivity::Corners26);
-            labels = fill_holes_per_label(&labels);
+            // On the box of the mask only: a liver is a few percent of a
+            // tall scan.
+            labels = on_foreground_box(&labels, |l| {
+                fill_holes_per_label(&largest_component_per_label(l, Connectivity::Corners26))
+            });
         }
         let voxel_ml = input_grid.affine.det3().abs() / 1000.0;
         let classes = self.classes.len();
