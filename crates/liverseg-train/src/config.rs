@@ -9,6 +9,7 @@ use liverseg_model::{
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
+use liverseg_transforms::Preset;
 
 /// Which classes the network learns from Task03's labels (0 background,
 /// 1 liver, 2 tumour).
@@ -178,7 +179,8 @@ pub struct TrainConfig {
     pub fold: usize,
     /// Run folder.
     pub out: PathBuf,
-    /// `"seed"`, `"patch"`, or the path of a preset JSON file.
+    /// A built-in preset (`"seed"`, `"patch"`, `"fast"`) or the path of a
+    /// preset JSON file.
     pub preset: String,
     /// Classes to learn.
     pub labels: LabelMode,
@@ -315,13 +317,13 @@ impl TrainConfig {
                 self.labels.classes()
             ));
         }
-        if self.preset != "seed"
-            && self.preset != "patch"
+        if !Preset::BUILT_IN.contains(&self.preset.as_str())
             && !std::path::Path::new(&self.preset).is_file()
         {
             return bad(format!(
-                "preset {:?}: expected \"seed\", \"patch\" or a preset JSON file",
-                self.preset
+                "preset {:?}: expected one of {:?} or a preset JSON file",
+                self.preset,
+                Preset::BUILT_IN
             ));
         }
         if self.device != "cpu" && !self.device.starts_with("cuda") {

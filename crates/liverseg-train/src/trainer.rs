@@ -206,14 +206,18 @@ impl Iterator for Loader {
     }
 }
 
-/// Resolves `preset` (`seed`, `patch`, or a JSON file).
+/// Resolves `preset` (a built-in name, see [`Preset::BUILT_IN`], or a JSON
+/// file).
 pub fn load_preset(name: &str) -> Result<Preset> {
     match name {
-        "seed" | "patch" => Ok(Preset::by_name(name)?),
+        n if Preset::BUILT_IN.contains(&n) => Ok(Preset::by_name(n)?),
         path => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::Data {
                 path: PathBuf::from(path),
-                reason: format!("not \"seed\", \"patch\" or a readable preset file: {e}"),
+                reason: format!(
+                    "not one of {:?} or a readable preset file: {e}",
+                    Preset::BUILT_IN
+                ),
             })?;
             serde_json::from_str(&text).map_err(|e| Error::Data {
                 path: PathBuf::from(path),

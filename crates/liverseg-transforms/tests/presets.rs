@@ -2,7 +2,7 @@
 //! augmentation, batches.
 
 use liverseg_io::{Volume, nifti};
-use liverseg_transforms::{Pair, Preset, case_rng};
+use liverseg_transforms::{Pair, Preset, Step, case_rng};
 use std::path::Path;
 
 fn golden_pair() -> Pair {
@@ -15,7 +15,7 @@ fn golden_pair() -> Pair {
 
 #[test]
 fn presets_round_trip_through_json() {
-    for preset in [Preset::seed(), Preset::patch()] {
+    for preset in [Preset::seed(), Preset::patch(), Preset::fast()] {
         let json = serde_json::to_string_pretty(&preset).unwrap();
         let back: Preset = serde_json::from_str(&json).unwrap();
         assert_eq!(back, preset);
@@ -101,7 +101,10 @@ fn int16_input_gives_the_same_result_as_float() {
     let raw: Volume<i16> = nifti::read(&dir.join("ct.nii.gz"), &opts).unwrap();
     let pair = golden_pair();
     let label = pair.label.clone();
-    for preset in [Preset::seed(), Preset::patch()] {
+    let mut fast = Preset::fast();
+    // The golden CT is too small for a 96 x 96 x 64 pad to show anything.
+    fast.steps.pop();
+    for preset in [Preset::seed(), Preset::patch(), fast] {
         let a = preset.run(pair.clone()).unwrap();
         let b = preset.run_typed(raw.clone(), label.clone()).unwrap();
         assert_eq!(a.pair.image.data(), b.pair.image.data(), "{}", preset.name);
@@ -163,4 +166,41 @@ fn deciding_while_inverting_equals_deciding_on_inverted_probabilities() {
         assert!(only_bg.data().iter().all(|&v| v == 0));
         assert_eq!(only_bg.dims(), done.original.dims);
     }
+}
+
+#[test]
+fn fast_preset_is_three_millimetres_on_the_body() {
+    for name in Preset::BUILT_IN {
+        assert_eq!(Preset::by_name(name).unwrap().name, name);
+    }
+    assert!(Preset::by_name("fastest").is_err());
+    assert_eq!(Preset::seed().window(), Some([128, 128, 64]));
+    assert_eq!(Preset::patch().window(), Some([128, 128, 64]));
+    assert_eq!(Preset::fast().window(), Some([96, 96, 64]));
+    let mut preset = Preset::fast();
+    preset
+        .steps
+        .retain(|s| !matches!(s, Step::CtNormalize { .. }));
+    let pair = golden_pair();
+    let original = pair.image.clone();
+    let done = preset.run(pair).unwrap();
+    let image = &done.pair.image;
+    assert_eq!(image.axcodes(), ['R', 'A', 'S']);
+    for (a, s) in image.spacing().iter().enumerate() {
+        assert!((s - 3.0).abs() < 1e-9, "axis {a}: {s} mm");
+    }
+    // Padded to one patch, and the pad is all that lies outside the body:
+    // no voxel of the cropped part is below the -500 HU threshold's box.
+    assert!(image.dims().iter().zip([96, 96, 64]).all(|(&d, p)| d >= p));
+    let crop = done
+        .records
+        .iter()
+        .find(|r| r.step == "crop_foreground")
+        .expect("a CropForeground record");
+    assert!(crop.output.len() < crop.input.len());
+    // The mapped-back label lies on the input grid.
+    let label = done.pair.label.as_ref().unwrap();
+    let back = done.invert_labels(label).unwrap();
+    assert!(back.same_grid(&original, 1e-4));
+    assert!(back.data().iter().any(|&v| v > 0));
 }

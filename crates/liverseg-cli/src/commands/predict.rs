@@ -73,8 +73,9 @@ pub struct PredictArgs {
     /// Write a PNG montage of the mask outlined on the CT.
     #[arg(long)]
     pub overlay: Option<PathBuf>,
-    /// Low-resolution mode: resample at 3 mm or coarser (for a model trained
-    /// at that spacing; a finer model is warned about and loses accuracy).
+    /// Low-resolution mode: resample at 3 mm or coarser. Meant for a model
+    /// trained with `liverseg train --preset fast`; a model trained finer is
+    /// warned about and loses accuracy.
     #[arg(long)]
     pub fast: bool,
     /// Print the volumes as JSON.

@@ -22,8 +22,8 @@ pub struct PreprocessArgs {
     /// Its label map: a NIfTI file, or a DICOM SEG on the CT's grid.
     #[arg(long)]
     pub label: Option<PathBuf>,
-    /// `seed` (the MONAI tutorial) or `patch` (nnU-Net-like), or a JSON file
-    /// holding a preset.
+    /// `seed` (the MONAI tutorial), `patch` (nnU-Net-like, 1.5 mm), `fast`
+    /// (3 mm), or a JSON file holding a preset.
     #[arg(long, default_value = "seed")]
     pub preset: String,
     /// Output directory: `image.nii.gz` (float32), `label.nii.gz` (uint8)
@@ -52,13 +52,14 @@ struct Report<'a> {
 }
 
 fn load_preset(name: &str) -> Result<Preset> {
-    if name == "seed" || name == "patch" {
+    if Preset::BUILT_IN.contains(&name) {
         return Ok(Preset::by_name(name)?);
     }
     let path = Path::new(name);
     if !path.is_file() {
         return Err(bad_input(format!(
-            "--preset {name:?}: expected \"seed\", \"patch\" or a JSON preset file"
+            "--preset {name:?}: expected one of {:?} or a JSON preset file",
+            Preset::BUILT_IN
         )));
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read"))?;

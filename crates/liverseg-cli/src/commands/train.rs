@@ -36,7 +36,9 @@ pub struct TrainArgs {
     /// `cpu` or `cuda:N`.
     #[arg(long)]
     pub device: Option<String>,
-    /// `seed`, `patch`, or a preset JSON file.
+    /// `seed` (the tutorial), `patch` (1.5 mm patches, nnU-Net-like),
+    /// `fast` (3 mm patches, for `liverseg predict --fast`), or a preset JSON
+    /// file.
     #[arg(long)]
     pub preset: Option<String>,
     /// Epochs.
