@@ -286,3 +286,105 @@ fn dicom_series_in_seg_out() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `train --preset fast` makes a model for `predict --fast`: it records the
+/// fast preset with the dataset's CT statistics, and predicting with it runs
+/// the network at 3 mm and maps the mask back onto the input. A finer model
+/// under `--fast` is warned about.
+#[test]
+fn fast_preset_model_runs_at_three_millimetres() {
+    use liverseg_phantom::{PhantomConfig, generate};
+    use liverseg_transforms::Step;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let phantom = PhantomConfig {
+        dims: [48, 48, 24],
+        spacing: [8.0, 8.0, 10.0],
+        ..PhantomConfig::default()
+    };
+    let cases = (0..3).map(|i| Ok((format!("p{i}"), generate(i, &phantom)?)));
+    liverseg_phantom::write_decathlon(&data, cases, "test phantoms").unwrap();
+    let mut cfg = liverseg_train::TrainConfig {
+        data: data.clone(),
+        out: tmp.path().join("run"),
+        preset: "fast".into(),
+        model: liverseg_model::Architecture::MonaiUnet(liverseg_model::UNetConfig {
+            channels: vec![4, 8],
+            strides: vec![2],
+            num_res_units: 1,
+            ..liverseg_model::UNetConfig::default()
+        }),
+        epochs: 1,
+        iterations_per_epoch: 2,
+        batch_size: 1,
+        cache: Some(tmp.path().join("cache")),
+        ..liverseg_train::TrainConfig::default()
+    };
+    cfg.sliding_window.roi_size = [96, 96, 64];
+    let toml = tmp.path().join("fast.toml");
+    std::fs::write(&toml, cfg.to_toml().unwrap()).unwrap();
+    ok(&liverseg(&["train", "--config", toml.to_str().unwrap()]));
+    let model = tmp.path().join("run/best/model.safetensors");
+    let predictor =
+        liverseg_train::predict::Predictor::load(&model, &candle_core::Device::Cpu).unwrap();
+    let preset = predictor.preset();
+    assert_eq!(preset.name, "fast");
+    assert!(
+        preset
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CtNormalize { stats: Some(_) }))
+    );
+
+    // The phantom is 384 x 384 x 240 mm: 128 x 128 x 80 voxels at 3 mm
+    // before the body crop.
+    let input = data.join("imagesTr/p0.nii.gz");
+    let mask = tmp.path().join("p0_mask.nii.gz");
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        mask.to_str().unwrap(),
+        "--fast",
+        "--json",
+    ]);
+    ok(&o);
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("finer spacing"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let grid = &report["cases"][0]["network_grid"];
+    for a in 0..3 {
+        let s = grid["spacing_mm"][a].as_f64().unwrap();
+        assert!((s - 3.0).abs() < 1e-6, "{grid}");
+        let d = grid["dims"][a].as_u64().unwrap();
+        assert!(d >= [96, 96, 64][a] && d <= [128, 128, 80][a], "{grid}");
+    }
+    let ct: Volume<f32> = nifti::read(&input, &nifti::ReadOptions::default()).unwrap();
+    let m: Volume<u8> = nifti::read(&mask, &nifti::ReadOptions::default()).unwrap();
+    assert!(m.same_grid(&ct, 1e-4));
+
+    // The tutorial model (1.5 mm) under --fast: coarsened, and warned about.
+    let seed = imported(tmp.path());
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        seed.to_str().unwrap(),
+        "--input",
+        golden("ct.nii.gz").to_str().unwrap(),
+        "--output",
+        tmp.path().join("seed_fast.nii.gz").to_str().unwrap(),
+        "--fast",
+    ]);
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("finer spacing"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

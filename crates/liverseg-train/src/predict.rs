@@ -81,6 +81,9 @@ pub struct Prediction {
     pub probabilities: Option<Vec<Volume<f32>>>,
     /// Volume per foreground class, mL.
     pub volumes_ml: Vec<f64>,
+    /// The grid the network ran on (after preprocessing; the input's own
+    /// grid with [`PreprocessMode::None`]).
+    pub network_grid: Grid,
 }
 
 /// A loaded model and how to apply it.
@@ -182,8 +185,16 @@ impl Predictor {
         })
     }
 
+    /// The preset with every Spacing step at 3 mm or coarser. A model
+    /// trained with [`Preset::fast`] runs unchanged.
     fn fast_preset(&self) -> Preset {
         let mut p = self.preset.clone();
+        if !p.steps.iter().any(|s| matches!(s, Step::Spacing { .. })) {
+            tracing::warn!(
+                preset = %p.name,
+                "--fast: this model's preprocessing has no Spacing step; nothing to coarsen"
+            );
+        }
         for s in &mut p.steps {
             if let Step::Spacing { pixdim, .. } = s {
                 let coarse = pixdim.map(|v| v.max(3.0));
@@ -192,7 +203,7 @@ impl Predictor {
                         model_spacing = ?*pixdim,
                         fast_spacing = ?coarse,
                         "--fast: this model was trained at a finer spacing than it will now see; \
-                         expect a coarser, less accurate mask (train a model at 3 mm for --fast)"
+                         expect a coarser, less accurate mask (train one with --preset fast)"
                     );
                 }
                 *pixdim = coarse;
@@ -290,17 +301,15 @@ impl Predictor {
         opts: &PredictOptions,
     ) -> Result<Prediction> {
         let input_grid = Grid::of(&image);
-        let (mut labels, probs) = match opts.preprocess {
+        let (mut labels, probs, network_grid) = match opts.preprocess {
             PreprocessMode::None => {
                 let img = image.map(|v| v.to_f64() as f32);
                 drop(image);
                 let logits = self.logits(&img, opts)?;
                 drop(img);
                 let probs = self.probabilities(&logits, &input_grid)?;
-                (
-                    self.decide(&probs)?,
-                    opts.keep_probabilities.then_some(probs),
-                )
+                let labels = self.decide(&probs)?;
+                (labels, opts.keep_probabilities.then_some(probs), input_grid)
             }
             PreprocessMode::Auto => {
                 let preset = if opts.fast {
@@ -315,12 +324,12 @@ impl Predictor {
                 drop(logits);
                 if opts.keep_probabilities {
                     let probs = done.invert_probabilities(&on_model)?;
-                    (self.decide(&probs)?, Some(probs))
+                    (self.decide(&probs)?, Some(probs), model_grid)
                 } else {
                     // The decision is taken plane by plane while mapping
                     // back: no full-size probability volume.
                     let labels = done.invert_decide(&on_model, |bg, fg| self.label_of(bg, fg))?;
-                    (labels, None)
+                    (labels, None, model_grid)
                 }
             }
         };
@@ -342,6 +351,7 @@ impl Predictor {
         Ok(Prediction {
             labels,
             probabilities: probs,
+            network_grid,
             volumes_ml: counts
                 .iter()
                 .skip(1)

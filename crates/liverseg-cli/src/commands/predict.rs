@@ -106,7 +106,15 @@ struct CaseReport {
     input: String,
     output: String,
     volumes_ml: std::collections::BTreeMap<String, f64>,
+    /// What the network saw: its grid's shape and voxel size.
+    network_grid: NetworkGrid,
     seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct NetworkGrid {
+    dims: [usize; 3],
+    spacing_mm: [f64; 3],
 }
 
 /// What the input path holds.
@@ -278,6 +286,10 @@ fn run_case(
         input: path.display().to_string(),
         output: out.display().to_string(),
         volumes_ml,
+        network_grid: NetworkGrid {
+            dims: pred.network_grid.dims,
+            spacing_mm: pred.network_grid.affine.spacing(),
+        },
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
