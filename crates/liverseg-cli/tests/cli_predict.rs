@@ -369,6 +369,31 @@ fn fast_preset_model_runs_at_three_millimetres() {
     let m: Volume<u8> = nifti::read(&mask, &nifti::ReadOptions::default()).unwrap();
     assert!(m.same_grid(&ct, 1e-4));
 
+    // A MONAI checkpoint imported with the fast preset records it; an
+    // unknown preset is bad input.
+    let import = |preset: &str, out: &Path| {
+        liverseg(&[
+            "import-monai",
+            golden("unet.pth").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--channels",
+            "4,8,16",
+            "--strides",
+            "2,2",
+            "--preset",
+            preset,
+        ])
+    };
+    let fast_import = tmp.path().join("fast_import.safetensors");
+    ok(&import("fast", &fast_import));
+    let p =
+        liverseg_train::predict::Predictor::load(&fast_import, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(p.preset(), &liverseg_transforms::Preset::fast());
+    let o = import("nope", &tmp.path().join("nope.safetensors"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!tmp.path().join("nope.safetensors").exists());
+
     // The tutorial model (1.5 mm) under --fast: coarsened, and warned about.
     let seed = imported(tmp.path());
     let o = liverseg(&[

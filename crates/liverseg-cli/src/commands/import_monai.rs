@@ -46,6 +46,11 @@ pub struct ImportArgs {
     /// Normalisation layers.
     #[arg(long, value_enum, default_value = "batch")]
     pub norm: NormArg,
+    /// The preprocessing the network was trained with, recorded in the
+    /// model for `liverseg predict`: `seed` (the tutorial's, also what a
+    /// model without one gets), `patch`, `fast`, or a preset JSON file.
+    #[arg(long)]
+    pub preset: Option<String>,
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -71,6 +76,14 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         return Err(bad_input(format!("{}: no such file", args.model.display())));
     }
     crate::formats::ensure_not_input(&args.model, &args.out)?;
+    let mut metadata = std::collections::BTreeMap::new();
+    if let Some(name) = &args.preset {
+        let preset = super::preprocess::load_preset(name)?;
+        metadata.insert(
+            liverseg_model::PRESET_KEY.to_string(),
+            serde_json::to_string(&preset)?,
+        );
+    }
     let arch = Architecture::MonaiUnet(cfg);
     let tensors =
         liverseg_model::import_monai(&args.model, &arch).map_err(|e| bad_input(e.to_string()))?;
@@ -80,12 +93,17 @@ pub fn run(args: &ImportArgs) -> Result<()> {
             args.out.display()
         )));
     }
-    liverseg_model::save(&args.out, &arch, &tensors, args.force)?;
+    liverseg_model::save_with_metadata(&args.out, &arch, &tensors, &metadata, args.force)?;
     let n: usize = tensors.values().map(|t| t.elem_count()).sum();
     println!(
-        "{}: {} tensors, {n} values, architecture recorded",
+        "{}: {} tensors, {n} values, architecture{} recorded",
         args.out.display(),
-        tensors.len()
+        tensors.len(),
+        if args.preset.is_some() {
+            " and preset"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

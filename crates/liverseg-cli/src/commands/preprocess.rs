@@ -51,7 +51,9 @@ struct Report<'a> {
     seconds: f64,
 }
 
-fn load_preset(name: &str) -> Result<Preset> {
+/// A built-in preset by name or a JSON preset file; anything else is bad
+/// input.
+pub(crate) fn load_preset(name: &str) -> Result<Preset> {
     if Preset::BUILT_IN.contains(&name) {
         return Ok(Preset::by_name(name)?);
     }
