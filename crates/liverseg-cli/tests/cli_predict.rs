@@ -265,6 +265,21 @@ fn dicom_series_in_seg_out() {
             .unwrap();
     let from_seg = seg.label_map().unwrap().unwrap();
     assert_eq!(from_seg.data(), m.data());
+    // With both formats the output named is the NIfTI.
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        series.to_str().unwrap(),
+        "--output",
+        tmp.path().join("both.dcm").to_str().unwrap(),
+        "--format",
+        "both",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--format both"));
+    assert!(!tmp.path().join("both.dcm").exists());
     let nii = tmp.path().join("hu.nii.gz");
     nifti::write(&nii, &ct, &nifti::WriteOptions::default()).unwrap();
     // A NIfTI input cannot become a SEG.

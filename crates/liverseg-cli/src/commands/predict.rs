@@ -190,12 +190,7 @@ fn write_outputs(
             )));
         };
         let seg_path = if args.format == Format::Both {
-            if !is_nifti_name(out) {
-                return Err(bad_input(format!(
-                    "{}: with --format both the output is the NIfTI file (.nii.gz); the SEG goes beside it",
-                    out.display()
-                )));
-            }
+            // The output was checked to be a NIfTI name above.
             let stem = case_name(out);
             out.with_file_name(format!("{stem}.dcm"))
         } else {
@@ -249,8 +244,13 @@ fn run_case(
         Input::Series(dir) => {
             let (ct, header): (Volume<f32>, SeriesHeader) =
                 dicom::read_with_header(dir, &dicom::ReadOptions::default())?;
-            let pred = predictor.predict(ct.clone(), opts)?;
-            (pred, Some(ct), Some(header))
+            // A copy of the CT only when the SEG or the overlay needs it.
+            if needs_ct {
+                let pred = predictor.predict(ct.clone(), opts)?;
+                (pred, Some(ct), Some(header))
+            } else {
+                (predictor.predict(ct, opts)?, None, Some(header))
+            }
         }
         Input::Nifti(p) => {
             let pred = predict_file(predictor, p, opts)?;
