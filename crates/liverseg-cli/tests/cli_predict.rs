@@ -22,20 +22,44 @@ fn ok(o: &Output) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// Imports the golden MONAI checkpoint.
-fn imported(dir: &Path) -> PathBuf {
-    let m = dir.join("model.safetensors");
-    ok(&liverseg(&[
+/// Imports the golden MONAI checkpoint (4, 8, 16 channels) to `out`, with
+/// `extra` flags.
+fn import(out: &Path, extra: &[&str]) -> Output {
+    let golden = golden("unet.pth");
+    let mut args = vec![
         "import-monai",
-        golden("unet.pth").to_str().unwrap(),
+        golden.to_str().unwrap(),
         "--out",
-        m.to_str().unwrap(),
+        out.to_str().unwrap(),
         "--channels",
         "4,8,16",
         "--strides",
         "2,2",
-    ]));
+    ];
+    args.extend_from_slice(extra);
+    liverseg(&args)
+}
+
+/// Imports the golden MONAI checkpoint into `dir`.
+fn imported(dir: &Path) -> PathBuf {
+    let m = dir.join("model.safetensors");
+    ok(&import(&m, &[]));
     m
+}
+
+/// `liverseg predict --model M --input IN --output OUT` and `extra`.
+fn predict(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    liverseg(&args)
 }
 
 fn read4(p: &Path, v: usize) -> Volume<f32> {
@@ -48,25 +72,23 @@ fn imported_monai_model_gives_monai_probabilities() {
     let model = imported(tmp.path());
     let probs = tmp.path().join("probs.nii.gz");
     let mask = tmp.path().join("mask.nii.gz");
-    let o = liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        golden("ct.nii.gz").to_str().unwrap(),
-        "--output",
-        mask.to_str().unwrap(),
-        "--preprocess",
-        "none",
-        "--no-postprocess",
-        "--roi",
-        "32,32,16",
-        "--save-probabilities",
-        probs.to_str().unwrap(),
-        "--overlay",
-        tmp.path().join("overlay.png").to_str().unwrap(),
-        "--json",
-    ]);
+    let o = predict(
+        &model,
+        &golden("ct.nii.gz"),
+        &mask,
+        &[
+            "--preprocess",
+            "none",
+            "--no-postprocess",
+            "--roi",
+            "32,32,16",
+            "--save-probabilities",
+            probs.to_str().unwrap(),
+            "--overlay",
+            tmp.path().join("overlay.png").to_str().unwrap(),
+            "--json",
+        ],
+    );
     ok(&o);
     let png = std::fs::read(tmp.path().join("overlay.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000);
@@ -125,16 +147,7 @@ fn preset_path_maps_the_mask_back_onto_the_input_and_folders_skip_bad_cases() {
     .unwrap();
     std::fs::write(cases.join("c.nii.gz"), b"not a nifti").unwrap();
     let out = tmp.path().join("out");
-    let o = liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        cases.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = predict(&model, &cases, &out, &["--json"]);
     ok(&o);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["cases"].as_array().unwrap().len(), 2);
@@ -168,29 +181,18 @@ fn preset_path_maps_the_mask_back_onto_the_input_and_folders_skip_bad_cases() {
     nifti::write(&padded_ct, &ct, &nifti::WriteOptions::default()).unwrap();
     let with_probs = tmp.path().join("with_probs.nii.gz");
     let probs = tmp.path().join("a_probs.nii.gz");
-    ok(&liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        padded_ct.to_str().unwrap(),
-        "--output",
-        with_probs.to_str().unwrap(),
-        "--save-probabilities",
-        probs.to_str().unwrap(),
-        "--no-postprocess",
-    ]));
+    ok(&predict(
+        &model,
+        &padded_ct,
+        &with_probs,
+        &[
+            "--save-probabilities",
+            probs.to_str().unwrap(),
+            "--no-postprocess",
+        ],
+    ));
     let raw = tmp.path().join("raw.nii.gz");
-    ok(&liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        padded_ct.to_str().unwrap(),
-        "--output",
-        raw.to_str().unwrap(),
-        "--no-postprocess",
-    ]));
+    ok(&predict(&model, &padded_ct, &raw, &["--no-postprocess"]));
     let m1: Volume<u8> = nifti::read(&with_probs, &nifti::ReadOptions::default()).unwrap();
     let m2: Volume<u8> = nifti::read(&raw, &nifti::ReadOptions::default()).unwrap();
     assert_eq!(m1.data(), m2.data());
@@ -210,15 +212,7 @@ fn preset_path_maps_the_mask_back_onto_the_input_and_folders_skip_bad_cases() {
         argmax.len()
     );
     // Existing outputs are not replaced without --force.
-    let o = liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        golden("ct.nii.gz").to_str().unwrap(),
-        "--output",
-        out.join("a.nii.gz").to_str().unwrap(),
-    ]);
+    let o = predict(&model, &golden("ct.nii.gz"), &out.join("a.nii.gz"), &[]);
     assert_eq!(
         o.status.code(),
         Some(2),
@@ -241,21 +235,19 @@ fn dicom_series_in_seg_out() {
         series.to_str().unwrap(),
     ]));
     let mask = tmp.path().join("mask.nii.gz");
-    let o = liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        series.to_str().unwrap(),
-        "--output",
-        mask.to_str().unwrap(),
-        "--format",
-        "both",
-        "--preprocess",
-        "none",
-        "--roi",
-        "32,32,16",
-    ]);
+    let o = predict(
+        &model,
+        &series,
+        &mask,
+        &[
+            "--format",
+            "both",
+            "--preprocess",
+            "none",
+            "--roi",
+            "32,32,16",
+        ],
+    );
     ok(&o);
     let m: Volume<u8> = nifti::read(&mask, &nifti::ReadOptions::default()).unwrap();
     assert!(m.dims() == ct.dims() && m.data().contains(&1));
@@ -266,34 +258,24 @@ fn dicom_series_in_seg_out() {
     let from_seg = seg.label_map().unwrap().unwrap();
     assert_eq!(from_seg.data(), m.data());
     // With both formats the output named is the NIfTI.
-    let o = liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        series.to_str().unwrap(),
-        "--output",
-        tmp.path().join("both.dcm").to_str().unwrap(),
-        "--format",
-        "both",
-    ]);
+    let o = predict(
+        &model,
+        &series,
+        &tmp.path().join("both.dcm"),
+        &["--format", "both"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--format both"));
     assert!(!tmp.path().join("both.dcm").exists());
     let nii = tmp.path().join("hu.nii.gz");
     nifti::write(&nii, &ct, &nifti::WriteOptions::default()).unwrap();
     // A NIfTI input cannot become a SEG.
-    let o = liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        nii.to_str().unwrap(),
-        "--output",
-        tmp.path().join("x.dcm").to_str().unwrap(),
-        "--format",
-        "seg",
-    ]);
+    let o = predict(
+        &model,
+        &nii,
+        &tmp.path().join("x.dcm"),
+        &["--format", "seg"],
+    );
     assert_eq!(
         o.status.code(),
         Some(2),
@@ -355,17 +337,7 @@ fn fast_preset_model_runs_at_three_millimetres() {
     // before the body crop.
     let input = data.join("imagesTr/p0.nii.gz");
     let mask = tmp.path().join("p0_mask.nii.gz");
-    let o = liverseg(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        mask.to_str().unwrap(),
-        "--fast",
-        "--json",
-    ]);
+    let o = predict(&model, &input, &mask, &["--fast", "--json"]);
     ok(&o);
     assert!(
         !String::from_utf8_lossy(&o.stderr).contains("finer spacing"),
@@ -386,41 +358,33 @@ fn fast_preset_model_runs_at_three_millimetres() {
 
     // A MONAI checkpoint imported with the fast preset records it; an
     // unknown preset is bad input.
-    let import = |preset: &str, out: &Path| {
-        liverseg(&[
-            "import-monai",
-            golden("unet.pth").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--channels",
-            "4,8,16",
-            "--strides",
-            "2,2",
-            "--preset",
-            preset,
-        ])
-    };
     let fast_import = tmp.path().join("fast_import.safetensors");
-    ok(&import("fast", &fast_import));
+    ok(&import(&fast_import, &["--preset", "fast"]));
     let p =
         liverseg_train::predict::Predictor::load(&fast_import, &candle_core::Device::Cpu).unwrap();
     assert_eq!(p.preset(), &liverseg_transforms::Preset::fast());
-    let o = import("nope", &tmp.path().join("nope.safetensors"));
+    let o = import(&tmp.path().join("nope.safetensors"), &["--preset", "nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(!tmp.path().join("nope.safetensors").exists());
 
+    // --fast and --preprocess none contradict each other.
+    let o = predict(
+        &fast_import,
+        &input,
+        &tmp.path().join("none.nii.gz"),
+        &["--fast", "--preprocess", "none"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!tmp.path().join("none.nii.gz").exists());
+
     // The tutorial model (1.5 mm) under --fast: coarsened, and warned about.
     let seed = imported(tmp.path());
-    let o = liverseg(&[
-        "predict",
-        "--model",
-        seed.to_str().unwrap(),
-        "--input",
-        golden("ct.nii.gz").to_str().unwrap(),
-        "--output",
-        tmp.path().join("seed_fast.nii.gz").to_str().unwrap(),
-        "--fast",
-    ]);
+    let o = predict(
+        &seed,
+        &golden("ct.nii.gz"),
+        &tmp.path().join("seed_fast.nii.gz"),
+        &["--fast"],
+    );
     ok(&o);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("finer spacing"),

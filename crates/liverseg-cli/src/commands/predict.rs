@@ -316,6 +316,12 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         fast: args.fast,
         keep_probabilities: args.save_probabilities.is_some(),
     };
+    if args.fast && args.preprocess == Preprocess::None {
+        return Err(bad_input(
+            "--fast resamples the input, --preprocess none says it is already on the model's grid: pick one"
+                .to_string(),
+        ));
+    }
     if !(0.0..1.0).contains(&opts.overlap) {
         return Err(bad_input(format!(
             "--overlap {} must be in [0, 1)",
