@@ -83,6 +83,27 @@ fn print_config_shows_the_tutorial_defaults_and_applies_flags() {
     assert_eq!(c.epochs, 7);
     assert_eq!(c.optimizer.lr(), 0.001);
     c.validate().unwrap();
+    // Validation slides the preset's training window unless the
+    // configuration file sets one.
+    let print = |extra: &[&str]| {
+        let mut args = vec!["train", "--print-config"];
+        args.extend_from_slice(extra);
+        let o = liverseg_in(tmp.path(), &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        TrainConfig::from_toml(&String::from_utf8_lossy(&o.stdout)).unwrap()
+    };
+    assert_eq!(
+        print(&["--preset", "fast"]).sliding_window.roi_size,
+        [96, 96, 64]
+    );
+    assert_eq!(
+        print(&["--preset", "patch"]).sliding_window.roi_size,
+        [128, 128, 64]
+    );
+    let cfg = tiny_config(tmp.path());
+    let given = print(&["--config", cfg.to_str().unwrap(), "--preset", "fast"]);
+    assert_eq!(given.sliding_window.roi_size, [16, 16, 8]);
+    assert_eq!(given.preset, "fast");
 }
 
 #[test]

@@ -99,13 +99,26 @@ fn find_dataset() -> Result<PathBuf> {
     }
 }
 
-/// The configuration from defaults, `--config` and flags.
+/// The configuration from defaults, `--config` and flags. Unless the
+/// configuration file sets `sliding_window.roi_size`, validation slides the
+/// window the preset trains on ([`Preset::window`]: 96 × 96 × 64 for
+/// `fast`), the one `liverseg predict` uses.
+///
+/// [`Preset::window`]: liverseg_transforms::Preset::window
 pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let mut roi_given = false;
     let mut cfg = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("{}: cannot read", p.display()))?;
-            TrainConfig::from_toml(&text).map_err(|e| bad_input(format!("{}: {e}", p.display())))?
+            let cfg = TrainConfig::from_toml(&text)
+                .map_err(|e| bad_input(format!("{}: {e}", p.display())))?;
+            roi_given = text
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|t| t.get("sliding_window")?.get("roi_size").cloned())
+                .is_some();
+            cfg
         }
         None => TrainConfig::default(),
     };
@@ -154,6 +167,15 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = args.early_stopping {
         cfg.early_stopping = v;
+    }
+    if !roi_given {
+        // An unreadable preset is reported when the run starts.
+        if let Some(w) = liverseg_train::trainer::load_preset(&cfg.preset)
+            .ok()
+            .and_then(|p| p.window())
+        {
+            cfg.sliding_window.roi_size = w;
+        }
     }
     Ok(cfg)
 }
