@@ -317,12 +317,17 @@ impl Predictor {
                 } else {
                     self.preset.clone()
                 };
+                let t = std::time::Instant::now();
                 let done: Preprocessed = preset.run_typed(image, None)?;
                 let model_grid = Grid::of(&done.pair.image);
+                stage("preprocess", t);
+                let t = std::time::Instant::now();
                 let logits = self.logits(&done.pair.image, opts)?;
                 let on_model = self.probabilities(&logits, &model_grid)?;
                 drop(logits);
-                if opts.keep_probabilities {
+                stage("network", t);
+                let t = std::time::Instant::now();
+                let out = if opts.keep_probabilities {
                     let probs = done.invert_probabilities(&on_model)?;
                     (self.decide(&probs)?, Some(probs), model_grid)
                 } else {
@@ -330,15 +335,19 @@ impl Predictor {
                     // back: no full-size probability volume.
                     let labels = done.invert_decide(&on_model, |bg, fg| self.label_of(bg, fg))?;
                     (labels, None, model_grid)
-                }
+                };
+                stage("map back", t);
+                out
             }
         };
         if opts.postprocess {
             // On the box of the mask only: a liver is a few percent of a
             // tall scan.
+            let t = std::time::Instant::now();
             labels = on_foreground_box(&labels, |l| {
                 fill_holes_per_label(&largest_component_per_label(l, Connectivity::Corners26))
             });
+            stage("post-process", t);
         }
         let voxel_ml = input_grid.affine.det3().abs() / 1000.0;
         let classes = self.classes.len();
@@ -359,6 +368,15 @@ impl Predictor {
                 .collect(),
         })
     }
+}
+
+/// Logs how long a stage of prediction took (`-vv`).
+fn stage(name: &str, since: std::time::Instant) {
+    tracing::debug!(
+        stage = name,
+        seconds = format!("{:.3}", since.elapsed().as_secs_f64()),
+        "predict"
+    );
 }
 
 /// Hole filling per class, largest label last so a tumour inside the liver
@@ -394,14 +412,18 @@ pub fn predict_file(
         let name = path.to_string_lossy().to_ascii_lowercase();
         name.ends_with(".nii") || name.ends_with(".nii.gz")
     };
+    let t = std::time::Instant::now();
     if is_nifti {
         let ro = liverseg_io::nifti::ReadOptions::default();
-        return match liverseg_io::nifti::read_ct(path, &ro)? {
+        let ct = liverseg_io::nifti::read_ct(path, &ro)?;
+        stage("read", t);
+        return match ct {
             liverseg_io::nifti::Ct::I16(v) => predictor.predict(v, opts),
             liverseg_io::nifti::Ct::F32(v) => predictor.predict(v, opts),
         };
     }
     let v: Volume<f32> =
         liverseg_io::dicom::read(path, &liverseg_io::dicom::ReadOptions::default())?;
+    stage("read", t);
     predictor.predict(v, opts)
 }

@@ -262,6 +262,7 @@ fn run_case(
             (pred, ct, None)
         }
     };
+    let t = Instant::now();
     write_outputs(
         args,
         &pred,
@@ -271,6 +272,11 @@ fn run_case(
         probs_out,
         overlay_out,
     )?;
+    tracing::debug!(
+        stage = "write",
+        seconds = format!("{:.3}", t.elapsed().as_secs_f64()),
+        "predict"
+    );
     let path = match input {
         Input::Series(p) | Input::Nifti(p) => p,
     };
