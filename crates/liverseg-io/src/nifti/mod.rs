@@ -32,7 +32,7 @@ pub struct ReadOptions {
     pub volume: Option<usize>,
 }
 
-/// Options for [`write`].
+/// Options for [`write`](fn@write).
 #[derive(Clone, Debug)]
 pub struct WriteOptions {
     /// Whether an existing file may be replaced.
