@@ -39,6 +39,11 @@ const CASES: &[(&str, &[&str], &str)] = &[
         "read .nii.gz int16 into Volume<f32>",
     ),
     (
+        "read_nii_gz_i16",
+        &[],
+        "read .nii.gz int16 into Volume<i16> (how predict reads a CT)",
+    ),
+    (
         "read_nii",
         &["nib_load_nii"],
         "read .nii int16 into Volume<f32>",
@@ -187,6 +192,13 @@ fn child(case: &str, scratch: &Path) -> Value {
             let path = if case == "read_nii_gz" { &gz } else { &nii }.clone();
             Box::new(move || {
                 let v: Volume<f32> = nifti::read(&path, &read_opts).expect("read");
+                json!({"dims": v.dims(), "file_bytes": file_len(&path)})
+            })
+        }
+        "read_nii_gz_i16" => {
+            let path = gz.clone();
+            Box::new(move || {
+                let v: Volume<i16> = nifti::read(&path, &read_opts).expect("read");
                 json!({"dims": v.dims(), "file_bytes": file_len(&path)})
             })
         }

@@ -38,9 +38,21 @@ pub trait Voxel: Copy + Send + Sync + Default + PartialOrd + std::fmt::Debug + '
     /// True when `v` is represented exactly by this type (an integer in
     /// range for integer types; always true for `f32` as a lossy target).
     fn holds_exactly(v: f64) -> bool;
+    /// The voxels' memory as bytes, when it is exactly their little-endian
+    /// NIfTI encoding (the built-in types on a little-endian machine), so a
+    /// reader can inflate a file straight into a voxel buffer. `None`
+    /// otherwise (the default).
+    #[doc(hidden)]
+    fn le_bytes_mut(voxels: &mut [Self]) -> Option<&mut [u8]> {
+        let _ = voxels;
+        None
+    }
 }
 
 impl Voxel for f32 {
+    fn le_bytes_mut(voxels: &mut [Self]) -> Option<&mut [u8]> {
+        cfg!(target_endian = "little").then(|| bytemuck::cast_slice_mut(voxels))
+    }
     const DTYPE: DType = DType::Float32;
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -54,6 +66,9 @@ impl Voxel for f32 {
 }
 
 impl Voxel for i16 {
+    fn le_bytes_mut(voxels: &mut [Self]) -> Option<&mut [u8]> {
+        cfg!(target_endian = "little").then(|| bytemuck::cast_slice_mut(voxels))
+    }
     const DTYPE: DType = DType::Int16;
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -68,6 +83,9 @@ impl Voxel for i16 {
 }
 
 impl Voxel for u8 {
+    fn le_bytes_mut(voxels: &mut [Self]) -> Option<&mut [u8]> {
+        cfg!(target_endian = "little").then(|| bytemuck::cast_slice_mut(voxels))
+    }
     const DTYPE: DType = DType::Uint8;
     fn to_f64(self) -> f64 {
         f64::from(self)

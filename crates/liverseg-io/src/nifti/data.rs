@@ -37,6 +37,16 @@ impl Layout {
     }
 }
 
+/// True when decoding with `layout` into `T` copies each element's bytes
+/// unchanged: the file stores `T` itself, little-endian, unscaled.
+pub(crate) fn is_identity<T: Voxel>(layout: Layout) -> bool {
+    let same = matches!(
+        (T::DTYPE, layout.datatype),
+        (DType::Uint8, 2) | (DType::Int16, 4) | (DType::Float32, 16)
+    );
+    same && !layout.big_endian && layout.scale.is_none()
+}
+
 /// A buffer of `n` default (zero) voxels for a reader to fill.
 ///
 /// Large buffers are fresh anonymous memory whose first write page-faults

@@ -409,6 +409,42 @@ fn inflate_whole(compressed: &[u8], end: u64) -> Option<Vec<u8>> {
     }
 }
 
+/// [`inflate_whole`] straight into the voxel buffer, when the file stores
+/// `T` itself (little-endian, unscaled) and holds little besides the volume
+/// read (at most 1 MiB: header, extensions): the voxels are then moved to
+/// the front of the same buffer, so reading needs no second full-size
+/// buffer and no conversion pass. `None` when that does not apply or the
+/// inflate does not come out exactly (the caller goes on as before).
+fn inflate_in_place<T: Voxel>(
+    compressed: &[u8],
+    end: u64,
+    info: &NiftiHeaderInfo,
+    plan: &Plan,
+) -> Option<Vec<T>> {
+    let size = std::mem::size_of::<T>();
+    let end = usize::try_from(end).ok()?;
+    let start = usize::try_from(plan.start).ok()?;
+    if !data::is_identity::<T>(layout(info))
+        || !start.is_multiple_of(size)
+        || !plan.len.is_multiple_of(size)
+        || end - plan.len > 1 << 20
+    {
+        return None;
+    }
+    let mut inflater = inflate::Inflater::new()?;
+    // One byte more than announced, as in inflate_whole.
+    let mut voxels = data::alloc_voxels::<T>((end + 1).div_ceil(size));
+    let bytes = T::le_bytes_mut(&mut voxels)?;
+    match inflater.inflate_members(compressed, &mut bytes[..end + 1]) {
+        Ok(n) if n == end => {}
+        _ => return None,
+    }
+    let (first, count) = (start / size, plan.len / size);
+    voxels.copy_within(first..first + count, 0);
+    voxels.truncate(count);
+    Some(voxels)
+}
+
 /// Which way [`read_gz`] inflates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum GzMode {
@@ -502,13 +538,16 @@ fn read_gz<T: Voxel>(
         // report the length found without allocating for the claim.
         return Err(fail_length(&mut stream, &mut scratch, head_len as u64));
     }
-    if mode != GzMode::Streaming
-        && worth_inflating_whole(&plan, end)
-        && let Some(raw) = inflate_whole(compressed, end)
-    {
-        // `plan.start + plan.len <= end`: the volume lies inside `raw`.
+    if mode != GzMode::Streaming && worth_inflating_whole(&plan, end) {
+        // `plan.start + plan.len <= end`: the volume lies inside what is
+        // inflated.
         let start = plan.start as usize;
-        return into_volume(path, &info, &raw[start..start + plan.len]);
+        if let Some(voxels) = inflate_in_place::<T>(compressed, end, &info, &plan) {
+            return wrap(path, &info, voxels);
+        }
+        if let Some(raw) = inflate_whole(compressed, end) {
+            return into_volume(path, &info, &raw[start..start + plan.len]);
+        }
     }
     #[cfg(test)]
     if mode == GzMode::WholeOnly {
@@ -1037,6 +1076,79 @@ mod tests {
         out.extend_from_slice(&crc16.to_le_bytes());
         out.extend_from_slice(&gz[10..]);
         out
+    }
+
+    /// Inflates `gz` with flate2 and plans the read of volume `t`.
+    fn plan_of(gz: &[u8], t: Option<usize>) -> (NiftiHeaderInfo, Plan, u64) {
+        let mut raw = Vec::new();
+        flate2::read::MultiGzDecoder::new(gz)
+            .read_to_end(&mut raw)
+            .unwrap();
+        let info = parse_header(Path::new("t.nii"), &raw).unwrap();
+        let plan = volume_plan(Path::new("t.nii"), &info, &ReadOptions { volume: t }).unwrap();
+        let end = plan.data_start + plan.total;
+        (info, plan, end)
+    }
+
+    #[test]
+    fn files_of_the_read_type_inflate_straight_into_the_voxels() {
+        let dir = tempfile::tempdir().unwrap();
+        let dims = [70, 60, 50];
+        let n = dims.iter().product::<usize>();
+        let one = ReadOptions::default();
+        // Each type read as itself: inflated in place, the same volume as
+        // streaming gives.
+        fn check<T: Voxel>(dir: &Path, vol: &Volume<T>, name: &str) {
+            let path = dir.join(name);
+            write(&path, vol, &WriteOptions::default()).unwrap();
+            let gz = std::fs::read(&path).unwrap();
+            let (info, plan, end) = plan_of(&gz, None);
+            let voxels = inflate_in_place::<T>(&gz, end, &info, &plan).expect("in place");
+            assert_eq!(voxels, vol.data());
+            let expected = Ok(vol.clone());
+            assert_whole_matches_streaming(&gz, &ReadOptions::default(), &expected);
+        }
+        let u8s = (0..n).map(|i| (i % 251) as u8).collect();
+        check(
+            dir.path(),
+            &Volume::new(dims, Affine::identity(), u8s).unwrap(),
+            "u.nii.gz",
+        );
+        let i16s = (0..n).map(|i| (i % 3001) as i16 - 1500).collect();
+        check(
+            dir.path(),
+            &Volume::new(dims, Affine::identity(), i16s).unwrap(),
+            "i.nii.gz",
+        );
+        let f32s = (0..n).map(|i| i as f32 * 0.25 - 7.5).collect();
+        check(
+            dir.path(),
+            &Volume::new(dims, Affine::identity(), f32s).unwrap(),
+            "f.nii.gz",
+        );
+        // Another type: not in place (the conversion path reads it).
+        let int16 = std::fs::read(dir.path().join("i.nii.gz")).unwrap();
+        let (info, plan, end) = plan_of(&int16, None);
+        assert!(inflate_in_place::<f32>(&int16, end, &info, &plan).is_none());
+        assert!(gz_outcome::<f32>(&int16, &one, GzMode::WholeOnly).is_ok());
+        // A later volume of a 4-D int16 file behind an extension: moved to
+        // the front of the buffer.
+        let raw = nii([40, 30, 20], 3, 48, |i| (i % 911) as i16 - 400);
+        let gz4 = gz(&raw, 2);
+        for t in 0..3 {
+            let opts = ReadOptions { volume: Some(t) };
+            let (info, plan, end) = plan_of(&gz4, Some(t));
+            assert!(inflate_in_place::<i16>(&gz4, end, &info, &plan).is_some());
+            let expected = outcome::<i16>(&raw, &opts);
+            assert!(expected.is_ok());
+            assert_whole_matches_streaming(&gz4, &opts, &expected);
+        }
+        // A damaged stream is not read in place (streaming reports it).
+        let mut bad = gz4.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0xff;
+        let (info, plan, end) = plan_of(&gz4, Some(0));
+        assert!(inflate_in_place::<i16>(&bad, end, &info, &plan).is_none());
     }
 
     #[test]
