@@ -459,15 +459,22 @@ fn components(
     }
 }
 
-/// Two-pass union-find labelling in one buffer, without recursion.
+/// Two-pass union-find labelling of runs, in one buffer, without recursion.
 ///
-/// Pass 1 stores in each foreground voxel the linear index of its parent and
-/// unites it with its already-scanned neighbours, always linking the larger
-/// root under the smaller one; with path halving, every parent index is thus
-/// at most the voxel's own, and each root is its component's first voxel.
-/// Pass 2 rewrites the buffer in memory order with component ids: a root gets
-/// the next id, any other voxel copies its parent's slot, which lies earlier
-/// and so already holds the id.
+/// A run is a maximal stretch of one row (`i` varying) whose voxels have
+/// the same non-zero key; its voxels are face neighbours, so it lies in one
+/// component, and it stands for them all. Pass 1 walks the runs in memory
+/// order, stores in each run's first voxel the linear index of its parent
+/// run, and unites it with the runs of the neighbouring rows already scanned
+/// (`j − 1` in its plane, `j − 1 ..= j + 1` in the plane before, as the
+/// connectivity allows) that have the same key and come within reach along
+/// `i`, always linking the larger root under the smaller one: with path
+/// halving every parent index is thus at most the run's own, and each root
+/// is its component's first voxel. Pass 2 rewrites the buffer in memory
+/// order with component ids: a root run gets the next id, any other run
+/// copies its parent's slot, which lies earlier and so already holds the id.
+/// Unions per run instead of per voxel (up to 13 each) make this several
+/// times faster on masks than labelling voxel by voxel.
 fn label<L: Slot>(
     data: &[u8],
     dims: [usize; 3],
@@ -475,57 +482,105 @@ fn label<L: Slot>(
     key: impl Fn(u8) -> u8,
 ) -> Components {
     let [nx, ny, nz] = dims;
-    let offsets = connectivity.backward_offsets();
     let mut buf = vec![L::default(); data.len()];
+    // The neighbouring rows met before a row, `(dj, dk, reach)`: runs there
+    // join when some voxels of the two are at most `reach` apart along i.
+    let mut rows: Vec<(isize, isize, usize)> = Vec::new();
+    for [di, dj, dk] in connectivity.backward_offsets() {
+        if (dj, dk) == (0, 0) {
+            continue;
+        }
+        match rows.iter_mut().find(|r| (r.0, r.1) == (dj, dk)) {
+            Some(r) => r.2 = r.2.max(di.unsigned_abs()),
+            None => rows.push((dj, dk, di.unsigned_abs())),
+        }
+    }
+    // The runs `(start i, end i, key)` of every row of the current and the
+    // previous plane.
+    let mut plane: Vec<Vec<(usize, usize, u8)>> = vec![Vec::new(); ny];
+    let mut before: Vec<Vec<(usize, usize, u8)>> = vec![Vec::new(); ny];
     for k in 0..nz {
+        std::mem::swap(&mut plane, &mut before);
         for j in 0..ny {
             let row = nx * (j + ny * k);
-            for i in 0..nx {
-                let v = row + i;
-                let class = key(data[v]);
-                if class == 0 {
-                    continue;
-                }
+            let mut runs = std::mem::take(&mut plane[j]);
+            runs.clear();
+            row_runs(&data[row..row + nx], &key, &mut runs);
+            for &(a0, a1, class) in &runs {
+                let v = row + a0;
                 buf[v] = L::from_index(v);
-                for &[di, dj, dk] in &offsets {
-                    let (ii, jj, kk) = (i as isize + di, j as isize + dj, k as isize + dk);
-                    // Backward offsets never increase k, so only the low side
-                    // of k and both sides of i and j need checking.
-                    if ii < 0 || jj < 0 || kk < 0 || ii >= nx as isize || jj >= ny as isize {
+                for &(dj, dk, reach) in &rows {
+                    let jj = j as isize + dj;
+                    if jj < 0 || jj >= ny as isize || (dk < 0 && k == 0) {
                         continue;
                     }
-                    let u = ii as usize + nx * (jj as usize + ny * kk as usize);
-                    if key(data[u]) == class {
-                        union(&mut buf, u, v);
+                    let jj = jj as usize;
+                    let (others, kk) = if dk < 0 {
+                        (&before[jj], k - 1)
+                    } else {
+                        (&plane[jj], k)
+                    };
+                    let other_row = nx * (jj + ny * kk);
+                    // Runs reaching [a0 - reach, a1 + reach): b0 < a1 + reach
+                    // and b1 + reach > a0.
+                    let first = others.partition_point(|&(_, b1, _)| b1 + reach <= a0);
+                    for &(b0, _, other) in &others[first..] {
+                        if b0 >= a1 + reach {
+                            break;
+                        }
+                        if other == class {
+                            union(&mut buf, other_row + b0, v);
+                        }
                     }
                 }
             }
+            plane[j] = runs;
         }
     }
 
     let mut sizes = vec![0usize];
     let mut keys = vec![0u8];
-    for (v, &x) in data.iter().enumerate() {
-        let class = key(x);
-        if class == 0 {
+    let mut runs = Vec::new();
+    for (r, values) in data.chunks_exact(nx.max(1)).enumerate() {
+        runs.clear();
+        row_runs(values, &key, &mut runs);
+        let row = r * nx;
+        for &(a0, a1, class) in &runs {
+            let v = row + a0;
+            let parent = buf[v].index();
+            let id = if parent == v {
+                sizes.push(0);
+                keys.push(class);
+                sizes.len() - 1
+            } else {
+                buf[parent].index()
+            };
             // Background slots were never written and still hold id 0.
-            continue;
+            buf[v..row + a1].fill(L::from_index(id));
+            sizes[id] += a1 - a0;
         }
-        let parent = buf[v].index();
-        let id = if parent == v {
-            sizes.push(0);
-            keys.push(class);
-            sizes.len() - 1
-        } else {
-            buf[parent].index()
-        };
-        buf[v] = L::from_index(id);
-        sizes[id] += 1;
     }
     Components {
         ids: L::wrap(buf),
         sizes,
         keys,
+    }
+}
+
+/// Appends the runs of one row to `runs`: `(start, end, key)` for each
+/// maximal stretch of voxels with the same non-zero key.
+fn row_runs(values: &[u8], key: &impl Fn(u8) -> u8, runs: &mut Vec<(usize, usize, u8)>) {
+    let mut i = 0;
+    while i < values.len() {
+        let class = key(values[i]);
+        let start = i;
+        i += 1;
+        while i < values.len() && key(values[i]) == class {
+            i += 1;
+        }
+        if class != 0 {
+            runs.push((start, i, class));
+        }
     }
 }
 
