@@ -133,8 +133,10 @@ impl CustomOp1 for ChannelSums {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(self.name(), s, l)?;
         let (n, c, m) = ncm(self.name(), l)?;
-        let ones = vec![1f32; m];
-        let sums: Vec<f32> = group_sums(n, c, false, |p| dot_sums(&x[p * m..(p + 1) * m], &ones))
+        // Σ a comes from one pass over the plane (the paired product is
+        // discarded): no second operand to allocate or stream.
+        let plane = |p: usize| &x[p * m..(p + 1) * m];
+        let sums: Vec<f32> = group_sums(n, c, false, |p| dot_sums(plane(p), plane(p)))
             .into_iter()
             .map(|(sum, _)| sum as f32)
             .collect();

@@ -28,8 +28,9 @@ pub(crate) enum Family {
 }
 
 /// The family for a convolution producing `dout` (any geometry): direct
-/// when its rows are long enough to fill vectors, on CPUs with AVX-512. `LIVERSEG_CONV_KERNEL=columns` forces the column kernels
-/// (for benchmarks and comparisons).
+/// when its rows are long enough to fill vectors, on CPUs with AVX-512.
+/// `LIVERSEG_CONV_KERNEL=columns` forces the column kernels (for benchmarks
+/// and comparisons).
 pub(crate) fn family(dout: [usize; 3]) -> Family {
     static FORCE_COLUMNS: OnceLock<bool> = OnceLock::new();
     let force = *FORCE_COLUMNS
