@@ -1,4 +1,5 @@
-//! Helpers shared by the crate's unit tests.
+//! Helpers shared by the crate's unit tests (and, by path, its
+//! integration tests: `tests/common/mod.rs`).
 
 use candle_core::{Device, Tensor};
 
@@ -17,8 +18,9 @@ pub(crate) fn seeded(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
 }
 
-/// Largest absolute element-wise difference.
+/// `max |a − b|` over all elements; the shapes must agree.
 pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
     (a - b)
         .unwrap()
         .abs()

@@ -47,7 +47,7 @@ fn check(name: &str, loss: &dyn Fn(&Tensor) -> Tensor) {
     );
     let grads = l.backward().unwrap();
     let gx = grads.get(x.as_tensor()).unwrap();
-    let d: f32 = common::max_abs_diff(gx, &g[&format!("{name}.grad")]);
+    let d: f32 = common::max_diff(gx, &g[&format!("{name}.grad")]);
     assert!(d < 1e-6, "{name}: gradient differs from MONAI by {d}");
 }
 

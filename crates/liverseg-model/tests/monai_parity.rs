@@ -78,16 +78,16 @@ fn tutorial_unet_matches_monai_in_eval_and_train_mode() {
             .unwrap();
     let x = input(&[1, 1, 32, 32, 32]);
     assert!(
-        common::max_abs_diff(&x, &g["input"]) == 0.0,
+        common::max_diff(&x, &g["input"]) == 0.0,
         "input formula differs from the golden input"
     );
     let net = formula_unet(&UNetConfig::default());
     let eval = net.forward_t(&x, false).unwrap();
-    let d = common::max_abs_diff(&eval, &g["eval"]);
+    let d = common::max_diff(&eval, &g["eval"]);
     eprintln!("tutorial UNet: max |liverseg - MONAI| eval logits {d:e}");
     assert!(d < 1e-4, "eval logits differ from MONAI by {d}");
     let train = net.forward_t(&x, true).unwrap();
-    let d = common::max_abs_diff(&train, &g["train"]);
+    let d = common::max_diff(&train, &g["train"]);
     eprintln!("tutorial UNet: max |liverseg - MONAI| train-mode logits {d:e}");
     assert!(d < 1e-4, "train-mode logits differ from MONAI by {d}");
 }
@@ -106,6 +106,6 @@ fn monai_state_dict_pth_loads_by_name() {
     let g = candle_core::safetensors::load(common::golden("unet_small.safetensors"), &Device::Cpu)
         .unwrap();
     let y = net.forward_t(&g["input"], false).unwrap();
-    let d = common::max_abs_diff(&y, &g["eval"]);
+    let d = common::max_diff(&y, &g["eval"]);
     assert!(d < 1e-4, "logits differ from MONAI by {d}");
 }

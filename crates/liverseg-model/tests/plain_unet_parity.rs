@@ -57,7 +57,7 @@ fn plain_conv_unet_state_dict_loads_by_name_and_matches_nnunet() {
             let want = &g[&format!("out{i}")];
             assert_eq!(want.dims(), shape);
             assert_eq!(out.dims(), shape, "output {i} shape");
-            let d = common::max_abs_diff(out, want);
+            let d = common::max_diff(out, want);
             eprintln!("PlainUNet (train {train}): max |liverseg - nnU-Net| output {i} {d:e}");
             assert!(
                 d < 1e-4,
@@ -66,7 +66,7 @@ fn plain_conv_unet_state_dict_loads_by_name_and_matches_nnunet() {
         }
         // The `ModuleT` forward is the full-resolution output.
         let full = net.forward_t(x, train).unwrap();
-        assert!(common::max_abs_diff(&full, &outs[0]) == 0.0);
+        assert!(common::max_diff(&full, &outs[0]) == 0.0);
     }
 }
 
@@ -83,6 +83,6 @@ fn without_deep_supervision_only_the_full_resolution_output_is_returned() {
         candle_core::safetensors::load(dir.join("plain_unet.safetensors"), &Device::Cpu).unwrap();
     let outs = net.forward_all(&g["input"], false).unwrap();
     assert_eq!(outs.len(), 1);
-    let d = common::max_abs_diff(&outs[0], &g["out0"]);
+    let d = common::max_diff(&outs[0], &g["out0"]);
     assert!(d < 1e-4, "output differs from nnU-Net by {d}");
 }

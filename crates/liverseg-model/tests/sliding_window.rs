@@ -35,7 +35,7 @@ fn check(name: &str, roi: [usize; 3], sw: usize, overlap: f64, mode: BlendMode) 
     let y = sliding_window_inference(&g[&format!("{name}.input")], &cfg, &mut predictor).unwrap();
     let want = &g[&format!("{name}.output")];
     assert_eq!(y.dims(), want.dims(), "{name}");
-    let d: f32 = common::max_abs_diff(&y, want);
+    let d: f32 = common::max_diff(&y, want);
     assert!(d < 1e-4, "{name}: differs from MONAI by {d}");
 }
 
@@ -67,12 +67,12 @@ fn mirror_tta_of_a_flip_equivariant_predictor_is_the_identity() {
     // An element-wise predictor commutes with flips: TTA changes nothing.
     let mut f = |t: &Tensor| -> liverseg_model::Result<Tensor> { Ok(t.sin()?) };
     let y = mirror_tta(&x, &[2, 3, 4], &mut f).unwrap();
-    let d: f32 = common::max_abs_diff(&y, &x.sin().unwrap());
+    let d: f32 = common::max_diff(&y, &x.sin().unwrap());
     assert!(d < 1e-6);
     // A position-dependent predictor is symmetrised along the mirrored axis.
     let mut g = |t: &Tensor| predictor(t);
     let y = mirror_tta(&x, &[2], &mut g).unwrap();
     let yf = flip(&mirror_tta(&flip(&x, 2).unwrap(), &[2], &mut g).unwrap(), 2).unwrap();
-    let d: f32 = common::max_abs_diff(&y, &yf);
+    let d: f32 = common::max_diff(&y, &yf);
     assert!(d < 1e-4);
 }

@@ -4,7 +4,6 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
-use candle_core::Tensor;
 use std::path::{Path, PathBuf};
 
 /// A file under `tests/golden` (made by `tools/golden/*.py`).
@@ -14,17 +13,8 @@ pub fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `max |a − b|` over all elements; the shapes must agree.
-pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
+// The crate's unit-test helper `max_diff`, shared here
+// by path rather than written twice.
+#[path = "../../src/test_util.rs"]
+mod test_util;
+pub(crate) use test_util::max_diff;
