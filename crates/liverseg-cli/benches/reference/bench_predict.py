@@ -34,18 +34,9 @@ import sys
 import tempfile
 import time
 
-
-def run_child(cmd):
-    """Runs `cmd`, returns (wall seconds, peak RSS MiB, stdout)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{cmd[0]} failed:\n{err.decode(errors='replace')}")
-    return wall, usage.ru_maxrss / 1024.0, out.decode()
+# tools/bench/procstat.py, at the repository root.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 4, "tools", "bench"))
+from procstat import run_child  # noqa: E402
 
 
 def build_unet():

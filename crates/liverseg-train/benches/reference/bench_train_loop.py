@@ -34,10 +34,13 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+
+# tools/bench/procstat.py, at the repository root.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 4, "tools", "bench"))
+from procstat import run_child  # noqa: E402
 
 
 def split(data):
@@ -112,19 +115,6 @@ def monai_child(args):
                       "peak_rss_mib": rss}))
 
 
-def child_rss(cmd):
-    """(wall seconds, peak RSS MiB, stdout) of a fresh process."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{cmd[0]} failed:\n{err.decode(errors='replace')[-3000:]}")
-    return wall, usage.ru_maxrss / 1024.0, out.decode()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--liverseg", help="the liverseg binary (release build)")
@@ -144,14 +134,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         shutil.rmtree(os.path.join(data, ".liverseg-cache"), ignore_errors=True)
         run = os.path.join(tmp, "run")
-        wall, rss, _ = child_rss([args.liverseg, "train", "--data", data, "--epochs", str(e), "--val-every", str(e),
+        wall, rss, _ = run_child([args.liverseg, "train", "--data", data, "--epochs", str(e), "--val-every", str(e),
                                   "--out", run])
         with open(os.path.join(run, "metrics.csv")) as f:
             epochs = [float(r["epoch_seconds"]) for r in csv.DictReader(f)]
         results["liverseg"] = {"seconds": wall, "epoch_seconds": epochs, "peak_rss_mib": rss}
         print(f"liverseg: {wall:.1f} s, epochs {[round(x, 2) for x in epochs]}, {rss:.0f} MiB", flush=True)
     for cache in ("none", "full"):
-        wall, rss, out = child_rss([sys.executable, __file__, "--child", "--data", data, "--epochs", str(e),
+        wall, rss, out = run_child([sys.executable, __file__, "--child", "--data", data, "--epochs", str(e),
                                     "--monai-cache", cache])
         r = json.loads(out.strip().splitlines()[-1])
         r["process_seconds"], r["peak_rss_mib"] = wall, rss
