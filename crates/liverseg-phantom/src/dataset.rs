@@ -29,26 +29,10 @@ pub fn write_decathlon(
     let mut training = Vec::new();
     for case in cases {
         let (name, p) = case?;
-        for (sub, write) in [
-            (
-                "imagesTr",
-                nifti::write(
-                    &dir.join(format!("imagesTr/{name}.nii.gz")),
-                    &p.image,
-                    &opts,
-                ),
-            ),
-            (
-                "labelsTr",
-                nifti::write(
-                    &dir.join(format!("labelsTr/{name}.nii.gz")),
-                    &p.label,
-                    &opts,
-                ),
-            ),
-        ] {
-            write.map_err(|e| write_error(&dir.join(sub), e))?;
-        }
+        let image = dir.join(format!("imagesTr/{name}.nii.gz"));
+        nifti::write(&image, &p.image, &opts).map_err(|e| write_error(&image, e))?;
+        let label = dir.join(format!("labelsTr/{name}.nii.gz"));
+        nifti::write(&label, &p.label, &opts).map_err(|e| write_error(&label, e))?;
         training.push(serde_json::json!({
             "image": format!("./imagesTr/{name}.nii.gz"),
             "label": format!("./labelsTr/{name}.nii.gz"),
