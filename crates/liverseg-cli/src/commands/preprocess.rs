@@ -70,9 +70,9 @@ pub(crate) fn load_preset(name: &str) -> Result<Preset> {
 
 /// The shape and affine of a CT as read.
 fn grid_of(ct: &Ct) -> liverseg_transforms::Grid {
-    match ct {
-        Ct::I16(v) => liverseg_transforms::Grid::of(v),
-        Ct::F32(v) => liverseg_transforms::Grid::of(v),
+    liverseg_transforms::Grid {
+        dims: ct.dims(),
+        affine: *ct.affine(),
     }
 }
 
