@@ -7,6 +7,7 @@ use std::path::Path;
 
 use candle_core::{Device, ModuleT, Tensor};
 use liverseg_io::Volume;
+use liverseg_io::nifti::Ct;
 use liverseg_model::{
     BlendMode, ModelFile, PRESET_KEY, SlidingWindowConfig, mirror_tta, sliding_window_inference,
 };
@@ -294,6 +295,14 @@ impl Predictor {
         Ok(labels)
     }
 
+    /// [`Predictor::predict`] on a CT as read ([`read_ct_file`]).
+    pub fn predict_ct(&self, ct: Ct, opts: &PredictOptions) -> Result<Prediction> {
+        match ct {
+            Ct::I16(v) => self.predict(v, opts),
+            Ct::F32(v) => self.predict(v, opts),
+        }
+    }
+
     /// Segments one CT.
     pub fn predict<T: liverseg_io::Voxel>(
         &self,
@@ -320,12 +329,12 @@ impl Predictor {
                 let t = std::time::Instant::now();
                 let done: Preprocessed = preset.run_typed(image, None)?;
                 let model_grid = Grid::of(&done.pair.image);
-                stage("preprocess", t);
+                log_stage("preprocess", t);
                 let t = std::time::Instant::now();
                 let logits = self.logits(&done.pair.image, opts)?;
                 let on_model = self.probabilities(&logits, &model_grid)?;
                 drop(logits);
-                stage("network", t);
+                log_stage("network", t);
                 let t = std::time::Instant::now();
                 let out = if opts.keep_probabilities {
                     let probs = done.invert_probabilities(&on_model)?;
@@ -336,7 +345,7 @@ impl Predictor {
                     let labels = done.invert_decide(&on_model, |bg, fg| self.label_of(bg, fg))?;
                     (labels, None, model_grid)
                 };
-                stage("map back", t);
+                log_stage("map back", t);
                 out
             }
         };
@@ -347,7 +356,7 @@ impl Predictor {
             labels = on_foreground_box(&labels, |l| {
                 fill_holes_per_label(&largest_component_per_label(l, Connectivity::Corners26))
             });
-            stage("post-process", t);
+            log_stage("post-process", t);
         }
         let voxel_ml = input_grid.affine.det3().abs() / 1000.0;
         let classes = self.classes.len();
@@ -370,8 +379,9 @@ impl Predictor {
     }
 }
 
-/// Logs how long a stage of prediction took (`-vv`).
-fn stage(name: &str, since: std::time::Instant) {
+/// Logs how long a stage of prediction took (`-vv`): `read`, `preprocess`,
+/// `network`, `map back`, `post-process`, and the CLI's `write`.
+pub fn log_stage(name: &str, since: std::time::Instant) {
     tracing::debug!(
         stage = name,
         seconds = format!("{:.3}", since.elapsed().as_secs_f64()),
@@ -401,29 +411,33 @@ fn fill_holes_per_label(labels: &Volume<u8>) -> Volume<u8> {
     out
 }
 
-/// Reads a CT (NIfTI or DICOM series) and runs the predictor on it,
-/// keeping int16 NIfTI data as int16 up to the first resampling.
-pub fn predict_file(
-    predictor: &Predictor,
-    path: &Path,
-    opts: &PredictOptions,
-) -> Result<Prediction> {
+/// Reads a CT for prediction: a NIfTI file as stored (unscaled int16 stays
+/// int16 up to the first resampling), a DICOM series as float HU. Logs the
+/// seconds it took (`-vv`).
+pub fn read_ct_file(path: &Path) -> Result<Ct> {
     let is_nifti = {
         let name = path.to_string_lossy().to_ascii_lowercase();
         name.ends_with(".nii") || name.ends_with(".nii.gz")
     };
     let t = std::time::Instant::now();
-    if is_nifti {
-        let ro = liverseg_io::nifti::ReadOptions::default();
-        let ct = liverseg_io::nifti::read_ct(path, &ro)?;
-        stage("read", t);
-        return match ct {
-            liverseg_io::nifti::Ct::I16(v) => predictor.predict(v, opts),
-            liverseg_io::nifti::Ct::F32(v) => predictor.predict(v, opts),
-        };
-    }
-    let v: Volume<f32> =
-        liverseg_io::dicom::read(path, &liverseg_io::dicom::ReadOptions::default())?;
-    stage("read", t);
-    predictor.predict(v, opts)
+    let ct = if is_nifti {
+        liverseg_io::nifti::read_ct(path, &liverseg_io::nifti::ReadOptions::default())?
+    } else {
+        Ct::F32(liverseg_io::dicom::read(
+            path,
+            &liverseg_io::dicom::ReadOptions::default(),
+        )?)
+    };
+    log_stage("read", t);
+    Ok(ct)
+}
+
+/// Reads a CT (NIfTI or DICOM series, [`read_ct_file`]) and runs the
+/// predictor on it.
+pub fn predict_file(
+    predictor: &Predictor,
+    path: &Path,
+    opts: &PredictOptions,
+) -> Result<Prediction> {
+    predictor.predict_ct(read_ct_file(path)?, opts)
 }

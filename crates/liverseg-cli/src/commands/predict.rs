@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
 use liverseg_io::{Overwrite, Volume, nifti};
 use liverseg_train::predict::{
-    PredictOptions, Prediction, Predictor, PreprocessMode, predict_file,
+    PredictOptions, Prediction, Predictor, PreprocessMode, log_stage, read_ct_file,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -253,13 +253,11 @@ fn run_case(
             }
         }
         Input::Nifti(p) => {
-            let pred = predict_file(predictor, p, opts)?;
-            let ct = if needs_ct {
-                Some(nifti::read::<f32>(p, &nifti::ReadOptions::default())?)
-            } else {
-                None
-            };
-            (pred, ct, None)
+            let ct = read_ct_file(p)?;
+            // The SEG and the overlay take the CT as float HU: a copy of what
+            // was read, not a second read of the file.
+            let hu = needs_ct.then(|| ct.to_f32());
+            (predictor.predict_ct(ct, opts)?, hu, None)
         }
     };
     let t = Instant::now();
@@ -272,11 +270,7 @@ fn run_case(
         probs_out,
         overlay_out,
     )?;
-    tracing::debug!(
-        stage = "write",
-        seconds = format!("{:.3}", t.elapsed().as_secs_f64()),
-        "predict"
-    );
+    log_stage("write", t);
     let path = match input {
         Input::Series(p) | Input::Nifti(p) => p,
     };

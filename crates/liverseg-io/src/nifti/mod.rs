@@ -705,6 +705,14 @@ impl Ct {
         }
     }
 
+    /// A float32 copy of the CT.
+    pub fn to_f32(&self) -> Volume<f32> {
+        match self {
+            Ct::I16(v) => v.map(f32::from),
+            Ct::F32(v) => v.clone(),
+        }
+    }
+
     /// The CT as float32.
     pub fn into_f32(self) -> Volume<f32> {
         match self {
