@@ -288,6 +288,14 @@ fn check_grid<T: Voxel>(expected: &Grid, v: &Volume<T>, what: &str) -> Result<()
     Ok(())
 }
 
+/// The background probability of a voxel from its foreground class
+/// probabilities: one minus their sum (subtracted in channel order), kept in
+/// `[0, 1]`. [`Preprocessed::invert_probabilities`] and
+/// [`Preprocessed::invert_decide`] both use it, so they agree bit for bit.
+fn background(foreground: impl Iterator<Item = f32>) -> f32 {
+    foreground.fold(1.0f32, |b, v| b - v).clamp(0.0, 1.0)
+}
+
 /// The result of [`Preset::run`].
 #[derive(Clone, Debug)]
 pub struct Preprocessed {
@@ -332,13 +340,8 @@ impl Preprocessed {
             return Ok(out);
         }
         let mut bg = Volume::filled(self.original.dims, self.original.affine, 1.0f32)?;
-        for c in &out {
-            for (b, v) in bg.data_mut().iter_mut().zip(c.data()) {
-                *b -= v;
-            }
-        }
-        for b in bg.data_mut() {
-            *b = b.clamp(0.0, 1.0);
+        for (o, b) in bg.data_mut().iter_mut().enumerate() {
+            *b = background(out.iter().map(|c| c.data()[o]));
         }
         out.insert(0, bg);
         Ok(out)
@@ -374,11 +377,7 @@ impl Preprocessed {
             &self.original,
             Interpolation::Linear,
             Padding::Extent,
-            |fg| {
-                // The same subtraction order as invert_probabilities.
-                let bg = fg.iter().fold(1.0f32, |b, v| b - v).clamp(0.0, 1.0);
-                decide(bg, fg)
-            },
+            |fg| decide(background(fg.iter().copied()), fg),
         )
     }
 }
