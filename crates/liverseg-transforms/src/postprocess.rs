@@ -473,8 +473,9 @@ fn components(
 /// is its component's first voxel. Pass 2 rewrites the buffer in memory
 /// order with component ids: a root run gets the next id, any other run
 /// copies its parent's slot, which lies earlier and so already holds the id.
-/// Unions per run instead of per voxel (up to 13 each) make this several
-/// times faster on masks than labelling voxel by voxel.
+/// Unions per run instead of per voxel (up to 13 each): predict's whole
+/// post-processing of a 512 × 512 × 200 mask went from 2.28 to 0.34 s
+/// (docs/benchmarks.md).
 fn label<L: Slot>(
     data: &[u8],
     dims: [usize; 3],
