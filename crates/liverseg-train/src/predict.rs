@@ -127,13 +127,9 @@ impl Predictor {
             })?,
             None => Decision::Argmax,
         };
-        let out_channels = match &model.architecture {
-            liverseg_model::Architecture::MonaiUnet(c) => c.out_channels,
-            liverseg_model::Architecture::PlainUnet(c) => c.out_channels,
-        };
-        let divisor = match &model.architecture {
-            liverseg_model::Architecture::MonaiUnet(c) => c.divisor(),
-            liverseg_model::Architecture::PlainUnet(c) => c.divisor(),
+        let (out_channels, divisor) = match &model.architecture {
+            liverseg_model::Architecture::MonaiUnet(c) => (c.out_channels, c.divisor()),
+            liverseg_model::Architecture::PlainUnet(c) => (c.out_channels, c.divisor()),
         };
         let classes = match model.metadata.get(liverseg_model::LABELS_KEY) {
             Some(json) => serde_json::from_str(json).unwrap_or_default(),
