@@ -7,10 +7,13 @@
 //! instead of a parser error with no context.
 
 use crate::{Error, Result};
-use dicom_core::Tag;
+use dicom_core::dictionary::{DataDictionary, VirtualVr};
 use dicom_core::header::HasLength;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// A data set (the top level of a file or a sequence item) together with
@@ -25,7 +28,6 @@ pub(crate) struct Attrs<'a> {
 
 /// Formats a tag as `(gggg,eeee) Name` using the standard dictionary.
 pub(crate) fn tag_name(tag: Tag) -> String {
-    use dicom_core::dictionary::DataDictionary;
     let name = dicom_dictionary_std::StandardDataDictionary
         .by_tag(tag)
         .map(|e| e.alias)
@@ -65,14 +67,29 @@ impl<'a> Attrs<'a> {
         self.obj.get(tag).is_some_and(|e| !e.value().is_empty())
     }
 
+    /// The attribute's value, with a UN (unknown VR) value read as its
+    /// dictionary VR says (see [`un_as_dictionary_vr`]); `None` when absent
+    /// or a sequence.
+    fn primitive(&self, tag: Tag) -> Option<Cow<'a, PrimitiveValue>> {
+        let e = self.obj.get(tag)?;
+        let Value::Primitive(v) = e.value() else {
+            return None;
+        };
+        if e.vr() == VR::UN
+            && let Some(known) = un_as_dictionary_vr(tag, v)
+        {
+            return Some(Cow::Owned(known));
+        }
+        Some(Cow::Borrowed(v))
+    }
+
     /// The attribute as a trimmed string; empty when absent or not text.
     /// Multiple values are joined with `\`, as they are stored.
     pub fn string(&self, tag: Tag) -> String {
-        self.obj
-            .get(tag)
-            .and_then(|e| e.to_str().ok())
-            .map(|s| {
-                s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        self.primitive(tag)
+            .map(|v| {
+                v.to_str()
+                    .trim_matches(|c: char| c == '\0' || c.is_whitespace())
                     .to_string()
             })
             .unwrap_or_default()
@@ -80,13 +97,10 @@ impl<'a> Attrs<'a> {
 
     /// The attribute as numbers, or `None` when absent or empty.
     pub fn floats(&self, tag: Tag) -> Result<Option<Vec<f64>>> {
-        let Some(e) = self.obj.get(tag) else {
+        let Some(v) = self.primitive(tag).filter(|v| !v.is_empty()) else {
             return Ok(None);
         };
-        if e.value().is_empty() {
-            return Ok(None);
-        }
-        let v = e
+        let v = v
             .to_multi_float64()
             .map_err(|err| self.bad(tag, format!("not a number: {err}")))?;
         if let Some(x) = v.iter().find(|x| !x.is_finite()) {
@@ -112,15 +126,12 @@ impl<'a> Attrs<'a> {
 
     /// A non-negative integer, or `None` when absent.
     pub fn uint(&self, tag: Tag) -> Result<Option<u32>> {
-        let Some(e) = self.obj.get(tag) else {
+        let Some(v) = self.primitive(tag).filter(|v| !v.is_empty()) else {
             return Ok(None);
         };
-        if e.value().is_empty() {
-            return Ok(None);
-        }
         // IS values may be written as "10.0" or with spaces by some
         // software, so go through f64 and insist on an exact integer.
-        let v = e
+        let v = v
             .to_float64()
             .map_err(|err| self.bad(tag, format!("not a number: {err}")))?;
         if v.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&v) {
@@ -135,6 +146,16 @@ impl<'a> Attrs<'a> {
             .ok_or_else(|| self.bad(tag, "required attribute is missing"))
     }
 
+    /// An AT (attribute tag) attribute's tags, or `None` when absent or
+    /// empty.
+    pub fn tags(&self, tag: Tag) -> Result<Option<Vec<Tag>>> {
+        match self.primitive(tag).as_deref() {
+            None | Some(PrimitiveValue::Empty) => Ok(None),
+            Some(PrimitiveValue::Tags(t)) if !t.is_empty() => Ok(Some(t.to_vec())),
+            Some(_) => Err(self.bad(tag, "not a list of attribute tags")),
+        }
+    }
+
     /// The items of a sequence attribute (empty when absent).
     pub fn items(&self, tag: Tag) -> &'a [InMemDicomObject] {
         self.obj.get(tag).and_then(|e| e.items()).unwrap_or(&[])
@@ -145,6 +166,69 @@ impl<'a> Attrs<'a> {
         self.items(tag)
             .first()
             .map(|obj| Attrs::new(self.path, obj))
+    }
+}
+
+/// A UN value's bytes read as the VR the standard dictionary gives `tag`,
+/// as PS3.5 6.2.2 asks of a reader that knows the attribute (and as pydicom
+/// does): some writers (pydicom's `rtdose_rle.dcm`, for one) store most
+/// attributes as UN, and a position read as 50 byte values is no position.
+/// Text VRs, AT, US, SS, UL and FD are read; other VRs, and byte counts
+/// that do not fit, are left as bytes. Binary values are read little-endian, the byte order of
+/// every transfer syntax but the retired Explicit VR Big Endian.
+fn un_as_dictionary_vr(tag: Tag, value: &PrimitiveValue) -> Option<PrimitiveValue> {
+    let PrimitiveValue::U8(bytes) = value else {
+        return None;
+    };
+    let VirtualVr::Exact(vr) = dicom_dictionary_std::StandardDataDictionary.by_tag(tag)?.vr else {
+        return None;
+    };
+    use VR::*;
+    match vr {
+        AE | AS | CS | DA | DS | DT | IS | LO | LT | PN | SH | ST | TM | UC | UI | UR | UT => {
+            let text = String::from_utf8_lossy(bytes);
+            let parts = text
+                .split('\\')
+                .map(|p| p.trim_end_matches([' ', '\0']).to_string())
+                .collect();
+            Some(PrimitiveValue::Strs(parts))
+        }
+        AT if bytes.len() % 4 == 0 => Some(PrimitiveValue::Tags(
+            bytes
+                .chunks_exact(4)
+                .map(|c| {
+                    Tag(
+                        u16::from_le_bytes([c[0], c[1]]),
+                        u16::from_le_bytes([c[2], c[3]]),
+                    )
+                })
+                .collect(),
+        )),
+        US if bytes.len() % 2 == 0 => Some(PrimitiveValue::U16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        )),
+        SS if bytes.len() % 2 == 0 => Some(PrimitiveValue::I16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        )),
+        UL if bytes.len() % 4 == 0 => Some(PrimitiveValue::U32(
+            bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )),
+        FD if bytes.len() % 8 == 0 => Some(PrimitiveValue::F64(
+            bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+        )),
+        _ => None,
     }
 }
 
@@ -227,6 +311,31 @@ mod tests {
             e.to_string(),
             "x.dcm: (0028,0010) Rows: required attribute is missing"
         );
+    }
+
+    #[test]
+    fn un_values_are_read_by_their_dictionary_vr() {
+        let p = Path::new("x.dcm");
+        let mut obj = InMemDicomObject::new_empty();
+        let un =
+            |tag, bytes: &[u8]| DataElement::new(tag, VR::UN, PrimitiveValue::U8(bytes.into()));
+        obj.put(un(tags::IMAGE_POSITION_PATIENT, b"1.5\\-2\\3e1 "));
+        obj.put(un(tags::MODALITY, b"RTDOSE"));
+        obj.put(un(tags::FRAME_INCREMENT_POINTER, &[0x04, 0x30, 0x0C, 0x00]));
+        obj.put(un(tags::ROWS, &[0x00, 0x02]));
+        obj.put(un(tags::DOSE_GRID_SCALING, b"1e-6"));
+        let a = Attrs::new(p, &obj);
+        assert_eq!(
+            a.floats_n::<3>(tags::IMAGE_POSITION_PATIENT).unwrap(),
+            Some([1.5, -2.0, 30.0])
+        );
+        assert_eq!(a.string(tags::MODALITY), "RTDOSE");
+        assert_eq!(
+            a.tags(tags::FRAME_INCREMENT_POINTER).unwrap(),
+            Some(vec![tags::GRID_FRAME_OFFSET_VECTOR])
+        );
+        assert_eq!(a.uint(tags::ROWS).unwrap(), Some(512));
+        assert_eq!(a.float(tags::DOSE_GRID_SCALING).unwrap(), Some(1e-6));
     }
 
     #[test]

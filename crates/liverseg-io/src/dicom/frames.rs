@@ -1,10 +1,10 @@
 //! Reading the frames of a DICOM image as they are stored, without placing
 //! them in space: for objects whose geometry is missing or not needed.
 
-use super::attrs::{Attrs, functional_group};
+use super::attrs::Attrs;
 use super::pixels::{PixelFormat, PixelSource};
-use super::planes::open;
-use super::read::rescale;
+use super::planes::{file_modality, frame_modality, open};
+use super::read::apply_modality;
 use crate::{Result, Voxel};
 use dicom_dictionary_std::tags;
 use std::path::Path;
@@ -24,37 +24,26 @@ pub struct Frames<T> {
     pub data: Vec<T>,
 }
 
-/// Reads every frame of a DICOM file in file order, with RescaleSlope and
-/// RescaleIntercept applied (per frame when the functional groups say so),
-/// but no geometry. Use it for multi-frame objects that lack per-frame
-/// positions; [`super::read`] is the reader for images with geometry.
+/// Reads every frame of a DICOM file in file order, through the Modality
+/// LUT as [`super::read`] applies it (RescaleSlope and RescaleIntercept, per
+/// frame when the functional groups say so; a Modality LUT Sequence;
+/// DoseGridScaling), but with no geometry. Use it for multi-frame objects
+/// that lack per-frame positions; [`super::read`] is the reader for images
+/// with geometry.
 pub fn read_frames<T: Voxel>(path: &Path) -> Result<Frames<T>> {
     let obj = open(path, false)?;
     let top = Attrs::new(path, &obj);
     let format = PixelFormat::from_attrs(&top)?;
     let source = PixelSource::of(path, &obj, &format)?;
     let per_frame = top.items(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
-    let top_rescale = (
-        top.float(tags::RESCALE_SLOPE)?.unwrap_or(1.0),
-        top.float(tags::RESCALE_INTERCEPT)?.unwrap_or(0.0),
-    );
+    let file = file_modality(&obj, &top)?;
     let mut data = Vec::with_capacity(format.frame_pixels() * format.frames);
     for frame in 0..format.frames {
         let item = per_frame.get(frame).map(|o| Attrs::new(path, o));
-        let transform = functional_group(
-            &top,
-            item.as_ref(),
-            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
-        );
-        let rescale_pair = match transform {
-            Some(t) => (
-                t.float(tags::RESCALE_SLOPE)?.unwrap_or(top_rescale.0),
-                t.float(tags::RESCALE_INTERCEPT)?.unwrap_or(top_rescale.1),
-            ),
-            None => top_rescale,
-        };
+        let label = format!("frame {}: ", frame + 1);
+        let modality = frame_modality(&top, item.as_ref(), &file, &label)?;
         let stored = source.frame(path, &obj, &format, frame)?;
-        data.extend(rescale::<T>(path, &stored, rescale_pair)?);
+        data.extend(apply_modality::<T>(path, &stored, &modality)?);
     }
     Ok(Frames {
         rows: format.rows,

@@ -7,9 +7,16 @@
 //! handed to `dicom-pixeldata`, and its output is checked the same way.
 //!
 //! The values returned are *stored* values (after masking to BitsStored and
-//! sign extension); the Modality LUT (RescaleSlope/RescaleIntercept) is
-//! applied by the caller because Enhanced multi-frame objects may give it
-//! per frame.
+//! sign extension); the Modality LUT (RescaleSlope/RescaleIntercept, a
+//! Modality LUT Sequence, DoseGridScaling) is applied by the caller because
+//! Enhanced multi-frame objects may give it per frame.
+//!
+//! Explicit VR Big Endian needs care: the parser turns OW pixel data into
+//! 16-bit words in host order, which is right for 16-bit samples and for
+//! 8- and 1-bit samples packed into words, but a 32-bit sample is two such
+//! words, most significant first; OB (or UN) pixel data stays as raw bytes
+//! in the file's order. [`native_le_bytes`] turns every case into
+//! little-endian samples.
 
 use super::attrs::{Attrs, error_chain, tag_name};
 use crate::{Error, Result};
@@ -148,11 +155,76 @@ impl PixelFormat {
     }
 }
 
+/// True when the data set is encoded in Explicit VR Big Endian, the one
+/// big-endian transfer syntax (retired, but still found in archives).
+pub(crate) fn big_endian(obj: &DefaultDicomObject) -> bool {
+    obj.meta().transfer_syntax().trim_end_matches('\0') == "1.2.840.10008.1.2.2"
+}
+
+/// Native pixel data as the parser holds it, turned into little-endian
+/// samples of `bits_allocated` bits.
+///
+/// The parser decodes OW (and OL) values into host-order numbers, so in a
+/// big-endian file a 16-bit word is already right, but a 32-bit sample is
+/// two words, most significant first: they are swapped here. OB or UN data
+/// stays as the file's bytes, so in a big-endian file each 16- or 32-bit
+/// sample has its bytes reversed. 8- and 1-bit samples are bytes in either
+/// form: words hold their first sample in the low byte, as DICOM packs them
+/// (PS3.5 Annex D), and raw bytes are already in order.
+pub(crate) fn native_le_bytes<'a>(
+    path: &Path,
+    value: &'a PrimitiveValue,
+    big_endian: bool,
+    bits_allocated: u16,
+) -> Result<Cow<'a, [u8]>> {
+    let words32 = big_endian && bits_allocated == 32;
+    Ok(match value {
+        PrimitiveValue::U8(b) if big_endian && matches!(bits_allocated, 16 | 32) => {
+            let n = usize::from(bits_allocated / 8);
+            Cow::Owned(b.chunks(n).flat_map(|c| c.iter().rev().copied()).collect())
+        }
+        PrimitiveValue::U8(b) => Cow::Borrowed(&b[..]),
+        PrimitiveValue::U16(w) if words32 => Cow::Owned(swap_word_pairs(w.iter().copied())),
+        PrimitiveValue::I16(w) if words32 => {
+            Cow::Owned(swap_word_pairs(w.iter().map(|&x| x as u16)))
+        }
+        PrimitiveValue::U16(w) => Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        PrimitiveValue::I16(w) => Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        PrimitiveValue::U32(w) => Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        PrimitiveValue::Empty => Cow::Borrowed(&[][..]),
+        other => {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "pixel data has an unexpected value type {:?}",
+                    other.value_type()
+                ),
+            ));
+        }
+    })
+}
+
+/// Joins host-order 16-bit words, most significant first, into
+/// little-endian 32-bit samples. An odd last word (a length the caller
+/// rejects as too short) stays two bytes, so the length is kept.
+fn swap_word_pairs(words: impl Iterator<Item = u16>) -> Vec<u8> {
+    let words: Vec<u16> = words.collect();
+    let mut out = Vec::with_capacity(2 * words.len());
+    for pair in words.chunks(2) {
+        match *pair {
+            [hi, lo] => out.extend(((u32::from(hi) << 16) | u32::from(lo)).to_le_bytes()),
+            [last] => out.extend(last.to_le_bytes()),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Where the pixel data of an object is and how it is encoded.
 #[derive(Debug)]
 pub(crate) enum PixelSource<'a> {
-    /// Native pixel data as little-endian bytes (the parser has already
-    /// converted big-endian OW words to host values).
+    /// Native pixel data as little-endian samples, whatever the transfer
+    /// syntax (see [`native_le_bytes`]).
     Native(Cow<'a, [u8]>),
     /// Encapsulated (compressed) fragments, decoded by `dicom-pixeldata`.
     Encapsulated,
@@ -173,19 +245,9 @@ impl<'a> PixelSource<'a> {
         let Some(elem) = obj.get(tags::PIXEL_DATA) else {
             return Err(Error::invalid(path, "no pixel data (7FE0,0010)"));
         };
-        let bytes: Cow<'a, [u8]> = match elem.value() {
+        let bytes = match elem.value() {
             Value::PixelSequence(_) => return Ok(PixelSource::Encapsulated),
-            Value::Primitive(PrimitiveValue::U8(b)) => Cow::Borrowed(&b[..]),
-            Value::Primitive(PrimitiveValue::U16(w)) => {
-                Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect())
-            }
-            Value::Primitive(PrimitiveValue::I16(w)) => {
-                Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect())
-            }
-            Value::Primitive(PrimitiveValue::U32(w)) => {
-                Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect())
-            }
-            Value::Primitive(PrimitiveValue::Empty) => Cow::Borrowed(&[][..]),
+            Value::Primitive(v) => native_le_bytes(path, v, big_endian(obj), fmt.bits_allocated)?,
             other => {
                 return Err(Error::invalid(
                     path,
@@ -241,6 +303,12 @@ fn decode_encapsulated(
     frame: usize,
 ) -> Result<Vec<f64>> {
     use dicom_pixeldata::PixelDecoder;
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
+    // dicom-transfer-syntax-registry 0.10's RLE adapter refuses 32-bit
+    // samples (RT Dose grids are stored so), so those are decoded here.
+    if ts == RLE_LOSSLESS && fmt.bits_allocated == 32 {
+        return decode_rle(path, obj, fmt, frame);
+    }
     let frame_u32 =
         u32::try_from(frame).map_err(|_| Error::invalid(path, "frame index too large"))?;
     // The codecs are third-party code run on untrusted bytes; a panic in
@@ -319,6 +387,100 @@ fn decode_encapsulated(
         .collect())
 }
 
+/// Transfer syntax UID of RLE Lossless (PS3.5 Annex G).
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Decodes one RLE Lossless frame of greyscale samples (PS3.5 Annex G):
+/// a 64-byte header (the number of segments, then up to 15 segment
+/// offsets, little-endian `u32`), then one PackBits segment per byte of a
+/// sample, most significant byte first.
+fn decode_rle(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    fmt: &PixelFormat,
+    frame: usize,
+) -> Result<Vec<f64>> {
+    let bad = |why: String| Error::invalid(path, format!("frame {}: RLE: {why}", frame + 1));
+    let fragments = obj
+        .get(tags::PIXEL_DATA)
+        .and_then(|e| e.value().fragments())
+        .unwrap_or(&[]);
+    // PS3.5 A.4.2: each RLE frame is one fragment.
+    let data: &[u8] = if fragments.len() == fmt.frames {
+        &fragments[frame]
+    } else {
+        return Err(bad(format!(
+            "{} fragments for {} frames; each frame must be one fragment",
+            fragments.len(),
+            fmt.frames
+        )));
+    };
+    let word = |i: usize| -> Option<usize> {
+        let b = data.get(4 * i..4 * i + 4)?;
+        usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok()
+    };
+    let bytes_per_sample = usize::from(fmt.bits_allocated / 8);
+    let segments = word(0).ok_or_else(|| bad("shorter than its 64-byte header".into()))?;
+    if segments != bytes_per_sample {
+        return Err(bad(format!(
+            "{segments} segments, {bytes_per_sample} expected for {}-bit samples",
+            fmt.bits_allocated
+        )));
+    }
+    let n = fmt.frame_pixels();
+    let mut le = vec![0u8; n * bytes_per_sample];
+    for s in 0..segments {
+        let start = word(1 + s).unwrap_or(0);
+        let end = if s + 1 < segments {
+            word(2 + s).unwrap_or(0)
+        } else {
+            data.len()
+        };
+        let segment = data
+            .get(start..end)
+            .filter(|_| start >= 64)
+            .ok_or_else(|| bad(format!("segment {} lies outside the fragment", s + 1)))?;
+        let bytes = unpack_bits(segment, n)
+            .ok_or_else(|| bad(format!("segment {} decodes to fewer than {n} bytes", s + 1)))?;
+        // Segment 0 holds the most significant bytes.
+        let shift = bytes_per_sample - 1 - s;
+        for (p, b) in bytes.into_iter().enumerate() {
+            le[p * bytes_per_sample + shift] = b;
+        }
+    }
+    Ok((0..n).map(|p| fmt.sample(&le, p)).collect())
+}
+
+/// PackBits (PS3.5 G.3.2): a header byte `h` followed by `h + 1` literal
+/// bytes when `h` is 0..=127, or by one byte repeated `1 − h` times when it
+/// is −127..=−1 (−128 is skipped). Returns the first `n` bytes, or `None`
+/// when the segment holds fewer or breaks off inside a run.
+fn unpack_bits(segment: &[u8], n: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0;
+    while out.len() < n && i < segment.len() {
+        let h = segment[i] as i8;
+        i += 1;
+        match h {
+            0..=127 => {
+                let len = h as usize + 1;
+                out.extend_from_slice(segment.get(i..i + len)?);
+                i += len;
+            }
+            -127..=-1 => {
+                let b = *segment.get(i)?;
+                out.extend(std::iter::repeat_n(b, (1 - i16::from(h)) as usize));
+                i += 1;
+            }
+            -128 => {}
+        }
+    }
+    (out.len() >= n).then(|| {
+        out.truncate(n);
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +527,45 @@ mod tests {
         let v: Vec<f64> = (0..6).map(|p| s.sample(&bytes, p)).collect();
         assert_eq!(v, [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]);
         assert_eq!(s.total_bytes(Path::new("x")).unwrap(), 1);
+    }
+
+    #[test]
+    fn big_endian_native_data_becomes_little_endian_samples() {
+        let p = Path::new("x.dcm");
+        // 0x0102_0304 and 0xFFFE_FDFC as the parser gives OW in a
+        // big-endian file: host-order words, most significant first.
+        let words = PrimitiveValue::U16(vec![0x0102, 0x0304, 0xFFFE, 0xFDFC].into());
+        let le = native_le_bytes(p, &words, true, 32).unwrap();
+        let w = fmt(32, 32, 31, false);
+        assert_eq!(w.sample(&le, 0), f64::from(0x0102_0304u32));
+        assert_eq!(w.sample(&le, 1), f64::from(0xFFFE_FDFCu32));
+        // 16-bit words are already right in either byte order.
+        let le = native_le_bytes(p, &words, true, 16).unwrap();
+        assert_eq!(fmt(16, 16, 15, false).sample(&le, 1), f64::from(0x0304u16));
+        // OB bytes stay in file order: big-endian samples are reversed.
+        let raw = PrimitiveValue::U8(vec![0x01, 0x02, 0x03, 0x04].into());
+        let le = native_le_bytes(p, &raw, true, 32).unwrap();
+        assert_eq!(w.sample(&le, 0), f64::from(0x0102_0304u32));
+        let le = native_le_bytes(p, &raw, true, 16).unwrap();
+        let h = fmt(16, 16, 15, false);
+        assert_eq!((h.sample(&le, 0), h.sample(&le, 1)), (258.0, 772.0));
+        // Little endian is taken as it is.
+        let le = native_le_bytes(p, &raw, false, 32).unwrap();
+        assert_eq!(w.sample(&le, 0), f64::from(0x0403_0201u32));
+        let le = native_le_bytes(p, &words, false, 32).unwrap();
+        assert_eq!(w.sample(&le, 0), f64::from(0x0304_0102u32));
+    }
+
+    #[test]
+    fn packbits_runs_and_literals() {
+        // A literal run of 2, a repeat of 3, a no-op, a literal run of 1.
+        let seg = [1, 10, 11, (-2i8) as u8, 7, 0x80, 0, 9];
+        assert_eq!(unpack_bits(&seg, 6), Some(vec![10, 11, 7, 7, 7, 9]));
+        // Extra output (encoders pad segments to even lengths) is cut off.
+        assert_eq!(unpack_bits(&seg, 4), Some(vec![10, 11, 7, 7]));
+        // Too short, or a run that breaks off, is None.
+        assert_eq!(unpack_bits(&seg, 7), None);
+        assert_eq!(unpack_bits(&[3, 1, 2], 4), None);
     }
 
     #[test]

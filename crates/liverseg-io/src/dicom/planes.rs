@@ -1,15 +1,18 @@
 //! Opening DICOM files and listing the image planes each one holds, with
-//! their geometry and rescale: one plane for a classic image, one per frame
-//! for an Enhanced multi-frame object (from its functional groups).
+//! their geometry and Modality LUT: one plane for a classic image, one per
+//! frame for an Enhanced multi-frame object (from its functional groups) or
+//! for a multi-frame RT Dose grid (from its GridFrameOffsetVector).
 
 use super::attrs::{Attrs, error_chain, functional_group};
-use super::pixels::PixelFormat;
+use super::pixels::{PixelFormat, big_endian};
 use super::prescan::check_lengths;
 use super::stack::Plane;
 use crate::{Error, Result};
+use dicom_core::value::{DicomValueType, PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Opens a DICOM file. With `header_only`, parsing stops before the pixel
 /// data, which is all a directory scan needs.
@@ -38,15 +41,71 @@ pub(crate) fn open(path: &Path, header_only: bool) -> Result<DefaultDicomObject>
     })
 }
 
-/// One image plane of a file: which frame, where it is, how to rescale it.
+/// One image plane of a file: which frame, where it is, how to turn its
+/// stored values into output values.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct PlaneRef {
     /// Frame number inside its file, 0-based.
     pub frame: usize,
     /// Position, orientation and pixel spacing.
     pub plane: Plane,
-    /// Modality LUT: output = stored × slope + intercept.
-    pub rescale: (f64, f64),
+    /// Stored values to output values (HU for CT, the dose for RT Dose).
+    pub modality: Modality,
+}
+
+/// How stored values become output values: the Modality LUT of PS3.3
+/// C.11.1 in either of its forms, or an RT Dose's DoseGridScaling.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Modality {
+    /// output = stored × slope + intercept: RescaleSlope and
+    /// RescaleIntercept (1 and 0 when absent), or DoseGridScaling (3004,000E)
+    /// as the slope. An RT Dose grid is stored as integers which, "when
+    /// multiplied by" DoseGridScaling, "yield grid doses in the dose units"
+    /// of DoseUnits (GY, or RELATIVE to a reference dose), PS3.3 C.8.8.3;
+    /// so the reader applies it, as plastimatch does on import, and a
+    /// volume read from a dose file holds the dose, in Gy when DoseUnits is
+    /// GY. (pydicom's `pixel_array` gives the stored integers; dcm2niix
+    /// does not read RT Dose.)
+    Linear {
+        /// Multiplies the stored value.
+        slope: f64,
+        /// Added after the multiplication.
+        intercept: f64,
+    },
+    /// A Modality LUT Sequence (0028,3000) table.
+    Table(Arc<LutTable>),
+}
+
+impl Modality {
+    /// The output value of one stored value.
+    pub fn apply(&self, stored: f64) -> f64 {
+        match self {
+            Modality::Linear { slope, intercept } => stored * slope + intercept,
+            Modality::Table(t) => t.apply(stored),
+        }
+    }
+}
+
+/// A Modality LUT as pydicom's `apply_modality_lut` applies it: stored
+/// value `first + i` becomes `entries[i]`; values below `first` take the
+/// first entry, values beyond the table the last.
+#[derive(Debug, PartialEq)]
+pub(crate) struct LutTable {
+    /// The stored value mapped to `entries[0]` (LUTDescriptor's second
+    /// value).
+    first: i64,
+    /// LUTData, LUTDescriptor's first value of them (0 meaning 65536).
+    entries: Vec<u16>,
+}
+
+impl LutTable {
+    fn apply(&self, stored: f64) -> f64 {
+        // Stored values are integers of at most 32 bits, so the cast is
+        // exact; `entries` is never empty (checked in `lut_table`).
+        let last = self.entries.len() as i64 - 1;
+        let i = (stored as i64 - self.first).clamp(0, last);
+        f64::from(self.entries[i as usize])
+    }
 }
 
 /// What one file contributes to a volume.
@@ -71,6 +130,177 @@ fn rescale_of(a: &Attrs<'_>) -> Result<Option<(f64, f64)>> {
     Ok(Some((slope.unwrap_or(1.0), intercept.unwrap_or(0.0))))
 }
 
+const LUT_SEQ: &str = "(0028,3000) ModalityLUTSequence";
+
+/// The raw 16-bit values of a US/SS/OW attribute (OB or UN bytes read as
+/// words in the file's byte order), whether they were written signed.
+fn words(
+    a: &Attrs<'_>,
+    tag: dicom_core::Tag,
+    big_endian: bool,
+) -> Result<Option<(Vec<u16>, bool)>> {
+    let Some(e) = a.obj.get(tag) else {
+        return Ok(None);
+    };
+    let what = |why: String| {
+        Error::invalid(
+            a.path,
+            format!("{LUT_SEQ}: {}: {why}", super::attrs::tag_name(tag)),
+        )
+    };
+    Ok(Some(match e.value() {
+        Value::Primitive(PrimitiveValue::U16(v)) => (v.to_vec(), false),
+        // Reinterpreting the bits is what the file stores; callers decide
+        // what a set top bit means.
+        Value::Primitive(PrimitiveValue::I16(v)) => (v.iter().map(|&x| x as u16).collect(), true),
+        Value::Primitive(PrimitiveValue::U8(b)) if b.len() % 2 == 0 => (
+            b.chunks_exact(2)
+                .map(|c| {
+                    let pair = [c[0], c[1]];
+                    if big_endian {
+                        u16::from_be_bytes(pair)
+                    } else {
+                        u16::from_le_bytes(pair)
+                    }
+                })
+                .collect(),
+            false,
+        ),
+        Value::Primitive(PrimitiveValue::Empty) => return Ok(None),
+        other => {
+            return Err(what(format!(
+                "expected 16-bit values, found {:?}",
+                other.value_type()
+            )));
+        }
+    }))
+}
+
+/// Reads the Modality LUT Sequence of `a`, as pydicom 3's
+/// `apply_modality_lut` does: the first item's LUTDescriptor gives the
+/// number of entries (0 meaning 65536), the first stored value mapped (with
+/// the signedness of the pixels, `signed`, as PS3.3 C.11.1.1 asks), and the
+/// bits per entry (8 or 16); LUTData (US, or OW in the file's byte order)
+/// holds exactly that many unsigned entries. Anything else is refused
+/// rather than guessed at.
+fn lut_table(a: &Attrs<'_>, big_endian: bool, signed: bool) -> Result<Option<LutTable>> {
+    let Some(item) = a.first_item(tags::MODALITY_LUT_SEQUENCE) else {
+        return Ok(None);
+    };
+    let bad = |why: String| Error::invalid(a.path, format!("{LUT_SEQ}: {why}"));
+    let (descriptor, descriptor_signed) = words(&item, tags::LUT_DESCRIPTOR, big_endian)?
+        .ok_or_else(|| bad("no (0028,3002) LUTDescriptor".into()))?;
+    let [count, first, bits] = descriptor[..] else {
+        return Err(bad(format!(
+            "(0028,3002) LUTDescriptor has {} values, expected 3",
+            descriptor.len()
+        )));
+    };
+    let count = if count == 0 {
+        65536
+    } else {
+        usize::from(count)
+    };
+    let first = if signed || descriptor_signed {
+        i64::from(first as i16)
+    } else {
+        i64::from(first)
+    };
+    if bits != 8 && bits != 16 {
+        return Err(Error::unsupported(
+            a.path,
+            format!("{LUT_SEQ}: LUT entries of {bits} bits; 8 or 16 are read"),
+        ));
+    }
+    let (entries, entries_signed) = words(&item, tags::LUT_DATA, big_endian)?
+        .ok_or_else(|| bad("no (0028,3006) LUTData".into()))?;
+    if entries.len() != count {
+        return Err(bad(format!(
+            "(0028,3006) LUTData holds {} entries, LUTDescriptor says {count}",
+            entries.len()
+        )));
+    }
+    if entries_signed && entries.iter().any(|&e| e >= 0x8000) {
+        return Err(bad(
+            "(0028,3006) LUTData holds negative (SS) entries; Modality LUT entries are unsigned"
+                .into(),
+        ));
+    }
+    if let Some(e) = entries.iter().find(|&&e| u32::from(e) >> bits != 0) {
+        return Err(bad(format!(
+            "(0028,3006) LUTData entry {e} does not fit the {bits} bits LUTDescriptor gives"
+        )));
+    }
+    Ok(Some(LutTable { first, entries }))
+}
+
+/// The Modality LUT a file gives all its frames: its Modality LUT Sequence,
+/// else DoseGridScaling, else RescaleSlope/RescaleIntercept, else none.
+///
+/// The standard allows one of these at a time. A LUT or a dose scaling
+/// beside an identity rescale (slope 1, intercept 0, which some software
+/// writes everywhere) is taken; beside any other rescale the file is
+/// refused, since which one the writer meant cannot be told (pydicom would
+/// silently use the LUT).
+pub(crate) fn file_modality(obj: &DefaultDicomObject, top: &Attrs<'_>) -> Result<Modality> {
+    let signed = top.uint(tags::PIXEL_REPRESENTATION)?.unwrap_or(0) == 1;
+    let table = lut_table(top, big_endian(obj), signed)?;
+    let dose = top.float(tags::DOSE_GRID_SCALING)?;
+    let rescale = rescale_of(top)?.filter(|&r| r != (1.0, 0.0));
+    let both = |a: &str, b: &str| {
+        Err(Error::invalid(
+            top.path,
+            format!("has both {a} and {b}; the standard allows one Modality LUT"),
+        ))
+    };
+    let rescale_words = |(s, i): (f64, f64)| format!("RescaleSlope {s} / RescaleIntercept {i}");
+    match (table, dose, rescale) {
+        (Some(_), Some(_), _) => both(LUT_SEQ, "(3004,000E) DoseGridScaling"),
+        (Some(_), None, Some(r)) => both(LUT_SEQ, &rescale_words(r)),
+        (Some(t), None, None) => Ok(Modality::Table(Arc::new(t))),
+        (None, Some(_), Some(r)) => both("(3004,000E) DoseGridScaling", &rescale_words(r)),
+        (None, Some(d), None) if d > 0.0 => Ok(Modality::Linear {
+            slope: d,
+            intercept: 0.0,
+        }),
+        (None, Some(d), None) => Err(Error::invalid(
+            top.path,
+            format!("(3004,000E) DoseGridScaling {d} is not positive"),
+        )),
+        (None, None, r) => {
+            let (slope, intercept) = r.unwrap_or((1.0, 0.0));
+            Ok(Modality::Linear { slope, intercept })
+        }
+    }
+}
+
+/// The Modality LUT of one frame of an Enhanced object: the rescale of its
+/// Pixel Value Transformation functional group when it has one, else the
+/// file's. A frame rescale beside a file-level Modality LUT Sequence is
+/// refused, as in [`file_modality`].
+pub(crate) fn frame_modality(
+    top: &Attrs<'_>,
+    item: Option<&Attrs<'_>>,
+    file: &Modality,
+    label: &str,
+) -> Result<Modality> {
+    let rescale = match functional_group(top, item, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE) {
+        Some(t) => rescale_of(&t)?,
+        None => None,
+    };
+    match (rescale, file) {
+        (None, _) => Ok(file.clone()),
+        (Some((1.0, 0.0)), Modality::Table(_)) => Ok(file.clone()),
+        (Some((s, i)), Modality::Table(_)) => Err(Error::invalid(
+            top.path,
+            format!(
+                "{label}has both {LUT_SEQ} and RescaleSlope {s} / RescaleIntercept {i}; the standard allows one Modality LUT"
+            ),
+        )),
+        (Some((slope, intercept)), _) => Ok(Modality::Linear { slope, intercept }),
+    }
+}
+
 fn slice_spacing(a: &Attrs<'_>) -> Result<Option<f64>> {
     let between = a.float(tags::SPACING_BETWEEN_SLICES)?.filter(|v| *v > 0.0);
     let thickness = a.float(tags::SLICE_THICKNESS)?.filter(|v| *v > 0.0);
@@ -83,16 +313,34 @@ pub(crate) fn file_planes(path: &Path, obj: &DefaultDicomObject) -> Result<FileP
     let format = PixelFormat::from_attrs(&top)?;
     let per_frame = top.items(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
     let enhanced = !per_frame.is_empty() || top.has(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
-    let top_rescale = rescale_of(&top)?.unwrap_or((1.0, 0.0));
+    let modality = file_modality(obj, &top)?;
     if !enhanced {
         if format.frames > 1 {
-            return Err(Error::unsupported(
-                path,
-                format!(
-                    "{} frames but no per-frame positions (PerFrameFunctionalGroupsSequence), so they cannot be placed in space; `dicom::read_frames` gives the pixels without geometry",
-                    format.frames
-                ),
-            ));
+            let Some(offsets) = grid_frame_offsets(&top, format.frames)? else {
+                return Err(Error::unsupported(
+                    path,
+                    format!(
+                        "{} frames but no per-frame positions (PerFrameFunctionalGroupsSequence or GridFrameOffsetVector), so they cannot be placed in space; `dicom::read_frames` gives the pixels without geometry",
+                        format.frames
+                    ),
+                ));
+            };
+            let plane = classic_plane(&top)?;
+            plane.validate(path, "")?;
+            let planes = offsets_from_position(&top, &plane, &offsets)?
+                .iter()
+                .enumerate()
+                .map(|(frame, &d)| PlaneRef {
+                    frame,
+                    plane: plane.shifted(d),
+                    modality: modality.clone(),
+                })
+                .collect();
+            return Ok(FilePlanes {
+                format,
+                planes,
+                single_spacing: 1.0,
+            });
         }
         let plane = classic_plane(&top)?;
         plane.validate(path, "")?;
@@ -101,7 +349,7 @@ pub(crate) fn file_planes(path: &Path, obj: &DefaultDicomObject) -> Result<FileP
             planes: vec![PlaneRef {
                 frame: 0,
                 plane,
-                rescale: top_rescale,
+                modality,
             }],
             single_spacing: slice_spacing(&top)?.unwrap_or(1.0),
         });
@@ -152,14 +400,11 @@ pub(crate) fn file_planes(path: &Path, obj: &DefaultDicomObject) -> Result<FileP
         if single_spacing.is_none() {
             single_spacing = slice_spacing(&measures)?;
         }
-        let rescale = match group(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE) {
-            Some(t) => rescale_of(&t)?.unwrap_or(top_rescale),
-            None => top_rescale,
-        };
+        let modality = frame_modality(&top, item.as_ref(), &modality, &label)?;
         planes.push(PlaneRef {
             frame,
             plane,
-            rescale,
+            modality,
         });
     }
     Ok(FilePlanes {
@@ -189,4 +434,84 @@ fn classic_plane(a: &Attrs<'_>) -> Result<Plane> {
             .floats_n::<2>(tags::PIXEL_SPACING)?
             .ok_or_else(|| missing("PixelSpacing (0028,0030)"))?,
     })
+}
+
+/// The GridFrameOffsetVector (3004,000C) of a multi-frame image without
+/// functional groups (an RT Dose grid, PS3.3 C.8.8.3.2), checked to hold
+/// one value per frame, rising or falling strictly; `None` when there is no
+/// vector, or when FrameIncrementPointer (0028,0009) names another
+/// attribute. Whether the values are evenly spaced is checked with the
+/// planes they give, in [`super::stack::stack`].
+fn grid_frame_offsets(a: &Attrs<'_>, frames: usize) -> Result<Option<Vec<f64>>> {
+    let Some(offsets) = a.floats(tags::GRID_FRAME_OFFSET_VECTOR)? else {
+        return Ok(None);
+    };
+    if let Some(pointers) = a.tags(tags::FRAME_INCREMENT_POINTER)?
+        && !pointers.contains(&tags::GRID_FRAME_OFFSET_VECTOR)
+    {
+        return Ok(None);
+    }
+    if offsets.len() != frames {
+        return Err(Error::invalid(
+            a.path,
+            format!("{GFOV} has {} values for {frames} frames", offsets.len()),
+        ));
+    }
+    let rising = offsets.windows(2).all(|w| w[1] > w[0]);
+    let falling = offsets.windows(2).all(|w| w[1] < w[0]);
+    if !(rising || falling) {
+        return Err(Error::invalid(
+            a.path,
+            format!(
+                "{GFOV} is not strictly monotonic, so its frames do not form one volume: {}",
+                shown(&offsets)
+            ),
+        ));
+    }
+    Ok(Some(offsets))
+}
+
+const GFOV: &str = "(3004,000C) GridFrameOffsetVector";
+
+/// The first 20 values of a vector, for messages.
+fn shown(values: &[f64]) -> String {
+    let v: Vec<String> = values.iter().take(20).map(|o| format!("{o}")).collect();
+    format!(
+        "{}{}",
+        v.join(", "),
+        if values.len() > 20 { ", ..." } else { "" }
+    )
+}
+
+/// How far an absolute GridFrameOffsetVector's first value may lie from
+/// ImagePositionPatient's position along the normal: positions are written
+/// with a few decimals, so 0.1 mm (or a tenth of the frame spacing, if
+/// that is less) absorbs rounding but not a vector meant otherwise.
+const ABSOLUTE_OFFSET_TOL: f64 = 0.1;
+
+/// The frames' distances (mm) along the slice normal from
+/// ImagePositionPatient, from a GridFrameOffsetVector in either of its
+/// forms: relative, first value 0, each value the frame's distance from
+/// ImagePositionPatient along the normal (row × column); or absolute, each
+/// value the frame's position along the normal, the first equal to
+/// ImagePositionPatient's. Both put frame `k` at ImagePositionPatient +
+/// (offset_k − offset_0) × normal; a first value that is neither is
+/// refused.
+fn offsets_from_position(a: &Attrs<'_>, plane: &Plane, offsets: &[f64]) -> Result<Vec<f64>> {
+    let first = offsets[0];
+    if first != 0.0 {
+        let along = plane.along_normal();
+        let step = (offsets[offsets.len() - 1] - first).abs() / (offsets.len() - 1) as f64;
+        let tol = ABSOLUTE_OFFSET_TOL.min(0.1 * step);
+        if (first - along).abs() > tol {
+            return Err(Error::invalid(
+                a.path,
+                format!(
+                    "{GFOV} starts at {first} mm: neither 0 (offsets from ImagePositionPatient) nor ImagePositionPatient's position along the slice normal, {along:.4} mm (absolute positions); values: {}",
+                    shown(offsets)
+                ),
+            ));
+        }
+    }
+    Ok(offsets.iter().map(|o| o - first).collect())
 }

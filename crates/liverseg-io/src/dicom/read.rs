@@ -4,12 +4,14 @@
 //! The planes of all files are sorted along the slice normal and checked to
 //! form one regular grid; the pixel values are passed through the Modality
 //! LUT (RescaleSlope and RescaleIntercept, per frame where the functional
-//! groups give it), so CT comes out in Hounsfield units.
+//! groups give it, or a Modality LUT Sequence table), so CT comes out in
+//! Hounsfield units; an RT Dose grid comes out as stored × DoseGridScaling,
+//! the dose in its DoseUnits (Gy, or relative).
 
 use super::SeriesHeader;
 use super::attrs::Attrs;
 use super::pixels::{PixelFormat, PixelSource};
-use super::planes::{FilePlanes, PlaneRef, file_planes, open};
+use super::planes::{FilePlanes, Modality, PlaneRef, file_planes, open};
 use super::series::{Scanned, select, series_header, slice_ref};
 use super::stack::stack;
 use crate::{Error, Result, Volume, Voxel};
@@ -42,8 +44,11 @@ impl Default for ReadOptions {
 /// Reads a DICOM image file or a directory holding one series into a
 /// volume in RAS millimetres (see the [module docs](super) for the axes).
 ///
-/// Values pass through the Modality LUT (CT in HU). Reading into an integer
-/// type fails with [`Error::Request`] when a value would not fit exactly.
+/// Values pass through the Modality LUT (CT in HU, an RT Dose grid times
+/// DoseGridScaling). Reading into an integer type fails with
+/// [`Error::Request`] when a value would not fit exactly: a Modality LUT
+/// Sequence may give values up to 65535, beyond `i16`, and a dose is rarely
+/// an integer; read those as `f32`.
 pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
     Ok(read_with_header(path, opts)?.0)
 }
@@ -134,6 +139,7 @@ fn assemble<T: Voxel>(
             });
         }
     }
+    mixed_modality(path, &sources, &labels)?;
     let planes: Vec<_> = sources.iter().map(|s| s.plane.plane).collect();
     let geometry = stack(
         path,
@@ -195,7 +201,7 @@ fn name(root: &Path, file: &Path) -> String {
         .to_string()
 }
 
-/// Decodes the wanted frames of one file into rescaled voxel values.
+/// Decodes the wanted frames of one file into output voxel values.
 fn decode_file<T: Voxel>(
     file: &Scanned,
     format: &PixelFormat,
@@ -216,21 +222,40 @@ fn decode_file<T: Voxel>(
     want.iter()
         .map(|&(k, p)| {
             let stored = source.frame(&file.path, obj, format, p.frame)?;
-            Ok((k, rescale(&file.path, &stored, p.rescale)?))
+            Ok((k, apply_modality(&file.path, &stored, &p.modality)?))
         })
         .collect()
 }
 
+/// Refuses a series whose images do not all use the same kind of Modality
+/// LUT: some a Modality LUT Sequence, others a rescale (or none). Each image
+/// could be read on its own, but the values would not be one quantity.
+fn mixed_modality(path: &Path, sources: &[Source], labels: &[String]) -> Result<()> {
+    let is_table = |s: &Source| matches!(s.plane.modality, Modality::Table(_));
+    let table = sources.iter().position(is_table);
+    let linear = sources.iter().position(|s| !is_table(s));
+    if let (Some(t), Some(l)) = (table, linear) {
+        return Err(Error::InconsistentSeries {
+            path: path.to_path_buf(),
+            differences: vec![format!(
+                "{} has a Modality LUT Sequence (0028,3000), {} has RescaleSlope/RescaleIntercept or no Modality LUT",
+                labels[t], labels[l]
+            )],
+        });
+    }
+    Ok(())
+}
+
 /// Applies the Modality LUT and converts to `T`, refusing lossy integer
 /// conversions the way the NIfTI reader does.
-pub(crate) fn rescale<T: Voxel>(
+pub(crate) fn apply_modality<T: Voxel>(
     path: &Path,
     stored: &[f64],
-    (slope, intercept): (f64, f64),
+    modality: &Modality,
 ) -> Result<Vec<T>> {
     let mut out = Vec::with_capacity(stored.len());
     for &s in stored {
-        let v = s * slope + intercept;
+        let v = modality.apply(s);
         if !T::holds_exactly(v) {
             return Err(Error::request(
                 path,

@@ -79,6 +79,21 @@ impl Plane {
         cross(self.row_dir(), self.col_dir())
     }
 
+    /// The position of the plane along its normal: the distance, in mm,
+    /// from the origin of patient space to the plane.
+    pub fn along_normal(&self) -> f64 {
+        dot(self.ipp, self.normal())
+    }
+
+    /// The same plane moved `d` millimetres along its normal.
+    pub fn shifted(&self, d: f64) -> Plane {
+        let n = scale(self.normal(), d);
+        Plane {
+            ipp: [self.ipp[0] + n[0], self.ipp[1] + n[1], self.ipp[2] + n[2]],
+            ..*self
+        }
+    }
+
     /// Checks that IOP holds two orthogonal unit vectors and that the pixel
     /// spacing is positive; `label` names the file (and frame) in errors.
     pub fn validate(&self, path: &Path, label: &str) -> Result<()> {
