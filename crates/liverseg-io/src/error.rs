@@ -72,6 +72,15 @@ pub enum Error {
         /// The rejected matrix.
         affine: Box<crate::Affine>,
     },
+    /// A buffer the input asks for does not fit the memory budget
+    /// ([`crate::budget`]).
+    #[error("{}: {budget}", path.display())]
+    OverBudget {
+        /// The file whose content asked for it.
+        path: PathBuf,
+        /// What, how large, and the budget.
+        budget: crate::budget::OverBudget,
+    },
     /// An output path exists and overwriting was not allowed.
     #[error("{}: already exists (pass --force / `overwrite` to replace it)", path.display())]
     Exists {
@@ -103,6 +112,14 @@ impl Error {
         }
     }
 
+    /// The error for a buffer that `path` asks for and the budget refuses.
+    pub fn over_budget(path: &Path, budget: crate::budget::OverBudget) -> Self {
+        Error::OverBudget {
+            path: path.to_path_buf(),
+            budget,
+        }
+    }
+
     pub(crate) fn request(path: &Path, reason: impl Into<String>) -> Self {
         Error::Request {
             path: path.to_path_buf(),
@@ -115,15 +132,33 @@ impl Error {
     /// permission denied). The CLI maps the former to exit code 2.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Io { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::NotFound
-                    | std::io::ErrorKind::UnexpectedEof
-                    | std::io::ErrorKind::InvalidData
-                    | std::io::ErrorKind::NotADirectory
-                    | std::io::ErrorKind::IsADirectory
-            ),
+            Error::Io { source, .. } => {
+                is_symlink_loop(source)
+                    || matches!(
+                        source.kind(),
+                        std::io::ErrorKind::NotFound
+                            | std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::InvalidData
+                            | std::io::ErrorKind::NotADirectory
+                            | std::io::ErrorKind::IsADirectory
+                            | std::io::ErrorKind::InvalidFilename
+                    )
+            }
             _ => true,
         }
+    }
+}
+
+/// A path whose symlinks point round in a circle (`ELOOP`) is the caller's
+/// mistake, like a missing file.
+fn is_symlink_loop(e: &std::io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = e;
+        false
     }
 }

@@ -27,14 +27,20 @@
 //! ```
 
 mod error;
+mod files;
 mod geometry;
 mod output;
 mod volume;
 
+pub mod budget;
 pub mod dicom;
 pub mod nifti;
 
 pub use error::{Error, Result};
+pub use files::{check_input, open_input};
 pub use geometry::Affine;
-pub use output::{Overwrite, write_dir_atomic, write_file_atomic};
+pub use output::{
+    MARKER, Outputs, Overwrite, check_replaceable, is_liverseg_output, mark_as_output, recover,
+    write_dir_atomic, write_file_atomic,
+};
 pub use volume::{DType, Stats, Volume, Voxel};

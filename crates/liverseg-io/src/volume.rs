@@ -109,6 +109,60 @@ pub struct Stats {
     pub mean: f64,
     /// Sum of all values.
     pub sum: f64,
+    /// How many values were counted (NaN values are not).
+    pub count: u64,
+}
+
+impl Stats {
+    /// The statistics of `count` values with these extremes and sum; NaN
+    /// everywhere when nothing was counted.
+    pub fn from_parts(min: f64, max: f64, sum: f64, count: u64) -> Stats {
+        if count == 0 {
+            return Stats {
+                min: f64::NAN,
+                max: f64::NAN,
+                mean: f64::NAN,
+                sum: f64::NAN,
+                count: 0,
+            };
+        }
+        Stats {
+            min,
+            max,
+            mean: sum / count as f64,
+            sum,
+            count,
+        }
+    }
+
+    /// The statistics of `values`, NaN skipped.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Stats {
+        let (mut min, mut max, mut sum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0u64);
+        for v in values {
+            if v.is_nan() {
+                continue;
+            }
+            min = min.min(v);
+            max = max.max(v);
+            sum += v;
+            n += 1;
+        }
+        Stats::from_parts(min, max, sum, n)
+    }
+
+    /// The statistics of both sets of values together.
+    pub fn merge(self, other: Stats) -> Stats {
+        match (self.count, other.count) {
+            (0, _) => other,
+            (_, 0) => self,
+            _ => Stats::from_parts(
+                self.min.min(other.min),
+                self.max.max(other.max),
+                self.sum + other.sum,
+                self.count + other.count,
+            ),
+        }
+    }
 }
 
 /// A 3-D scalar volume that owns its voxels and its geometry.
@@ -268,41 +322,10 @@ impl<T: Voxel> Volume<T> {
     /// NaN values are skipped; an empty volume gives NaN everywhere.
     pub fn stats(&self) -> Stats {
         use rayon::prelude::*;
-        let (min, max, sum, n) = self
-            .data
+        self.data
             .par_chunks(1 << 16)
-            .map(|chunk| {
-                let mut acc = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64, 0usize);
-                for &v in chunk {
-                    let v = v.to_f64();
-                    if v.is_nan() {
-                        continue;
-                    }
-                    acc.0 = acc.0.min(v);
-                    acc.1 = acc.1.max(v);
-                    acc.2 += v;
-                    acc.3 += 1;
-                }
-                acc
-            })
-            .reduce(
-                || (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0),
-                |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 + b.2, a.3 + b.3),
-            );
-        if n == 0 {
-            return Stats {
-                min: f64::NAN,
-                max: f64::NAN,
-                mean: f64::NAN,
-                sum: f64::NAN,
-            };
-        }
-        Stats {
-            min,
-            max,
-            mean: sum / n as f64,
-            sum,
-        }
+            .map(|chunk| Stats::of(chunk.iter().map(|v| v.to_f64())))
+            .reduce(|| Stats::from_parts(0.0, 0.0, 0.0, 0), Stats::merge)
     }
 
     /// World position (RAS mm) of the centre of voxel `(i, j, k)`.

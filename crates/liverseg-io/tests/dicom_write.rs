@@ -467,7 +467,9 @@ fn existing_output_is_kept_unless_overwrite_is_allowed() {
         text(&obj, tags::SOP_INSTANCE_UID),
         second.slices[0].sop_instance_uid
     );
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 6);
+    // Six slices and the marker that lets `--force` replace the folder.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 7);
+    assert!(liverseg_io::is_liverseg_output(&dir));
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
 

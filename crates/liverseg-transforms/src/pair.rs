@@ -19,17 +19,7 @@ impl Pair {
     /// Pairs an image with a label, checking that they share a grid (same
     /// shape, affines within 1e-3 mm).
     pub fn new(image: Volume<f32>, label: Option<Volume<u8>>) -> Result<Pair> {
-        if let Some(l) = &label
-            && !image.same_grid(l, 1e-3)
-        {
-            return Err(Error::Grid(format!(
-                "image {:?} with affine {:?} and label {:?} with affine {:?} are not on the same grid",
-                image.dims(),
-                image.affine(),
-                l.dims(),
-                l.affine()
-            )));
-        }
+        check_label_grid(&image, label.as_ref())?;
         Ok(Pair { image, label })
     }
 
@@ -37,4 +27,25 @@ impl Pair {
     pub fn image_only(image: Volume<f32>) -> Pair {
         Pair { image, label: None }
     }
+}
+
+/// Fails with [`Error::Grid`] unless `label` shares `image`'s grid (same
+/// shape, affines within 1e-3 mm), saying briefly how they differ.
+pub(crate) fn check_label_grid<T: liverseg_io::Voxel>(
+    image: &Volume<T>,
+    label: Option<&Volume<u8>>,
+) -> Result<()> {
+    if let Some(l) = label
+        && !image.same_grid(l, 1e-3)
+    {
+        return Err(Error::Grid(format!(
+            "image and label are not on the same grid: shapes {:?} and {:?}, orientations {} and {}, affines differ by up to {:.3}",
+            image.dims(),
+            l.dims(),
+            image.affine().axcodes_string(),
+            l.affine().axcodes_string(),
+            image.affine().max_abs_diff(l.affine())
+        )));
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@ use liverseg_io::{Volume, Voxel};
 use serde::{Deserialize, Serialize};
 
 use crate::intensity::{CtNormalization, ScaleIntensityRange, normalize_intensity};
+use crate::pair::check_label_grid;
 use crate::random::{RandomTransform, apply_chain};
 use crate::spatial::crop::{
     BoxRegion, CropForegroundOptions, PadMethod, crop, crop_grid, foreground_box, pad_box,
@@ -687,21 +688,6 @@ impl Preset {
             records,
         })
     }
-}
-
-fn check_label_grid<T: Voxel>(image: &Volume<T>, label: Option<&Volume<u8>>) -> Result<()> {
-    if let Some(l) = label
-        && !image.same_grid(l, 1e-3)
-    {
-        return Err(Error::Grid(format!(
-            "image {:?} with affine {:?} and label {:?} with affine {:?} are not on the same grid",
-            image.dims(),
-            image.affine(),
-            l.dims(),
-            l.affine()
-        )));
-    }
-    Ok(())
 }
 
 /// nnU-Net's default augmentation, in MONAI terms, for patches of `patch`

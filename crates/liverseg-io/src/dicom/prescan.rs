@@ -163,7 +163,7 @@ fn too_long(path: &Path, h: &Header, remaining: u64) -> Error {
 /// `header_only`, the walk stops at the pixel data, whose length is then
 /// checked when the whole file is read.
 pub(crate) fn check_lengths(path: &Path, header_only: bool) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let file = crate::open_input(path)?;
     let len = file
         .metadata()
         .map_err(|e| Error::io(path, "cannot stat", e))?

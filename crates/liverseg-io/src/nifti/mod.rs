@@ -15,8 +15,10 @@ mod data;
 mod header;
 mod inflate;
 pub mod nifti2;
+mod stats;
 
 pub use header::{AffineSource, NiftiHeaderInfo};
+pub use stats::read_stats;
 
 use crate::{Affine, DType, Error, Overwrite, Result, Volume, Voxel, write_file_atomic};
 use std::fs::File;
@@ -188,14 +190,14 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeaderInfo> {
 /// Reads only the header of a NIfTI file (decompressing just its start for
 /// `.nii.gz`).
 pub fn read_header(path: &Path) -> Result<NiftiHeaderInfo> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let mut file = crate::open_input(path)?;
     let mut start = Vec::with_capacity(544);
     (&mut file)
         .take(544)
         .read_to_end(&mut start)
         .map_err(|e| Error::io(path, "cannot read", e))?;
     if start.starts_with(&GZIP_MAGIC) {
-        let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+        let file = crate::open_input(path)?;
         let mut head = Vec::with_capacity(544);
         flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))
             .take(544)
@@ -274,6 +276,22 @@ fn volume_plan(path: &Path, info: &NiftiHeaderInfo, opts: &ReadOptions) -> Resul
     })
 }
 
+/// Checks the volume a plan reads against the memory budget, once the
+/// file is known to hold it: it is decoded into at least 4 bytes a voxel
+/// (float32), or its stored size when wider.
+fn check_budget(path: &Path, info: &NiftiHeaderInfo, plan: &Plan) -> Result<()> {
+    let size = header::datatype_info(info.datatype).map_or(1, |d| d.1);
+    crate::budget::check(
+        format!(
+            "one volume of shape {:?}",
+            &info.dims[..info.dims.len().min(3)]
+        ),
+        (plan.len / size.max(1)) as u128,
+        size.max(4) as u64,
+    )
+    .map_err(|b| Error::over_budget(path, b))
+}
+
 /// Checks that a file of `file_len` bytes holds all the voxel data its
 /// header announces.
 fn check_length(path: &Path, plan: &Plan, file_len: u64) -> Result<()> {
@@ -297,6 +315,7 @@ fn volume_range(
 ) -> Result<Plan> {
     let plan = volume_plan(path, info, opts)?;
     check_length(path, &plan, file_len)?;
+    check_budget(path, info, &plan)?;
     Ok(plan)
 }
 
@@ -538,6 +557,7 @@ fn read_gz<T: Voxel>(
         // report the length found without allocating for the claim.
         return Err(fail_length(&mut stream, &mut scratch, head_len as u64));
     }
+    check_budget(path, &info, &plan)?;
     if mode != GzMode::Streaming && worth_inflating_whole(&plan, end) {
         // `plan.start + plan.len <= end`: the volume lies inside what is
         // inflated.
@@ -740,7 +760,7 @@ pub fn read_ct(path: &Path, opts: &ReadOptions) -> Result<Ct> {
 /// conversion (a label file with 2.5 in it, CT with a fractional slope):
 /// read as `f32` then. A 4-D file needs [`ReadOptions::volume`].
 pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let mut file = crate::open_input(path)?;
     let file_len = file
         .metadata()
         .map_err(|e| Error::io(path, "cannot stat", e))?
