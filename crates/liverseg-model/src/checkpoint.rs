@@ -4,7 +4,7 @@
 use crate::unet::{UNet, UNetConfig};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -31,10 +31,53 @@ pub enum Architecture {
 }
 
 impl Architecture {
-    /// Parameter names and shapes a network of this architecture has.
+    /// Checks the configuration as the network's constructor would (odd
+    /// kernels, positive strides and channel counts, enough levels).
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Architecture::MonaiUnet(c) => c.validate(),
+            Architecture::PlainUnet(c) => c.validate(),
+        }
+    }
+
+    /// The factor every input extent must be divisible by.
+    pub fn divisor(&self) -> usize {
+        match self {
+            Architecture::MonaiUnet(c) => c.divisor(),
+            Architecture::PlainUnet(c) => c.divisor(),
+        }
+    }
+
+    /// Output channels (classes, background included).
+    pub fn out_channels(&self) -> usize {
+        match self {
+            Architecture::MonaiUnet(c) => c.out_channels,
+            Architecture::PlainUnet(c) => c.out_channels,
+        }
+    }
+
+    /// Float32 values a forward pass keeps per input voxel, at most: every
+    /// level's features at full resolution, twice (a layer's input and
+    /// output), plus the input and the logits. An upper bound for checking
+    /// a window against a memory budget before running it.
+    pub fn activations_per_voxel(&self) -> u128 {
+        let (widths, io) = match self {
+            Architecture::MonaiUnet(c) => (&c.channels, c.in_channels + c.out_channels),
+            Architecture::PlainUnet(c) => (&c.features, c.in_channels + c.out_channels),
+        };
+        let sum: u128 = widths.iter().map(|&w| w as u128).sum();
+        sum.saturating_mul(2).saturating_add(io as u128)
+    }
+
+    /// Parameter names and shapes a network of this architecture has,
+    /// found without allocating them: the network is built over a backend
+    /// that records each shape and hands back a zero-stride view of one
+    /// zero, so a file that claims a million channels costs nothing to
+    /// refuse.
     pub fn parameter_shapes(&self) -> Result<BTreeMap<String, Vec<usize>>> {
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        self.validate()?;
+        let recorder = ShapeRecorder::default();
+        let vb = VarBuilder::from_backend(Box::new(recorder.clone()), DType::F32, Device::Cpu);
         match self {
             Architecture::MonaiUnet(cfg) => {
                 UNet::new(cfg, vb)?;
@@ -43,14 +86,48 @@ impl Architecture {
                 crate::plain_unet::PlainUNet::new(cfg, vb)?;
             }
         }
-        let vars = varmap
-            .data()
+        let shapes = recorder
+            .shapes
             .lock()
-            .map_err(|_| Error::Config("variable map poisoned".into()))?;
-        Ok(vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().dims().to_vec()))
-            .collect())
+            .map_err(|_| Error::Config("shape recorder poisoned".into()))?
+            .clone();
+        Ok(shapes)
+    }
+}
+
+/// A `VarBuilder` backend that records the shape of every parameter asked
+/// for and returns a broadcast view of a single zero (no allocation).
+#[derive(Clone, Default)]
+struct ShapeRecorder {
+    shapes: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<usize>>>>,
+}
+
+impl candle_nn::var_builder::SimpleBackend for ShapeRecorder {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        _h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        if let Ok(mut m) = self.shapes.lock() {
+            m.insert(name.to_string(), s.dims().to_vec());
+        }
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        candle_core::bail!("{name}: a shape recorder holds no tensors")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        false
     }
 }
 
@@ -58,27 +135,39 @@ fn file_error(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::File(format!("{}: {what}", path.display()))
 }
 
-/// Checks that `tensors` holds exactly the parameters of `arch` with the
-/// right shapes; the error lists every missing, unexpected and mismatched
-/// name.
+/// The name and shape of every tensor in a safetensors file's header.
+fn header_shapes(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Vec<usize>>> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| file_error(path, format!("not a safetensors file: {e}")))?;
+    Ok(st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec()))
+        .collect())
+}
+
+/// Checks that the tensors named in `shapes` are exactly the parameters of
+/// `arch` with the right shapes; the error names the file, counts the
+/// problems and lists the first few.
 pub fn check_parameters(
     path: &Path,
     arch: &Architecture,
-    tensors: &HashMap<String, Tensor>,
+    shapes: &BTreeMap<String, Vec<usize>>,
 ) -> Result<()> {
-    let want = arch.parameter_shapes()?;
+    let want = arch
+        .parameter_shapes()
+        .map_err(|e| file_error(path, format!("architecture metadata: {e}")))?;
     let mut problems = Vec::new();
     for (name, shape) in &want {
-        match tensors.get(name) {
+        match shapes.get(name) {
             None => problems.push(format!("missing {name}")),
-            Some(t) if t.dims() != shape.as_slice() => problems.push(format!(
-                "{name} has shape {:?}, the architecture needs {shape:?}",
-                t.dims()
+            Some(t) if t != shape => problems.push(format!(
+                "{name} has shape {t:?}, the architecture needs {shape:?}"
             )),
             Some(_) => {}
         }
     }
-    for name in tensors.keys().filter(|n| !want.contains_key(*n)) {
+    for name in shapes.keys().filter(|n| !want.contains_key(*n)) {
         problems.push(format!("unexpected {name}"));
     }
     if problems.is_empty() {
@@ -86,7 +175,7 @@ pub fn check_parameters(
     } else {
         problems.sort();
         let n = problems.len();
-        problems.truncate(8);
+        problems.truncate(3);
         Err(file_error(
             path,
             format!(
@@ -174,6 +263,12 @@ pub struct ModelFile {
 impl ModelFile {
     /// Reads a liverseg safetensors model file.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        // A FIFO or device would block or never end: regular files only.
+        let meta =
+            std::fs::metadata(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+        if !meta.is_file() {
+            return Err(file_error(path, "not a regular file"));
+        }
         let bytes =
             std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
@@ -184,9 +279,11 @@ impl ModelFile {
         })?;
         let architecture: Architecture = serde_json::from_str(arch_json)
             .map_err(|e| file_error(path, format!("bad architecture metadata: {e}")))?;
+        // Shapes first, from the header: a file whose architecture does
+        // not match its tensors is refused before any tensor is built.
+        check_parameters(path, &architecture, &header_shapes(path, &bytes)?)?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, device)
             .map_err(|e| file_error(path, format!("cannot read tensors: {e}")))?;
-        check_parameters(path, &architecture, &tensors)?;
         Ok(ModelFile {
             architecture,
             tensors,
@@ -241,6 +338,10 @@ pub fn import_monai(path: &Path, arch: &Architecture) -> Result<HashMap<String, 
         }
         tensors.insert(name, t.to_dtype(DType::F32)?);
     }
-    check_parameters(path, arch, &tensors)?;
+    let shapes = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+        .collect();
+    check_parameters(path, arch, &shapes)?;
     Ok(tensors)
 }

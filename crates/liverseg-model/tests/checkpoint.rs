@@ -53,3 +53,53 @@ fn wrong_architecture_is_refused_with_names() {
     let err = ModelFile::load(&junk, &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("junk.safetensors"), "{err}");
 }
+
+/// Issue 14: a model file whose architecture is invalid or absurd (zero
+/// strides, even kernels, a million channels) is refused with its name,
+/// before any network or tensor is built for it.
+#[test]
+fn invalid_or_absurd_architectures_are_refused_naming_the_file() {
+    let tensors = import_monai(&common::golden("unet_small.pth"), &small()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let with = |name: &str, edit: &dyn Fn(&mut UNetConfig)| {
+        let mut cfg = UNetConfig {
+            channels: vec![4, 8, 16],
+            strides: vec![2, 2],
+            norm: Norm::Instance,
+            ..UNetConfig::default()
+        };
+        edit(&mut cfg);
+        let path = dir.path().join(name);
+        save(&path, &Architecture::MonaiUnet(cfg), &tensors, false).unwrap();
+        ModelFile::load(&path, &Device::Cpu)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = with("zero_stride.safetensors", &|c| c.strides = vec![0, 2]);
+    assert!(
+        e.starts_with(
+            &dir.path()
+                .join("zero_stride.safetensors")
+                .display()
+                .to_string()
+        ),
+        "{e}"
+    );
+    assert!(e.contains("strides"), "{e}");
+    let e = with("even_kernel.safetensors", &|c| c.kernel_size = 4);
+    assert!(
+        e.contains("even_kernel.safetensors") && e.contains("odd"),
+        "{e}"
+    );
+    // 10^12 weights in the first layer alone (4 TB) if they were built.
+    let t = std::time::Instant::now();
+    let e = with("huge.safetensors", &|c| {
+        c.channels = vec![1_000_000, 1_000_000, 16]
+    });
+    assert!(
+        e.contains("huge.safetensors") && e.contains("weights do not fit"),
+        "{e}"
+    );
+    assert!(e.len() < 400, "{e}");
+    assert!(t.elapsed().as_secs_f64() < 10.0);
+}
