@@ -90,6 +90,7 @@ pub struct Prediction {
 /// A loaded model and how to apply it.
 pub struct Predictor {
     net: Box<dyn ModuleT + Send + Sync>,
+    architecture: liverseg_model::Architecture,
     preset: Preset,
     decision: Decision,
     classes: Vec<String>,
@@ -110,6 +111,9 @@ impl std::fmt::Debug for Predictor {
 impl Predictor {
     /// Loads a liverseg model file (trained here or imported from MONAI).
     pub fn load(path: &Path, device: &Device) -> Result<Predictor> {
+        let size = liverseg_io::check_input(path)?.len();
+        liverseg_io::budget::check("the model file", u128::from(size), 1)
+            .map_err(|b| liverseg_io::Error::over_budget(path, b))?;
         let model = ModelFile::load(path, device)?;
         let preset = match model.metadata.get(PRESET_KEY) {
             Some(json) => serde_json::from_str(json).map_err(|e| Error::Data {
@@ -120,17 +124,17 @@ impl Predictor {
         };
         // Models imported from MONAI record no decision: MONAI's inference
         // takes the softmax.
-        let decision = match model.metadata.get("liverseg.decision") {
+        let decision = match model.metadata.get(crate::trainer::DECISION_KEY) {
             Some(json) => serde_json::from_str(json).map_err(|e| Error::Data {
                 path: path.to_path_buf(),
                 reason: format!("unreadable decision metadata: {e}"),
             })?,
             None => Decision::Argmax,
         };
-        let (out_channels, divisor) = match &model.architecture {
-            liverseg_model::Architecture::MonaiUnet(c) => (c.out_channels, c.divisor()),
-            liverseg_model::Architecture::PlainUnet(c) => (c.out_channels, c.divisor()),
-        };
+        let (out_channels, divisor) = (
+            model.architecture.out_channels(),
+            model.architecture.divisor(),
+        );
         let classes = match model.metadata.get(liverseg_model::LABELS_KEY) {
             Some(json) => serde_json::from_str(json).unwrap_or_default(),
             None => Vec::new(),
@@ -151,6 +155,7 @@ impl Predictor {
         };
         Ok(Predictor {
             net: model.network(device)?,
+            architecture: model.architecture.clone(),
             preset,
             decision,
             classes,
@@ -167,6 +172,28 @@ impl Predictor {
     /// The preprocessing preset the model records.
     pub fn preset(&self) -> &Preset {
         &self.preset
+    }
+
+    /// Fails unless `roi` is a window this network can run: every extent a
+    /// positive multiple of its divisor, and its activations within the
+    /// memory budget.
+    pub fn check_window(&self, roi: [usize; 3]) -> Result<()> {
+        let d = self.divisor.max(1);
+        if roi.iter().any(|&r| r == 0 || r % d != 0) {
+            return Err(Error::Config(format!(
+                "window {roi:?}: every extent must be a positive multiple of {d} for this network"
+            )));
+        }
+        let voxels = roi.iter().fold(1u128, |a, &r| a.saturating_mul(r as u128));
+        liverseg_io::budget::check(
+            format!(
+                "the activations of a {}x{}x{} window",
+                roi[0], roi[1], roi[2]
+            ),
+            voxels.saturating_mul(self.architecture.activations_per_voxel()),
+            4,
+        )
+        .map_err(|b| Error::Config(b.to_string()))
     }
 
     fn roi(&self, opts: &PredictOptions, grid: &Grid) -> [usize; 3] {
@@ -211,9 +238,19 @@ impl Predictor {
 
     /// Logits `(1, C, X, Y, Z)` of a preprocessed image.
     fn logits(&self, image: &Volume<f32>, opts: &PredictOptions) -> Result<Tensor> {
+        let roi = self.roi(opts, &Grid::of(image));
+        self.check_window(roi)?;
+        // The blended logits, the importance weights and their sum over the
+        // whole grid.
+        liverseg_io::budget::check_grid(
+            "the logits over the preprocessed grid",
+            &[image.len(), self.classes.len() + 2],
+            4,
+        )
+        .map_err(|b| Error::Config(b.to_string()))?;
         let x = volumes_to_tensor(&[image], &self.device)?;
         let cfg = SlidingWindowConfig {
-            roi_size: self.roi(opts, &Grid::of(image)),
+            roi_size: roi,
             sw_batch_size: 1,
             overlap: opts.overlap,
             mode: BlendMode::Constant,

@@ -2,27 +2,30 @@
 //! accumulation and clipping, optimiser steps, validation with sliding-
 //! window inference, checkpoints `last` and `best`, logs and curves.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use liverseg_io::Overwrite;
 use liverseg_model::{
-    Architecture, DiceCeConfig, LABELS_KEY, PRESET_KEY, PlainUNet, UNet, deep_supervision_weights,
-    dice_ce_loss, dice_loss, save_with_metadata, sliding_window_inference,
+    Architecture, DiceCeConfig, PlainUNet, UNet, deep_supervision_weights, dice_ce_loss, dice_loss,
+    sliding_window_inference,
 };
 use liverseg_transforms::{Pair, Preset, Step, case_rng, intensity::CtNormalization};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+mod checkpoint;
+
 use crate::config::{LossConfig, TrainConfig};
 use crate::data::{Cache, Case, Dataset, Prepared, volumes_to_tensor};
 use crate::optim::{Optimizer, clip_grad_norm, learning_rate, seeded_init, trainable};
 use crate::{Error, Result};
+
+/// Metadata key of a model file holding its [`Decision`] as JSON.
+pub const DECISION_KEY: &str = "liverseg.decision";
 
 /// One epoch's numbers, as `metrics.csv` and `metrics.jsonl` record them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,8 +55,10 @@ pub struct RunState {
     pub epoch: usize,
     /// Optimiser steps taken.
     pub optimizer_steps: u64,
-    /// Best validation Dice so far and its epoch.
-    pub best_dice: f64,
+    /// Best validation Dice so far; `None` before the first validation.
+    /// (Runs saved before this was optional wrote `null` for "none yet",
+    /// which reads back as `None`.)
+    pub best_dice: Option<f64>,
     /// Epoch of the best Dice.
     pub best_epoch: usize,
     /// Validations since the best one.
@@ -73,8 +78,8 @@ pub struct RunState {
 pub struct Summary {
     /// Epochs completed.
     pub epochs: usize,
-    /// Best validation Dice and its epoch.
-    pub best_dice: f64,
+    /// Best validation Dice (`None` when the run never validated).
+    pub best_dice: Option<f64>,
     /// Epoch of the best Dice.
     pub best_epoch: usize,
     /// The run folder.
@@ -181,10 +186,12 @@ impl Decision {
     }
 }
 
-/// A batch: images `(B, 1, X, Y, Z)` and class indices `(B, 1, X, Y, Z)`.
+/// A batch: images `(B, 1, X, Y, Z)` and class indices `(B, 1, X, Y, Z)`,
+/// and the names of the cases they came from (for messages).
 struct Batch {
     x: Tensor,
     y: Tensor,
+    cases: Vec<String>,
 }
 
 /// The batches of one epoch, taken round-robin from the loader threads'
@@ -331,6 +338,9 @@ impl Trainer {
             ));
         }
         let last = cfg.out.join("last");
+        // Finish a checkpoint swap a kill interrupted, and clear what killed
+        // runs left behind, before looking for the checkpoint.
+        liverseg_io::recover(&cfg.out)?;
         if !resume && last.exists() && !force {
             return Err(Error::Data {
                 path: cfg.out.clone(),
@@ -357,21 +367,31 @@ impl Trainer {
             split = %dataset.split_source,
             "dataset"
         );
-        let mut varmap = VarMap::new();
+        let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let net = Net::build(&cfg.model, vb)?;
         let (state, preset) = if resume {
-            let text = std::fs::read_to_string(cfg.out.join("last/state.json")).map_err(|e| {
-                Error::Data {
-                    path: cfg.out.join("last/state.json"),
-                    reason: e.to_string(),
+            let state = checkpoint::read_state(&cfg.out)?;
+            let weights = cfg.out.join("last/model.safetensors");
+            let tensors = checkpoint::read_tensors(&weights, &device)?;
+            liverseg_model::check_parameters(
+                &weights,
+                &cfg.model,
+                &tensors
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+                    .collect(),
+            )?;
+            for (name, var) in varmap
+                .data()
+                .lock()
+                .map_err(|_| Error::Config("variable map poisoned".into()))?
+                .iter()
+            {
+                if let Some(t) = tensors.get(name) {
+                    var.set(t)?;
                 }
-            })?;
-            let state: RunState = serde_json::from_str(&text).map_err(|e| Error::Data {
-                path: cfg.out.join("last/state.json"),
-                reason: format!("unreadable run state: {e}"),
-            })?;
-            varmap.load(cfg.out.join("last/model.safetensors"))?;
+            }
             let preset = state.preset.clone();
             (state, preset)
         } else {
@@ -381,7 +401,7 @@ impl Trainer {
             let state = RunState {
                 epoch: 0,
                 optimizer_steps: 0,
-                best_dice: f64::NEG_INFINITY,
+                best_dice: None,
                 best_epoch: 0,
                 stale_validations: 0,
                 history: Vec::new(),
@@ -396,11 +416,15 @@ impl Trainer {
         };
         let mut opt = Optimizer::new(cfg.optimizer, trainable(&varmap)?);
         if resume {
-            let tensors = candle_core::safetensors::load(
-                cfg.out.join("last/optimizer.safetensors"),
-                &device,
-            )?;
-            opt.load_state(&tensors, state.optimizer_steps)?;
+            let p = cfg.out.join("last/optimizer.safetensors");
+            let tensors = checkpoint::read_tensors(&p, &device)?;
+            opt.load_state(&tensors, state.optimizer_steps)
+                .map_err(|e| Error::Data {
+                    path: p,
+                    reason: format!("unreadable optimiser state: {e}"),
+                })?;
+            // The metrics files hold exactly the checkpoint's epochs.
+            checkpoint::write_metrics(&cfg.out, cfg.labels, &state.history)?;
         }
         let cache_dir = cfg
             .cache
@@ -525,8 +549,8 @@ impl Trainer {
             self.state.optimizer_steps = self.opt.steps();
             let mut improved = false;
             if let Some(d) = val_dice {
-                if d > self.state.best_dice {
-                    self.state.best_dice = d;
+                if self.state.best_dice.is_none_or(|best| d > best) {
+                    self.state.best_dice = Some(d);
                     self.state.best_epoch = epoch + 1;
                     self.state.stale_validations = 0;
                     improved = true;
@@ -534,11 +558,12 @@ impl Trainer {
                     self.state.stale_validations += 1;
                 }
             }
-            self.append_metrics(&record)?;
-            self.save_checkpoint("last")?;
+            // `best` before `last`: see checkpoint.rs.
             if improved {
                 self.save_checkpoint("best")?;
             }
+            self.save_checkpoint("last")?;
+            self.write_metrics()?;
             if validate {
                 crate::plot::draw_curves(&self.cfg.out.join("curves.png"), &self.state.history)?;
             }
@@ -652,6 +677,7 @@ impl Trainer {
                     Ok(Batch {
                         x: volumes_to_tensor(&images, &device)?,
                         y: volumes_to_tensor(&labels, &device)?,
+                        cases: chunk.iter().map(|&(c, _)| cases[c].name.clone()).collect(),
                     })
                 });
                 let failed = batch.is_err();
@@ -722,11 +748,21 @@ impl Trainer {
             let loss = self.loss(&outputs, &batch.y)?;
             let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
             if !value.is_finite() {
+                let last = self.cfg.out.join("last");
+                let checkpoint = if last.join("state.json").is_file() {
+                    format!(
+                        "the last good checkpoint is {} (epoch {})",
+                        last.display(),
+                        self.state.epoch
+                    )
+                } else {
+                    "there is no checkpoint yet".to_string()
+                };
                 return Err(Error::Diverged(format!(
-                    "loss is {value} at epoch {}, batch {}; the last good checkpoint is {}",
+                    "loss is {value} at epoch {}, batch {} (cases {}): lower the learning rate or check those cases; {checkpoint}",
                     epoch + 1,
                     count + 1,
-                    self.cfg.out.join("last").display()
+                    batch.cases.join(", ")
                 )));
             }
             loss_sum += value;
@@ -821,140 +857,6 @@ impl Trainer {
         let mean = per_class.iter().sum::<f64>() / per_class.len().max(1) as f64;
         Ok((loss_sum / n, mean, per_class))
     }
-
-    fn append_metrics(&self, r: &EpochRecord) -> Result<()> {
-        let csv = self.cfg.out.join("metrics.csv");
-        let new = !csv.exists() || self.state.history.len() == 1;
-        let io = |e: std::io::Error| Error::Data {
-            path: csv.clone(),
-            reason: e.to_string(),
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(!new)
-            .write(true)
-            .truncate(new)
-            .open(&csv)
-            .map_err(io)?;
-        if new {
-            let classes: Vec<String> = self
-                .cfg
-                .labels
-                .names()
-                .iter()
-                .map(|n| format!("val_dice_{n}"))
-                .collect();
-            writeln!(
-                f,
-                "epoch,train_loss,val_loss,val_dice,{},lr,epoch_seconds,samples_per_s",
-                classes.join(",")
-            )
-            .map_err(io)?;
-        }
-        let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
-        let per: Vec<String> = if r.val_dice_per_class.is_empty() {
-            vec![String::new(); self.cfg.labels.names().len()]
-        } else {
-            r.val_dice_per_class
-                .iter()
-                .map(|d| format!("{d:.6}"))
-                .collect()
-        };
-        writeln!(
-            f,
-            "{},{:.6},{},{},{},{:e},{:.3},{:.3}",
-            r.epoch,
-            r.train_loss,
-            opt(r.val_loss),
-            opt(r.val_dice),
-            per.join(","),
-            r.lr,
-            r.epoch_seconds,
-            r.samples_per_s
-        )
-        .map_err(io)?;
-        let jsonl = self.cfg.out.join("metrics.jsonl");
-        let mut j = std::fs::OpenOptions::new()
-            .create(true)
-            .append(!new)
-            .write(true)
-            .truncate(new)
-            .open(&jsonl)
-            .map_err(io)?;
-        let line = serde_json::to_string(r).map_err(|e| Error::Config(e.to_string()))?;
-        writeln!(j, "{line}").map_err(io)?;
-        Ok(())
-    }
-
-    /// Writes `out/<name>/` atomically: model weights (with architecture,
-    /// preset and classes in the metadata), optimiser state and
-    /// `state.json`, into a temporary folder that is fsynced and renamed.
-    fn save_checkpoint(&self, name: &str) -> Result<()> {
-        let target = self.cfg.out.join(name);
-        let tensors: HashMap<String, Tensor> = {
-            let data = self
-                .varmap
-                .data()
-                .lock()
-                .map_err(|_| Error::Config("variable map poisoned".into()))?;
-            data.iter()
-                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-                .collect()
-        };
-        let mut meta = BTreeMap::new();
-        meta.insert(
-            PRESET_KEY.to_string(),
-            serde_json::to_string(&self.preset).map_err(|e| Error::Config(e.to_string()))?,
-        );
-        let mut labels = vec!["background"];
-        labels.extend(self.cfg.labels.names());
-        meta.insert(
-            "liverseg.decision".to_string(),
-            serde_json::to_string(&Decision::of(&self.cfg.loss))
-                .map_err(|e| Error::Config(e.to_string()))?,
-        );
-        meta.insert(
-            LABELS_KEY.to_string(),
-            serde_json::to_string(&labels).map_err(|e| Error::Config(e.to_string()))?,
-        );
-        let opt_state = self.opt.state_tensors();
-        let state_json =
-            serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Config(e.to_string()))?;
-        let arch = self.cfg.model.clone();
-        let mut failure: Option<Error> = None;
-        let result = liverseg_io::write_dir_atomic(&target, Overwrite::Allow, |dir| {
-            let step = || -> Result<()> {
-                save_with_metadata(&dir.join("model.safetensors"), &arch, &tensors, &meta, true)?;
-                candle_core::safetensors::save(&opt_state, dir.join("optimizer.safetensors"))?;
-                fsync_file(&dir.join("optimizer.safetensors"))?;
-                let p = dir.join("state.json");
-                liverseg_io::write_file_atomic(&p, Overwrite::Allow, |w| w.write_all(&state_json))?;
-                Ok(())
-            };
-            step().map_err(|e| {
-                let msg = e.to_string();
-                failure = Some(e);
-                liverseg_io::Error::Invalid {
-                    path: dir.to_path_buf(),
-                    reason: msg,
-                }
-            })
-        });
-        match (result, failure) {
-            (Ok(()), _) => Ok(()),
-            (Err(_), Some(e)) => Err(e),
-            (Err(e), None) => Err(e.into()),
-        }
-    }
-}
-
-fn fsync_file(p: &Path) -> Result<()> {
-    std::fs::File::open(p)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::Data {
-            path: p.to_path_buf(),
-            reason: format!("cannot sync: {e}"),
-        })
 }
 
 /// Every `f`-th voxel of `(N, C, X, Y, Z)` along each spatial axis.
