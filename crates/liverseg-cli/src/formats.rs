@@ -2,7 +2,7 @@
 
 use crate::exit::bad_input;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// What an input path holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,14 +27,13 @@ pub fn has_nifti_name(path: &Path) -> bool {
 /// Decides what `path` holds from its content (the DICOM preamble, the gzip
 /// or NIfTI header), falling back to the name.
 pub fn detect(path: &Path) -> anyhow::Result<InputKind> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| bad_input(format!("{}: cannot read: {e}", path.display())))?;
-    if meta.is_dir() {
+    if liverseg_io::check_input(path)?.is_dir() {
         return Ok(InputKind::DicomDir);
     }
     let mut head = Vec::with_capacity(132);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(132).read_to_end(&mut head))
+    liverseg_io::open_input(path)?
+        .take(132)
+        .read_to_end(&mut head)
         .map_err(|e| bad_input(format!("{}: cannot read: {e}", path.display())))?;
     if head.len() >= 132 && &head[128..132] == b"DICM" {
         return Ok(InputKind::DicomFile);
@@ -54,25 +53,171 @@ pub fn detect(path: &Path) -> anyhow::Result<InputKind> {
     )))
 }
 
-/// Fails when `output` is the same file or directory as `input`, or lies
-/// inside the input directory (writing there would change the input).
-pub fn ensure_not_input(input: &Path, output: &Path) -> anyhow::Result<()> {
-    let canon_in = std::fs::canonicalize(input).ok();
-    let out_parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let canon_out = std::fs::canonicalize(out_parent)
-        .ok()
-        .and_then(|p| output.file_name().map(|n| p.join(n)));
-    if let (Some(i), Some(o)) = (canon_in, canon_out)
-        && (i == o || (i.is_dir() && o.starts_with(&i)))
-    {
-        return Err(bad_input(format!(
-            "{}: refusing to write over or inside the input {}",
-            output.display(),
-            input.display()
-        )));
+/// `path` made absolute, with every symlink and `..` resolved in the part
+/// that exists; the part that does not exist yet is appended with `.` and
+/// `..` applied lexically (nothing there can be a symlink).
+pub fn resolve(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    loop {
+        if let Ok(canon) = std::fs::canonicalize(existing) {
+            let mut out = canon;
+            for part in rest.iter().rev() {
+                match Path::new(part).components().next() {
+                    Some(Component::ParentDir) => {
+                        out.pop();
+                    }
+                    Some(Component::CurDir) | None => {}
+                    _ => out.push(part),
+                }
+            }
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            // `..` as the last component: keep it for the lexical pass.
+            (Some(parent), None) => {
+                rest.push(std::ffi::OsStr::new(".."));
+                existing = parent;
+            }
+            _ => return absolute,
+        }
     }
-    Ok(())
+}
+
+/// The paths one command reads and writes, checked before anything is
+/// read or written: an output that equals, contains or lies inside an input
+/// (after resolving symlinks and `..`), or another output, is bad input,
+/// whatever `--force` says. Writing there would replace or delete the
+/// input itself or the folder around it.
+#[derive(Debug, Default)]
+pub struct PathCheck<'a> {
+    inputs: Vec<&'a Path>,
+    outputs: Vec<&'a Path>,
+}
+
+impl<'a> PathCheck<'a> {
+    /// No paths yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A path the command reads.
+    pub fn input(mut self, p: &'a Path) -> Self {
+        self.inputs.push(p);
+        self
+    }
+
+    /// A path the command reads, when given.
+    pub fn input_opt(mut self, p: Option<&'a Path>) -> Self {
+        self.inputs.extend(p);
+        self
+    }
+
+    /// A path the command writes.
+    pub fn output(mut self, p: &'a Path) -> Self {
+        self.outputs.push(p);
+        self
+    }
+
+    /// A path the command writes, when given.
+    pub fn output_opt(mut self, p: Option<&'a Path>) -> Self {
+        self.outputs.extend(p);
+        self
+    }
+
+    /// Fails with bad input when two paths collide.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let ins: Vec<PathBuf> = self.inputs.iter().map(|p| resolve(p)).collect();
+        let outs: Vec<PathBuf> = self.outputs.iter().map(|p| resolve(p)).collect();
+        for (o, out) in self.outputs.iter().zip(&outs) {
+            for (i, inp) in self.inputs.iter().zip(&ins) {
+                let relation = if out == inp {
+                    "is the input"
+                } else if inp.starts_with(out) {
+                    "contains the input"
+                } else if out.starts_with(inp) {
+                    "lies inside the input"
+                } else {
+                    continue;
+                };
+                return Err(bad_input(format!(
+                    "{}: refusing to write there: it {relation} {}",
+                    o.display(),
+                    i.display()
+                )));
+            }
+        }
+        for (a, (pa, ra)) in self.outputs.iter().zip(&outs).enumerate() {
+            for (pb, rb) in self.outputs.iter().zip(&outs).skip(a + 1) {
+                if ra == rb || ra.starts_with(rb) || rb.starts_with(ra) {
+                    return Err(bad_input(format!(
+                        "{}: the same path, or one inside the other, as the output {}",
+                        pa.display(),
+                        pb.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fails when `output` equals, contains or lies inside `input`.
+pub fn ensure_not_input(input: &Path, output: &Path) -> anyhow::Result<()> {
+    PathCheck::new().input(input).output(output).check()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_around_inputs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("inner")).unwrap();
+        let ct = d.join("inner/ct.nii.gz");
+        std::fs::write(&ct, b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("inner"), d.join("link")).unwrap();
+        let refused = [
+            d.join("inner"),
+            d.to_path_buf(),
+            d.join("inner/ct.nii.gz"),
+            d.join("inner/../inner/ct.nii.gz"),
+            d.join("link"),
+            d.join("link/ct.nii.gz"),
+            d.join("inner/new/.."),
+            d.join("new/../inner"),
+        ];
+        for out in &refused {
+            let e = ensure_not_input(&ct, out).expect_err(&out.display().to_string());
+            assert_eq!(crate::exit::code_for(&e), 2);
+        }
+        for out in [
+            d.join("inner/mask.nii.gz"),
+            d.join("other"),
+            d.join("inner2"),
+        ] {
+            ensure_not_input(&ct, &out).unwrap();
+        }
+        // A folder input: nothing may go inside it either.
+        assert!(ensure_not_input(&d.join("inner"), &d.join("inner/x/y.nii.gz")).is_err());
+        assert!(ensure_not_input(&d.join("link"), &d.join("inner/y.nii.gz")).is_err());
+    }
+
+    #[test]
+    fn outputs_may_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let a = d.join("mask.nii.gz");
+        let b = d.join("./mask.nii.gz");
+        assert!(PathCheck::new().output(&a).output(&b).check().is_err());
+        let c = d.join("overlay.png");
+        PathCheck::new().output(&a).output(&c).check().unwrap();
+    }
 }

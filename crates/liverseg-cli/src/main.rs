@@ -7,6 +7,7 @@
 mod commands;
 mod exit;
 mod formats;
+mod stdout;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -39,6 +40,10 @@ struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides it.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Memory budget for buffers sized by the input, e.g. `8G` (default: the
+    /// machine's memory, or LIVERSEG_MEMORY_LIMIT). Larger inputs are refused.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_memory)]
+    memory_limit: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +68,11 @@ enum Command {
     Evaluate(commands::evaluate::EvaluateArgs),
 }
 
+fn parse_memory(s: &str) -> Result<u64, String> {
+    liverseg_io::budget::parse_size(s)
+        .ok_or_else(|| format!("{s:?}: expected a size such as 8G, 512M or a byte count"))
+}
+
 fn init_logging(verbose: u8) {
     init_logging_with_file(verbose, None);
 }
@@ -79,8 +89,11 @@ pub(crate) fn init_logging_with_file(verbose: u8, file: Option<&std::path::Path>
         _ => "trace",
     };
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only for a person at a terminal, never in a log file
+    // or a pipe.
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(filter());
     let file_layer = file
@@ -119,6 +132,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Some(bytes) = cli.memory_limit {
+        liverseg_io::budget::set_limit(bytes);
+    }
     if !matches!(cli.command, Command::Train(_) | Command::Demo(_)) {
         init_logging(cli.verbose);
     }
@@ -131,12 +147,89 @@ fn main() -> ExitCode {
         Command::ImportMonai(args) => commands::import_monai::run(&args),
         Command::Preprocess(args) => commands::preprocess::run(&args),
         Command::Evaluate(args) => commands::evaluate::run(&args),
-    };
+    }
+    .and_then(|()| stdout::finish());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("liverseg: error: {e:#}");
+            report(&e);
             ExitCode::from(exit::code_for(&e))
         }
+    }
+}
+
+/// The longest error line printed; the whole chain goes to the log (`-v`).
+const MAX_ERROR_CHARS: usize = 300;
+
+/// Prints `e` as one line of at most [`MAX_ERROR_CHARS`] characters.
+fn report(e: &anyhow::Error) {
+    let full = chain(e);
+    let line = one_line(&full, MAX_ERROR_CHARS);
+    if line != full {
+        tracing::info!("the whole error: {full}");
+    }
+    use std::io::Write;
+    // Nothing is left to tell anyone if standard error is gone too.
+    let _ = writeln!(std::io::stderr(), "liverseg: error: {line}");
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text
+/// the message already holds (errors that print their source, such as
+/// `liverseg_io::Error::Io`, would otherwise say it twice).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// `text` on one line (whitespace runs collapsed), cut to `max` characters
+/// with an ellipsis and a pointer to `-v`.
+fn one_line(text: &str, max: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let tail = " … (-v for the whole message)";
+    let keep = max.saturating_sub(tail.chars().count());
+    let cut: String = line.chars().take(keep).collect();
+    format!("{}{tail}", cut.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{chain, one_line};
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(liverseg_io::Error::Io {
+            path: "ct.nii".into(),
+            action: "cannot read",
+            source: io,
+        })
+        .context("converting ct.nii");
+        assert_eq!(
+            chain(&e),
+            "converting ct.nii: ct.nii: cannot read: No such file"
+        );
+    }
+
+    #[test]
+    fn errors_are_one_short_line() {
+        assert_eq!(one_line("a.nii: bad\n  header", 300), "a.nii: bad header");
+        let long = format!("x.dcm: duplicate frames {}", "1.2.3 ".repeat(200));
+        let line = one_line(&long, 300);
+        assert_eq!(line.chars().count(), 300, "{line}");
+        assert!(line.starts_with("x.dcm: duplicate frames 1.2.3"));
+        assert!(line.ends_with("(-v for the whole message)"));
     }
 }

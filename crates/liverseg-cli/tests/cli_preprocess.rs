@@ -163,11 +163,30 @@ fn refuses_existing_output_bad_preset_and_mismatched_label() {
         "mine"
     );
 
+    // Issue 14: `--force` never replaces a folder liverseg did not write.
     let mut forced = base.to_vec();
     forced.push("--force");
     let o = liverseg(&forced);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did not write"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    // A folder it wrote is replaced whole.
+    std::fs::remove_file(out.join("keep.txt")).unwrap();
+    std::fs::remove_dir(&out).unwrap();
+    let o = liverseg(&base);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.join("image.nii.gz").is_file() && !out.join("keep.txt").exists());
+    std::fs::write(out.join("stale.txt"), "old run").unwrap();
+    let o = liverseg(&forced);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("image.nii.gz").is_file() && !out.join("stale.txt").exists());
 
     let other = tmp.path().join("other");
     let o = liverseg(&[

@@ -2,7 +2,7 @@
 
 use super::dicom;
 use crate::exit::bad_input;
-use crate::formats::{InputKind, detect, ensure_not_input, has_nifti_name};
+use crate::formats::{InputKind, PathCheck, detect, has_nifti_name};
 use anyhow::{Context, Result};
 use clap::Args;
 use liverseg_io::{DType, Overwrite, Volume, Voxel, nifti};
@@ -86,10 +86,12 @@ fn nifti_to_nifti(args: &ConvertArgs) -> Result<()> {
 
 /// Runs `liverseg convert`.
 pub fn run(args: &ConvertArgs) -> Result<()> {
-    ensure_not_input(&args.input, &args.output)?;
-    if let Some(r) = &args.reference {
-        ensure_not_input(r, &args.output)?;
-    }
+    PathCheck::new()
+        .input(&args.input)
+        .input_opt(args.reference.as_deref())
+        .output(&args.output)
+        .check()?;
+    liverseg_io::check_replaceable(&args.output, args.overwrite())?;
     let kind = detect(&args.input)?;
     let out_nifti = has_nifti_name(&args.output);
     match kind {

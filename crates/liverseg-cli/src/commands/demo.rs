@@ -264,7 +264,7 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
         val_cases: val.len(),
         test_cases: test.len(),
         epochs: summary.epochs,
-        best_val_dice: summary.best_dice,
+        best_val_dice: summary.best_dice.unwrap_or(f64::NAN),
         train_minutes,
         total_minutes: t0.elapsed().as_secs_f64() / 60.0,
         model: model.display().to_string(),
@@ -274,7 +274,7 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
         serde_json::to_string_pretty(&report)?,
     )?;
     std::fs::write(args.out.join("report.md"), report_md(&report))?;
-    println!(
+    crate::outln!(
         "demo: mean held-out Dice {:.3} (HD95 {:.1} mm) on {} phantoms, {} epochs in {:.1} min; report {}",
         report.mean_dice,
         report.mean_hd95,
@@ -282,7 +282,7 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
         report.epochs,
         report.total_minutes,
         args.out.join("report.md").display()
-    );
+    )?;
     Ok(())
 }
 

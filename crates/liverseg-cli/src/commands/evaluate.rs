@@ -3,7 +3,7 @@
 //! volumes), per case and on average.
 
 use crate::exit::bad_input;
-use crate::formats::{ensure_not_input, has_nifti_name};
+use crate::formats::{PathCheck, has_nifti_name};
 use anyhow::{Context, Result};
 use clap::Args;
 use liverseg_io::{Overwrite, Volume, nifti};
@@ -194,7 +194,7 @@ fn fmt_num(v: f64, decimals: usize) -> String {
     }
 }
 
-fn print_table(rows: &[Row], means: &[(String, CaseMetrics)], tolerance: f64) {
+fn print_table(rows: &[Row], means: &[(String, CaseMetrics)], tolerance: f64) -> Result<()> {
     let width = rows
         .iter()
         .map(|r| r.name.chars().count())
@@ -208,12 +208,21 @@ fn print_table(rows: &[Row], means: &[(String, CaseMetrics)], tolerance: f64) {
         .unwrap_or(0)
         .max(5);
     let nsd = format!("nsd@{tolerance}mm");
-    println!(
+    crate::outln!(
         "{:<width$}  {:<cwidth$}  {:>7} {:>7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}",
-        "case", "class", "dice", "iou", "hd", "hd95", "assd", nsd, "vol_ml", "ref_ml"
-    );
+        "case",
+        "class",
+        "dice",
+        "iou",
+        "hd",
+        "hd95",
+        "assd",
+        nsd,
+        "vol_ml",
+        "ref_ml"
+    )?;
     let line = |name: &str, class: &str, m: &CaseMetrics| {
-        println!(
+        crate::outln!(
             "{:<width$}  {:<cwidth$}  {:>7} {:>7} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}",
             name,
             class,
@@ -225,14 +234,15 @@ fn print_table(rows: &[Row], means: &[(String, CaseMetrics)], tolerance: f64) {
             fmt_num(m.surface_dice, 4),
             fmt_num(m.volume_ml, 1),
             fmt_num(m.volume_ml_ref, 1),
-        );
+        )
     };
     for r in rows {
-        line(&r.name, &r.class, &r.metrics);
+        line(&r.name, &r.class, &r.metrics)?;
     }
     for (class, m) in means {
-        line("mean", class, m);
+        line("mean", class, m)?;
     }
+    Ok(())
 }
 
 /// A CSV field: quoted when it holds a comma, quote or line break.
@@ -306,8 +316,11 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         Overwrite::Never
     };
     if let Some(csv) = &args.csv {
-        ensure_not_input(&args.pred, csv)?;
-        ensure_not_input(&args.gt, csv)?;
+        PathCheck::new()
+            .input(&args.pred)
+            .input(&args.gt)
+            .output(csv)
+            .check()?;
         // Fail before the work, not after it.
         if !args.force && std::fs::symlink_metadata(csv).is_ok() {
             return Err(bad_input(format!(
@@ -359,11 +372,11 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
             cases: &rows,
             mean,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_table(&rows, &means, args.tolerance);
+        print_table(&rows, &means, args.tolerance)?;
         if let Some(csv) = &args.csv {
-            println!("wrote {}", csv.display());
+            crate::outln!("wrote {}", csv.display())?;
         }
     }
     Ok(())

@@ -76,6 +76,14 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         return Err(bad_input(format!("{}: no such file", args.model.display())));
     }
     crate::formats::ensure_not_input(&args.model, &args.out)?;
+    liverseg_io::check_replaceable(
+        &args.out,
+        if args.force {
+            liverseg_io::Overwrite::Allow
+        } else {
+            liverseg_io::Overwrite::Never
+        },
+    )?;
     let mut metadata = std::collections::BTreeMap::new();
     if let Some(name) = &args.preset {
         let preset = super::preprocess::load_preset(name)?;
@@ -95,7 +103,7 @@ pub fn run(args: &ImportArgs) -> Result<()> {
     }
     liverseg_model::save_with_metadata(&args.out, &arch, &tensors, &metadata, args.force)?;
     let n: usize = tensors.values().map(|t| t.elem_count()).sum();
-    println!(
+    crate::outln!(
         "{}: {} tensors, {n} values, architecture{} recorded",
         args.out.display(),
         tensors.len(),
@@ -104,6 +112,6 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         } else {
             ""
         }
-    );
+    )?;
     Ok(())
 }

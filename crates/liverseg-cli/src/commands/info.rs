@@ -3,7 +3,7 @@
 use crate::formats::{InputKind, detect};
 use anyhow::Result;
 use clap::Args;
-use liverseg_io::{Affine, Stats, Volume, nifti};
+use liverseg_io::{Affine, Stats, nifti};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -73,27 +73,9 @@ impl Info {
 }
 
 fn nifti_info(path: &Path) -> Result<Info> {
-    let hdr = nifti::read_header(path)?;
-    let nvol = hdr.volume_count();
-    // Statistics over every volume, as nibabel's get_fdata() sees the file.
-    let (mut min, mut max, mut sum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
-    for t in 0..nvol {
-        let opts = nifti::ReadOptions {
-            volume: (nvol > 1).then_some(t),
-        };
-        let v: Volume<f32> = nifti::read(path, &opts)?;
-        let s = v.stats();
-        min = min.min(s.min);
-        max = max.max(s.max);
-        sum += s.sum;
-        n += v.len();
-    }
-    let stats = Stats {
-        min,
-        max,
-        mean: sum / n.max(1) as f64,
-        sum,
-    };
+    // Statistics over every volume, as nibabel's get_fdata() sees the
+    // file, in one pass.
+    let (hdr, stats) = nifti::read_stats(path)?;
     let format = if hdr.version == 2 { "nifti2" } else { "nifti1" };
     let dtype = hdr.datatype_name().unwrap_or("unknown");
     Ok(
@@ -114,39 +96,47 @@ pub fn gather(path: &Path) -> Result<Info> {
     }
 }
 
-fn print_text(path: &Path, info: &Info) {
-    println!("{}", path.display());
-    println!("  format   {}", info.format);
-    println!("  shape    {:?}", info.shape);
-    println!(
+fn print_text(path: &Path, info: &Info) -> Result<()> {
+    crate::outln!("{}", path.display())?;
+    crate::outln!("  format   {}", info.format)?;
+    crate::outln!("  shape    {:?}", info.shape)?;
+    crate::outln!(
         "  spacing  {:.4} x {:.4} x {:.4} mm",
-        info.spacing[0], info.spacing[1], info.spacing[2]
-    );
-    println!("  axcodes  {}", info.axcodes);
-    println!("  dtype    {}", info.dtype);
-    println!(
+        info.spacing[0],
+        info.spacing[1],
+        info.spacing[2]
+    )?;
+    crate::outln!("  axcodes  {}", info.axcodes)?;
+    crate::outln!("  dtype    {}", info.dtype)?;
+    crate::outln!(
         "  values   min {:.3}  max {:.3}  mean {:.3}",
-        info.min, info.max, info.mean
-    );
-    println!("  affine (voxel -> RAS mm)");
+        info.min,
+        info.max,
+        info.mean
+    )?;
+    crate::outln!("  affine (voxel -> RAS mm)")?;
     for row in &info.affine {
-        println!(
+        crate::outln!(
             "    [{:>11.4} {:>11.4} {:>11.4} {:>11.4}]",
-            row[0], row[1], row[2], row[3]
-        );
+            row[0],
+            row[1],
+            row[2],
+            row[3]
+        )?;
     }
     for (k, v) in &info.extra {
-        println!("  {k}  {v}");
+        crate::outln!("  {k}  {v}")?;
     }
+    Ok(())
 }
 
 /// Runs `liverseg info`.
 pub fn run(args: &InfoArgs) -> Result<()> {
     let info = gather(&args.path)?;
     if args.json {
-        println!("{}", serde_json::to_string(&info)?);
+        crate::outln!("{}", serde_json::to_string(&info)?)?;
     } else {
-        print_text(&args.path, &info);
+        print_text(&args.path, &info)?;
     }
     Ok(())
 }

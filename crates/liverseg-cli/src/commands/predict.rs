@@ -3,10 +3,11 @@
 
 use super::dicom::segments_for;
 use crate::exit::bad_input;
+use crate::formats::InputKind;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
-use liverseg_io::{Overwrite, Volume, nifti};
+use liverseg_io::{Outputs, Overwrite, Volume, nifti};
 use liverseg_train::predict::{
     PredictOptions, Prediction, Predictor, PreprocessMode, log_stage, read_ct_file,
 };
@@ -140,6 +141,12 @@ fn folder_cases(dir: &Path) -> Result<Vec<Input>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
+    // Hidden entries (`.liverseg-stage-*` of a run writing here, editor
+    // files) are no cases.
+    entries.retain(|p| {
+        p.file_name()
+            .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+    });
     for p in entries {
         if p.is_dir() {
             out.push(Input::Series(p));
@@ -158,6 +165,13 @@ fn overwrite(force: bool) -> Overwrite {
     }
 }
 
+/// The SEG's path with `--format both`: beside the NIfTI mask, `.dcm`.
+fn seg_beside(out: &Path) -> PathBuf {
+    out.with_file_name(format!("{}.dcm", case_name(out)))
+}
+
+/// Writes every output of one case together: each is written aside, and
+/// they appear only when all are complete (`Outputs`).
 fn write_outputs(
     args: &PredictArgs,
     pred: &Prediction,
@@ -167,20 +181,10 @@ fn write_outputs(
     probs_out: Option<&Path>,
     overlay_out: Option<&Path>,
 ) -> Result<()> {
-    let ow = overwrite(args.force);
-    let nifti_path = out.to_path_buf();
-    if args.format == Format::Both && !is_nifti_name(out) {
-        return Err(bad_input(format!(
-            "{}: with --format both the output is the NIfTI file (.nii.gz); the SEG goes beside it",
-            out.display()
-        )));
-    }
+    let mut outputs = Outputs::new(overwrite(args.force));
     if matches!(args.format, Format::Nifti | Format::Both) {
-        let opts = nifti::WriteOptions {
-            overwrite: ow,
-            ..Default::default()
-        };
-        nifti::write(&nifti_path, &pred.labels, &opts)?;
+        let staged = outputs.stage(out)?;
+        nifti::write(&staged, &pred.labels, &nifti::WriteOptions::default())?;
     }
     if matches!(args.format, Format::Seg | Format::Both) {
         let (Some(ct), Some(series)) = (ct, series) else {
@@ -190,20 +194,18 @@ fn write_outputs(
             )));
         };
         let seg_path = if args.format == Format::Both {
-            // The output was checked to be a NIfTI name above.
-            let stem = case_name(out);
-            out.with_file_name(format!("{stem}.dcm"))
+            seg_beside(out)
         } else {
             out.to_path_buf()
         };
         let opts = SegOptions {
-            overwrite: ow,
             segments: segments_for(&pred.labels),
             algorithm_name: "liverseg".into(),
             ..Default::default()
         };
         if pred.labels.data().iter().any(|&v| v > 0) {
-            dicom::write_seg(&seg_path, &pred.labels, ct, series, &opts)?;
+            let staged = outputs.stage(&seg_path)?;
+            dicom::write_seg(&staged, &pred.labels, ct, series, &opts)?;
         } else {
             tracing::warn!(path = %seg_path.display(), "empty mask: no SEG written");
         }
@@ -213,18 +215,17 @@ fn write_outputs(
             anyhow::anyhow!("{}: the prediction kept no probabilities", p.display())
         })?;
         let refs: Vec<&Volume<f32>> = probabilities.iter().collect();
-        let opts = nifti::WriteOptions {
-            overwrite: ow,
-            ..Default::default()
-        };
-        nifti::write_4d(p, &refs, &opts)?;
+        let staged = outputs.stage(p)?;
+        nifti::write_4d(&staged, &refs, &nifti::WriteOptions::default())?;
     }
     if let Some(p) = overlay_out {
         let Some(ct) = ct else {
             return Err(anyhow::anyhow!("the overlay needs the CT"));
         };
-        write_overlay(p, ct, &pred.labels)?;
+        let staged = outputs.stage(p)?;
+        write_overlay(&staged, ct, &pred.labels)?;
     }
+    outputs.commit()?;
     Ok(())
 }
 
@@ -294,12 +295,79 @@ fn run_case(
     })
 }
 
+/// The input as one case, or the cases of a folder.
+fn classify_input(input: &Path) -> Result<Option<Input>> {
+    Ok(match crate::formats::detect(input)? {
+        InputKind::Nifti => Some(Input::Nifti(input.to_path_buf())),
+        InputKind::DicomFile => Some(Input::Series(input.to_path_buf())),
+        InputKind::DicomDir if looks_like_series(input) => Some(Input::Series(input.to_path_buf())),
+        InputKind::DicomDir => {
+            let any_case = std::fs::read_dir(input)
+                .map(|mut d| {
+                    d.any(|e| e.is_ok_and(|e| is_nifti_name(&e.path()) || e.path().is_dir()))
+                })
+                .unwrap_or(false);
+            if any_case {
+                None
+            } else {
+                Some(Input::Series(input.to_path_buf()))
+            }
+        }
+    })
+}
+
+/// Checks the arguments that need no model: option values, and the paths
+/// read and written (see `formats::PathCheck`).
+fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
+    if args.fast && args.preprocess == Preprocess::None {
+        return Err(bad_input(
+            "--fast resamples the input, --preprocess none says it is already on the model's grid: pick one"
+                .to_string(),
+        ));
+    }
+    if !(0.0..1.0).contains(&args.overlap) {
+        return Err(bad_input(format!(
+            "--overlap {} must be in [0, 1)",
+            args.overlap
+        )));
+    }
+    if args.format == Format::Both && !is_nifti_name(&args.output) {
+        return Err(bad_input(format!(
+            "{}: with --format both the output is the NIfTI file (.nii.gz); the SEG goes beside it",
+            args.output.display()
+        )));
+    }
+    if args.format != Format::Nifti && matches!(single, Some(Input::Nifti(_))) {
+        return Err(bad_input(format!(
+            "{}: --format seg needs a DICOM series as input",
+            args.input.display()
+        )));
+    }
+    let seg = (args.format == Format::Both).then(|| seg_beside(&args.output));
+    let mut check = crate::formats::PathCheck::new()
+        .input(&args.input)
+        .input(&args.model)
+        .output(&args.output);
+    // In a folder run the extra outputs go inside the output folder, named
+    // after each case; their flags only switch them on.
+    if single.is_some() {
+        check = check
+            .output_opt(seg.as_deref())
+            .output_opt(args.save_probabilities.as_deref())
+            .output_opt(args.overlay.as_deref());
+    }
+    check.check()
+}
+
 /// Runs `liverseg predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
+    let single = classify_input(&args.input)?;
+    check_args(args, single.as_ref())?;
     let device = liverseg_train::device(&args.device).context("--device")?;
+    liverseg_io::check_input(&args.model)?;
     if !args.model.is_file() {
         return Err(bad_input(format!(
-            "{}: no such model file",
+            "{}: not a model file",
             args.model.display()
         )));
     }
@@ -316,27 +384,28 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         fast: args.fast,
         keep_probabilities: args.save_probabilities.is_some(),
     };
-    if args.fast && args.preprocess == Preprocess::None {
-        return Err(bad_input(
-            "--fast resamples the input, --preprocess none says it is already on the model's grid: pick one"
-                .to_string(),
-        ));
+    if let Some(roi) = args.roi {
+        predictor
+            .check_window(roi)
+            .map_err(|e| bad_input(format!("--roi: {e}")))?;
     }
-    if !(0.0..1.0).contains(&opts.overlap) {
-        return Err(bad_input(format!(
-            "--overlap {} must be in [0, 1)",
-            opts.overlap
-        )));
-    }
-    crate::formats::ensure_not_input(&args.input, &args.output)?;
-    let folder = args.input.is_dir()
-        && std::fs::read_dir(&args.input)
-            .map(|mut d| d.any(|e| e.is_ok_and(|e| is_nifti_name(&e.path()) || e.path().is_dir())))
-            .unwrap_or(false)
-        && !looks_like_series(&args.input);
     let mut reports = Vec::new();
     let mut failures = 0usize;
-    if folder {
+    if let Some(input) = single {
+        let r = run_case(
+            args,
+            &predictor,
+            &opts,
+            &input,
+            &args.output,
+            args.save_probabilities.as_deref(),
+            args.overlay.as_deref(),
+        )?;
+        if !args.json {
+            print_case(&r)?;
+        }
+        reports.push(r);
+    } else {
         let cases = folder_cases(&args.input)?;
         if cases.is_empty() {
             return Err(bad_input(format!(
@@ -381,45 +450,33 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             ) {
                 Ok(r) => {
                     if !args.json {
-                        bar.suspend(|| print_case(&r));
+                        bar.suspend(|| print_case(&r))?;
                     }
                     reports.push(r);
                 }
                 Err(e) => {
                     failures += 1;
-                    bar.suspend(|| eprintln!("liverseg: {}: skipped: {e:#}", path.display()));
+                    bar.suspend(|| {
+                        use std::io::Write;
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "liverseg: {}: skipped: {e:#}",
+                            path.display()
+                        );
+                    });
                 }
             }
             bar.inc(1);
         }
         bar.finish_and_clear();
-    } else {
-        let input = if args.input.is_dir() {
-            Input::Series(args.input.clone())
-        } else {
-            Input::Nifti(args.input.clone())
-        };
-        let r = run_case(
-            args,
-            &predictor,
-            &opts,
-            &input,
-            &args.output,
-            args.save_probabilities.as_deref(),
-            args.overlay.as_deref(),
-        )?;
-        if !args.json {
-            print_case(&r);
-        }
-        reports.push(r);
     }
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "cases": reports, "failed": failures })
             )?
-        );
+        )?;
     }
     if failures > 0 && reports.is_empty() {
         return Err(bad_input(format!(
@@ -456,17 +513,17 @@ pub(crate) fn write_overlay(path: &Path, ct: &Volume<f32>, labels: &Volume<u8>) 
     Ok(())
 }
 
-fn print_case(r: &CaseReport) {
+fn print_case(r: &CaseReport) -> Result<()> {
     let vols: Vec<String> = r
         .volumes_ml
         .iter()
         .map(|(k, v)| format!("{k} {v:.1} mL"))
         .collect();
-    println!(
+    crate::outln!(
         "{}: {} → {} ({:.1} s)",
         r.name,
         vols.join(", "),
         r.output,
         r.seconds
-    );
+    )
 }

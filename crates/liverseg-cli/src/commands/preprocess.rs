@@ -2,7 +2,7 @@
 //! and write the result, optionally with every intermediate stage.
 
 use crate::exit::bad_input;
-use crate::formats::{InputKind, detect, ensure_not_input};
+use crate::formats::{InputKind, PathCheck, detect};
 use anyhow::{Context, Result};
 use clap::Args;
 use liverseg_io::nifti::Ct;
@@ -150,10 +150,11 @@ fn io_error(path: &Path, action: &'static str, source: std::io::Error) -> livers
 /// Runs `liverseg preprocess`.
 pub fn run(args: &PreprocessArgs) -> Result<()> {
     let preset = load_preset(&args.preset)?;
-    ensure_not_input(&args.image, &args.out)?;
-    if let Some(l) = &args.label {
-        ensure_not_input(l, &args.out)?;
-    }
+    PathCheck::new()
+        .input(&args.image)
+        .input_opt(args.label.as_deref())
+        .output(&args.out)
+        .check()?;
     let overwrite = if args.force {
         Overwrite::Allow
     } else {
@@ -165,6 +166,7 @@ pub fn run(args: &PreprocessArgs) -> Result<()> {
             args.out.display()
         )));
     }
+    liverseg_io::check_replaceable(&args.out, overwrite)?;
     let start = Instant::now();
     let (image, label) = read_inputs(&args.image, args.label.as_deref())?;
     info!(dims = ?image.dims(), seconds = start.elapsed().as_secs_f64(), "read input");
@@ -213,7 +215,7 @@ pub fn run(args: &PreprocessArgs) -> Result<()> {
             .map_err(|e| io_error(&p, "cannot serialise", e))?;
         std::fs::write(&p, json).map_err(|e| io_error(&p, "cannot write", e))
     })?;
-    println!(
+    crate::outln!(
         "{}: {:?} → {:?} with preset {} in {:.2} s → {}",
         args.image.display(),
         done.original.dims,
@@ -221,6 +223,6 @@ pub fn run(args: &PreprocessArgs) -> Result<()> {
         preset.name,
         seconds,
         args.out.display()
-    );
+    )?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! then flags) and a training run in its own folder.
 
 use crate::exit::bad_input;
+use crate::formats::PathCheck;
 use anyhow::{Context, Result};
 use clap::Args;
 use liverseg_train::{LabelMode, TrainConfig};
@@ -109,8 +110,15 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     let mut roi_given = false;
     let mut cfg = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("{}: cannot read", p.display()))?;
+            liverseg_io::check_input(p)?;
+            let bytes =
+                std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                bad_input(format!(
+                    "{}: not a TOML configuration (not UTF-8 text)",
+                    p.display()
+                ))
+            })?;
             let cfg = TrainConfig::from_toml(&text)
                 .map_err(|e| bad_input(format!("{}: {e}", p.display())))?;
             roi_given = text
@@ -185,12 +193,17 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
 pub fn run(args: &TrainArgs, verbose: u8) -> Result<()> {
     let mut cfg = build_config(args)?;
     if args.print_config {
-        print!("{}", cfg.to_toml()?);
-        return Ok(());
+        return crate::stdout::write_text(&cfg.to_toml()?);
     }
     if cfg.data.as_os_str().is_empty() {
         cfg.data = find_dataset()?;
     }
+    PathCheck::new()
+        .input(&cfg.data)
+        .input_opt(args.config.as_deref())
+        .input_opt(cfg.splits.as_deref())
+        .output(&cfg.out)
+        .check()?;
     cfg.validate().map_err(|e| bad_input(e.to_string()))?;
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("{}: cannot create", cfg.out.display()))?;
@@ -203,13 +216,20 @@ pub fn run(args: &TrainArgs, verbose: u8) -> Result<()> {
             anyhow::Error::new(e)
         }
     })?;
-    println!(
-        "{} epochs ({}); best validation Dice {:.4} at epoch {}; model: {}",
-        summary.epochs,
-        summary.stopped,
-        summary.best_dice,
-        summary.best_epoch,
-        summary.out.join("best/model.safetensors").display()
-    );
+    match summary.best_dice {
+        Some(dice) => crate::outln!(
+            "{} epochs ({}); best validation Dice {dice:.4} at epoch {}; model: {}",
+            summary.epochs,
+            summary.stopped,
+            summary.best_epoch,
+            summary.out.join("best/model.safetensors").display()
+        )?,
+        None => crate::outln!(
+            "{} epochs ({}); not validated yet, so no best model; last checkpoint: {}",
+            summary.epochs,
+            summary.stopped,
+            summary.out.join("last").display()
+        )?,
+    }
     Ok(())
 }
