@@ -51,6 +51,10 @@ impl LabelMode {
         }
     }
 
+    /// The label values a Task03-style dataset may hold: background, liver,
+    /// tumour. Anything else is refused when a case is prepared.
+    pub const VALUES: [u8; 3] = [0, 1, 2];
+
     /// Maps a Task03 label value to a class index.
     pub fn map(self, v: u8) -> u8 {
         match (self, v) {

@@ -281,9 +281,13 @@ impl Cache {
 pub fn prepare(case: &Case, preset: &Preset, labels: LabelMode) -> Result<Prepared> {
     let opts = nifti::ReadOptions::default();
     let label: Volume<u8> = nifti::read(&case.label, &opts)?;
+    check_label_values(&case.label, &label, labels)?;
     let done = match nifti::read_ct(&case.image, &opts)? {
         nifti::Ct::I16(image) => preset.run_typed(image, Some(label)),
-        nifti::Ct::F32(image) => preset.run(Pair::new(image, Some(label))?),
+        nifti::Ct::F32(image) => {
+            check_finite(&case.image, &image)?;
+            preset.run(Pair::new(image, Some(label))?)
+        }
     }
     .map_err(|e| match e {
         liverseg_transforms::Error::Grid(reason) => Error::Data {
@@ -301,6 +305,47 @@ pub fn prepare(case: &Case, preset: &Preset, labels: LabelMode) -> Result<Prepar
         image: done.pair.image,
         label,
         original: done.original,
+    })
+}
+
+/// Fails, naming the file, when a training image holds NaN or infinite
+/// voxels: they would turn the loss into NaN at some later batch.
+pub fn check_finite(path: &Path, image: &Volume<f32>) -> Result<()> {
+    let bad = image.data().iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{bad} of {} voxels are NaN or infinite; training needs finite values",
+                image.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Fails, naming the file and the values, when a label map holds values
+/// that are not classes of the dataset ([`LabelMode::VALUES`]): they would
+/// otherwise train silently as liver or tumour.
+pub fn check_label_values(path: &Path, label: &Volume<u8>, mode: LabelMode) -> Result<()> {
+    let mut seen = [false; 256];
+    for &v in label.data() {
+        seen[usize::from(v)] = true;
+    }
+    let stray: Vec<String> = (0..256usize)
+        .filter(|&v| seen[v] && !LabelMode::VALUES.contains(&(v as u8)))
+        .map(|v| v.to_string())
+        .collect();
+    if stray.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Data {
+        path: path.to_path_buf(),
+        reason: format!(
+            "label values {} are not classes of this dataset (0 background, 1 liver, 2 tumour; labels {:?}); fix or remap the labels",
+            stray.join(", "),
+            mode.names()
+        ),
     })
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 mod checkpoint;
 
-use crate::config::{LossConfig, TrainConfig};
+use crate::config::{LabelMode, LossConfig, TrainConfig};
 use crate::data::{Cache, Case, Dataset, Prepared, volumes_to_tensor};
 use crate::optim::{Optimizer, clip_grad_norm, learning_rate, seeded_init, trainable};
 use crate::{Error, Result};
@@ -237,7 +237,7 @@ pub fn load_preset(name: &str) -> Result<Preset> {
 /// Fills nnU-Net CT normalisation statistics from the training cases'
 /// labelled voxels (every 7th foreground voxel of each case), as nnU-Net's
 /// planning does, so every case is normalised alike.
-fn fill_ct_statistics(preset: &mut Preset, cases: &[Case]) -> Result<()> {
+fn fill_ct_statistics(preset: &mut Preset, cases: &[Case], labels: LabelMode) -> Result<()> {
     let needs = preset
         .steps
         .iter()
@@ -249,7 +249,9 @@ fn fill_ct_statistics(preset: &mut Preset, cases: &[Case]) -> Result<()> {
     let mut samples = Vec::new();
     for c in cases {
         let image: liverseg_io::Volume<f32> = liverseg_io::nifti::read(&c.image, &opts)?;
+        crate::data::check_finite(&c.image, &image)?;
         let label: liverseg_io::Volume<u8> = liverseg_io::nifti::read(&c.label, &opts)?;
+        crate::data::check_label_values(&c.label, &label, labels)?;
         samples.extend(
             image
                 .data()
@@ -397,7 +399,7 @@ impl Trainer {
         } else {
             seeded_init(&varmap, cfg.seed)?;
             let mut preset = load_preset(&cfg.preset)?;
-            fill_ct_statistics(&mut preset, &dataset.train)?;
+            fill_ct_statistics(&mut preset, &dataset.train, cfg.labels)?;
             let state = RunState {
                 epoch: 0,
                 optimizer_steps: 0,
