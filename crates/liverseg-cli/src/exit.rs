@@ -38,3 +38,16 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     }
     1
 }
+
+/// Names `path` at the front of `err` unless the message already names it:
+/// transform and model errors do not know which file their input came from.
+pub fn naming(path: &std::path::Path) -> impl FnOnce(anyhow::Error) -> anyhow::Error + '_ {
+    move |err| {
+        let shown = path.display().to_string();
+        if err.chain().any(|c| c.to_string().contains(&shown)) {
+            err
+        } else {
+            err.context(shown)
+        }
+    }
+}

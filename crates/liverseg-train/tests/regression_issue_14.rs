@@ -151,3 +151,38 @@ fn nan_voxels_and_early_divergence_name_what_matters() {
         "{msg}"
     );
 }
+
+/// Item 12: a damaged or missing checkpoint file on `--resume` is bad
+/// input naming that file (it was exit 1 with candle's words alone).
+#[test]
+fn damaged_checkpoint_files_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::phantom_dataset(tmp.path(), 3);
+    let preset = common::tiny_preset(tmp.path());
+    let run = tmp.path().join("run");
+    let mut c = common::tiny_config(&data, &run, &preset);
+    c.epochs = 1;
+    train(c.clone(), false, false).unwrap();
+    c.epochs = 2;
+    for (file, damage) in [
+        ("optimizer.safetensors", None),
+        ("optimizer.safetensors", Some(&b"garbage"[..])),
+        (
+            "model.safetensors",
+            Some(&b"\x08\x00\x00\x00\x00\x00\x00\x00{}"[..]),
+        ),
+    ] {
+        let p = run.join("last").join(file);
+        let keep = std::fs::read(&p).unwrap();
+        match damage {
+            None => std::fs::remove_file(&p).unwrap(),
+            Some(bytes) => std::fs::write(&p, bytes).unwrap(),
+        }
+        let e = train(c.clone(), true, false).unwrap_err();
+        let msg = e.to_string();
+        assert!(e.is_bad_input(), "{msg}");
+        assert!(msg.contains(&p.display().to_string()), "{msg}");
+        std::fs::write(&p, keep).unwrap();
+    }
+    assert_eq!(train(c, true, false).unwrap().epochs, 2);
+}

@@ -15,6 +15,10 @@ pub enum Error {
     /// probabilities of one case) do not.
     #[error("grid mismatch: {0}")]
     Grid(String),
+    /// An output grid would not fit the memory budget
+    /// (`liverseg_io::budget`): an absurd spacing or size asked for.
+    #[error("{0}")]
+    OverBudget(liverseg_io::budget::OverBudget),
     /// Building a volume failed (a singular affine, a size overflow).
     #[error(transparent)]
     Volume(#[from] liverseg_io::Error),
@@ -25,8 +29,19 @@ impl Error {
     /// grids) rather than a failure of the machine.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Param(_) | Error::Grid(_) => true,
+            Error::Param(_) | Error::Grid(_) | Error::OverBudget(_) => true,
             Error::Volume(e) => e.is_bad_input(),
         }
     }
+}
+
+/// Fails when a grid of `dims` holding `element_bytes` per voxel would not
+/// fit the memory budget; called before every output buffer is allocated.
+pub(crate) fn check_grid(what: &str, dims: &[usize], element_bytes: usize) -> Result<()> {
+    liverseg_io::budget::check_grid(
+        format!("{what} of shape {dims:?}"),
+        dims,
+        element_bytes as u64,
+    )
+    .map_err(Error::OverBudget)
 }

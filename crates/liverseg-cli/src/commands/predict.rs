@@ -229,8 +229,24 @@ fn write_outputs(
     Ok(())
 }
 
-/// Runs one case.
+/// Runs one case; an error names the case's input.
 fn run_case(
+    args: &PredictArgs,
+    predictor: &Predictor,
+    opts: &PredictOptions,
+    input: &Input,
+    out: &Path,
+    probs_out: Option<&Path>,
+    overlay_out: Option<&Path>,
+) -> Result<CaseReport> {
+    let path = match input {
+        Input::Series(p) | Input::Nifti(p) => p,
+    };
+    predict_case(args, predictor, opts, input, out, probs_out, overlay_out)
+        .map_err(crate::exit::naming(path))
+}
+
+fn predict_case(
     args: &PredictArgs,
     predictor: &Predictor,
     opts: &PredictOptions,

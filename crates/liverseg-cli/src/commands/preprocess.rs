@@ -170,25 +170,21 @@ pub fn run(args: &PreprocessArgs) -> Result<()> {
     let start = Instant::now();
     let (image, label) = read_inputs(&args.image, args.label.as_deref())?;
     info!(dims = ?image.dims(), seconds = start.elapsed().as_secs_f64(), "read input");
-    let image_path = args.image.display().to_string();
-    let grid_error = |e: liverseg_transforms::Error| -> anyhow::Error {
-        match e {
-            liverseg_transforms::Error::Grid(msg) => bad_input(format!("{image_path}: {msg}")),
-            other => other.into(),
-        }
-    };
     let mut stages: Vec<(String, Pair)> = Vec::new();
-    let done = match (args.stages, image) {
-        (true, image) => {
-            let pair = Pair::new(image.into_f32(), label).map_err(grid_error)?;
-            preset.run_stages(pair, |i, step: &Step, p| {
-                stages.push((format!("{i:02}_{}_", step.name()), p.clone()));
-                Ok(())
-            })?
-        }
-        (false, Ct::I16(v)) => preset.run_typed(v, label).map_err(grid_error)?,
-        (false, Ct::F32(v)) => preset.run(Pair::new(v, label).map_err(grid_error)?)?,
+    let run = || -> Result<_> {
+        Ok(match (args.stages, image) {
+            (true, image) => {
+                let pair = Pair::new(image.into_f32(), label)?;
+                preset.run_stages(pair, |i, step: &Step, p| {
+                    stages.push((format!("{i:02}_{}_", step.name()), p.clone()));
+                    Ok(())
+                })?
+            }
+            (false, Ct::I16(v)) => preset.run_typed(v, label)?,
+            (false, Ct::F32(v)) => preset.run(Pair::new(v, label)?)?,
+        })
     };
+    let done = run().map_err(crate::exit::naming(&args.image))?;
     let seconds = start.elapsed().as_secs_f64();
     let report = Report {
         image: args.image.display().to_string(),

@@ -106,6 +106,14 @@ impl PixelFormat {
             signed,
         };
         fmt.total_bytes(a.path)?;
+        // Frames are decoded into stored values and then voxels of up to 4
+        // bytes each: a header may not ask for more than the budget.
+        crate::budget::check_grid(
+            format!("{frames} frame(s) of {cols}x{rows} pixels"),
+            &[rows, cols, frames],
+            4,
+        )
+        .map_err(|b| Error::over_budget(a.path, b))?;
         Ok(fmt)
     }
 

@@ -149,6 +149,17 @@ fn assemble<T: Voxel>(
         opts.spacing_tolerance,
     )?;
 
+    // The volume, and at most as much again in decoded slices, before any
+    // pixel is decoded.
+    crate::budget::check_grid(
+        format!(
+            "the volume of {} slices of {cols}x{rows}",
+            geometry.order.len()
+        ),
+        &[cols, rows, geometry.order.len(), 2],
+        size_of::<T>() as u64,
+    )
+    .map_err(|b| Error::over_budget(path, b))?;
     // Slice k of the volume is sources[order[k]]; decode file by file so an
     // Enhanced object is opened once, files in parallel.
     let per_slice = rows * cols;

@@ -6,7 +6,7 @@
 //! against what the file can hold before any work starts.
 
 use super::{
-    GZ_BLOCK, GZIP_MAGIC, NiftiHeaderInfo, ReadOptions, check_length, header, layout,
+    GZ_BLOCK, GZIP_MAGIC, NiftiHeaderInfo, ReadOptions, check_budget, check_length, header, layout,
     max_inflated_len, parse_header, read_full, unsupported_datatype, volume_plan,
 };
 use crate::{Error, Result, Stats};
@@ -62,6 +62,9 @@ pub fn read_stats(path: &Path) -> Result<(NiftiHeaderInfo, Stats)> {
     if !gz {
         check_length(path, &plan, file_len)?;
     }
+    // Nothing here holds a volume, but what no reader can load is not
+    // described either: the same budget as every other reader.
+    check_budget(path, &info, &plan)?;
 
     // Skip to the data, then convert block by block.
     let mut pos = head_len as u64;

@@ -59,6 +59,7 @@ pub fn crop<T: Voxel>(v: &Volume<T>, region: &BoxRegion) -> Result<Volume<T>> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| Error::Param(format!("crop: box {dims:?} overflows")))?;
+    crate::error::check_grid("the cropped or padded volume", &dims, size_of::<T>())?;
     let mut out = vec![T::default(); n];
     // The overlap along x is one contiguous run per row.
     let x_lo = start[0].max(0);

@@ -155,6 +155,7 @@ pub fn resample_reduce<T: Voxel, U: Voxel>(
             first.dims()
         )));
     }
+    crate::error::check_grid("the resampled volume", &target.dims, size_of::<U>())?;
     let map = index_map(first, target)?;
     let [nx, ny, nz] = target.dims;
     let slab = nx * ny;
@@ -333,6 +334,7 @@ fn resample_core<T: Voxel, U: Voxel>(
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| Error::Param(format!("target shape {out_dims:?} overflows")))?;
+    crate::error::check_grid("the resampled volume", &out_dims, size_of::<U>())?;
     let mut out = vec![U::default(); n];
     // For output axis a and output index o: the grid index along perm[a].
     let grid_index: [Vec<usize>; 3] = std::array::from_fn(|a| {

@@ -163,6 +163,7 @@ fn nearest<T: Voxel>(
             .collect()
     });
     let [mx, my, mz] = target.dims;
+    crate::error::check_grid("the resized volume", &target.dims, size_of::<T>())?;
     let mut out = vec![T::default(); mx * my * mz];
     let src = v.data();
     out.par_chunks_mut(mx * my)
@@ -198,6 +199,8 @@ fn area<T: Voxel>(
     let wy = windows(dims[1], target.dims[1]);
     let wz = windows(dims[2], target.dims[2]);
     let [mx, my, mz] = target.dims;
+    crate::error::check_grid("the resized volume", &[mx, dims[1], dims[2]], 8)?;
+    crate::error::check_grid("the resized volume", &target.dims, 4)?;
     // Pass 1 (x), per input z-plane: (mx, ny) values.
     let src = v.data();
     let mut px = vec![0.0f64; mx * dims[1] * dims[2]];

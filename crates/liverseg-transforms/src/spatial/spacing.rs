@@ -102,6 +102,7 @@ fn shape_offset(grid: &Grid, out: &Affine) -> Result<([usize; 3], [f64; 3])> {
         }
         dims[ax] = n as usize;
     }
+    crate::error::check_grid("Spacing's output grid", &dims, 4)?;
     for (i, c) in out_coords.iter().enumerate() {
         let is_min = (0..3).all(|ax| {
             let m = out_coords
