@@ -146,6 +146,9 @@ fn run_with(args: &FetchArgs, http: &HttpOptions) -> Result<()> {
             );
         }
     }
+    // Before any download or extraction: `--force` replaces only a folder
+    // liverseg wrote.
+    liverseg_io::check_replaceable(&target, liverseg_io::Overwrite::Allow)?;
     let (archive, source) = match args.archive.first() {
         Some(local) => {
             let got = md5_file(local)?;
@@ -360,6 +363,9 @@ fn import_lits(args: &FetchArgs) -> Result<()> {
             );
         }
     }
+    // Before any download or extraction: `--force` replaces only a folder
+    // liverseg wrote.
+    liverseg_io::check_replaceable(&target, liverseg_io::Overwrite::Allow)?;
     check_space(
         &args.data_dir,
         total,

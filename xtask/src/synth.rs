@@ -226,6 +226,20 @@ mod tests {
         run_with(&args(&out, 1, true), &tiny()).unwrap();
         assert_eq!(DatasetJson::read(&out).unwrap().num_training, 1);
         assert!(!out.join("imagesTr/phantom_001.nii.gz").exists());
+
+        // Issue 14: `--force` never deletes a folder it did not write.
+        let mine = tmp.path().join("thesis");
+        std::fs::create_dir(&mine).unwrap();
+        std::fs::write(mine.join("chapter1.tex"), "years").unwrap();
+        let err = run_with(&args(&mine, 1, true), &tiny())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did not write"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(mine.join("chapter1.tex")).unwrap(),
+            "years"
+        );
+        assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub use error::{Error, Result};
 pub use files::{check_input, open_input};
 pub use geometry::Affine;
 pub use output::{
-    MARKER, Outputs, Overwrite, check_replaceable, is_liverseg_output, mark_as_output, recover,
-    write_dir_atomic, write_file_atomic,
+    MARKER, Outputs, Overwrite, check_replaceable, install_dir, is_liverseg_output, mark_as_output,
+    recover, write_dir_atomic, write_file_atomic,
 };
 pub use volume::{DType, Stats, Volume, Voxel};

@@ -167,6 +167,19 @@ pub fn write_dir_atomic(
     move_into_place(&new, target)
 }
 
+/// Puts a complete folder `staged` (built elsewhere on the same file
+/// system) at `target`, marking it as liverseg's: absent, or replaced in
+/// one exchange when `overwrite` allows and `target` is a folder liverseg
+/// wrote. For outputs that are not filled through [`write_dir_atomic`],
+/// such as a dataset extracted from an archive.
+pub fn install_dir(staged: &Path, target: &Path, overwrite: Overwrite) -> Result<()> {
+    check_target(target, overwrite, true)?;
+    recover(parent_of(target))?;
+    mark_as_output(staged)?;
+    sync_dir(staged);
+    move_into_place(staged, target)
+}
+
 /// Moves the complete `staged` file or folder onto `target`, replacing
 /// what is there. A file is renamed over it; a folder is exchanged with it
 /// atomically where the file system can (Linux `RENAME_EXCHANGE`), else the

@@ -135,10 +135,25 @@ fn alive(pid: u32) -> bool {
     else {
         return false;
     };
-    match rustix::process::test_kill_process(pid) {
+    let exists = match rustix::process::test_kill_process(pid) {
         Ok(()) => true,
         Err(e) => e != rustix::io::Errno::SRCH,
-    }
+    };
+    // A killed process that its parent has not reaped yet is a zombie:
+    // it exists, but writes nothing any more.
+    exists && !is_zombie(pid.as_raw_nonzero().get())
+}
+
+/// True when `/proc/PID/stat` gives the state Z (zombie) or X (dead).
+#[cfg(target_os = "linux")]
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // The state follows the command name, which is in parentheses
+        // and may itself hold spaces or parentheses.
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| matches!(state, 'Z' | 'X'))
+    })
 }
 
 /// Without a cheap liveness test every temporary is left alone.
