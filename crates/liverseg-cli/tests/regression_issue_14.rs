@@ -138,6 +138,10 @@ fn outputs_never_land_on_or_around_inputs() {
     ]);
     bad_input(&o, "the same path");
     assert!(!mask.exists());
+    // `--force` removes a demo folder liverseg made, never one of yours.
+    let o = liverseg(&["demo", "--out", s(&d), "--force"]);
+    bad_input(&o, "did not write");
+    intact(t);
 }
 
 /// Item 9: special files are refused at once, never read (a FIFO would

@@ -153,18 +153,22 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
             args.minutes
         )));
     }
-    if args.out.exists() {
+    if std::fs::symlink_metadata(&args.out).is_ok() {
         if !args.force {
             return Err(bad_input(format!(
                 "{}: already exists (use --force to replace it)",
                 args.out.display()
             )));
         }
+        // Only a demo folder liverseg made (marked) is removed, never a
+        // folder of the user's.
+        liverseg_io::check_replaceable(&args.out, liverseg_io::Overwrite::Allow)?;
         std::fs::remove_dir_all(&args.out)
             .with_context(|| format!("{}: cannot remove", args.out.display()))?;
     }
     let t0 = Instant::now();
     std::fs::create_dir_all(&args.out)?;
+    liverseg_io::mark_as_output(&args.out)?;
     crate::init_logging_with_file(verbose, Some(&args.out.join("demo.log")));
     let data = args.out.join("data/Phantom");
     tracing::info!(cases = args.cases, "making phantoms");
