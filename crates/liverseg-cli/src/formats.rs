@@ -1,56 +1,13 @@
 //! Recognising what a path on the command line holds.
 
 use crate::exit::bad_input;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-/// What an input path holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputKind {
-    /// A NIfTI-1/2 file, `.nii` or `.nii.gz`.
-    Nifti,
-    /// One DICOM file (an image, a multi-frame image or a SEG).
-    DicomFile,
-    /// A directory of DICOM files.
-    DicomDir,
-}
+pub use liverseg_io::{InputKind, has_nifti_name};
 
-/// True when the name ends in `.nii` or `.nii.gz` (any case).
-pub fn has_nifti_name(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    name.ends_with(".nii") || name.ends_with(".nii.gz")
-}
-
-/// Decides what `path` holds from its content (the DICOM preamble, the gzip
-/// or NIfTI header), falling back to the name.
+/// What `path` holds (see `liverseg_io::detect`); errors are bad input.
 pub fn detect(path: &Path) -> anyhow::Result<InputKind> {
-    if liverseg_io::check_input(path)?.is_dir() {
-        return Ok(InputKind::DicomDir);
-    }
-    let mut head = Vec::with_capacity(132);
-    liverseg_io::open_input(path)?
-        .take(132)
-        .read_to_end(&mut head)
-        .map_err(|e| bad_input(format!("{}: cannot read: {e}", path.display())))?;
-    if head.len() >= 132 && &head[128..132] == b"DICM" {
-        return Ok(InputKind::DicomFile);
-    }
-    let sizeof_hdr = head
-        .get(..4)
-        .map(|b| [b[0], b[1], b[2], b[3]])
-        .map(|b| (i32::from_le_bytes(b), i32::from_be_bytes(b)));
-    let nifti_magic = matches!(sizeof_hdr, Some((348 | 540, _)) | Some((_, 348 | 540)));
-    let gzip = head.starts_with(&[0x1f, 0x8b]);
-    if nifti_magic || gzip || has_nifti_name(path) {
-        return Ok(InputKind::Nifti);
-    }
-    Err(bad_input(format!(
-        "{}: neither NIfTI (.nii, .nii.gz) nor DICOM (no DICM preamble)",
-        path.display()
-    )))
+    Ok(liverseg_io::detect(path)?)
 }
 
 /// `path` made absolute, with every symlink and `..` resolved in the part

@@ -323,7 +323,7 @@ fn fast_preset_model_runs_at_three_millimetres() {
     ok(&liverseg(&["train", "--config", toml.to_str().unwrap()]));
     let model = tmp.path().join("run/best/model.safetensors");
     let predictor =
-        liverseg_train::predict::Predictor::load(&model, &candle_core::Device::Cpu).unwrap();
+        liverseg_infer::Predictor::load(&model, &candle_core::Device::Cpu).unwrap();
     let preset = predictor.preset();
     assert_eq!(preset.name, "fast");
     assert!(
@@ -361,7 +361,7 @@ fn fast_preset_model_runs_at_three_millimetres() {
     let fast_import = tmp.path().join("fast_import.safetensors");
     ok(&import(&fast_import, &["--preset", "fast"]));
     let p =
-        liverseg_train::predict::Predictor::load(&fast_import, &candle_core::Device::Cpu).unwrap();
+        liverseg_infer::Predictor::load(&fast_import, &candle_core::Device::Cpu).unwrap();
     assert_eq!(p.preset(), &liverseg_transforms::Preset::fast());
     let o = import(&tmp.path().join("nope.safetensors"), &["--preset", "nope"]);
     assert_eq!(o.status.code(), Some(2));

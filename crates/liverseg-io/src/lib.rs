@@ -29,6 +29,7 @@
 mod error;
 mod files;
 mod geometry;
+mod open;
 mod output;
 mod volume;
 
@@ -39,6 +40,8 @@ pub mod nifti;
 pub use error::{Error, Result};
 pub use files::{check_input, open_input};
 pub use geometry::Affine;
+pub use nifti::Ct;
+pub use open::{InputKind, detect, has_nifti_name, read_ct};
 pub use output::{
     MARKER, Outputs, Overwrite, check_replaceable, install_dir, is_liverseg_output, mark_as_output,
     recover, write_dir_atomic, write_file_atomic,

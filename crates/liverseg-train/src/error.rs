@@ -39,6 +39,9 @@ pub enum Error {
     /// The model failed.
     #[error(transparent)]
     Model(#[from] liverseg_model::Error),
+    /// Inference (validation's decision, a model card, a device) failed.
+    #[error(transparent)]
+    Infer(#[from] liverseg_infer::Error),
     /// candle failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
@@ -52,6 +55,7 @@ impl Error {
             Error::Config(_) | Error::Data { .. } | Error::Grid(_) => true,
             Error::Io(e) => e.is_bad_input(),
             Error::Transform(e) => e.is_bad_input(),
+            Error::Infer(e) => e.is_bad_input(),
             _ => false,
         }
     }

@@ -1,8 +1,10 @@
 //! Training loop, checkpoints, logs and spacing-aware metrics for liverseg.
 //!
 //! It sits on top of `liverseg-io` (reading cases), `liverseg-transforms`
-//! (presets, augmentation, inversion) and `liverseg-model` (the networks,
-//! losses and sliding-window inference).
+//! (presets, augmentation, inversion), `liverseg-model` (the networks,
+//! losses and sliding-window inference) and `liverseg-infer` (the class
+//! decision validation shares with prediction, model cards, the tensor
+//! bridge, devices).
 
 pub mod config;
 pub mod data;
@@ -11,9 +13,8 @@ pub mod metrics;
 pub mod optim;
 pub mod overlay;
 pub mod plot;
-pub mod predict;
 pub mod trainer;
 
 pub use config::{LabelMode, TrainConfig};
 pub use error::{Error, Result};
-pub use trainer::{Decision, EpochRecord, RunState, Summary, Trainer, device, train};
+pub use trainer::{EpochRecord, RunState, Summary, Trainer, train};

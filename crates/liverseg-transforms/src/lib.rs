@@ -56,11 +56,12 @@ pub use spatial::crop::{
     BoxRegion, CropForegroundOptions, PadMethod, crop, divisible_pad, foreground_box, pad_box,
     spatial_pad,
 };
+pub use spatial::grid::Grid;
 pub use spatial::orient::{
     flip, orientation, orientation_plan, parse_axcodes, permute_flip, rotate90,
 };
 pub use spatial::resample::{
-    Grid, Interpolation, Padding, resample, resample_index_map, resample_labels, resample_map,
+    Interpolation, Padding, resample, resample_index_map, resample_labels, resample_map,
     resample_reduce, resample_reordered,
 };
 pub use spatial::resize::{ResizeMode, resize, resize_grid, resize_labels, resize_labels_exact};

@@ -98,12 +98,12 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         InputKind::Nifti if args.seg => dicom::nifti_to_seg(args),
         InputKind::Nifti if out_nifti => nifti_to_nifti(args),
         InputKind::Nifti => dicom::nifti_to_series(args),
-        InputKind::DicomFile | InputKind::DicomDir if !out_nifti => Err(bad_input(format!(
+        InputKind::DicomFile | InputKind::Folder if !out_nifti => Err(bad_input(format!(
             "{}: DICOM input converts to NIfTI: name the output .nii or .nii.gz",
             args.output.display()
         ))),
         InputKind::DicomFile if dicom::is_seg(&args.input)? => dicom::seg_to_nifti(args),
-        InputKind::DicomFile | InputKind::DicomDir => dicom::image_to_nifti(args),
+        InputKind::DicomFile | InputKind::Folder => dicom::image_to_nifti(args),
     }
     .with_context(|| format!("converting {}", args.input.display()))
 }

@@ -10,7 +10,7 @@ use liverseg_model::{Architecture, DiceLossConfig, LossActivation, UNetConfig};
 use liverseg_phantom::{PhantomConfig, generate};
 use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
 use liverseg_train::metrics::{CaseMetrics, MetricOptions, evaluate};
-use liverseg_train::predict::{PredictOptions, Predictor, predict_file};
+use liverseg_infer::{PredictOptions, Predictor, predict_file};
 use liverseg_train::{LabelMode, TrainConfig};
 use liverseg_transforms::{Preset, ResizeMode};
 use serde::Serialize;
@@ -213,7 +213,7 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
     std::fs::copy(run.join("best/model.safetensors"), &model).context("copying the best model")?;
     std::fs::copy(run.join("curves.png"), args.out.join("curves.png")).ok();
 
-    let device = liverseg_train::device(&args.device).context("--device")?;
+    let device = liverseg_infer::device(&args.device).context("--device")?;
     let predictor = Predictor::load(&model, &device)?;
     let pred_dir = args.out.join("predictions");
     let overlay_dir = args.out.join("overlays");

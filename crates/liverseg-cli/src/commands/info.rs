@@ -92,7 +92,7 @@ fn nifti_info(path: &Path) -> Result<Info> {
 pub fn gather(path: &Path) -> Result<Info> {
     match detect(path)? {
         InputKind::Nifti => nifti_info(path),
-        InputKind::DicomFile | InputKind::DicomDir => crate::commands::dicom::info(path),
+        InputKind::DicomFile | InputKind::Folder => crate::commands::dicom::info(path),
     }
 }
 

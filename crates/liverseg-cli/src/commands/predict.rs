@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
 use liverseg_io::{Outputs, Overwrite, Volume, nifti};
-use liverseg_train::predict::{
+use liverseg_infer::{
     PredictOptions, Prediction, Predictor, PreprocessMode, log_stage, read_ct_file,
 };
 use serde::Serialize;
@@ -316,8 +316,8 @@ fn classify_input(input: &Path) -> Result<Option<Input>> {
     Ok(match crate::formats::detect(input)? {
         InputKind::Nifti => Some(Input::Nifti(input.to_path_buf())),
         InputKind::DicomFile => Some(Input::Series(input.to_path_buf())),
-        InputKind::DicomDir if looks_like_series(input) => Some(Input::Series(input.to_path_buf())),
-        InputKind::DicomDir => {
+        InputKind::Folder if looks_like_series(input) => Some(Input::Series(input.to_path_buf())),
+        InputKind::Folder => {
             let any_case = std::fs::read_dir(input)
                 .map(|mut d| {
                     d.any(|e| e.is_ok_and(|e| is_nifti_name(&e.path()) || e.path().is_dir()))
@@ -379,7 +379,7 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
 pub fn run(args: &PredictArgs) -> Result<()> {
     let single = classify_input(&args.input)?;
     check_args(args, single.as_ref())?;
-    let device = liverseg_train::device(&args.device).context("--device")?;
+    let device = liverseg_infer::device(&args.device).context("--device")?;
     liverseg_io::check_input(&args.model)?;
     if !args.model.is_file() {
         return Err(bad_input(format!(

@@ -76,16 +76,6 @@ fn grid_of(ct: &Ct) -> liverseg_transforms::Grid {
     }
 }
 
-/// Reads a CT from NIfTI or a DICOM series.
-pub fn read_image(path: &Path) -> Result<Ct> {
-    Ok(match detect(path)? {
-        InputKind::Nifti => nifti::read_ct(path, &nifti::ReadOptions::default())?,
-        InputKind::DicomDir | InputKind::DicomFile => {
-            Ct::F32(dicom::read(path, &dicom::ReadOptions::default())?)
-        }
-    })
-}
-
 /// Reads a label map (NIfTI, or a DICOM SEG placed on `grid`).
 pub fn read_label(path: &Path, grid: &liverseg_transforms::Grid) -> Result<Volume<u8>> {
     Ok(match detect(path)? {
@@ -95,7 +85,7 @@ pub fn read_label(path: &Path, grid: &liverseg_transforms::Grid) -> Result<Volum
             seg.label_map()?
                 .ok_or_else(|| bad_input(format!("{}: SEG holds no segment", path.display())))?
         }
-        InputKind::DicomDir => {
+        InputKind::Folder => {
             return Err(bad_input(format!(
                 "{}: a label must be a NIfTI file or a DICOM SEG file",
                 path.display()
@@ -110,7 +100,7 @@ pub fn read_label(path: &Path, grid: &liverseg_transforms::Grid) -> Result<Volum
 pub fn read_inputs(image: &Path, label: Option<&Path>) -> Result<(Ct, Option<Volume<u8>>)> {
     let nifti_label = label.filter(|p| matches!(detect(p), Ok(InputKind::Nifti)));
     let (image_result, early) = std::thread::scope(|s| {
-        let handle = s.spawn(|| read_image(image));
+        let handle = s.spawn(|| Ok(liverseg_io::read_ct(image)?));
         let early = nifti_label
             .map(|p| -> Result<Volume<u8>> { Ok(nifti::read(p, &nifti::ReadOptions::default())?) });
         let image = handle.join().unwrap_or_else(|_| {

@@ -5,10 +5,10 @@
 //! volume; here it is inflated once, and the volume count is checked
 //! against what the file can hold before any work starts.
 
-use super::{
-    GZ_BLOCK, GZIP_MAGIC, NiftiHeaderInfo, ReadOptions, check_budget, check_length, header, layout,
-    max_inflated_len, parse_header, read_full, unsupported_datatype, volume_plan,
-};
+use super::convert::{layout, unsupported_datatype};
+use super::gz::{GZ_BLOCK, max_inflated_len, read_full};
+use super::locate::{check_budget, check_length, parse_header, volume_plan};
+use super::{GZIP_MAGIC, NiftiHeaderInfo, ReadOptions, header};
 use crate::{Error, Result, Stats};
 use std::io::{BufReader, Read};
 use std::path::Path;

@@ -346,7 +346,7 @@ pub fn evaluate(
         (1.0, 1.0, 0.0)
     } else {
         (
-            2.0 * ov.both as f64 / (ov.pred + ov.truth) as f64,
+            dice_of_counts(ov.both, ov.pred, ov.truth),
             ov.both as f64 / union as f64,
             if ov.truth == 0 {
                 f64::INFINITY
@@ -381,6 +381,38 @@ pub fn evaluate(
         volume_ml_ref,
         volume_error,
     })
+}
+
+/// Dice from the voxel counts of the intersection and of each mask: 1
+/// when both masks are empty (the convention of [`evaluate`]).
+fn dice_of_counts(both: u64, pred: u64, truth: u64) -> f64 {
+    if pred + truth == 0 {
+        1.0
+    } else {
+        2.0 * both as f64 / (pred + truth) as f64
+    }
+}
+
+/// The Dice of the mask of `labels` in two label buffers of the same grid
+/// and voxel order, without distances: what training's validation scores,
+/// by the same definition as [`evaluate`] (1 when both masks are empty).
+pub fn dice(pred: &[u8], truth: &[u8], labels: &[u8]) -> Result<f64> {
+    if pred.len() != truth.len() {
+        return Err(Error::Grid(format!(
+            "prediction has {} voxels, the reference {}",
+            pred.len(),
+            truth.len()
+        )));
+    }
+    let fg = label_table(labels)?;
+    let (mut both, mut p, mut t) = (0u64, 0u64, 0u64);
+    for (&a, &b) in pred.iter().zip(truth) {
+        let (a, b) = (fg[usize::from(a)], fg[usize::from(b)]);
+        both += u64::from(a && b);
+        p += u64::from(a);
+        t += u64::from(b);
+    }
+    Ok(dice_of_counts(both, p, t))
 }
 
 /// [`evaluate`] for each class in turn, in the order given.

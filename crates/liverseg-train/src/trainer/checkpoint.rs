@@ -12,15 +12,15 @@
 //!   checkpoint's history after every epoch and on resume, so they never
 //!   hold an epoch twice or one the checkpoint lacks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use candle_core::Tensor;
+use liverseg_infer::ModelCard;
 use liverseg_io::Overwrite;
-use liverseg_model::{LABELS_KEY, PRESET_KEY, save_with_metadata};
 
-use super::{Decision, EpochRecord, RunState, Trainer};
+use super::{EpochRecord, RunState, Trainer, decision_of};
 use crate::config::LabelMode;
 use crate::{Error, Result};
 
@@ -132,23 +132,21 @@ impl Trainer {
                 .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
                 .collect()
         };
-        let mut labels = vec!["background"];
-        labels.extend(self.cfg.labels.names());
-        let mut meta = BTreeMap::new();
-        meta.insert(PRESET_KEY.to_string(), json(&self.preset)?);
-        meta.insert(
-            super::DECISION_KEY.to_string(),
-            json(&Decision::of(&self.cfg.loss))?,
-        );
-        meta.insert(LABELS_KEY.to_string(), json(&labels)?);
+        let mut classes = vec!["background".to_string()];
+        classes.extend(self.cfg.labels.names().iter().map(|n| n.to_string()));
+        let card = ModelCard {
+            architecture: self.cfg.model.clone(),
+            preset: self.preset.clone(),
+            decision: decision_of(&self.cfg.loss),
+            classes,
+        };
         let opt_state = self.opt.state_tensors();
         let state_json =
             serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Config(e.to_string()))?;
-        let arch = self.cfg.model.clone();
         let mut failure: Option<Error> = None;
         let result = liverseg_io::write_dir_atomic(&target, Overwrite::Allow, |dir| {
             let step = || -> Result<()> {
-                save_with_metadata(&dir.join("model.safetensors"), &arch, &tensors, &meta, true)?;
+                card.write(&dir.join("model.safetensors"), &tensors, true)?;
                 let p = dir.join("optimizer.safetensors");
                 candle_core::safetensors::save(&opt_state, &p)?;
                 std::fs::File::open(&p)
@@ -177,11 +175,6 @@ impl Trainer {
             (Err(e), None) => Err(e.into()),
         }
     }
-}
-
-/// A metadata value as JSON.
-fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Config(e.to_string()))
 }
 
 #[cfg(test)]

@@ -20,12 +20,10 @@ use serde::{Deserialize, Serialize};
 mod checkpoint;
 
 use crate::config::{LabelMode, LossConfig, TrainConfig};
-use crate::data::{Cache, Case, Dataset, Prepared, volumes_to_tensor};
+use liverseg_infer::{Decision, device, volumes_to_tensor};
+use crate::data::{Cache, Case, Dataset, Prepared};
 use crate::optim::{Optimizer, clip_grad_norm, learning_rate, seeded_init, trainable};
 use crate::{Error, Result};
-
-/// Metadata key of a model file holding its [`Decision`] as JSON.
-pub const DECISION_KEY: &str = "liverseg.decision";
 
 /// One epoch's numbers, as `metrics.csv` and `metrics.jsonl` record them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,74 +116,6 @@ impl Net {
     }
 }
 
-/// How logits become classes, following the loss's activation: a model
-/// trained with a sigmoid Dice loss (the tutorial) scores each class on its
-/// own, so class `c` is wherever `sigmoid(logit_c) > 0.5`; an argmax would
-/// let the independently trained background channel win and halve the
-/// Dice. A softmax model takes the argmax.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Class with the largest logit.
-    Argmax,
-    /// Each class where its logit is positive.
-    Sigmoid,
-}
-
-impl Decision {
-    /// The decision matching a loss configuration.
-    pub fn of(loss: &LossConfig) -> Decision {
-        let activation = match loss {
-            LossConfig::Dice(c) => c.activation,
-            LossConfig::DiceCe { dice, .. } => dice.activation,
-        };
-        if activation == liverseg_model::LossActivation::Sigmoid {
-            Decision::Sigmoid
-        } else {
-            Decision::Argmax
-        }
-    }
-
-    /// Where each class `1..classes` is predicted in sample 0 of `(N, C,
-    /// X, Y, Z)` logits, in the tensor's element order (one argmax for all
-    /// classes with [`Decision::Argmax`]).
-    pub fn class_masks(&self, logits: &Tensor, classes: usize) -> Result<Vec<Vec<bool>>> {
-        match self {
-            Decision::Argmax => {
-                let winner = logits.get(0)?.argmax(0)?.flatten_all()?.to_vec1::<u32>()?;
-                Ok((1..classes)
-                    .map(|cls| winner.iter().map(|&v| v as usize == cls).collect())
-                    .collect())
-            }
-            Decision::Sigmoid => (1..classes)
-                .map(|cls| self.class_mask(logits, cls))
-                .collect(),
-        }
-    }
-
-    /// Where class `cls` is predicted in sample 0 of `(N, C, X, Y, Z)`
-    /// logits, in the tensor's element order.
-    pub fn class_mask(&self, logits: &Tensor, cls: usize) -> Result<Vec<bool>> {
-        let logits = logits.get(0)?;
-        Ok(match self {
-            Decision::Argmax => logits
-                .argmax(0)?
-                .flatten_all()?
-                .to_vec1::<u32>()?
-                .into_iter()
-                .map(|v| v as usize == cls)
-                .collect(),
-            Decision::Sigmoid => logits
-                .get(cls)?
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .into_iter()
-                .map(|v| v > 0.0)
-                .collect(),
-        })
-    }
-}
-
 /// A batch: images `(B, 1, X, Y, Z)` and class indices `(B, 1, X, Y, Z)`,
 /// and the names of the cases they came from (for messages).
 struct Batch {
@@ -273,34 +203,6 @@ fn fill_ct_statistics(preset: &mut Preset, cases: &[Case], labels: LabelMode) ->
         }
     }
     Ok(())
-}
-
-/// The device a `--device` value names: `cpu`, `cuda` (device 0) or
-/// `cuda:N`. A malformed name is a configuration error; a CUDA device that
-/// cannot be opened (no GPU, or a build without CUDA) is an
-/// [`Error::Device`] with candle's message, on one line.
-pub fn device(name: &str) -> Result<Device> {
-    if name == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let ordinal = name
-        .strip_prefix("cuda")
-        .map(|s| s.trim_start_matches(':'))
-        .map(|s| {
-            if s.is_empty() {
-                Ok(0)
-            } else {
-                s.parse::<usize>()
-            }
-        })
-        .ok_or_else(|| Error::Config(format!("device {name:?}: expected cpu or cuda:N")))?
-        .map_err(|_| Error::Config(format!("device {name:?}: expected cpu or cuda:N")))?;
-    Device::new_cuda(ordinal).map_err(|e| {
-        // candle appends a backtrace to driver errors: keep the message.
-        let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or_default();
-        Error::Device(format!("{name}: cannot open the CUDA device: {first}"))
-    })
 }
 
 /// Everything a running training needs.
@@ -814,9 +716,10 @@ impl Trainer {
     }
 
     /// Mean loss and Dice over the validation cases: sliding-window
-    /// inference over each whole preprocessed volume, classes by
-    /// [`Decision`], Dice per foreground class (a class absent from both
-    /// prediction and label counts as 1).
+    /// inference over each whole preprocessed volume, classes decided as
+    /// prediction decides them ([`Decision::labels`]), Dice per foreground
+    /// class through `metrics::dice` (a class absent from both prediction
+    /// and label counts as 1).
     fn validate(&self) -> Result<(f64, f64, Vec<f64>)> {
         let classes = self.cfg.labels.classes();
         let mut per_class = vec![0.0; classes - 1];
@@ -834,22 +737,17 @@ impl Trainer {
                 self.loss(std::slice::from_ref(&logits), &y)?
                     .to_scalar::<f32>()?,
             );
-            let truth: Vec<f32> = y.flatten_all()?.to_vec1()?;
-            let masks = Decision::of(&self.cfg.loss).class_masks(&logits, classes)?;
-            for (k, (slot, pred)) in per_class.iter_mut().zip(&masks).enumerate() {
-                let cls = k + 1;
-                let (mut inter, mut a, mut b) = (0usize, 0usize, 0usize);
-                for (&pp, &tv) in pred.iter().zip(&truth) {
-                    let tt = tv as usize == cls;
-                    inter += usize::from(pp && tt);
-                    a += usize::from(pp);
-                    b += usize::from(tt);
-                }
-                *slot += if a + b == 0 {
-                    1.0
-                } else {
-                    2.0 * inter as f64 / (a + b) as f64
-                };
+            // The classes as prediction decides them, in the tensor's
+            // element order, like the label.
+            let truth: Vec<u8> = y
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .into_iter()
+                .map(|v| v as u8)
+                .collect();
+            let pred = decision_of(&self.cfg.loss).labels(&logits)?;
+            for (k, slot) in per_class.iter_mut().enumerate() {
+                *slot += crate::metrics::dice(&pred, &truth, &[k as u8 + 1])?;
             }
             bar.inc(1);
         }
@@ -878,25 +776,18 @@ pub fn train(cfg: TrainConfig, resume: bool, force: bool) -> Result<Summary> {
     Trainer::new(cfg, resume, force)?.run()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_names() {
-        assert!(matches!(device("cpu"), Ok(Device::Cpu)));
-        for bad in ["gpu", "cuda:x", "cuda:-1"] {
-            assert!(matches!(device(bad), Err(Error::Config(_))), "{bad}");
-        }
-        // Without a GPU (tests never have one) or without the `cuda`
-        // feature, opening a CUDA device fails with a one-line message.
-        match device("cuda:1") {
-            Err(Error::Device(m)) => {
-                assert!(m.starts_with("cuda:1: cannot open the CUDA device"), "{m}");
-                assert_eq!(m.lines().count(), 1, "{m}");
-            }
-            Err(other) => panic!("unexpected error {other}"),
-            Ok(_) => eprintln!("SKIP: a CUDA device opened; the failure path is not exercised"),
-        }
+/// The decision matching a loss configuration: a model trained with a
+/// sigmoid Dice loss (the tutorial) scores each class on its own, so an
+/// argmax would let the independently trained background channel win and
+/// halve the Dice; a softmax model takes the argmax.
+pub fn decision_of(loss: &LossConfig) -> Decision {
+    let activation = match loss {
+        LossConfig::Dice(c) => c.activation,
+        LossConfig::DiceCe { dice, .. } => dice.activation,
+    };
+    if activation == liverseg_model::LossActivation::Sigmoid {
+        Decision::Sigmoid
+    } else {
+        Decision::Argmax
     }
 }

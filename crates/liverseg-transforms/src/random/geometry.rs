@@ -6,8 +6,9 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::draw::{fires, scale_word, uniform, word};
+use crate::spatial::grid::Grid;
 use crate::spatial::orient::{flip, rotate90};
-use crate::spatial::resample::{Grid, Interpolation, Padding, resample_index_map};
+use crate::spatial::resample::{Interpolation, Padding, resample_index_map};
 use crate::spatial::resize::{ResizeMode, resize, resize_labels};
 use crate::{Error, Pair, Result};
 

@@ -5,7 +5,7 @@ use liverseg_io::{Affine, Volume, Voxel};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::resample::Grid;
+use super::grid::Grid;
 use crate::{Error, Result};
 
 /// A box of voxel indices `start..end` per axis. Either end may lie outside

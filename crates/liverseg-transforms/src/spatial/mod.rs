@@ -2,6 +2,7 @@
 //! rotations, cropping and padding, resizing.
 
 pub mod crop;
+pub mod grid;
 pub mod orient;
 pub mod resample;
 pub mod resize;

@@ -4,7 +4,7 @@
 use liverseg_io::{Affine, Volume, Voxel};
 use rayon::prelude::*;
 
-use super::resample::Grid;
+use super::grid::Grid;
 use crate::{Error, Result};
 
 /// Reorders the axes of `v`: output axis `a` is input axis `perm[a]`,

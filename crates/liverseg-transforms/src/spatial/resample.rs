@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::crop::BoxRegion;
+pub use super::grid::Grid;
 use crate::{Error, Result};
 
 /// How values between voxel centres are computed.
@@ -50,40 +51,6 @@ pub enum Padding {
     /// rounded shape can end there) keeps its label, while regions that
     /// were cropped away become background.
     Extent,
-}
-
-/// A voxel grid: a shape and the affine that places it in the world.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Grid {
-    /// Voxels along `i`, `j`, `k`.
-    pub dims: [usize; 3],
-    /// Voxel index → RAS millimetres.
-    pub affine: Affine,
-}
-
-impl Grid {
-    /// The grid a volume lives on.
-    pub fn of<T: Voxel>(volume: &Volume<T>) -> Grid {
-        Grid {
-            dims: volume.dims(),
-            affine: *volume.affine(),
-        }
-    }
-
-    /// Number of voxels.
-    pub fn len(&self) -> usize {
-        self.dims.iter().product()
-    }
-
-    /// True when the grid holds no voxel.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// True when `other` has the same shape and an affine within `tol`.
-    pub fn same_as(&self, other: &Grid, tol: f64) -> bool {
-        self.dims == other.dims && self.affine.max_abs_diff(&other.affine) <= tol
-    }
 }
 
 /// Resamples `src` onto `target`, returning `f32` values (an image or a

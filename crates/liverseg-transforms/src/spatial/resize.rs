@@ -5,7 +5,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::crop::BoxRegion;
-use super::resample::{Grid, Interpolation, Padding, resample_index_map};
+use super::grid::Grid;
+use super::resample::{Interpolation, Padding, resample_index_map};
 use crate::{Error, Result};
 
 /// Interpolation of [`resize`].

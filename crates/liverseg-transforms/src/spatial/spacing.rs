@@ -2,7 +2,8 @@
 
 use liverseg_io::{Affine, Volume, Voxel};
 
-use super::resample::{Grid, Interpolation, Padding, resample, resample_labels};
+use super::grid::Grid;
+use super::resample::{Interpolation, Padding, resample, resample_labels};
 use crate::{Error, Result};
 
 /// MONAI's `AFFINE_TOL`: a current spacing this close to the target is kept

@@ -8,18 +8,14 @@ use std::path::Path;
 use candle_core::{Device, ModuleT, Tensor};
 use liverseg_io::Volume;
 use liverseg_io::nifti::Ct;
-use liverseg_model::{
-    BlendMode, ModelFile, PRESET_KEY, SlidingWindowConfig, mirror_tta, sliding_window_inference,
-};
+use liverseg_model::{BlendMode, SlidingWindowConfig, mirror_tta, sliding_window_inference};
 use liverseg_transforms::postprocess::{
     Connectivity, fill_holes, largest_component_per_label, on_foreground_box,
 };
 use liverseg_transforms::{Grid, Preprocessed, Preset, Step};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{tensor_to_volume, volumes_to_tensor};
-use crate::trainer::Decision;
-use crate::{Error, Result};
+use crate::{Error, ModelCard, Result, tensor_to_volume, volumes_to_tensor};
 
 /// How the input is brought to the model's grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,20 +86,16 @@ pub struct Prediction {
 /// A loaded model and how to apply it.
 pub struct Predictor {
     net: Box<dyn ModuleT + Send + Sync>,
-    architecture: liverseg_model::Architecture,
-    preset: Preset,
-    decision: Decision,
-    classes: Vec<String>,
+    card: ModelCard,
     device: Device,
-    divisor: usize,
 }
 
 impl std::fmt::Debug for Predictor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Predictor")
-            .field("preset", &self.preset.name)
-            .field("decision", &self.decision)
-            .field("classes", &self.classes)
+            .field("preset", &self.card.preset.name)
+            .field("decision", &self.card.decision)
+            .field("classes", &self.card.classes)
             .finish_non_exhaustive()
     }
 }
@@ -114,71 +106,36 @@ impl Predictor {
         let size = liverseg_io::check_input(path)?.len();
         liverseg_io::budget::check("the model file", u128::from(size), 1)
             .map_err(|b| liverseg_io::Error::over_budget(path, b))?;
-        let model = ModelFile::load(path, device)?;
-        let preset = match model.metadata.get(PRESET_KEY) {
-            Some(json) => serde_json::from_str(json).map_err(|e| Error::Data {
-                path: path.to_path_buf(),
-                reason: format!("unreadable preset metadata: {e}"),
-            })?,
-            None => Preset::seed(),
-        };
-        // Models imported from MONAI record no decision: MONAI's inference
-        // takes the softmax.
-        let decision = match model.metadata.get(crate::trainer::DECISION_KEY) {
-            Some(json) => serde_json::from_str(json).map_err(|e| Error::Data {
-                path: path.to_path_buf(),
-                reason: format!("unreadable decision metadata: {e}"),
-            })?,
-            None => Decision::Argmax,
-        };
-        let (out_channels, divisor) = (
-            model.architecture.out_channels(),
-            model.architecture.divisor(),
-        );
-        let classes = match model.metadata.get(liverseg_model::LABELS_KEY) {
-            Some(json) => serde_json::from_str(json).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let classes = if classes.len() == out_channels {
-            classes
-        } else {
-            let mut c = vec!["background".to_string(), "liver".to_string()];
-            c.extend((2..out_channels).map(|k| {
-                if k == 2 {
-                    "tumour".to_string()
-                } else {
-                    format!("class {k}")
-                }
-            }));
-            c.truncate(out_channels);
-            c
-        };
+        let (card, file) = ModelCard::read(path, device)?;
+        // The network is built once, over the file's own tensors.
+        let net = file.network(device)?;
         Ok(Predictor {
-            net: model.network(device)?,
-            architecture: model.architecture.clone(),
-            preset,
-            decision,
-            classes,
+            net,
+            card,
             device: device.clone(),
-            divisor,
         })
+    }
+
+    /// The model's card: architecture, preset, decision, classes.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
     }
 
     /// Class names, background first.
     pub fn classes(&self) -> &[String] {
-        &self.classes
+        &self.card.classes
     }
 
     /// The preprocessing preset the model records.
     pub fn preset(&self) -> &Preset {
-        &self.preset
+        &self.card.preset
     }
 
     /// Fails unless `roi` is a window this network can run: every extent a
     /// positive multiple of its divisor, and its activations within the
     /// memory budget.
     pub fn check_window(&self, roi: [usize; 3]) -> Result<()> {
-        let d = self.divisor.max(1);
+        let d = self.card.architecture.divisor().max(1);
         if roi.iter().any(|&r| r == 0 || r % d != 0) {
             return Err(Error::Config(format!(
                 "window {roi:?}: every extent must be a positive multiple of {d} for this network"
@@ -190,7 +147,7 @@ impl Predictor {
                 "the activations of a {}x{}x{} window",
                 roi[0], roi[1], roi[2]
             ),
-            voxels.saturating_mul(self.architecture.activations_per_voxel()),
+            voxels.saturating_mul(self.card.architecture.activations_per_voxel()),
             4,
         )
         .map_err(|b| Error::Config(b.to_string()))
@@ -200,8 +157,8 @@ impl Predictor {
         if let Some(r) = opts.roi {
             return r;
         }
-        let d = self.divisor.max(1);
-        self.preset.window().unwrap_or_else(|| {
+        let d = self.card.architecture.divisor().max(1);
+        self.card.preset.window().unwrap_or_else(|| {
             // Whole volume up to 128 × 128 × 64, rounded up to the network's
             // divisor.
             let cap = [128, 128, 64];
@@ -212,7 +169,7 @@ impl Predictor {
     /// The preset with every Spacing step at 3 mm or coarser. A model
     /// trained with [`Preset::fast`] runs unchanged.
     fn fast_preset(&self) -> Preset {
-        let mut p = self.preset.clone();
+        let mut p = self.card.preset.clone();
         if !p.steps.iter().any(|s| matches!(s, Step::Spacing { .. })) {
             tracing::warn!(
                 preset = %p.name,
@@ -244,7 +201,7 @@ impl Predictor {
         // whole grid.
         liverseg_io::budget::check_grid(
             "the logits over the preprocessed grid",
-            &[image.len(), self.classes.len() + 2],
+            &[image.len(), self.card.classes.len() + 2],
             4,
         )
         .map_err(|b| Error::Config(b.to_string()))?;
@@ -269,47 +226,34 @@ impl Predictor {
         })
     }
 
-    /// Probabilities from logits: per-class sigmoid for a sigmoid-trained
-    /// model (background = 1 − max of the foreground classes), softmax
-    /// otherwise.
+    /// Class probabilities on `grid` from logits, background first, as the
+    /// model's [`Decision`] gives them (its one background formula).
     fn probabilities(&self, logits: &Tensor, grid: &Grid) -> Result<Vec<Volume<f32>>> {
         let c = logits.dims()[1];
-        let probs = match self.decision {
-            Decision::Argmax => candle_nn::ops::softmax(logits, 1)?,
-            Decision::Sigmoid => candle_nn::ops::sigmoid(logits)?,
-        };
-        let mut out: Vec<Volume<f32>> = (0..c)
+        let probs = self.card.decision.probabilities(logits)?;
+        let foreground: Vec<Volume<f32>> = (1..c)
             .map(|k| tensor_to_volume(&probs, 0, k, grid))
             .collect::<Result<_>>()?;
-        if self.decision == Decision::Sigmoid && c > 1 {
-            let mut bg = out[1].clone();
-            for k in 2..c {
-                for (b, v) in bg.data_mut().iter_mut().zip(out[k].data()) {
-                    *b = b.max(*v);
-                }
-            }
-            for b in bg.data_mut() {
-                *b = 1.0 - *b;
-            }
-            out[0] = bg;
-        }
-        Ok(out)
+        Ok(self.with_background(foreground)?)
     }
 
-    /// One voxel's label from its background and foreground probabilities:
-    /// the first most probable class (for a sigmoid model, the most
-    /// probable foreground class above 0.5).
-    fn label_of(&self, background: f32, foreground: &[f32]) -> u8 {
-        let mut best = (0usize, background);
-        for (k, &v) in foreground.iter().enumerate() {
-            if v > best.1 {
-                best = (k + 1, v);
+    /// Prepends the background channel to foreground probabilities.
+    fn with_background(&self, foreground: Vec<Volume<f32>>) -> Result<Vec<Volume<f32>>> {
+        let Some(first) = foreground.first() else {
+            return Err(Error::Config("a model without foreground classes".into()));
+        };
+        let mut bg = Volume::filled(first.dims(), *first.affine(), 0.0f32)?;
+        let mut fg = vec![0.0f32; foreground.len()];
+        for (o, b) in bg.data_mut().iter_mut().enumerate() {
+            for (f, p) in fg.iter_mut().zip(&foreground) {
+                *f = p.data()[o];
             }
+            *b = self.card.decision.background(&fg);
         }
-        if self.decision == Decision::Sigmoid && best.0 > 0 && best.1 <= 0.5 {
-            best.0 = 0;
-        }
-        best.0 as u8
+        let mut out = Vec::with_capacity(foreground.len() + 1);
+        out.push(bg);
+        out.extend(foreground);
+        Ok(out)
     }
 
     /// Labels from probabilities on one grid (background first).
@@ -323,7 +267,7 @@ impl Predictor {
             for (f, p) in foreground.iter_mut().zip(&probs[1..]) {
                 *f = p.data()[o];
             }
-            *out = self.label_of(first.data()[o], &foreground);
+            *out = self.card.decision.label(&foreground);
         }
         Ok(labels)
     }
@@ -357,7 +301,7 @@ impl Predictor {
                 let preset = if opts.fast {
                     self.fast_preset()
                 } else {
-                    self.preset.clone()
+                    self.card.preset.clone()
                 };
                 let t = std::time::Instant::now();
                 let done: Preprocessed = preset.run_typed(image, None)?;
@@ -370,12 +314,15 @@ impl Predictor {
                 log_stage("network", t);
                 let t = std::time::Instant::now();
                 let out = if opts.keep_probabilities {
-                    let probs = done.invert_probabilities(&on_model)?;
+                    // Foreground channels mapped back; the background by
+                    // the decision's own formula.
+                    let mut mapped = done.invert_probabilities(&on_model)?;
+                    let probs = self.with_background(mapped.split_off(1))?;
                     (self.decide(&probs)?, Some(probs), model_grid)
                 } else {
                     // The decision is taken plane by plane while mapping
                     // back: no full-size probability volume.
-                    let labels = done.invert_decide(&on_model, |bg, fg| self.label_of(bg, fg))?;
+                    let labels = done.invert_decide(&on_model, |_, fg| self.card.decision.label(fg))?;
                     (labels, None, model_grid)
                 };
                 log_stage("map back", t);
@@ -392,7 +339,7 @@ impl Predictor {
             log_stage("post-process", t);
         }
         let voxel_ml = input_grid.affine.det3().abs() / 1000.0;
-        let classes = self.classes.len();
+        let classes = self.card.classes.len();
         let mut counts = vec![0usize; classes];
         for &l in labels.data() {
             if (l as usize) < classes {
@@ -448,19 +395,8 @@ fn fill_holes_per_label(labels: &Volume<u8>) -> Volume<u8> {
 /// int16 up to the first resampling), a DICOM series as float HU. Logs the
 /// seconds it took (`-vv`).
 pub fn read_ct_file(path: &Path) -> Result<Ct> {
-    let is_nifti = {
-        let name = path.to_string_lossy().to_ascii_lowercase();
-        name.ends_with(".nii") || name.ends_with(".nii.gz")
-    };
     let t = std::time::Instant::now();
-    let ct = if is_nifti {
-        liverseg_io::nifti::read_ct(path, &liverseg_io::nifti::ReadOptions::default())?
-    } else {
-        Ct::F32(liverseg_io::dicom::read(
-            path,
-            &liverseg_io::dicom::ReadOptions::default(),
-        )?)
-    };
+    let ct = liverseg_io::read_ct(path)?;
     log_stage("read", t);
     Ok(ct)
 }

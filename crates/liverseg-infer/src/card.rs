@@ -1,0 +1,149 @@
+//! A model file's card: what a network needs besides its weights to be
+//! used as it was trained (architecture, preprocessing preset, class
+//! decision, class names), read and written in one place.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use liverseg_model::{Architecture, LABELS_KEY, ModelFile, PRESET_KEY, save_with_metadata};
+use liverseg_transforms::Preset;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{Decision, Error, Result};
+
+/// Metadata key holding the model's [`Decision`] as JSON.
+pub const DECISION_KEY: &str = "liverseg.decision";
+
+/// What a model file says about its network, typed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelCard {
+    /// The network.
+    pub architecture: Architecture,
+    /// The preprocessing it was trained with; the MONAI tutorial's (`seed`)
+    /// for an imported MONAI model that records none.
+    pub preset: Preset,
+    /// How its logits become classes; `Argmax` (MONAI's inference) when the
+    /// file records none.
+    pub decision: Decision,
+    /// Class names, background first, one per output channel.
+    pub classes: Vec<String>,
+}
+
+fn entry<T: DeserializeOwned>(
+    path: &Path,
+    meta: &HashMap<String, String>,
+    key: &str,
+) -> Result<Option<T>> {
+    meta.get(key)
+        .map(|json| {
+            serde_json::from_str(json).map_err(|e| Error::Card {
+                path: path.to_path_buf(),
+                reason: format!("unreadable {key} metadata: {e}"),
+            })
+        })
+        .transpose()
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    // Presets, decisions and name lists are plain data: serialising them
+    // cannot fail.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Class names for `n` output channels when a file records none (or a
+/// list of another length): background, liver, tumour, class 3, ...
+pub fn default_classes(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|k| match k {
+            0 => "background".to_string(),
+            1 => "liver".to_string(),
+            2 => "tumour".to_string(),
+            k => format!("class {k}"),
+        })
+        .collect()
+}
+
+impl ModelCard {
+    /// The card of a loaded model file, from its metadata.
+    pub fn of(path: &Path, file: &ModelFile) -> Result<ModelCard> {
+        let meta = &file.metadata;
+        let n = file.architecture.out_channels();
+        let classes: Option<Vec<String>> = entry(path, meta, LABELS_KEY)?;
+        Ok(ModelCard {
+            architecture: file.architecture.clone(),
+            preset: entry(path, meta, PRESET_KEY)?.unwrap_or_else(Preset::seed),
+            decision: entry(path, meta, DECISION_KEY)?.unwrap_or(Decision::Argmax),
+            classes: classes
+                .filter(|c| c.len() == n)
+                .unwrap_or_else(|| default_classes(n)),
+        })
+    }
+
+    /// Reads a liverseg model file: its card and its weights.
+    pub fn read(path: &Path, device: &Device) -> Result<(ModelCard, ModelFile)> {
+        let file = ModelFile::load(path, device)?;
+        Ok((ModelCard::of(path, &file)?, file))
+    }
+
+    /// The metadata entries of this card besides the architecture (which
+    /// [`save_with_metadata`] writes).
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (PRESET_KEY.to_string(), json(&self.preset)),
+            (DECISION_KEY.to_string(), json(&self.decision)),
+            (LABELS_KEY.to_string(), json(&self.classes)),
+        ])
+    }
+
+    /// Writes `tensors` with this card as a self-describing model file
+    /// (atomically; an existing file only with `overwrite`).
+    pub fn write(
+        &self,
+        path: &Path,
+        tensors: &HashMap<String, Tensor>,
+        overwrite: bool,
+    ) -> Result<()> {
+        save_with_metadata(path, &self.architecture, tensors, &self.metadata(), overwrite)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liverseg_model::UNetConfig;
+
+    #[test]
+    fn a_card_round_trips_through_a_model_file() {
+        let arch = Architecture::MonaiUnet(UNetConfig {
+            out_channels: 3,
+            channels: vec![4, 8],
+            strides: vec![2],
+            ..UNetConfig::default()
+        });
+        let shapes = arch.parameter_shapes().unwrap();
+        let tensors: HashMap<String, Tensor> = shapes
+            .iter()
+            .map(|(k, s)| (k.clone(), Tensor::zeros(s.as_slice(), candle_core::DType::F32, &Device::Cpu).unwrap()))
+            .collect();
+        let card = ModelCard {
+            architecture: arch,
+            preset: Preset::fast(),
+            decision: Decision::Sigmoid,
+            classes: vec!["background".into(), "liver".into(), "tumour".into()],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        card.write(&p, &tensors, false).unwrap();
+        let (back, file) = ModelCard::read(&p, &Device::Cpu).unwrap();
+        assert_eq!(back, card);
+        assert_eq!(file.tensors.len(), tensors.len());
+        // A file without a card (a MONAI import) gets the tutorial's.
+        liverseg_model::save(&p, &card.architecture, &tensors, true).unwrap();
+        let (plain, _) = ModelCard::read(&p, &Device::Cpu).unwrap();
+        assert_eq!(plain.preset, Preset::seed());
+        assert_eq!(plain.decision, Decision::Argmax);
+        assert_eq!(plain.classes, default_classes(3));
+    }
+}
