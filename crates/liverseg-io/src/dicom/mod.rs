@@ -80,6 +80,7 @@ pub struct SeriesHeader {
 
 mod attrs;
 mod frames;
+mod jpegls;
 mod pixels;
 mod planes;
 mod prescan;

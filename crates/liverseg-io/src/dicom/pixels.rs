@@ -3,8 +3,10 @@
 //! Native (uncompressed) pixel data is unpacked here, with every length
 //! checked against what Rows × Columns × BitsAllocated × NumberOfFrames
 //! promise, so that a truncated file is an error that says how many bytes
-//! are missing. Encapsulated pixel data (RLE, JPEG, JPEG-LS, JPEG 2000) is
-//! handed to `dicom-pixeldata`, and its output is checked the same way.
+//! are missing. Encapsulated JPEG-LS is decoded by our own decoder
+//! (`jpegls/`, so that no build step needs cmake), other encapsulated pixel
+//! data (RLE, JPEG, JPEG 2000) is handed to `dicom-pixeldata`, and its
+//! output is checked the same way.
 //!
 //! The values returned are *stored* values (after masking to BitsStored and
 //! sign extension); the Modality LUT (RescaleSlope/RescaleIntercept, a
@@ -19,6 +21,7 @@
 //! little-endian samples.
 
 use super::attrs::{Attrs, error_chain, tag_name};
+use super::jpegls;
 use crate::{Error, Result};
 use dicom_core::value::{DicomValueType, PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
@@ -147,6 +150,12 @@ impl PixelFormat {
                 bytes[4 * pixel + 3],
             ]),
         };
+        self.stored(raw)
+    }
+
+    /// Turns a raw sample of BitsAllocated bits into its stored value:
+    /// the BitsStored bits below HighBit, sign-extended when signed.
+    fn stored(&self, raw: u32) -> f64 {
         let shift = u32::from(self.high_bit + 1 - self.bits_stored);
         let bits = u32::from(self.bits_stored);
         let v = if bits >= 32 {
@@ -317,6 +326,9 @@ fn decode_encapsulated(
     if ts == RLE_LOSSLESS && fmt.bits_allocated == 32 {
         return decode_rle(path, obj, fmt, frame);
     }
+    if ts == JPEG_LS_LOSSLESS || ts == JPEG_LS_NEAR_LOSSLESS {
+        return decode_jpeg_ls(path, obj, fmt, frame);
+    }
     let frame_u32 =
         u32::try_from(frame).map_err(|_| Error::invalid(path, "frame index too large"))?;
     // The codecs are third-party code run on untrusted bytes; a panic in
@@ -397,6 +409,103 @@ fn decode_encapsulated(
 
 /// Transfer syntax UID of RLE Lossless (PS3.5 Annex G).
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Transfer syntax UIDs of JPEG-LS (PS3.5 A.4.3), lossless and
+/// near-lossless: one decoder reads both, NEAR is in the stream.
+const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
+const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
+
+/// Decodes one JPEG-LS frame with [`jpegls::decode`].
+fn decode_jpeg_ls(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    fmt: &PixelFormat,
+    frame: usize,
+) -> Result<Vec<f64>> {
+    let label = format!("frame {}: JPEG-LS", frame + 1);
+    let data = frame_fragments(obj, fmt, frame)
+        .map_err(|why| Error::invalid(path, format!("{label}: {why}")))?;
+    let image = jpegls::decode(&data, fmt.rows, fmt.cols).map_err(|e| match e {
+        jpegls::JlsError::Invalid(why) => Error::invalid(path, format!("{label}: {why}")),
+        jpegls::JlsError::Unsupported(why) => Error::unsupported(path, format!("{label}: {why}")),
+    })?;
+    if u16::from(image.precision) > fmt.bits_allocated {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "{label}: samples of {} bits do not fit BitsAllocated {}",
+                image.precision, fmt.bits_allocated
+            ),
+        ));
+    }
+    // The stream holds the BitsAllocated-bit sample patterns (signed
+    // values in two's complement), masked and sign-extended as native data.
+    Ok(image
+        .samples
+        .iter()
+        .map(|&v| fmt.stored(u32::from(v)))
+        .collect())
+}
+
+/// The bytes of frame `frame` of encapsulated pixel data (PS3.5 A.4):
+/// every fragment for a single frame; one fragment per frame when the
+/// counts agree; else the fragments the Basic Offset Table assigns to the
+/// frame, or without one, those from the fragment that starts the frame's
+/// stream (JPEG SOI, 0xFFD8) up to the next such fragment.
+fn frame_fragments<'a>(
+    obj: &'a DefaultDicomObject,
+    fmt: &PixelFormat,
+    frame: usize,
+) -> std::result::Result<Cow<'a, [u8]>, String> {
+    let value = obj.get(tags::PIXEL_DATA).map(|e| e.value());
+    let fragments = value.and_then(|v| v.fragments()).unwrap_or(&[]);
+    let table = value.and_then(|v| v.offset_table()).unwrap_or(&[]);
+    let joined = |range: std::ops::Range<usize>| -> Cow<'a, [u8]> {
+        match &fragments[range.clone()] {
+            [one] => Cow::Borrowed(&one[..]),
+            many => Cow::Owned(many.concat()),
+        }
+    };
+    if fragments.is_empty() {
+        return Err("the pixel data holds no fragments".into());
+    }
+    if fmt.frames == 1 {
+        return Ok(joined(0..fragments.len()));
+    }
+    if fragments.len() == fmt.frames {
+        return Ok(joined(frame..frame + 1));
+    }
+    // Where each frame's first fragment is: from the offset table (byte
+    // offsets of item headers, each fragment taking 8 bytes more than its
+    // data), or by looking for the start of a JPEG stream.
+    let firsts: Vec<usize> = if table.len() == fmt.frames {
+        let mut starts = Vec::with_capacity(fragments.len());
+        let mut offset = 0u64;
+        for f in fragments {
+            starts.push(offset);
+            offset += 8 + f.len() as u64;
+        }
+        let found: Option<Vec<usize>> = table
+            .iter()
+            .map(|&t| starts.binary_search(&u64::from(t)).ok())
+            .collect();
+        found.ok_or("the Basic Offset Table points between fragments")?
+    } else {
+        (0..fragments.len())
+            .filter(|&i| fragments[i].starts_with(&[0xFF, 0xD8]))
+            .collect()
+    };
+    if firsts.len() != fmt.frames || firsts[0] != 0 || !firsts.is_sorted() {
+        return Err(format!(
+            "{} fragments for {} frames, and neither the Basic Offset Table nor the JPEG \
+             markers tell which belong to which frame",
+            fragments.len(),
+            fmt.frames
+        ));
+    }
+    let end = firsts.get(frame + 1).copied().unwrap_or(fragments.len());
+    Ok(joined(firsts[frame]..end))
+}
 
 /// Decodes one RLE Lossless frame of greyscale samples (PS3.5 Annex G):
 /// a 64-byte header (the number of segments, then up to 15 segment
