@@ -132,6 +132,11 @@ fn main() -> ExitCode {
             };
         }
     };
+    // `cargo xtask tidy` checks that every command the README shows still
+    // parses: with this variable set, parsing is all that happens.
+    if std::env::var_os("LIVERSEG_PARSE_ONLY").is_some() {
+        return ExitCode::SUCCESS;
+    }
     if let Some(bytes) = cli.memory_limit {
         liverseg_io::budget::set_limit(bytes);
     }

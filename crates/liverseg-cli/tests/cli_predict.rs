@@ -322,8 +322,7 @@ fn fast_preset_model_runs_at_three_millimetres() {
     std::fs::write(&toml, cfg.to_toml().unwrap()).unwrap();
     ok(&liverseg(&["train", "--config", toml.to_str().unwrap()]));
     let model = tmp.path().join("run/best/model.safetensors");
-    let predictor =
-        liverseg_infer::Predictor::load(&model, &candle_core::Device::Cpu).unwrap();
+    let predictor = liverseg_infer::Predictor::load(&model, &candle_core::Device::Cpu).unwrap();
     let preset = predictor.preset();
     assert_eq!(preset.name, "fast");
     assert!(
@@ -360,8 +359,7 @@ fn fast_preset_model_runs_at_three_millimetres() {
     // unknown preset is bad input.
     let fast_import = tmp.path().join("fast_import.safetensors");
     ok(&import(&fast_import, &["--preset", "fast"]));
-    let p =
-        liverseg_infer::Predictor::load(&fast_import, &candle_core::Device::Cpu).unwrap();
+    let p = liverseg_infer::Predictor::load(&fast_import, &candle_core::Device::Cpu).unwrap();
     assert_eq!(p.preset(), &liverseg_transforms::Preset::fast());
     let o = import(&tmp.path().join("nope.safetensors"), &["--preset", "nope"]);
     assert_eq!(o.status.code(), Some(2));

@@ -102,5 +102,4 @@ mod tests {
         let back = tensor_to_volume(&t, 1, 0, &Grid::of(&v)).unwrap();
         assert_eq!(back.data(), v.data());
     }
-
 }

@@ -104,7 +104,13 @@ impl ModelCard {
         tensors: &HashMap<String, Tensor>,
         overwrite: bool,
     ) -> Result<()> {
-        save_with_metadata(path, &self.architecture, tensors, &self.metadata(), overwrite)?;
+        save_with_metadata(
+            path,
+            &self.architecture,
+            tensors,
+            &self.metadata(),
+            overwrite,
+        )?;
         Ok(())
     }
 }
@@ -125,7 +131,12 @@ mod tests {
         let shapes = arch.parameter_shapes().unwrap();
         let tensors: HashMap<String, Tensor> = shapes
             .iter()
-            .map(|(k, s)| (k.clone(), Tensor::zeros(s.as_slice(), candle_core::DType::F32, &Device::Cpu).unwrap()))
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    Tensor::zeros(s.as_slice(), candle_core::DType::F32, &Device::Cpu).unwrap(),
+                )
+            })
             .collect();
         let card = ModelCard {
             architecture: arch,

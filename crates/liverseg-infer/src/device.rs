@@ -15,7 +15,13 @@ pub fn device(name: &str) -> Result<Device> {
     let ordinal = name
         .strip_prefix("cuda")
         .map(|s| s.trim_start_matches(':'))
-        .map(|s| if s.is_empty() { Ok(0) } else { s.parse::<usize>() })
+        .map(|s| {
+            if s.is_empty() {
+                Ok(0)
+            } else {
+                s.parse::<usize>()
+            }
+        })
         .ok_or_else(bad)?
         .map_err(|_| bad())?;
     Device::new_cuda(ordinal).map_err(|e| {

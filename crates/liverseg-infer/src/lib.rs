@@ -13,7 +13,7 @@
 //! # fn main() -> liverseg_infer::Result<()> {
 //! let predictor = Predictor::load("model.safetensors".as_ref(), &device("cpu")?)?;
 //! let ct = read_ct_file("ct.nii.gz".as_ref())?;
-//! let prediction = predictor.predict_ct(ct, &PredictOptions::default())?;
+//! let prediction = predictor.predict(ct, &PredictOptions::default())?;
 //! println!("liver: {:.1} mL", prediction.volumes_ml[0]);
 //! # Ok(()) }
 //! ```

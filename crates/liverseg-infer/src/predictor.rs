@@ -234,7 +234,7 @@ impl Predictor {
         let foreground: Vec<Volume<f32>> = (1..c)
             .map(|k| tensor_to_volume(&probs, 0, k, grid))
             .collect::<Result<_>>()?;
-        Ok(self.with_background(foreground)?)
+        self.with_background(foreground)
     }
 
     /// Prepends the background channel to foreground probabilities.
@@ -272,25 +272,17 @@ impl Predictor {
         Ok(labels)
     }
 
-    /// [`Predictor::predict`] on a CT as read ([`read_ct_file`]).
-    pub fn predict_ct(&self, ct: Ct, opts: &PredictOptions) -> Result<Prediction> {
-        match ct {
-            Ct::I16(v) => self.predict(v, opts),
-            Ct::F32(v) => self.predict(v, opts),
-        }
-    }
-
-    /// Segments one CT.
-    pub fn predict<T: liverseg_io::Voxel>(
-        &self,
-        image: Volume<T>,
-        opts: &PredictOptions,
-    ) -> Result<Prediction> {
-        let input_grid = Grid::of(&image);
+    /// Segments one CT: a CT as read ([`read_ct_file`]) or a volume of
+    /// int16 or float32 HU.
+    pub fn predict(&self, image: impl Into<Ct>, opts: &PredictOptions) -> Result<Prediction> {
+        let image: Ct = image.into();
+        let input_grid = Grid {
+            dims: image.dims(),
+            affine: *image.affine(),
+        };
         let (mut labels, probs, network_grid) = match opts.preprocess {
             PreprocessMode::None => {
-                let img = image.map(|v| v.to_f64() as f32);
-                drop(image);
+                let img = image.into_f32();
                 let logits = self.logits(&img, opts)?;
                 drop(img);
                 let probs = self.probabilities(&logits, &input_grid)?;
@@ -304,7 +296,7 @@ impl Predictor {
                     self.card.preset.clone()
                 };
                 let t = std::time::Instant::now();
-                let done: Preprocessed = preset.run_typed(image, None)?;
+                let done: Preprocessed = preset.run(image, None)?;
                 let model_grid = Grid::of(&done.pair.image);
                 log_stage("preprocess", t);
                 let t = std::time::Instant::now();
@@ -316,13 +308,14 @@ impl Predictor {
                 let out = if opts.keep_probabilities {
                     // Foreground channels mapped back; the background by
                     // the decision's own formula.
-                    let mut mapped = done.invert_probabilities(&on_model)?;
-                    let probs = self.with_background(mapped.split_off(1))?;
+                    let mapped = done.invert_probabilities(&on_model[1..])?;
+                    let probs = self.with_background(mapped)?;
                     (self.decide(&probs)?, Some(probs), model_grid)
                 } else {
                     // The decision is taken plane by plane while mapping
                     // back: no full-size probability volume.
-                    let labels = done.invert_decide(&on_model, |_, fg| self.card.decision.label(fg))?;
+                    let labels =
+                        done.invert_decide(&on_model[1..], |fg| self.card.decision.label(fg))?;
                     (labels, None, model_grid)
                 };
                 log_stage("map back", t);
@@ -408,5 +401,5 @@ pub fn predict_file(
     path: &Path,
     opts: &PredictOptions,
 ) -> Result<Prediction> {
-    predictor.predict_ct(read_ct_file(path)?, opts)
+    predictor.predict(read_ct_file(path)?, opts)
 }

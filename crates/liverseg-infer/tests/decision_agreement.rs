@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Device, ModuleT, Tensor};
+use candle_core::{Device, Tensor};
 use liverseg_infer::{
     Decision, ModelCard, PredictOptions, Predictor, PreprocessMode, tensor_to_volume,
     volumes_to_tensor,
@@ -88,7 +88,10 @@ fn a_two_class_sigmoid_model_decides_the_same_in_validation_and_prediction() {
         let validation: Vec<u8> = validation.data().iter().map(|&v| v as u8).collect();
         assert_eq!(validation, pred.labels.data(), "{decision:?}");
         for class in [1u8, 2] {
-            assert!(validation.contains(&class), "{decision:?}: class {class} never decided");
+            assert!(
+                validation.contains(&class),
+                "{decision:?}: class {class} never decided"
+            );
         }
 
         // The saved background is the decision's formula of the saved

@@ -93,6 +93,9 @@ mod tests {
         let junk = dir.path().join("notes.txt");
         std::fs::write(&junk, "hello").unwrap();
         let e = detect(&junk).unwrap_err();
-        assert!(e.is_bad_input() && e.to_string().contains("notes.txt"), "{e}");
+        assert!(
+            e.is_bad_input() && e.to_string().contains("notes.txt"),
+            "{e}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use liverseg_io::{Overwrite, Volume, nifti};
-use liverseg_transforms::{Grid, Pair, Preset};
+use liverseg_transforms::{Grid, Preset};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LabelMode;
@@ -281,14 +281,11 @@ pub fn prepare(case: &Case, preset: &Preset, labels: LabelMode) -> Result<Prepar
     let opts = nifti::ReadOptions::default();
     let label: Volume<u8> = nifti::read(&case.label, &opts)?;
     check_label_values(&case.label, &label, labels)?;
-    let done = match nifti::read_ct(&case.image, &opts)? {
-        nifti::Ct::I16(image) => preset.run_typed(image, Some(label)),
-        nifti::Ct::F32(image) => {
-            check_finite(&case.image, &image)?;
-            preset.run(Pair::new(image, Some(label))?)
-        }
+    let image = nifti::read_ct(&case.image, &opts)?;
+    if let nifti::Ct::F32(v) = &image {
+        check_finite(&case.image, v)?;
     }
-    .map_err(|e| match e {
+    let done = preset.run(image, Some(label)).map_err(|e| match e {
         liverseg_transforms::Error::Grid(reason) => Error::Data {
             path: case.label.clone(),
             reason,

@@ -67,9 +67,7 @@ fn one_case(dir: &Path) -> (f64, f64, f64) {
     });
     let (image, label): (Volume<i16>, Volume<u8>) = (image.expect("image"), label.expect("label"));
     let t1 = Instant::now();
-    let out = Preset::seed()
-        .run_typed(image, Some(label))
-        .expect("preset");
+    let out = Preset::seed().run(image, Some(label)).expect("preset");
     assert_eq!(out.pair.image.dims(), [128, 128, 64]);
     let t2 = Instant::now();
     (

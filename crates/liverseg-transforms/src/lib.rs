@@ -29,7 +29,7 @@
 //!     }
 //! }
 //! // The MONAI tutorial's preprocessing.
-//! let out = Preset::seed().run(Pair::image_only(ct.clone()))?;
+//! let out = Preset::seed().run(ct.clone(), None)?;
 //! assert_eq!(out.pair.image.dims(), [128, 128, 64]);
 //! // A "prediction" on the network grid, mapped back onto the CT.
 //! let mask = postprocess::threshold(&out.pair.image, 0.5);

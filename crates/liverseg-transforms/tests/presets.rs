@@ -27,7 +27,8 @@ fn presets_round_trip_through_json() {
         {"type": "resize", "size": [8, 8, 8]}]}"#;
     let p: Preset = serde_json::from_str(text).unwrap();
     assert!(p.augment.is_empty());
-    let out = p.run(golden_pair()).unwrap();
+    let g = golden_pair();
+    let out = p.run(g.image, g.label).unwrap();
     assert_eq!(out.pair.image.dims(), [8, 8, 8]);
     assert_eq!(out.pair.image.axcodes(), ['L', 'P', 'S']);
     assert!(
@@ -38,7 +39,8 @@ fn presets_round_trip_through_json() {
 #[test]
 fn patch_preset_normalises_and_samples_reproducible_patches() {
     let preset = Preset::patch();
-    let out = preset.run(golden_pair()).unwrap();
+    let g = golden_pair();
+    let out = preset.run(g.image, g.label).unwrap();
     let img = &out.pair.image;
     assert_eq!(img.axcodes(), ['R', 'A', 'S']);
     assert!(img.spacing().iter().all(|s| (s - 1.5).abs() < 1e-9));
@@ -88,7 +90,7 @@ fn batches_keep_order_and_report_each_case() {
     let small = Pair::new(good.image.clone(), None).unwrap();
     let results = Preset::seed().run_batch(vec![good.clone(), small]);
     assert_eq!(results.len(), 2);
-    let one = Preset::seed().run(good).unwrap();
+    let one = Preset::seed().run(good.image, good.label).unwrap();
     let first = results[0].as_ref().unwrap();
     assert_eq!(first.pair.image.data(), one.pair.image.data());
     assert!(results[1].as_ref().unwrap().pair.label.is_none());
@@ -105,8 +107,8 @@ fn int16_input_gives_the_same_result_as_float() {
     // The golden CT is too small for a 96 x 96 x 64 pad to show anything.
     fast.steps.pop();
     for preset in [Preset::seed(), Preset::patch(), fast] {
-        let a = preset.run(pair.clone()).unwrap();
-        let b = preset.run_typed(raw.clone(), label.clone()).unwrap();
+        let a = preset.run(pair.image.clone(), pair.label.clone()).unwrap();
+        let b = preset.run(raw.clone(), label.clone()).unwrap();
         assert_eq!(a.pair.image.data(), b.pair.image.data(), "{}", preset.name);
         assert_eq!(
             a.pair.label.as_ref().unwrap().data(),
@@ -118,7 +120,10 @@ fn int16_input_gives_the_same_result_as_float() {
 }
 
 /// The first most probable class, background first.
-fn argmax(bg: f32, fg: &[f32]) -> u8 {
+/// The most probable class, the background being one minus the foreground
+/// (a softmax model's decision).
+fn argmax(fg: &[f32]) -> u8 {
+    let bg = fg.iter().fold(1.0f32, |b, v| b - v).clamp(0.0, 1.0);
     let mut best = (0u8, bg);
     for (k, &v) in fg.iter().enumerate() {
         if v > best.1 {
@@ -131,7 +136,8 @@ fn argmax(bg: f32, fg: &[f32]) -> u8 {
 #[test]
 fn deciding_while_inverting_equals_deciding_on_inverted_probabilities() {
     for preset in [Preset::seed(), Preset::patch()] {
-        let done = preset.run(golden_pair()).unwrap();
+        let g = golden_pair();
+        let done = preset.run(g.image, g.label).unwrap();
         let image = &done.pair.image;
         // Two foreground "probabilities" that vary across the volume and sum
         // to at most one, so all three classes win somewhere.
@@ -144,12 +150,11 @@ fn deciding_while_inverting_equals_deciding_on_inverted_probabilities() {
         let unit = image.map(|v| (v - lo) / (hi - lo).max(1e-6));
         let liver = unit.map(|u| 0.9 * u * (1.0 - u) * 4.0 * 0.5);
         let tumour = unit.map(|u| 0.7 * u * u);
-        let bg = liver.map(|_| 0.0f32);
-        let channels = vec![bg, liver, tumour];
+        let channels = vec![liver, tumour];
         let full = done.invert_probabilities(&channels).unwrap();
         let mut want = Volume::filled(done.original.dims, done.original.affine, 0u8).unwrap();
         for (o, w) in want.data_mut().iter_mut().enumerate() {
-            *w = argmax(full[0].data()[o], &[full[1].data()[o], full[2].data()[o]]);
+            *w = argmax(&[full[0].data()[o], full[1].data()[o]]);
         }
         let got = done.invert_decide(&channels, argmax).unwrap();
         assert_eq!(got.affine(), want.affine(), "{}", preset.name);
@@ -161,8 +166,8 @@ fn deciding_while_inverting_equals_deciding_on_inverted_probabilities() {
                 preset.name
             );
         }
-        // Background alone: every voxel is background.
-        let only_bg = done.invert_decide(&channels[..1], argmax).unwrap();
+        // No foreground channel: every voxel is background.
+        let only_bg = done.invert_decide(&[], argmax).unwrap();
         assert!(only_bg.data().iter().all(|&v| v == 0));
         assert_eq!(only_bg.dims(), done.original.dims);
     }
@@ -183,7 +188,7 @@ fn fast_preset_is_three_millimetres_on_the_body() {
         .retain(|s| !matches!(s, Step::CtNormalize { .. }));
     let pair = golden_pair();
     let original = pair.image.clone();
-    let done = preset.run(pair).unwrap();
+    let done = preset.run(pair.image, pair.label).unwrap();
     let image = &done.pair.image;
     assert_eq!(image.axcodes(), ['R', 'A', 'S']);
     for (a, s) in image.spacing().iter().enumerate() {

@@ -185,7 +185,7 @@ proptest! {
             ],
             augment: Vec::new(),
         };
-        let out = exact.run(Pair::new(image.clone(), Some(l.clone())).unwrap()).unwrap();
+        let out = exact.run(image.clone(), Some(l.clone())).unwrap();
         let back = out.invert_labels(out.pair.label.as_ref().unwrap()).unwrap();
         prop_assert!(Grid::of(&back).same_as(&Grid::of(&l), 1e-9));
         prop_assert_eq!(back.data(), l.data());
@@ -216,7 +216,7 @@ proptest! {
             ],
             augment: Vec::new(),
         };
-        let out = lossy.run(Pair::new(image, Some(l.clone())).unwrap()).unwrap();
+        let out = lossy.run(image, Some(l.clone())).unwrap();
         let back = out.invert_labels(out.pair.label.as_ref().unwrap()).unwrap();
         prop_assert!(Grid::of(&back).same_as(&Grid::of(&l), 1e-9));
         prop_assert_eq!(back.data(), l.data());
@@ -235,7 +235,7 @@ fn fused_run_is_bit_identical_to_step_by_step() {
         let label: Volume<u8> = liverseg_io::nifti::read(&dir.join(lab), &opts).unwrap();
         let pair = Pair::new(image, Some(label)).unwrap();
         let preset = Preset::seed();
-        let fused = preset.run(pair.clone()).unwrap();
+        let fused = preset.run(pair.image.clone(), pair.label.clone()).unwrap();
         let mut names = Vec::new();
         let staged = preset
             .run_stages(pair, |i, step, _| {

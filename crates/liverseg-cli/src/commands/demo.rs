@@ -5,12 +5,12 @@
 use crate::exit::bad_input;
 use anyhow::{Context, Result};
 use clap::Args;
+use liverseg_infer::{PredictOptions, Predictor, predict_file};
 use liverseg_io::{Overwrite, Volume, nifti};
 use liverseg_model::{Architecture, DiceLossConfig, LossActivation, UNetConfig};
 use liverseg_phantom::{PhantomConfig, generate};
 use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
 use liverseg_train::metrics::{CaseMetrics, MetricOptions, evaluate};
-use liverseg_infer::{PredictOptions, Predictor, predict_file};
 use liverseg_train::{LabelMode, TrainConfig};
 use liverseg_transforms::{Preset, ResizeMode};
 use serde::Serialize;

@@ -6,11 +6,11 @@ use crate::exit::bad_input;
 use crate::formats::InputKind;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
-use liverseg_io::{Outputs, Overwrite, Volume, nifti};
 use liverseg_infer::{
     PredictOptions, Prediction, Predictor, PreprocessMode, log_stage, read_ct_file,
 };
+use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
+use liverseg_io::{Outputs, Overwrite, Volume, nifti};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -274,7 +274,7 @@ fn predict_case(
             // The SEG and the overlay take the CT as float HU: a copy of what
             // was read, not a second read of the file.
             let hu = needs_ct.then(|| ct.to_f32());
-            (predictor.predict_ct(ct, opts)?, hu, None)
+            (predictor.predict(ct, opts)?, hu, None)
         }
     };
     let t = Instant::now();

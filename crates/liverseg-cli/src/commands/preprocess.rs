@@ -170,8 +170,7 @@ pub fn run(args: &PreprocessArgs) -> Result<()> {
                     Ok(())
                 })?
             }
-            (false, Ct::I16(v)) => preset.run_typed(v, label)?,
-            (false, Ct::F32(v)) => preset.run(Pair::new(v, label)?)?,
+            (false, image) => preset.run(image, label)?,
         })
     };
     let done = run().map_err(crate::exit::naming(&args.image))?;

@@ -1,7 +1,8 @@
 //! A CT as it is stored: int16 kept as int16 when unscaled, anything else
 //! read as float32.
 
-use super::{ReadOptions, read, read_header};
+use super::ReadOptions;
+use super::reader::{header_of, open, read_opened};
 use crate::{Result, Volume};
 use std::path::Path;
 
@@ -50,13 +51,27 @@ impl Ct {
     }
 }
 
+impl From<Volume<i16>> for Ct {
+    fn from(v: Volume<i16>) -> Ct {
+        Ct::I16(v)
+    }
+}
+
+impl From<Volume<f32>> for Ct {
+    fn from(v: Volume<f32>) -> Ct {
+        Ct::F32(v)
+    }
+}
+
 /// Reads a CT, keeping unscaled int16 data as int16 ([`Ct::I16`]) and
-/// reading every other type as float32.
+/// reading every other type as float32. The file is opened and read once;
+/// its header decides the type.
 pub fn read_ct(path: &Path, opts: &ReadOptions) -> Result<Ct> {
-    let header = read_header(path)?;
+    let opened = open(path)?;
+    let header = header_of(path, &opened)?;
     Ok(if header.datatype == 4 && header.scaling.is_none() {
-        Ct::I16(read(path, opts)?)
+        Ct::I16(read_opened(path, opened, opts)?)
     } else {
-        Ct::F32(read(path, opts)?)
+        Ct::F32(read_opened(path, opened, opts)?)
     })
 }

@@ -10,15 +10,23 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-/// Reads one 3-D volume from a NIfTI-1 or NIfTI-2 file, `.nii` or
-/// `.nii.gz`, converting the scaled values to `T`.
-///
-/// Reading into `u8` or `i16` fails when a value would not survive the
-/// conversion (a label file with 2.5 in it, CT with a fractional slope):
-/// read as `f32` then. A 4-D file needs [`ReadOptions::volume`].
-pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
+/// A NIfTI file opened once: a `.nii.gz` held whole in memory, or a `.nii`
+/// with its first bytes read and its descriptor kept for the voxels.
+pub(super) enum Opened {
+    /// The whole compressed file.
+    Gz(Vec<u8>),
+    /// The file, its first (up to) 544 bytes and its length.
+    Plain {
+        file: File,
+        start: Vec<u8>,
+        len: u64,
+    },
+}
+
+/// Opens `path` for reading its header and voxels without a second open.
+pub(super) fn open(path: &Path) -> Result<Opened> {
     let mut file = crate::open_input(path)?;
-    let file_len = file
+    let len = file
         .metadata()
         .map_err(|e| Error::io(path, "cannot stat", e))?
         .len();
@@ -27,24 +35,65 @@ pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
         .take(544)
         .read_to_end(&mut start)
         .map_err(|e| Error::io(path, "cannot read", e))?;
-    if start.starts_with(&GZIP_MAGIC) {
-        // The whole compressed file, in a buffer sized from its length (and
-        // backed by huge pages when large), plus anything appended since.
-        let expected = usize::try_from(file_len).unwrap_or(0).max(start.len());
-        let mut all = data::alloc_voxels::<u8>(expected);
-        all[..start.len()].copy_from_slice(&start);
-        let got = read_full(&mut file, &mut all[start.len()..])
-            .map_err(|e| Error::io(path, "cannot read", e))?;
-        all.truncate(start.len() + got);
-        file.read_to_end(&mut all)
-            .map_err(|e| Error::io(path, "cannot read", e))?;
-        return read_bytes(path, &all, opts);
+    if !start.starts_with(&GZIP_MAGIC) {
+        return Ok(Opened::Plain { file, start, len });
     }
-    // Uncompressed: read just the requested volume, straight from the file.
-    let info = parse_header(path, &start)?;
-    let plan = volume_range(path, &info, file_len, opts)?;
-    let voxels = read_voxels(path, &file, &info, &plan)?;
-    wrap(path, &info, voxels)
+    // The whole compressed file, in a buffer sized from its length (and
+    // backed by huge pages when large), plus anything appended since.
+    let expected = usize::try_from(len).unwrap_or(0).max(start.len());
+    let mut all = data::alloc_voxels::<u8>(expected);
+    all[..start.len()].copy_from_slice(&start);
+    let got = read_full(&mut file, &mut all[start.len()..])
+        .map_err(|e| Error::io(path, "cannot read", e))?;
+    all.truncate(start.len() + got);
+    file.read_to_end(&mut all)
+        .map_err(|e| Error::io(path, "cannot read", e))?;
+    Ok(Opened::Gz(all))
+}
+
+/// The header of an opened file (for a `.nii.gz`, from inflating just its
+/// start in memory).
+pub(super) fn header_of(path: &Path, opened: &Opened) -> Result<NiftiHeaderInfo> {
+    match opened {
+        Opened::Plain { start, .. } => parse_header(path, start),
+        Opened::Gz(all) => {
+            let mut head = Vec::with_capacity(544);
+            flate2::bufread::MultiGzDecoder::new(all.as_slice())
+                .take(544)
+                .read_to_end(&mut head)
+                .map_err(|e| Error::invalid(path, format!("gzip stream is corrupt: {e}")))?;
+            parse_header(path, &head)
+        }
+    }
+}
+
+/// Reads the requested volume of an opened file as `T`.
+pub(super) fn read_opened<T: Voxel>(
+    path: &Path,
+    opened: Opened,
+    opts: &ReadOptions,
+) -> Result<Volume<T>> {
+    match opened {
+        Opened::Gz(all) => read_bytes(path, &all, opts),
+        Opened::Plain { file, start, len } => {
+            // Uncompressed: read just the requested volume, straight from
+            // the file.
+            let info = parse_header(path, &start)?;
+            let plan = volume_range(path, &info, len, opts)?;
+            let voxels = read_voxels(path, &file, &info, &plan)?;
+            wrap(path, &info, voxels)
+        }
+    }
+}
+
+/// Reads one 3-D volume from a NIfTI-1 or NIfTI-2 file, `.nii` or
+/// `.nii.gz`, converting the scaled values to `T`.
+///
+/// Reading into `u8` or `i16` fails when a value would not survive the
+/// conversion (a label file with 2.5 in it, CT with a fractional slope):
+/// read as `f32` then. A 4-D file needs [`ReadOptions::volume`].
+pub fn read<T: Voxel>(path: &Path, opts: &ReadOptions) -> Result<Volume<T>> {
+    read_opened(path, open(path)?, opts)
 }
 
 /// Reads and converts the requested volume of an uncompressed file in

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 mod checkpoint;
 
 use crate::config::{LabelMode, LossConfig, TrainConfig};
-use liverseg_infer::{Decision, device, volumes_to_tensor};
 use crate::data::{Cache, Case, Dataset, Prepared};
 use crate::optim::{Optimizer, clip_grad_norm, learning_rate, seeded_init, trainable};
 use crate::{Error, Result};
+use liverseg_infer::{Decision, device, volumes_to_tensor};
 
 /// One epoch's numbers, as `metrics.csv` and `metrics.jsonl` record them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

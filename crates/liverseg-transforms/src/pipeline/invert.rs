@@ -58,14 +58,6 @@ fn check_grid<T: Voxel>(expected: &Grid, v: &Volume<T>, what: &str) -> Result<()
     Ok(())
 }
 
-/// The background probability of a voxel from its foreground class
-/// probabilities: one minus their sum (subtracted in channel order), kept in
-/// `[0, 1]`. [`Preprocessed::invert_probabilities`] and
-/// [`Preprocessed::invert_decide`] both use it, so they agree bit for bit.
-fn background(foreground: impl Iterator<Item = f32>) -> f32 {
-    foreground.fold(1.0f32, |b, v| b - v).clamp(0.0, 1.0)
-}
-
 /// The result of [`Preset::run`](super::Preset::run).
 #[derive(Clone, Debug)]
 pub struct Preprocessed {
@@ -87,67 +79,59 @@ impl Preprocessed {
         resample_labels(label, &self.original, Padding::Extent)
     }
 
-    /// Maps class probabilities (channel 0 background) back onto the
-    /// original grid: foreground channels trilinearly with 0 outside the
-    /// preprocessed field of view, background as one minus their sum, so
-    /// each voxel's probabilities still add up to one.
-    pub fn invert_probabilities(&self, channels: &[Volume<f32>]) -> Result<Vec<Volume<f32>>> {
+    /// Maps foreground class probabilities back onto the original grid:
+    /// each channel trilinearly, 0 outside the preprocessed field of view.
+    /// The background is the caller's to derive, by the formula of the
+    /// model's class decision (`liverseg_infer::Decision::background`).
+    pub fn invert_probabilities(&self, foreground: &[Volume<f32>]) -> Result<Vec<Volume<f32>>> {
         let grid = Grid::of(&self.pair.image);
-        let mut out = Vec::with_capacity(channels.len());
-        for c in channels {
+        for c in foreground {
             check_grid(&grid, c, "the preprocessing")?;
         }
-        for c in channels.iter().skip(1) {
-            out.push(resample_map(
-                c,
-                &self.original,
-                Interpolation::Linear,
-                Padding::Extent,
-                |v| v as f32,
-            )?);
-        }
-        if channels.is_empty() {
-            return Ok(out);
-        }
-        let mut bg = Volume::filled(self.original.dims, self.original.affine, 1.0f32)?;
-        for (o, b) in bg.data_mut().iter_mut().enumerate() {
-            *b = background(out.iter().map(|c| c.data()[o]));
-        }
-        out.insert(0, bg);
-        Ok(out)
+        foreground
+            .iter()
+            .map(|c| {
+                resample_map(
+                    c,
+                    &self.original,
+                    Interpolation::Linear,
+                    Padding::Extent,
+                    |v| v as f32,
+                )
+            })
+            .collect()
     }
 
-    /// A decision on the original grid made straight from class
-    /// probabilities on the preprocessed grid: `decide(background,
-    /// foreground)` receives, per voxel, exactly the values
-    /// [`invert_probabilities`](Self::invert_probabilities) would give
-    /// (background first, then the foreground channels in order), but the
-    /// mapped-back probability volumes are never made. The work runs one
+    /// A decision on the original grid made straight from foreground class
+    /// probabilities on the preprocessed grid: `decide(foreground)` receives,
+    /// per voxel, exactly the values
+    /// [`invert_probabilities`](Self::invert_probabilities) would give, but
+    /// the mapped-back probability volumes are never made. The work runs one
     /// output plane at a time, so on a tall CT the cost beyond the output is
     /// a plane per channel and thread.
     pub fn invert_decide<U: Voxel>(
         &self,
-        channels: &[Volume<f32>],
-        decide: impl Fn(f32, &[f32]) -> U + Sync,
+        foreground: &[Volume<f32>],
+        decide: impl Fn(&[f32]) -> U + Sync,
     ) -> Result<Volume<U>> {
         let grid = Grid::of(&self.pair.image);
-        for c in channels {
+        for c in foreground {
             check_grid(&grid, c, "the preprocessing")?;
         }
-        let foreground: Vec<&Volume<f32>> = channels.iter().skip(1).collect();
         if foreground.is_empty() {
             return Ok(Volume::filled(
                 self.original.dims,
                 self.original.affine,
-                decide(1.0, &[]),
+                decide(&[]),
             )?);
         }
+        let refs: Vec<&Volume<f32>> = foreground.iter().collect();
         resample_reduce(
-            &foreground,
+            &refs,
             &self.original,
             Interpolation::Linear,
             Padding::Extent,
-            |fg| decide(background(fg.iter().copied()), fg),
+            decide,
         )
     }
 }

@@ -1,7 +1,7 @@
 //! Running a preset: step by step, or with Spacing + Orientation (and what
 //! follows them) fused into one resampling pass, recording every grid.
 
-use liverseg_io::{Volume, Voxel};
+use liverseg_io::{Ct, Volume, Voxel};
 
 use super::invert::{Preprocessed, StepRecord};
 use super::preset::Preset;
@@ -26,15 +26,38 @@ impl Preset {
     /// stop the others.
     pub fn run_batch(&self, pairs: Vec<Pair>) -> Vec<Result<Preprocessed>> {
         use rayon::prelude::*;
-        pairs.into_par_iter().map(|p| self.run(p)).collect()
+        pairs
+            .into_par_iter()
+            .map(|p| self.run(p.image, p.label))
+            .collect()
     }
 
-    /// Runs every step. Spacing followed by Orientation (and an intensity
-    /// scaling right after) is done in one resampling pass with results
-    /// bit-identical to running them one by one, which saves two passes
-    /// and two full-size volumes on a 512 × 512 × 200 CT.
-    pub fn run(&self, pair: Pair) -> Result<Preprocessed> {
-        self.run_inner(pair, true, &mut |_, _| Ok(()))
+    /// Runs every step on an image (a CT as read, int16 or float32: see
+    /// [`Ct`]) and its optional label on the same grid.
+    ///
+    /// Spacing followed by Orientation (and the intensity scaling, crop and
+    /// resize right after) is done in one resampling pass with results
+    /// bit-identical to running them one by one, which saves two passes and
+    /// two full-size volumes on a 512 × 512 × 200 CT. A CT stored as int16
+    /// (nearly all of them) goes straight into that resampling without a
+    /// float copy: half the memory traffic of the heaviest step and 2 bytes
+    /// per input voxel less at the peak, with results identical to
+    /// converting to `f32` first (every int16 is exact in `f32`). A float
+    /// image is not copied when the preset does not start with Spacing +
+    /// Orientation.
+    pub fn run(&self, image: impl Into<Ct>, label: Option<Volume<u8>>) -> Result<Preprocessed> {
+        match image.into() {
+            Ct::I16(v) => self.run_voxels(v, label),
+            Ct::F32(v) => {
+                let original = Grid::of(&v);
+                let pair = Pair::new(v, label)?;
+                if self.fused_prefix(0).is_some() {
+                    let Pair { image, label } = pair;
+                    return self.run_voxels(image, label);
+                }
+                self.run_from(pair, 0, original, Vec::new(), true, &mut |_, _| Ok(()))
+            }
+        }
     }
 
     /// Runs every step separately and calls `on_stage(index, step, pair)`
@@ -45,20 +68,17 @@ impl Preset {
         mut on_stage: impl FnMut(usize, &Step, &Pair) -> Result<()>,
     ) -> Result<Preprocessed> {
         let mut idx = 0;
-        self.run_inner(pair, false, &mut |step, p| {
+        let original = Grid::of(&pair.image);
+        let pair = Pair::new(pair.image, pair.label)?;
+        self.run_from(pair, 0, original, Vec::new(), false, &mut |step, p| {
             idx += 1;
             on_stage(idx, step, p)
         })
     }
 
-    /// [`Preset::run`] for an image of any voxel type. A CT stored as
-    /// int16 (nearly all of them) can go straight into the first resampling
-    /// without a float copy: half the memory traffic of the heaviest step
-    /// and 2 bytes per input voxel less at the peak. Results are identical
-    /// to converting to `f32` first (every int16 is exact in `f32`). An
-    /// `f32` image is better passed to [`Preset::run`], which does not copy
-    /// it when the preset does not start with Spacing + Orientation.
-    pub fn run_typed<T: Voxel>(
+    /// [`Preset::run`] for an image of any voxel type: a fused first step
+    /// reads the voxels as they are.
+    fn run_voxels<T: Voxel>(
         &self,
         image: Volume<T>,
         label: Option<Volume<u8>>,
@@ -112,17 +132,6 @@ impl Preset {
             }
         }
         Some(plan)
-    }
-
-    fn run_inner(
-        &self,
-        pair: Pair,
-        fuse: bool,
-        on_stage: &mut dyn FnMut(&Step, &Pair) -> Result<()>,
-    ) -> Result<Preprocessed> {
-        let original = Grid::of(&pair.image);
-        let pair = Pair::new(pair.image, pair.label)?;
-        self.run_from(pair, 0, original, Vec::new(), fuse, on_stage)
     }
 
     fn run_from(
