@@ -4,7 +4,7 @@ for liverseg_train::metrics.
 
 Builds small synthetic label maps (0 background, 1 liver, 2 tumour, at most
 48^3 voxels, anisotropic spacing), writes each prediction/reference pair as
-uint8 NIfTI under crates/liverseg-train/tests/golden/metrics/, and writes
+uint8 NIfTI under crates/liverseg-metrics/tests/golden/metrics/, and writes
 expected.json with, per case and class:
 
   * MONAI 1.6.1: DiceMetric and MeanIoU (ignore_empty=False),

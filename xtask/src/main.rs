@@ -1,5 +1,6 @@
 //! liverseg's developer tasks, run as `cargo xtask <command>`: synthetic
-//! datasets, cross-validation splits and dataset downloads.
+//! datasets, cross-validation splits, dataset downloads and the repository's
+//! tidiness checks.
 
 mod extract;
 mod fetch;
@@ -12,6 +13,7 @@ mod split;
 mod synth;
 #[cfg(test)]
 mod test_server;
+mod tidy;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,9 @@ enum Command {
     Split(split::SplitArgs),
     /// Download (or import) and verify a public liver dataset.
     FetchData(fetch::FetchArgs),
+    /// Check file lengths, module docs, machine paths and the commands the
+    /// docs show (exit 1 with one `path:line: what` line per problem).
+    Tidy(tidy::TidyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Synth(a) => synth::run(a),
         Command::Split(a) => split::run(a),
         Command::FetchData(a) => fetch::run(a),
+        Command::Tidy(a) => tidy::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -32,6 +32,12 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(t) = cause.downcast_ref::<liverseg_train::Error>() {
             return if t.is_bad_input() { 2 } else { 1 };
         }
+        if let Some(t) = cause.downcast_ref::<liverseg_report::Error>() {
+            return if t.is_bad_input() { 2 } else { 1 };
+        }
+        if cause.downcast_ref::<liverseg_metrics::Error>().is_some() {
+            return 2;
+        }
         if let Some(t) = cause.downcast_ref::<liverseg_infer::Error>() {
             return if t.is_bad_input() { 2 } else { 1 };
         }

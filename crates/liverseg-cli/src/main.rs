@@ -7,6 +7,7 @@
 mod commands;
 mod exit;
 mod formats;
+mod progress;
 mod stdout;
 
 use clap::{Parser, Subcommand};

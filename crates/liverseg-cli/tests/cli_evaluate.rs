@@ -2,7 +2,7 @@
 //! CSV output and the exit-code contract.
 
 use liverseg_io::{Affine, Volume, nifti};
-use liverseg_train::metrics::{CaseMetrics, MetricOptions, evaluate};
+use liverseg_metrics::{CaseMetrics, MetricOptions, evaluate};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -255,9 +255,104 @@ pub fn deep_supervision_loss(losses: &[Tensor]) -> Result<Tensor> {
     total.ok_or_else(|| Error::Config("deep supervision needs at least one loss".into()))
 }
 
+/// Every `f`-th voxel of `(N, C, X, Y, Z)` along each spatial axis (the
+/// first of each block of `f`): the target of an output `f` times coarser.
+pub fn subsample(y: &Tensor, f: usize) -> Result<Tensor> {
+    let (n, c, x, yy, z) = y.dims5()?;
+    if f == 0 || x % f != 0 || yy % f != 0 || z % f != 0 {
+        return Err(Error::Config(format!(
+            "cannot take every {f}-th voxel of a {x}x{yy}x{z} target"
+        )));
+    }
+    Ok(y.reshape(vec![n * c, x / f, f, yy / f, f, z / f, f])?
+        .narrow(2, 0, 1)?
+        .narrow(4, 0, 1)?
+        .narrow(6, 0, 1)?
+        .reshape((n, c, x / f, yy / f, z / f))?)
+}
+
+/// The loss of a network's outputs (full resolution first; more than one
+/// with deep supervision) against `target`: `loss(output, target)` for each
+/// output against the target subsampled to its resolution, weighted by
+/// [`deep_supervision_weights`] (outputs of weight 0 are not computed).
+/// One output is its loss alone.
+pub fn deep_supervision(
+    outputs: &[Tensor],
+    target: &Tensor,
+    loss: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    match outputs {
+        [] => Err(Error::Config("a loss needs at least one output".into())),
+        [one] => loss(one, target),
+        _ => {
+            let (_, _, fx, _, _) = outputs[0].dims5()?;
+            let mut total: Option<Tensor> = None;
+            for (o, w) in outputs.iter().zip(deep_supervision_weights(outputs.len())) {
+                if w == 0.0 {
+                    continue;
+                }
+                let (_, _, ox, _, _) = o.dims5()?;
+                let f = fx / ox.max(1);
+                let t = if f > 1 {
+                    subsample(target, f)?
+                } else {
+                    target.clone()
+                };
+                let term = (loss(o, &t)? * w)?;
+                total = Some(match total {
+                    None => term,
+                    Some(acc) => (acc + term)?,
+                });
+            }
+            total.ok_or_else(|| Error::Config("no deep-supervision output has weight".into()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_supervision_weighs_subsampled_targets() {
+        let dev = candle_core::Device::Cpu;
+        let y = Tensor::arange(0f32, 64.0, &dev)
+            .unwrap()
+            .reshape((1, 1, 4, 4, 4))
+            .unwrap();
+        assert_eq!(
+            subsample(&y, 2)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            vec![0.0, 2.0, 8.0, 10.0, 32.0, 34.0, 40.0, 42.0]
+        );
+        assert!(subsample(&y, 3).is_err());
+        // The "loss" is the mean of the target, so each term is known.
+        let outs = [
+            y.clone(),
+            y.narrow(2, 0, 2)
+                .unwrap()
+                .narrow(3, 0, 2)
+                .unwrap()
+                .narrow(4, 0, 2)
+                .unwrap(),
+        ];
+        let mean = |_: &Tensor, t: &Tensor| Ok(t.mean_all()?);
+        let got = deep_supervision(&outs, &y, mean)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // Two outputs: weights [1, 0] / 1, so only the full-resolution term.
+        assert_eq!(got, 31.5);
+        let one = deep_supervision(&outs[..1], &y, mean)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(one, 31.5);
+    }
 
     #[test]
     fn deep_supervision_weights_follow_nnunet() {

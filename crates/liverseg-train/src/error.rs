@@ -39,6 +39,9 @@ pub enum Error {
     /// The model failed.
     #[error(transparent)]
     Model(#[from] liverseg_model::Error),
+    /// Measuring failed.
+    #[error(transparent)]
+    Metrics(#[from] liverseg_metrics::Error),
     /// Inference (validation's decision, a model card, a device) failed.
     #[error(transparent)]
     Infer(#[from] liverseg_infer::Error),
@@ -56,6 +59,7 @@ impl Error {
             Error::Io(e) => e.is_bad_input(),
             Error::Transform(e) => e.is_bad_input(),
             Error::Infer(e) => e.is_bad_input(),
+            Error::Metrics(e) => e.is_bad_input(),
             _ => false,
         }
     }

@@ -9,12 +9,9 @@
 pub mod config;
 pub mod data;
 mod error;
-pub mod metrics;
 pub mod optim;
-pub mod overlay;
-pub mod plot;
 pub mod trainer;
 
 pub use config::{LabelMode, TrainConfig};
 pub use error::{Error, Result};
-pub use trainer::{EpochRecord, RunState, Summary, Trainer, train};
+pub use trainer::{EpochRecord, Progress, ProgressFn, RunState, Summary, Trainer, train};

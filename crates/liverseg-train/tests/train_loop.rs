@@ -37,8 +37,19 @@ fn four_epochs_equal_two_plus_resume_two_bit_for_bit() {
     let preset = common::tiny_preset(tmp.path());
 
     let one = common::tiny_config(&data, &tmp.path().join("one"), &preset);
-    let s = train(one.clone(), false, false).unwrap();
+    // The run reports its epochs as events (the CLI draws its bars and
+    // curves.png from them: cli_train checks the picture).
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut trainer = liverseg_train::Trainer::new(one.clone(), false, false).unwrap();
+    let sink = seen.clone();
+    trainer.set_progress(Box::new(move |e| {
+        if let liverseg_train::Progress::Epoch { record, history } = e {
+            sink.lock().unwrap().push((record.epoch, history.len()));
+        }
+    }));
+    let s = trainer.run().unwrap();
     assert_eq!(s.epochs, 4);
+    assert_eq!(*seen.lock().unwrap(), vec![(1, 1), (2, 2), (3, 3), (4, 4)]);
 
     let mut two = common::tiny_config(&data, &tmp.path().join("two"), &preset);
     two.epochs = 2;
@@ -70,7 +81,6 @@ fn four_epochs_equal_two_plus_resume_two_bit_for_bit() {
         "config.toml",
         "metrics.csv",
         "metrics.jsonl",
-        "curves.png",
         "best/model.safetensors",
         "last/state.json",
     ] {

@@ -7,10 +7,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use liverseg_infer::{PredictOptions, Predictor, predict_file};
 use liverseg_io::{Overwrite, Volume, nifti};
+use liverseg_metrics::{CaseMetrics, MetricOptions, evaluate};
 use liverseg_model::{Architecture, DiceLossConfig, LossActivation, UNetConfig};
 use liverseg_phantom::{PhantomConfig, generate};
 use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
-use liverseg_train::metrics::{CaseMetrics, MetricOptions, evaluate};
 use liverseg_train::{LabelMode, TrainConfig};
 use liverseg_transforms::{Preset, ResizeMode};
 use serde::Serialize;
@@ -207,7 +207,10 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
         minutes = args.minutes,
         "training"
     );
-    let summary = liverseg_train::train(cfg, false, true)?;
+    let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut trainer = liverseg_train::Trainer::new(cfg, false, true)?;
+    trainer.set_progress(crate::progress::training_display(&run, bars));
+    let summary = trainer.run()?;
     let train_minutes = t_train.elapsed().as_secs_f64() / 60.0;
     let model = args.out.join("model.safetensors");
     std::fs::copy(run.join("best/model.safetensors"), &model).context("copying the best model")?;

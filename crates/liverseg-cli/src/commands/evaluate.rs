@@ -7,7 +7,7 @@ use crate::formats::{PathCheck, has_nifti_name};
 use anyhow::{Context, Result};
 use clap::Args;
 use liverseg_io::{Overwrite, Volume, nifti};
-use liverseg_train::metrics::{CaseMetrics, ClassMetrics, ClassSpec, MetricOptions};
+use liverseg_metrics::{CaseMetrics, ClassMetrics, ClassSpec, MetricOptions};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -166,23 +166,13 @@ fn read_pair(pred: &Path, gt: &Path) -> Result<(Volume<u8>, Volume<u8>)> {
 }
 
 /// Maps the library's errors to the CLI's exit codes, naming both files.
-fn metric_error(e: liverseg_train::Error, pred: &Path, gt: &Path) -> anyhow::Error {
+fn metric_error(e: liverseg_metrics::Error, pred: &Path, gt: &Path) -> anyhow::Error {
     let (p, g) = (pred.display(), gt.display());
     match e {
-        liverseg_train::Error::Grid(msg) => {
+        liverseg_metrics::Error::Grid(msg) => {
             bad_input(format!("{p} and {g} are not on the same grid: {msg}"))
         }
-        e if e.is_bad_input() => bad_input(format!("{p} against {g}: {e}")),
-        e => anyhow::Error::new(e).context(format!("scoring {p} against {g}")),
-    }
-}
-
-/// A configuration error's message without the "invalid configuration"
-/// prefix, which the option name replaces.
-fn plain(e: liverseg_train::Error) -> String {
-    match e {
-        liverseg_train::Error::Config(msg) => msg,
-        other => other.to_string(),
+        e => bad_input(format!("{p} against {g}: {e}")),
     }
 }
 
@@ -306,10 +296,10 @@ fn write_csv(
 /// Runs `liverseg evaluate`.
 pub fn run(args: &EvaluateArgs) -> Result<()> {
     let classes = ClassSpec::parse_list(&args.labels)
-        .map_err(|e| bad_input(format!("--labels {:?}: {}", args.labels, plain(e))))?;
+        .map_err(|e| bad_input(format!("--labels {:?}: {}", args.labels, e)))?;
     let opts = MetricOptions::with_tolerance(args.tolerance);
     opts.validate()
-        .map_err(|e| bad_input(format!("--tolerance: {}", plain(e))))?;
+        .map_err(|e| bad_input(format!("--tolerance: {e}")))?;
     let overwrite = if args.force {
         Overwrite::Allow
     } else {
@@ -335,7 +325,7 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         let start = std::time::Instant::now();
         let (pred, gt) = read_pair(pred_path, gt_path)?;
         let scored: Vec<ClassMetrics> =
-            liverseg_train::metrics::evaluate_classes(&pred, &gt, &classes, &opts)
+            liverseg_metrics::evaluate_classes(&pred, &gt, &classes, &opts)
                 .map_err(|e| metric_error(e, pred_path, gt_path))?;
         info!(case = %name, seconds = start.elapsed().as_secs_f64(), "scored");
         rows.extend(scored.into_iter().map(|c| Row {

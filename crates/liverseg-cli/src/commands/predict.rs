@@ -521,11 +521,11 @@ fn looks_like_series(dir: &Path) -> bool {
 /// The `--overlay` montage: axial, coronal and sagittal slices through the
 /// mask's centre, CT window −200..200 HU, mask outlined.
 pub(crate) fn write_overlay(path: &Path, ct: &Volume<f32>, labels: &Volume<u8>) -> Result<()> {
-    let opts = liverseg_train::overlay::OverlayOptions {
+    let opts = liverseg_report::OverlayOptions {
         title: path.file_stem().map(|s| s.to_string_lossy().into_owned()),
         ..Default::default()
     };
-    liverseg_train::overlay::write_overlay(path, ct, labels, &opts)?;
+    liverseg_report::write_overlay(path, ct, labels, &opts, Overwrite::Never)?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use crate::exit::bad_input;
 use crate::formats::{InputKind, PathCheck, detect};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use liverseg_io::nifti::Ct;
 use liverseg_io::{Overwrite, Volume, dicom, nifti};
@@ -51,21 +51,10 @@ struct Report<'a> {
     seconds: f64,
 }
 
-/// A built-in preset by name or a JSON preset file; anything else is bad
-/// input.
+/// A built-in preset or a JSON preset file (`Preset::load`); anything else
+/// is bad input.
 pub(crate) fn load_preset(name: &str) -> Result<Preset> {
-    if Preset::BUILT_IN.contains(&name) {
-        return Ok(Preset::by_name(name)?);
-    }
-    let path = Path::new(name);
-    if !path.is_file() {
-        return Err(bad_input(format!(
-            "--preset {name:?}: expected one of {:?} or a JSON preset file",
-            Preset::BUILT_IN
-        )));
-    }
-    let text = std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read"))?;
-    serde_json::from_str(&text).map_err(|e| bad_input(format!("{name}: not a preset: {e}")))
+    Preset::load(name).map_err(|e| bad_input(format!("--preset: {e}")))
 }
 
 /// The shape and affine of a CT as read.

@@ -178,7 +178,7 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if !roi_given {
         // An unreadable preset is reported when the run starts.
-        if let Some(w) = liverseg_train::trainer::load_preset(&cfg.preset)
+        if let Some(w) = liverseg_transforms::Preset::load(&cfg.preset)
             .ok()
             .and_then(|p| p.window())
         {
@@ -209,13 +209,20 @@ pub fn run(args: &TrainArgs, verbose: u8) -> Result<()> {
         .with_context(|| format!("{}: cannot create", cfg.out.display()))?;
     crate::init_logging_with_file(verbose, Some(&cfg.out.join("train.log")));
     tracing::info!(data = %cfg.data.display(), out = %cfg.out.display(), preset = %cfg.preset, "training");
-    let summary = liverseg_train::train(cfg, args.resume, args.force).map_err(|e| {
-        if e.is_bad_input() {
-            bad_input(e.to_string())
-        } else {
-            anyhow::Error::new(e)
-        }
-    })?;
+    let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let display = crate::progress::training_display(&cfg.out, bars);
+    let summary = liverseg_train::Trainer::new(cfg, args.resume, args.force)
+        .and_then(|mut t| {
+            t.set_progress(display);
+            t.run()
+        })
+        .map_err(|e| {
+            if e.is_bad_input() {
+                bad_input(e.to_string())
+            } else {
+                anyhow::Error::new(e)
+            }
+        })?;
     match summary.best_dice {
         Some(dice) => crate::outln!(
             "{} epochs ({}); best validation Dice {dice:.4} at epoch {}; model: {}",

@@ -1,29 +1,33 @@
-//! The training loop: batches from a prefetching loader, loss, gradient
-//! accumulation and clipping, optimiser steps, validation with sliding-
-//! window inference, checkpoints `last` and `best`, logs and curves.
+//! The training loop: batches from a prefetching loader (`loader.rs`),
+//! loss, gradient accumulation and clipping, optimiser steps, validation
+//! (`validate.rs`), checkpoints `last` and `best` and the metrics files
+//! (`checkpoint.rs`), and progress reported as events (`progress.rs`).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use liverseg_infer::{Decision, device};
 use liverseg_model::{
-    Architecture, DiceCeConfig, PlainUNet, UNet, deep_supervision_weights, dice_ce_loss, dice_loss,
-    sliding_window_inference,
+    Architecture, DiceCeConfig, PlainUNet, UNet, deep_supervision, dice_ce_loss, dice_loss,
 };
-use liverseg_transforms::{Pair, Preset, Step, case_rng, intensity::CtNormalization};
-use rand::seq::SliceRandom;
+use liverseg_transforms::Preset;
 use serde::{Deserialize, Serialize};
 
 mod checkpoint;
+mod loader;
+mod progress;
+mod setup;
+mod validate;
 
-use crate::config::{LabelMode, LossConfig, TrainConfig};
-use crate::data::{Cache, Case, Dataset, Prepared};
+pub use progress::{Progress, ProgressFn};
+
+use crate::config::{LossConfig, TrainConfig};
+use crate::data::{Cache, Case, Dataset};
 use crate::optim::{Optimizer, clip_grad_norm, learning_rate, seeded_init, trainable};
 use crate::{Error, Result};
-use liverseg_infer::{Decision, device, volumes_to_tensor};
+use progress::Reporter;
 
 /// One epoch's numbers, as `metrics.csv` and `metrics.jsonl` record them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,95 +120,6 @@ impl Net {
     }
 }
 
-/// A batch: images `(B, 1, X, Y, Z)` and class indices `(B, 1, X, Y, Z)`,
-/// and the names of the cases they came from (for messages).
-struct Batch {
-    x: Tensor,
-    y: Tensor,
-    cases: Vec<String>,
-}
-
-/// The batches of one epoch, taken round-robin from the loader threads'
-/// queues (so in plan order); ends when a thread's queue closes.
-struct Loader {
-    queues: Vec<Receiver<Result<Batch>>>,
-    next: usize,
-    /// Batches in the epoch.
-    batches: usize,
-}
-
-impl Iterator for Loader {
-    type Item = Result<Batch>;
-
-    fn next(&mut self) -> Option<Result<Batch>> {
-        let q = &self.queues[self.next % self.queues.len()];
-        self.next += 1;
-        q.recv().ok()
-    }
-}
-
-/// Resolves `preset` (a built-in name, see [`Preset::BUILT_IN`], or a JSON
-/// file).
-pub fn load_preset(name: &str) -> Result<Preset> {
-    match name {
-        n if Preset::BUILT_IN.contains(&n) => Ok(Preset::by_name(n)?),
-        path => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Data {
-                path: PathBuf::from(path),
-                reason: format!(
-                    "not one of {:?} or a readable preset file: {e}",
-                    Preset::BUILT_IN
-                ),
-            })?;
-            serde_json::from_str(&text).map_err(|e| Error::Data {
-                path: PathBuf::from(path),
-                reason: format!("not a preset: {e}"),
-            })
-        }
-    }
-}
-
-/// Fills nnU-Net CT normalisation statistics from the training cases'
-/// labelled voxels (every 7th foreground voxel of each case), as nnU-Net's
-/// planning does, so every case is normalised alike.
-fn fill_ct_statistics(preset: &mut Preset, cases: &[Case], labels: LabelMode) -> Result<()> {
-    let needs = preset
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::CtNormalize { stats: None }));
-    if !needs {
-        return Ok(());
-    }
-    let opts = liverseg_io::nifti::ReadOptions::default();
-    let mut samples = Vec::new();
-    for c in cases {
-        let image: liverseg_io::Volume<f32> = liverseg_io::nifti::read(&c.image, &opts)?;
-        crate::data::check_finite(&c.image, &image)?;
-        let label: liverseg_io::Volume<u8> = liverseg_io::nifti::read(&c.label, &opts)?;
-        crate::data::check_label_values(&c.label, &label, labels)?;
-        samples.extend(
-            image
-                .data()
-                .iter()
-                .zip(label.data())
-                .filter(|(_, l)| **l > 0)
-                .step_by(7)
-                .map(|(v, _)| *v),
-        );
-    }
-    let stats = CtNormalization::from_samples(&mut samples)?;
-    tracing::info!(
-        ?stats,
-        "CT normalisation statistics from the training cases"
-    );
-    for s in &mut preset.steps {
-        if let Step::CtNormalize { stats: st @ None } = s {
-            *st = Some(stats);
-        }
-    }
-    Ok(())
-}
-
 /// Everything a running training needs.
 pub struct Trainer {
     cfg: TrainConfig,
@@ -216,7 +131,7 @@ pub struct Trainer {
     dataset: Dataset,
     cache: Cache,
     state: RunState,
-    progress: bool,
+    progress: Reporter,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -300,8 +215,8 @@ impl Trainer {
             (state, preset)
         } else {
             seeded_init(&varmap, cfg.seed)?;
-            let mut preset = load_preset(&cfg.preset)?;
-            fill_ct_statistics(&mut preset, &dataset.train, cfg.labels)?;
+            let mut preset = Preset::load(&cfg.preset)?;
+            setup::fill_ct_statistics(&mut preset, &dataset.train, cfg.labels)?;
             let state = RunState {
                 epoch: 0,
                 optimizer_steps: 0,
@@ -348,40 +263,29 @@ impl Trainer {
             dataset,
             cache,
             state,
-            progress: std::io::stderr().is_terminal(),
+            progress: Reporter::default(),
         })
     }
 
-    /// Turns the per-epoch progress bar on or off (default: on when stderr
-    /// is a terminal).
-    pub fn set_progress(&mut self, on: bool) {
-        self.progress = on;
+    /// Sends the run's progress events to `f` (by default they go
+    /// nowhere).
+    pub fn set_progress(&mut self, f: ProgressFn) {
+        self.progress = Reporter::new(f);
     }
 
     /// Preprocesses every case into the cache (each case once).
     fn warm_cache(&self) -> Result<()> {
         let cases: Vec<&Case> = self.dataset.train.iter().chain(&self.dataset.val).collect();
-        let bar = self.bar(cases.len() as u64, "preprocess");
+        self.progress.report(Progress::Stage {
+            name: "preprocess",
+            steps: cases.len() as u64,
+        });
         for c in cases {
             self.cache.get(c, &self.preset)?;
-            bar.inc(1);
+            self.progress.report(Progress::Step { note: None });
         }
-        bar.finish_and_clear();
+        self.progress.report(Progress::StageDone);
         Ok(())
-    }
-
-    fn bar(&self, len: u64, what: &str) -> indicatif::ProgressBar {
-        if !self.progress {
-            return indicatif::ProgressBar::hidden();
-        }
-        let bar = indicatif::ProgressBar::new(len);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_prefix(what.to_string());
-        bar
     }
 
     /// Trains until the configured epoch count (or early stopping).
@@ -468,9 +372,10 @@ impl Trainer {
             }
             self.save_checkpoint("last")?;
             self.write_metrics()?;
-            if validate {
-                crate::plot::draw_curves(&self.cfg.out.join("curves.png"), &self.state.history)?;
-            }
+            self.progress.report(Progress::Epoch {
+                record: &record,
+                history: &self.state.history,
+            });
             slowest_epoch = slowest_epoch.max(epoch_started.elapsed().as_secs_f64());
             if self.cfg.early_stopping > 0
                 && self.state.stale_validations >= self.cfg.early_stopping
@@ -491,111 +396,12 @@ impl Trainer {
         })
     }
 
-    /// The epoch's sample list: (case index, sample number), in order.
-    fn epoch_plan(&self, epoch: usize) -> Vec<(usize, u64)> {
-        let n = self.dataset.train.len();
-        let mut rng = case_rng(self.cfg.seed, epoch as u64, u64::MAX);
-        if self.preset.augment.is_empty() || self.cfg.iterations_per_epoch == 0 {
-            let mut order: Vec<usize> = (0..n).collect();
-            order.shuffle(&mut rng);
-            order
-                .into_iter()
-                .enumerate()
-                .map(|(s, c)| (c, s as u64))
-                .collect()
-        } else {
-            use rand::Rng;
-            let total =
-                self.cfg.iterations_per_epoch * self.cfg.batch_size * self.cfg.grad_accumulation;
-            (0..total)
-                .map(|s| (rng.random_range(0..n), s as u64))
-                .collect()
-        }
-    }
-
-    /// Starts the loader threads for `epoch`: `loader_threads` threads,
-    /// thread `w` preparing batches `w`, `w + n`, … (rayon across a batch's
-    /// samples) into its own bounded queue; [`Loader`] takes them back in
-    /// order, so the batches do not depend on the thread count.
-    fn loader(&self, epoch: usize) -> Loader {
-        let plan = std::sync::Arc::new(self.epoch_plan(epoch));
-        let threads = self.cfg.loader_threads.max(1);
-        let mut queues = Vec::with_capacity(threads);
-        for w in 0..threads {
-            let (tx, rx) = sync_channel(self.cfg.prefetch.div_ceil(threads).max(1));
-            queues.push(rx);
-            self.spawn_loader(epoch, plan.clone(), w, threads, tx);
-        }
-        Loader {
-            queues,
-            next: 0,
-            batches: plan.len().div_ceil(self.cfg.batch_size.max(1)),
-        }
-    }
-
-    /// One loader thread: batches `w`, `w + threads`, … of `plan`.
-    fn spawn_loader(
-        &self,
-        epoch: usize,
-        plan: std::sync::Arc<Vec<(usize, u64)>>,
-        w: usize,
-        threads: usize,
-        tx: std::sync::mpsc::SyncSender<Result<Batch>>,
-    ) {
-        let cache = self.cache.clone();
-        let preset = self.preset.clone();
-        let cases = self.dataset.train.clone();
-        let (batch_size, seed, device) = (self.cfg.batch_size, self.cfg.seed, self.device.clone());
-        std::thread::spawn(move || {
-            use rayon::prelude::*;
-            for chunk in plan.chunks(batch_size).skip(w).step_by(threads) {
-                let samples: Result<Vec<Prepared>> = chunk
-                    .par_iter()
-                    .map(|&(c, s)| {
-                        let p = cache.get(&cases[c], &preset)?;
-                        if preset.augment.is_empty() {
-                            return Ok(p);
-                        }
-                        let pair = Pair::new(p.image, Some(p.label))?;
-                        let mut rng = case_rng(seed, epoch as u64, s);
-                        let out = preset
-                            .augment(pair, &mut rng)?
-                            .into_iter()
-                            .next()
-                            .ok_or_else(|| {
-                                Error::Config("augmentation produced no sample".into())
-                            })?;
-                        let label = out.label.ok_or_else(|| {
-                            Error::Config("augmentation dropped the label".into())
-                        })?;
-                        Ok(Prepared {
-                            image: out.image,
-                            label,
-                            original: p.original,
-                        })
-                    })
-                    .collect();
-                let batch = samples.and_then(|s| {
-                    let images: Vec<_> = s.iter().map(|p| &p.image).collect();
-                    let labels: Vec<_> = s.iter().map(|p| &p.label).collect();
-                    Ok(Batch {
-                        x: volumes_to_tensor(&images, &device)?,
-                        y: volumes_to_tensor(&labels, &device)?,
-                        cases: chunk.iter().map(|&(c, _)| cases[c].name.clone()).collect(),
-                    })
-                });
-                let failed = batch.is_err();
-                if tx.send(batch).is_err() || failed {
-                    return;
-                }
-            }
-        });
-    }
-
+    /// The configured loss of the network's outputs (deep supervision
+    /// when there are several) against the class indices `y`.
     fn loss(&self, outputs: &[Tensor], y: &Tensor) -> Result<Tensor> {
-        let one = |logits: &Tensor, target: &Tensor| -> Result<Tensor> {
-            Ok(match &self.cfg.loss {
-                LossConfig::Dice(c) => dice_loss(logits, target, c)?,
+        let one = |logits: &Tensor, target: &Tensor| -> liverseg_model::Result<Tensor> {
+            match &self.cfg.loss {
+                LossConfig::Dice(c) => dice_loss(logits, target, c),
                 LossConfig::DiceCe {
                     dice,
                     ce_weights,
@@ -610,36 +416,19 @@ impl Trainer {
                         lambda_dice: *lambda_dice,
                         lambda_ce: *lambda_ce,
                     },
-                )?,
-            })
-        };
-        if outputs.len() == 1 {
-            return one(&outputs[0], y);
-        }
-        // Deep supervision: each coarser output against the target taken
-        // at every f-th voxel, weighted as nnU-Net does.
-        let weights = deep_supervision_weights(outputs.len());
-        let (_, _, fx, _, _) = outputs[0].dims5()?;
-        let mut total: Option<Tensor> = None;
-        for (o, w) in outputs.iter().zip(weights) {
-            if w == 0.0 {
-                continue;
+                ),
             }
-            let (_, _, ox, _, _) = o.dims5()?;
-            let f = fx / ox.max(1);
-            let t = if f > 1 { subsample(y, f)? } else { y.clone() };
-            let l = (one(o, &t)? * w)?;
-            total = Some(match total {
-                None => l,
-                Some(acc) => (acc + l)?,
-            });
-        }
-        total.ok_or_else(|| Error::Config("no deep-supervision output has weight".into()))
+        };
+        Ok(deep_supervision(outputs, y, one)?)
     }
 
     fn train_epoch(&mut self, epoch: usize, lr: f64) -> Result<(f64, usize)> {
         let rx = self.loader(epoch);
-        let bar = self.bar(rx.batches as u64, &format!("epoch {}", epoch + 1));
+        let stage = format!("epoch {}", epoch + 1);
+        self.progress.report(Progress::Stage {
+            name: &stage,
+            steps: rx.batches as u64,
+        });
         let accum = self.cfg.grad_accumulation;
         let n_params = self.opt.params().len();
         let mut grads: Vec<Option<Tensor>> = vec![None; n_params];
@@ -691,13 +480,13 @@ impl Trainer {
                 self.apply(&mut grads, lr)?;
                 pending = 0;
             }
-            bar.inc(1);
-            bar.set_message(format!("loss {:.4}", loss_sum / count as f64));
+            let note = format!("loss {:.4}", loss_sum / count as f64);
+            self.progress.report(Progress::Step { note: Some(&note) });
         }
         if pending > 0 {
             self.apply(&mut grads, lr)?;
         }
-        bar.finish_and_clear();
+        self.progress.report(Progress::StageDone);
         if count == 0 {
             return Err(Error::Config("the epoch produced no batch".into()));
         }
@@ -714,61 +503,6 @@ impl Trainer {
         }
         Ok(())
     }
-
-    /// Mean loss and Dice over the validation cases: sliding-window
-    /// inference over each whole preprocessed volume, classes decided as
-    /// prediction decides them ([`Decision::labels`]), Dice per foreground
-    /// class through `metrics::dice` (a class absent from both prediction
-    /// and label counts as 1).
-    fn validate(&self) -> Result<(f64, f64, Vec<f64>)> {
-        let classes = self.cfg.labels.classes();
-        let mut per_class = vec![0.0; classes - 1];
-        let mut loss_sum = 0.0;
-        let bar = self.bar(self.dataset.val.len() as u64, "validate");
-        for c in &self.dataset.val {
-            let p = self.cache.get(c, &self.preset)?;
-            let x = volumes_to_tensor(&[&p.image], &self.device)?;
-            let y = volumes_to_tensor(&[&p.label], &self.device)?;
-            let logits =
-                sliding_window_inference(&x, &self.cfg.sliding_window, &mut |w: &Tensor| {
-                    Ok(self.net.forward_eval(w)?)
-                })?;
-            loss_sum += f64::from(
-                self.loss(std::slice::from_ref(&logits), &y)?
-                    .to_scalar::<f32>()?,
-            );
-            // The classes as prediction decides them, in the tensor's
-            // element order, like the label.
-            let truth: Vec<u8> = y
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .into_iter()
-                .map(|v| v as u8)
-                .collect();
-            let pred = decision_of(&self.cfg.loss).labels(&logits)?;
-            for (k, slot) in per_class.iter_mut().enumerate() {
-                *slot += crate::metrics::dice(&pred, &truth, &[k as u8 + 1])?;
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let n = self.dataset.val.len().max(1) as f64;
-        let per_class: Vec<f64> = per_class.iter().map(|d| d / n).collect();
-        let mean = per_class.iter().sum::<f64>() / per_class.len().max(1) as f64;
-        Ok((loss_sum / n, mean, per_class))
-    }
-}
-
-/// Every `f`-th voxel of `(N, C, X, Y, Z)` along each spatial axis.
-fn subsample(y: &Tensor, f: usize) -> Result<Tensor> {
-    let (n, c, x, yy, z) = y.dims5()?;
-    let t = y
-        .reshape(vec![n * c, x / f, f, yy / f, f, z / f, f])?
-        .narrow(2, 0, 1)?
-        .narrow(4, 0, 1)?
-        .narrow(6, 0, 1)?
-        .reshape((n, c, x / f, yy / f, z / f))?;
-    Ok(t)
 }
 
 /// Trains with `cfg` (see [`Trainer::new`]).

@@ -177,6 +177,26 @@ impl Preset {
             ))),
         }
     }
+
+    /// A built-in preset by name ([`Preset::BUILT_IN`]) or a preset stored
+    /// as JSON in the file `name` (as `liverseg preprocess --preset` and a
+    /// training configuration take it). Anything else is a parameter error
+    /// naming what was given.
+    pub fn load(name: &str) -> Result<Preset> {
+        if Preset::BUILT_IN.contains(&name) {
+            return Preset::by_name(name);
+        }
+        let path = std::path::Path::new(name);
+        if !path.is_file() {
+            return Err(Error::Param(format!(
+                "preset {name:?}: expected one of {:?} or a JSON preset file",
+                Preset::BUILT_IN
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Param(format!("{name}: cannot read the preset: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| Error::Param(format!("{name}: not a preset: {e}")))
+    }
 }
 
 /// nnU-Net's default augmentation, in MONAI terms, for patches of `patch`

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
+use image::{ExtendedColorType, ImageEncoder, codecs::png::PngEncoder};
+use liverseg_io::Overwrite;
 use plotters::prelude::*;
 
-use crate::trainer::EpochRecord;
 use crate::{Error, Result};
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -20,21 +21,48 @@ pub(crate) fn register_font() {
 }
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Data {
-        path: path.to_path_buf(),
-        reason: format!("cannot draw the training curves: {e}"),
-    }
+    Error::Draw(format!(
+        "{}: cannot draw the training curves: {e}",
+        path.display()
+    ))
 }
 
+/// One epoch's numbers as the curves show them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpochPoint {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Mean validation loss, when validated.
+    pub val_loss: Option<f64>,
+    /// Mean validation Dice, when validated.
+    pub val_dice: Option<f64>,
+    /// Validation Dice per foreground class.
+    pub val_dice_per_class: Vec<f64>,
+}
+
+const SIZE: (u32, u32) = (1200, 480);
+
 /// Draws `curves.png`: training and validation loss on the left, mean
-/// validation Dice (and per class) on the right, against the epoch.
-/// Written to a temporary file and renamed, so a viewer never sees half an
-/// image.
-pub fn draw_curves(path: &Path, history: &[EpochRecord]) -> Result<()> {
+/// validation Dice (and per class) on the right, against the epoch. The
+/// picture is drawn in memory and written atomically, replacing `path`, so
+/// a viewer never sees half an image.
+pub fn draw_curves(path: &Path, history: &[EpochPoint]) -> Result<()> {
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw(path, history, &mut rgb)?;
+    liverseg_io::write_file_atomic(path, Overwrite::Allow, |w| {
+        PngEncoder::new(w)
+            .write_image(&rgb, SIZE.0, SIZE.1, ExtendedColorType::Rgb8)
+            .map_err(std::io::Error::other)
+    })?;
+    Ok(())
+}
+
+fn draw(path: &Path, history: &[EpochPoint], rgb: &mut [u8]) -> Result<()> {
     register_font();
-    let tmp = path.with_extension("tmp.png");
     {
-        let root = BitMapBackend::new(&tmp, (1200, 480)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
         let (left, right) = root.split_horizontally(600);
         let last = history.last().map_or(1, |r| r.epoch).max(1) as f64;
@@ -142,5 +170,36 @@ pub fn draw_curves(path: &Path, history: &[EpochRecord]) -> Result<()> {
             .map_err(|e| plot_err(path, e))?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| plot_err(path, e))
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_are_a_png_of_the_right_size_with_both_lines() {
+        let history: Vec<EpochPoint> = (1..=6)
+            .map(|e| EpochPoint {
+                epoch: e,
+                train_loss: 1.0 / e as f64,
+                val_loss: (e % 2 == 0).then_some(1.2 / e as f64),
+                val_dice: (e % 2 == 0).then_some(0.1 * e as f64),
+                val_dice_per_class: if e % 2 == 0 {
+                    vec![0.1 * e as f64, 0.05 * e as f64]
+                } else {
+                    vec![]
+                },
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("curves.png");
+        draw_curves(&p, &history).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), SIZE);
+        // The training line is blue, the validation line red.
+        let has = |c: [u8; 3]| img.pixels().any(|p| p.0 == c);
+        assert!(has([0, 0, 255]) && has([255, 0, 0]));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }

@@ -382,7 +382,7 @@ mod tests {
         let (_, codes_p) = corner_codes(&pred, dims);
         let (cd, codes_t) = corner_codes(&truth, dims);
         let border_t: Vec<bool> = codes_t.iter().map(|&c| is_surfel(c)).collect();
-        let full = crate::metrics::squared_edt(&border_t, cd, sp).unwrap();
+        let full = crate::squared_edt(&border_t, cd, sp).unwrap();
         let areas = surfel_area_table(sp);
         for tol in [0.5, 1.0, 2.0, 3.7] {
             let (mut within, mut total) = (0.0, 0.0);
@@ -402,7 +402,7 @@ mod tests {
             assert!(w < t, "the stray voxel is out of reach");
         }
         let (ep, et) = (erosion_edges(&pred, dims), erosion_edges(&truth, dims));
-        let full = crate::metrics::squared_edt(&et, dims, sp).unwrap();
+        let full = crate::squared_edt(&et, dims, sp).unwrap();
         let want: Vec<f64> = full
             .iter()
             .zip(&ep)

@@ -1,10 +1,10 @@
-//! `liverseg_train::metrics` against MONAI 1.6.1 and DeepMind's
+//! `liverseg_metrics` against MONAI 1.6.1 and DeepMind's
 //! surface-distance on the synthetic cases of
 //! `tools/golden/metrics_golden.py` (anisotropic grids, shifted, eroded,
 //! hollow, thin, border-cut and random shapes, single voxels, empty masks).
 
 use liverseg_io::{Volume, nifti};
-use liverseg_train::metrics::{
+use liverseg_metrics::{
     CaseMetrics, ClassSpec, MetricOptions, evaluate, evaluate_classes, surface_distances,
     surfel_area_table,
 };

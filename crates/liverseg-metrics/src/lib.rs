@@ -1,4 +1,5 @@
-//! Spacing-aware segmentation metrics on whole CT volumes: Dice, IoU,
+//! Spacing-aware segmentation metrics on whole CT volumes (the
+//! `liverseg-metrics` crate, on `liverseg-io` alone, no tensor library): Dice, IoU,
 //! Hausdorff distance and its 95th percentile, average symmetric surface
 //! distance, surface Dice at a tolerance, and volumes in mL.
 //!
@@ -69,15 +70,16 @@
 //! reads back as `+∞`, the only non-finite value these metrics produce.
 
 mod edt;
+mod error;
 mod surface;
 mod surfel_table;
 mod types;
 
 pub use edt::squared_edt;
+pub use error::{Error, Result};
 pub use surface::surfel_area_table;
 pub use types::{CaseMetrics, ClassMetrics, ClassSpec, MetricOptions};
 
-use crate::{Error, Result};
 use liverseg_io::Volume;
 use rayon::prelude::*;
 

@@ -1,0 +1,64 @@
+//! The terminal's view of a training run: a bar per stage (epoch,
+//! validation, preprocessing) when standard error is a terminal, and
+//! `curves.png` in the run folder redrawn after every validated epoch.
+
+use std::path::{Path, PathBuf};
+
+use liverseg_report::{EpochPoint, draw_curves};
+use liverseg_train::{EpochRecord, Progress, ProgressFn};
+
+/// The display for a run writing into `out`; bars only when `bars`.
+pub fn training_display(out: &Path, bars: bool) -> ProgressFn {
+    let curves: PathBuf = out.join("curves.png");
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    Box::new(move |event| match event {
+        Progress::Stage { name, steps } => {
+            if bars {
+                let b = indicatif::ProgressBar::new(steps);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+                ) {
+                    b.set_style(style.progress_chars("=> "));
+                }
+                b.set_prefix(name.to_string());
+                bar = Some(b);
+            }
+        }
+        Progress::Step { note } => {
+            if let Some(b) = &bar {
+                b.inc(1);
+                if let Some(n) = note {
+                    b.set_message(n.to_string());
+                }
+            }
+        }
+        Progress::StageDone => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+        }
+        Progress::Epoch { record, history } => {
+            if record.val_dice.is_some()
+                && let Err(e) = draw_curves(&curves, &points(history))
+            {
+                // The curves are a picture of numbers already written to
+                // metrics.csv: failing to draw them does not stop training.
+                tracing::warn!("{}: {e}", curves.display());
+            }
+        }
+    })
+}
+
+/// The numbers the curves show.
+fn points(history: &[EpochRecord]) -> Vec<EpochPoint> {
+    history
+        .iter()
+        .map(|r| EpochPoint {
+            epoch: r.epoch,
+            train_loss: r.train_loss,
+            val_loss: r.val_loss,
+            val_dice: r.val_dice,
+            val_dice_per_class: r.val_dice_per_class.clone(),
+        })
+        .collect()
+}
