@@ -169,7 +169,10 @@ const MAX_ERROR_CHARS: usize = 300;
 
 /// Prints `e` as one line of at most [`MAX_ERROR_CHARS`] characters.
 fn report(e: &anyhow::Error) {
-    let full = chain(e);
+    let mut full = chain(e);
+    if let Some(h) = hint(e) {
+        full = format!("{full} ({h})");
+    }
     let line = one_line(&full, MAX_ERROR_CHARS);
     if line != full {
         tracing::info!("the whole error: {full}");
@@ -177,6 +180,29 @@ fn report(e: &anyhow::Error) {
     use std::io::Write;
     // Nothing is left to tell anyone if standard error is gone too.
     let _ = writeln!(std::io::stderr(), "liverseg: error: {line}");
+}
+
+/// What a user can do about `e` with this program's flags: the libraries
+/// name the problem, the CLI names its own options.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain().find_map(|cause| {
+        if let Some(io) = cause.downcast_ref::<liverseg_io::Error>() {
+            return match io {
+                liverseg_io::Error::Exists { .. } => Some("use --force to replace it"),
+                liverseg_io::Error::OverBudget { .. } => {
+                    Some("--memory-limit or LIVERSEG_MEMORY_LIMIT changes the budget")
+                }
+                _ => None,
+            };
+        }
+        if let Some(liverseg_transforms::Error::OverBudget(_)) = cause.downcast_ref() {
+            return Some("--memory-limit or LIVERSEG_MEMORY_LIMIT changes the budget");
+        }
+        if let Some(liverseg_train::Error::RunExists { .. }) = cause.downcast_ref() {
+            return Some("--resume continues it, --force starts over");
+        }
+        None
+    })
 }
 
 /// The error and its causes joined by ": ", leaving out a cause whose text

@@ -427,7 +427,7 @@ fn a_failing_output_leaves_no_other_behind() {
         "--fast",
     ]);
     ok(&o);
-    assert!(stderr(&o).contains("--fast"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fast mode"), "{}", stderr(&o));
     assert!(!stderr(&o).contains('\x1b'), "{:?}", stderr(&o));
 }
 

@@ -173,7 +173,7 @@ impl Predictor {
         if !p.steps.iter().any(|s| matches!(s, Step::Spacing { .. })) {
             tracing::warn!(
                 preset = %p.name,
-                "--fast: this model's preprocessing has no Spacing step; nothing to coarsen"
+                "fast mode: this model's preprocessing has no Spacing step; nothing to coarsen"
             );
         }
         for s in &mut p.steps {
@@ -183,8 +183,8 @@ impl Predictor {
                     tracing::warn!(
                         model_spacing = ?*pixdim,
                         fast_spacing = ?coarse,
-                        "--fast: this model was trained at a finer spacing than it will now see; \
-                         expect a coarser, less accurate mask (train one with --preset fast)"
+                        "fast mode: this model was trained at a finer spacing than it will now see; \
+                         expect a coarser, less accurate mask (train one with the fast preset)"
                     );
                 }
                 *pixdim = coarse;

@@ -36,7 +36,7 @@ impl fmt::Display for OverBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} would take {} ({} × {} bytes), over the memory budget of {} (set {LIMIT_VAR} or --memory-limit to change it)",
+            "{} would take {} ({} × {} bytes), over the memory budget of {}",
             self.what,
             human(self.count.saturating_mul(u128::from(self.element_bytes))),
             self.count,

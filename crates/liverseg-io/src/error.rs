@@ -82,7 +82,7 @@ pub enum Error {
         budget: crate::budget::OverBudget,
     },
     /// An output path exists and overwriting was not allowed.
-    #[error("{}: already exists (pass --force / `overwrite` to replace it)", path.display())]
+    #[error("{}: already exists", path.display())]
     Exists {
         /// The existing path.
         path: PathBuf,

@@ -209,10 +209,7 @@ pub fn save_with_metadata(
     overwrite: bool,
 ) -> Result<()> {
     if !overwrite && path.exists() {
-        return Err(file_error(
-            path,
-            "already exists (pass --force to replace it)",
-        ));
+        return Err(file_error(path, "already exists"));
     }
     let mut meta: HashMap<String, String> =
         extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

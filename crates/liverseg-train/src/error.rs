@@ -20,6 +20,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The run folder already holds a run, and neither resuming nor
+    /// starting over was asked for.
+    #[error("{}: already holds a run: resume it or start it over", path.display())]
+    RunExists {
+        /// The run folder.
+        path: PathBuf,
+    },
     /// Two volumes that must share a grid do not.
     #[error("grid mismatch: {0}")]
     Grid(String),
@@ -55,7 +62,9 @@ impl Error {
     /// missing or malformed dataset, mismatched grids).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Config(_) | Error::Data { .. } | Error::Grid(_) => true,
+            Error::Config(_) | Error::Data { .. } | Error::Grid(_) | Error::RunExists { .. } => {
+                true
+            }
             Error::Io(e) => e.is_bad_input(),
             Error::Transform(e) => e.is_bad_input(),
             Error::Infer(e) => e.is_bad_input(),

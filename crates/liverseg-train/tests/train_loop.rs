@@ -124,7 +124,7 @@ fn existing_run_needs_resume_or_force() {
     train(c.clone(), false, false).unwrap();
     let e = train(c.clone(), false, false).unwrap_err();
     assert!(
-        e.is_bad_input() && e.to_string().contains("--resume"),
+        e.is_bad_input() && matches!(e, liverseg_train::Error::RunExists { .. }),
         "{e}"
     );
     train(c, false, true).unwrap();

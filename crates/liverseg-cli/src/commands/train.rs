@@ -216,13 +216,8 @@ pub fn run(args: &TrainArgs, verbose: u8) -> Result<()> {
             t.set_progress(display);
             t.run()
         })
-        .map_err(|e| {
-            if e.is_bad_input() {
-                bad_input(e.to_string())
-            } else {
-                anyhow::Error::new(e)
-            }
-        })?;
+        // The error keeps its type: the exit code and the hint follow it.
+        ?;
     match summary.best_dice {
         Some(dice) => crate::outln!(
             "{} epochs ({}); best validation Dice {dice:.4} at epoch {}; model: {}",

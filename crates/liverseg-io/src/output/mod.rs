@@ -49,7 +49,7 @@ pub fn mark_as_output(dir: &Path) -> Result<()> {
     let p = dir.join(MARKER);
     fs::write(
         &p,
-        "This folder was written by liverseg; `--force` may replace it whole.\n",
+        "This folder was written by liverseg, which may replace it whole when told to overwrite.\n",
     )
     .map_err(|e| Error::io(&p, "cannot write", e))
 }

@@ -161,11 +161,8 @@ impl Trainer {
         // runs left behind, before looking for the checkpoint.
         liverseg_io::recover(&cfg.out)?;
         if !resume && last.exists() && !force {
-            return Err(Error::Data {
+            return Err(Error::RunExists {
                 path: cfg.out.clone(),
-                reason:
-                    "already holds a run: pass --resume to continue it or --force to start over"
-                        .into(),
             });
         }
         if resume && !last.join("state.json").is_file() {

@@ -1,6 +1,7 @@
 //! `liverseg convert`: NIfTI ↔ DICOM CT series, DICOM SEG ↔ NIfTI label.
 
-use super::dicom;
+mod dicom;
+
 use crate::exit::bad_input;
 use crate::formats::{InputKind, PathCheck, detect, has_nifti_name};
 use anyhow::{Context, Result};

@@ -1,5 +1,7 @@
 //! `liverseg info`: shape, geometry and value statistics of an image file.
 
+mod dicom;
+
 use crate::formats::{InputKind, detect};
 use anyhow::Result;
 use clap::Args;
@@ -92,7 +94,7 @@ fn nifti_info(path: &Path) -> Result<Info> {
 pub fn gather(path: &Path) -> Result<Info> {
     match detect(path)? {
         InputKind::Nifti => nifti_info(path),
-        InputKind::DicomFile | InputKind::Folder => crate::commands::dicom::info(path),
+        InputKind::DicomFile | InputKind::Folder => dicom::info(path),
     }
 }
 
