@@ -132,26 +132,16 @@ pub fn import(archives: &[PathBuf], dest: &Path) -> Result<usize> {
     if training.is_empty() {
         bail!("no volume-N.nii / segmentation-N.nii files found in the archives given");
     }
-    let ds = DatasetJson {
-        name: "LiTS".into(),
-        description: "Liver Tumor Segmentation Challenge training data, imported by cargo xtask fetch-data".into(),
-        reference: "Bilic et al., The Liver Tumor Segmentation Benchmark (LiTS), Medical Image Analysis 2023".into(),
-        licence: String::new(),
-        release: String::new(),
-        tensor_image_size: "3D".into(),
-        modality: BTreeMap::from([("0".into(), "CT".into())]),
-        labels: BTreeMap::from([
-            ("0".into(), "background".into()),
-            ("1".into(), "liver".into()),
-            ("2".into(), "tumour".into()),
-        ]),
-        num_training: training.len(),
-        num_test: 0,
+    let mut ds = DatasetJson::new(
+        "LiTS",
+        "Liver Tumor Segmentation Challenge training data, imported by cargo xtask fetch-data",
+        &["background", "liver", "tumour"],
         training,
-        test: Vec::new(),
-    };
-    std::fs::write(dest.join("dataset.json"), ds.to_json()?)
-        .with_context(|| format!("{}: cannot write dataset.json", dest.display()))?;
+    );
+    ds.reference =
+        "Bilic et al., The Liver Tumor Segmentation Benchmark (LiTS), Medical Image Analysis 2023"
+            .into();
+    ds.write(dest, liverseg_io::Overwrite::Never)?;
     Ok(cases.len())
 }
 

@@ -5,10 +5,8 @@ use crate::fsutil::replace_dir;
 use crate::msd::{DatasetJson, Pair};
 use crate::progress::{Progress, Unit};
 use anyhow::{Context, Result, bail};
-use liverseg_io::{Overwrite, nifti, write_file_atomic};
+use liverseg_io::{Overwrite, nifti};
 use liverseg_phantom::{PhantomConfig, RandomRanges, generate};
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Options of `cargo xtask synth`.
@@ -133,30 +131,19 @@ fn fill(dir: &Path, args: &SynthArgs, ranges: &RandomRanges) -> Result<()> {
         progress.inc(1);
     }
     progress.finish();
-    let ds = DatasetJson {
-        name: "Phantom".into(),
-        description: format!(
+    let mut ds = DatasetJson::new(
+        "Phantom",
+        &format!(
             "Synthetic abdominal CT phantoms with liver labels (liverseg-phantom, dataset seed {}). Not patient data.",
             args.seed
         ),
-        reference: "liverseg-phantom".into(),
-        licence: "CC0".into(),
-        release: env!("CARGO_PKG_VERSION").into(),
-        tensor_image_size: "3D".into(),
-        modality: BTreeMap::from([("0".into(), "CT".into())]),
-        labels: BTreeMap::from([
-            ("0".into(), "background".into()),
-            ("1".into(), "liver".into()),
-        ]),
-        num_training: args.cases,
-        num_test: 0,
+        &["background", "liver"],
         training,
-        test: Vec::new(),
-    };
-    let json = ds.to_json()?;
-    write_file_atomic(&dir.join("dataset.json"), Overwrite::Never, |w| {
-        w.write_all(json.as_bytes())
-    })?;
+    );
+    ds.reference = "liverseg-phantom".into();
+    ds.licence = "CC0".into();
+    ds.release = env!("CARGO_PKG_VERSION").into();
+    ds.write(dir, Overwrite::Never)?;
     Ok(())
 }
 

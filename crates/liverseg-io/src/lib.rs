@@ -34,6 +34,7 @@ mod output;
 mod volume;
 
 pub mod budget;
+pub mod decathlon;
 pub mod dicom;
 pub mod nifti;
 

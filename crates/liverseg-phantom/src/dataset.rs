@@ -1,7 +1,8 @@
 //! Phantoms written as a Medical Segmentation Decathlon dataset folder.
 
 use crate::{Error, Phantom, Result};
-use liverseg_io::nifti;
+use liverseg_io::decathlon::DatasetJson;
+use liverseg_io::{Overwrite, nifti};
 use std::path::Path;
 
 fn write_error(path: &Path, reason: impl std::fmt::Display) -> Error {
@@ -33,24 +34,12 @@ pub fn write_decathlon(
         nifti::write(&image, &p.image, &opts).map_err(|e| write_error(&image, e))?;
         let label = dir.join(format!("labelsTr/{name}.nii.gz"));
         nifti::write(&label, &p.label, &opts).map_err(|e| write_error(&label, e))?;
-        training.push(serde_json::json!({
-            "image": format!("./imagesTr/{name}.nii.gz"),
-            "label": format!("./labelsTr/{name}.nii.gz"),
-        }));
+        training.push(DatasetJson::pair(&name));
         names.push(name);
     }
-    let ds = serde_json::json!({
-        "name": "Phantom",
-        "description": description,
-        "labels": {"0": "background", "1": "liver"},
-        "modality": {"0": "CT"},
-        "tensorImageSize": "3D",
-        "numTraining": names.len(),
-        "training": training,
-    });
-    let path = dir.join("dataset.json");
-    let text = serde_json::to_string_pretty(&ds).map_err(|e| write_error(&path, e))?;
-    std::fs::write(&path, text).map_err(|e| write_error(&path, e))?;
+    DatasetJson::new("Phantom", description, &["background", "liver"], training)
+        .write(dir, Overwrite::Never)
+        .map_err(|e| write_error(&dir.join("dataset.json"), e))?;
     Ok(names)
 }
 

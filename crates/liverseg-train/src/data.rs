@@ -2,48 +2,16 @@
 //! splits, the on-disk cache of preprocessed cases, and conversion between
 //! volumes and network tensors.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use liverseg_io::decathlon::{DatasetJson, Splits};
 use liverseg_io::{Overwrite, Volume, nifti};
 use liverseg_transforms::{Grid, Preset};
-use serde::{Deserialize, Serialize};
 
 use crate::config::LabelMode;
 use crate::{Error, Result};
 
-/// One training case: an image and its label.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Case {
-    /// The image file name without `.nii.gz` (`liver_0`).
-    pub name: String,
-    /// Absolute image path.
-    pub image: PathBuf,
-    /// Absolute label path.
-    pub label: PathBuf,
-}
-
-#[derive(Deserialize)]
-struct DatasetFile {
-    training: Vec<PairEntry>,
-}
-
-#[derive(Deserialize)]
-struct PairEntry {
-    image: String,
-    label: String,
-}
-
-#[derive(Deserialize)]
-struct SplitsFile {
-    folds: Vec<FoldEntry>,
-}
-
-#[derive(Deserialize)]
-struct FoldEntry {
-    train: Vec<String>,
-    val: Vec<String>,
-}
+pub use liverseg_io::decathlon::{Case, case_name};
 
 /// A dataset with its training and validation cases.
 #[derive(Clone, Debug)]
@@ -58,45 +26,19 @@ pub struct Dataset {
     pub split_source: String,
 }
 
-pub use liverseg_io::nifti::case_name;
-
 impl Dataset {
     /// Opens `data` (a folder with `dataset.json`, or the file itself).
     /// With `splits.json` (given, or beside `dataset.json`) fold `fold`
-    /// decides train and validation; without one, the cases sorted by name
-    /// are split 80/20, every fifth case validating.
+    /// decides train and validation; without one, fold `fold` of the
+    /// default split (`Splits::default_for`: the seeded rule, five folds).
     pub fn open(data: &Path, splits: Option<&Path>, fold: usize) -> Result<Dataset> {
-        let (root, json_path) = if data.is_dir() {
-            (data.to_path_buf(), data.join("dataset.json"))
+        let root = if data.is_dir() {
+            data.to_path_buf()
         } else {
-            (
-                data.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                data.to_path_buf(),
-            )
+            data.parent().unwrap_or(Path::new(".")).to_path_buf()
         };
-        let text = std::fs::read_to_string(&json_path).map_err(|e| Error::Data {
-            path: json_path.clone(),
-            reason: format!("cannot read dataset.json: {e}"),
-        })?;
-        let ds: DatasetFile = serde_json::from_str(&text).map_err(|e| Error::Data {
-            path: json_path.clone(),
-            reason: format!("not a Decathlon dataset.json: {e}"),
-        })?;
-        let mut cases: BTreeMap<String, Case> = BTreeMap::new();
-        for p in ds.training {
-            let image = root.join(p.image.trim_start_matches("./"));
-            let label = root.join(p.label.trim_start_matches("./"));
-            for f in [&image, &label] {
-                if !f.is_file() {
-                    return Err(Error::Data {
-                        path: f.clone(),
-                        reason: "listed in dataset.json but missing".into(),
-                    });
-                }
-            }
-            let name = case_name(&p.image);
-            cases.insert(name.clone(), Case { name, image, label });
-        }
+        let json_path = root.join("dataset.json");
+        let cases = DatasetJson::read(&root)?.cases(&root)?;
         if cases.len() < 2 {
             return Err(Error::Data {
                 path: json_path,
@@ -110,46 +52,22 @@ impl Dataset {
             let p = root.join("splits.json");
             p.is_file().then_some(p)
         });
-        let (train_names, val_names, split_source) = match splits_path {
-            Some(p) => {
-                let text = std::fs::read_to_string(&p).map_err(|e| Error::Data {
-                    path: p.clone(),
-                    reason: format!("cannot read: {e}"),
-                })?;
-                let s: SplitsFile = serde_json::from_str(&text).map_err(|e| Error::Data {
-                    path: p.clone(),
-                    reason: format!("not a splits.json: {e}"),
-                })?;
-                let f = s.folds.get(fold).ok_or_else(|| Error::Data {
-                    path: p.clone(),
-                    reason: format!("fold {fold} requested, the file has {}", s.folds.len()),
-                })?;
-                (
-                    f.train.clone(),
-                    f.val.clone(),
-                    format!("{} fold {fold}", p.display()),
-                )
-            }
+        let (split, split_source) = match splits_path {
+            Some(p) => (Splits::read(&p)?, format!("{} fold {fold}", p.display())),
             None => {
-                let mut train = Vec::new();
-                let mut val = Vec::new();
-                for (i, name) in cases.keys().enumerate() {
-                    if i % 5 == 4 {
-                        val.push(name.clone());
-                    } else {
-                        train.push(name.clone());
-                    }
-                }
-                if val.is_empty() {
-                    val.push(train.pop().unwrap_or_default());
-                }
-                (
-                    train,
-                    val,
-                    "every fifth case by name (no splits.json)".to_string(),
-                )
+                let names: Vec<String> = cases.keys().cloned().collect();
+                let s = Splits::default_for(&names).map_err(|reason| Error::Data {
+                    path: json_path.clone(),
+                    reason,
+                })?;
+                (s, "the default split (no splits.json)".to_string())
             }
         };
+        let f = split.folds.get(fold).ok_or_else(|| Error::Data {
+            path: root.join("splits.json"),
+            reason: format!("fold {fold} requested, the split has {}", split.folds.len()),
+        })?;
+        let (train_names, val_names) = (f.train.clone(), f.val.clone());
         let pick = |names: &[String]| -> Result<Vec<Case>> {
             names
                 .iter()

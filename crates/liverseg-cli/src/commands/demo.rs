@@ -6,6 +6,7 @@ use crate::exit::bad_input;
 use anyhow::{Context, Result};
 use clap::Args;
 use liverseg_infer::{PredictOptions, Predictor, predict_file};
+use liverseg_io::decathlon::Splits;
 use liverseg_io::{Overwrite, Volume, nifti};
 use liverseg_metrics::{CaseMetrics, MetricOptions, evaluate};
 use liverseg_model::{Architecture, DiceLossConfig, LossActivation, UNetConfig};
@@ -173,20 +174,15 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
     let data = args.out.join("data/Phantom");
     tracing::info!(cases = args.cases, "making phantoms");
     let names = write_dataset(&data, args.cases, args.seed)?;
-    // Held out: every fifth case; of the rest, every fifth validates.
-    let test: Vec<String> = names.iter().skip(4).step_by(5).cloned().collect();
-    let rest: Vec<String> = names
-        .iter()
-        .filter(|n| !test.contains(n))
-        .cloned()
-        .collect();
-    let val: Vec<String> = rest.iter().skip(4).step_by(5).cloned().collect();
-    let train: Vec<String> = rest.iter().filter(|n| !val.contains(n)).cloned().collect();
-    let splits = serde_json::json!({"seed": args.seed, "test": test, "folds": [{"train": train, "val": val}]});
-    std::fs::write(
-        data.join("splits.json"),
-        serde_json::to_string_pretty(&splits)?,
-    )?;
+    // The one split rule: a fifth held out for the report, fold 0 of five
+    // (fewer for a handful of cases) over the rest for training and
+    // validation.
+    let rest = names.len() - (names.len() as f64 * 0.2).round() as usize;
+    let splits = Splits::seeded(&names, rest.clamp(2, 5), 0.2, args.seed)
+        .map_err(|e| anyhow::anyhow!("{}: cannot split the demo cases: {e}", data.display()))?;
+    splits.write(&data.join("splits.json"), liverseg_io::Overwrite::Never)?;
+    let test = splits.test.clone();
+    let (train, val) = (splits.folds[0].train.clone(), splits.folds[0].val.clone());
 
     let preset_path = args.out.join("demo_preset.json");
     std::fs::write(&preset_path, serde_json::to_string_pretty(&demo_preset())?)?;

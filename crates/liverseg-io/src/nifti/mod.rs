@@ -43,16 +43,7 @@ pub struct ReadOptions {
 /// The first two bytes of every gzip member.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// The case name of a NIfTI path as the Decathlon layout uses it: the last
-/// path component (split at `/` or `\\`) without one `.nii.gz` or `.nii`
-/// suffix. `./imagesTr/liver_7.nii.gz` → `liver_7`.
-pub fn case_name(path: &str) -> String {
-    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    file.strip_suffix(".nii.gz")
-        .or_else(|| file.strip_suffix(".nii"))
-        .unwrap_or(file)
-        .to_string()
-}
+pub use crate::decathlon::case_name;
 
 #[cfg(test)]
 mod tests {
