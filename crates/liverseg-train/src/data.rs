@@ -113,10 +113,8 @@ pub struct Cache {
 impl Cache {
     /// A cache under `dir` for cases preprocessed with `preset`.
     pub fn new(dir: PathBuf, preset: &Preset, labels: LabelMode) -> Result<Cache> {
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Data {
-            path: dir.clone(),
-            reason: format!("cannot create the cache folder: {e}"),
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(&dir, "cannot create the cache folder", e))?;
         let preset_json =
             serde_json::to_string(preset).map_err(|e| Error::Config(e.to_string()))?;
         Ok(Cache {

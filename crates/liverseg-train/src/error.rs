@@ -58,6 +58,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// An operating-system failure on `path`: its exit code follows the
+    /// cause (a missing file is the caller's, a full disk is not).
+    pub(crate) fn io(path: &std::path::Path, action: &'static str, source: std::io::Error) -> Self {
+        Error::Io(liverseg_io::Error::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        })
+    }
+
     /// True when the error is the caller's input (a bad configuration, a
     /// missing or malformed dataset, mismatched grids).
     pub fn is_bad_input(&self) -> bool {
@@ -71,5 +81,26 @@ impl Error {
             Error::Metrics(e) => e.is_bad_input(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exit codes follow the cause: a full disk while writing the run's
+    /// files is the machine's failure (exit 1), a missing file the caller's.
+    #[test]
+    fn io_errors_are_classified_by_their_cause() {
+        let p = std::path::Path::new("runs/x/metrics.csv");
+        let full = Error::io(p, "cannot write", std::io::ErrorKind::StorageFull.into());
+        assert!(!full.is_bad_input());
+        assert!(full.to_string().contains("metrics.csv"), "{full}");
+        let missing = Error::io(p, "cannot read", std::io::ErrorKind::NotFound.into());
+        assert!(missing.is_bad_input());
+        let exists = Error::RunExists {
+            path: "runs/x".into(),
+        };
+        assert!(exists.is_bad_input() && !exists.to_string().contains("--"));
     }
 }

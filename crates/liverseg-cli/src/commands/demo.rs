@@ -5,7 +5,7 @@
 use crate::exit::bad_input;
 use anyhow::{Context, Result};
 use clap::Args;
-use liverseg_infer::{PredictOptions, Predictor, predict_file};
+use liverseg_infer::{PredictOptions, Predictor};
 use liverseg_io::decathlon::Splits;
 use liverseg_io::{Overwrite, Volume, nifti};
 use liverseg_metrics::{CaseMetrics, MetricOptions, evaluate};
@@ -229,7 +229,10 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
         // No mirror TTA: the demo trains without flip augmentation, and a
         // liver seen mirrored is on the wrong side (with TTA the held-out
         // Dice fell from 0.90 to 0.69).
-        let pred = predict_file(&predictor, &image, &PredictOptions::default())?;
+        // Read once: the prediction and the overlay share the CT.
+        let ct = liverseg_infer::read_ct_file(&image)?;
+        let hu = ct.to_f32();
+        let pred = predictor.predict(ct, &PredictOptions::default())?;
         nifti::write(
             &pred_dir.join(format!("{name}.nii.gz")),
             &pred.labels,
@@ -238,10 +241,9 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
                 ..Default::default()
             },
         )?;
-        let ct: Volume<f32> = nifti::read(&image, &Default::default())?;
         if let Err(e) = crate::commands::predict::write_overlay(
             &overlay_dir.join(format!("{name}.png")),
-            &ct,
+            &hu,
             &pred.labels,
         ) {
             tracing::warn!(case = %name, "no overlay: {e:#}");

@@ -404,7 +404,7 @@ fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3
 }
 
 /// Convolution of one sample, `y (cout × dout) = w ⋆ x (+ bias)`, with
-/// `w` in PyTorch's `(cout, cin, kd, kh, kw)` layout. Requires
+/// `w` in PyTorch's `(cout, cin, kd, kh, kw)` layout. Panics unless
 /// [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_forward(
@@ -418,6 +418,9 @@ pub(crate) fn conv_forward(
     dout: [usize; 3],
     y: &mut [f32],
 ) {
+    // The intrinsics below are sound only on a CPU with AVX-512F and FMA;
+    // this is a safe function, so it checks rather than trusts its caller.
+    assert!(available(), "the direct kernels need AVX-512F and FMA");
     let p = prepare(x, cin, din, g, dout);
     let taps = g.taps();
     let (cb, cpad) = channel_block(cout);
@@ -461,7 +464,7 @@ pub(crate) fn conv_forward(
 /// Gradient of a convolution with respect to its input for one sample,
 /// `gx (cin × din) = wᵀ ⋆ gy`, which is also the forward pass of the
 /// transposed convolution with weight `w` (and then `bias`, one per `cin`
-/// channel, is added). Requires [`available`].
+/// channel, is added). Panics unless [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward_input(
     gy: &[f32],
@@ -474,6 +477,9 @@ pub(crate) fn conv_backward_input(
     din: [usize; 3],
     gx: &mut [f32],
 ) {
+    // The intrinsics below are sound only on a CPU with AVX-512F and FMA;
+    // this is a safe function, so it checks rather than trusts its caller.
+    assert!(available(), "the direct kernels need AVX-512F and FMA");
     // Per axis and output phase r: the number of outputs of that phase and
     // the taps reaching it with their (signed) offsets into gy.
     let mut phase_taps: [Vec<Vec<(usize, isize)>>; 3] = Default::default();
@@ -687,7 +693,7 @@ unsafe fn weight_block(
 
 /// Weight gradient of a convolution for one sample, added into `gw`
 /// (`(cout, cin, kd, kh, kw)`): `gw[co][ci][t] += Σ_o gy[co][o] ·
-/// x[ci][s·o + tap t]`. Requires [`available`].
+/// x[ci][s·o + tap t]`. Panics unless [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward_weight(
     x: &[f32],
@@ -699,6 +705,9 @@ pub(crate) fn conv_backward_weight(
     dout: [usize; 3],
     gw: &mut [f32],
 ) {
+    // The intrinsics below are sound only on a CPU with AVX-512F and FMA;
+    // this is a safe function, so it checks rather than trusts its caller.
+    assert!(available(), "the direct kernels need AVX-512F and FMA");
     let p = prepare(x, cin, din, g, dout);
     let cpad = cout.div_ceil(4) * 4;
     // The output gradient placed at its grid positions (zero elsewhere,

@@ -171,10 +171,8 @@ impl Trainer {
                 reason: "no checkpoint to resume from".into(),
             });
         }
-        std::fs::create_dir_all(&cfg.out).map_err(|e| Error::Data {
-            path: cfg.out.clone(),
-            reason: format!("cannot create the run folder: {e}"),
-        })?;
+        std::fs::create_dir_all(&cfg.out)
+            .map_err(|e| Error::io(&cfg.out, "cannot create the run folder", e))?;
         let device = device(&cfg.device)?;
         let dataset = Dataset::open(&cfg.data, cfg.splits.as_deref(), cfg.fold)?;
         tracing::info!(
@@ -288,12 +286,12 @@ impl Trainer {
     /// Trains until the configured epoch count (or early stopping).
     pub fn run(mut self) -> Result<Summary> {
         self.warm_cache()?;
-        std::fs::write(self.cfg.out.join("config.toml"), self.cfg.to_toml()?).map_err(|e| {
-            Error::Data {
-                path: self.cfg.out.join("config.toml"),
-                reason: e.to_string(),
-            }
-        })?;
+        let toml = self.cfg.to_toml()?;
+        liverseg_io::write_file_atomic(
+            &self.cfg.out.join("config.toml"),
+            liverseg_io::Overwrite::Allow,
+            |w| std::io::Write::write_all(w, toml.as_bytes()),
+        )?;
         let mut stopped = "finished all epochs".to_string();
         let started = Instant::now();
         let mut slowest_epoch = 0.0f64;
