@@ -10,6 +10,18 @@ use std::path::Path;
 use liverseg_io::{Volume, nifti};
 use liverseg_train::{RunState, train};
 
+/// Reads the NIfTI at `path`, changes its voxels with `edit` and writes it
+/// back in place.
+fn edit_nifti<T: liverseg_io::Voxel>(path: &Path, edit: impl FnOnce(&mut [T])) {
+    let mut v: Volume<T> = nifti::read(path, &Default::default()).unwrap();
+    edit(v.data_mut());
+    let opts = nifti::WriteOptions {
+        overwrite: liverseg_io::Overwrite::Allow,
+        ..Default::default()
+    };
+    nifti::write(path, &v, &opts).unwrap();
+}
+
 fn state(run: &Path) -> RunState {
     serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap()
 }
@@ -95,15 +107,10 @@ fn stray_label_values_are_refused_naming_the_case() {
     let tmp = tempfile::tempdir().unwrap();
     let data = common::phantom_dataset(tmp.path(), 3);
     let preset = common::tiny_preset(tmp.path());
-    let label_path = data.join("labelsTr/phantom_1.nii.gz");
-    let mut label: Volume<u8> = nifti::read(&label_path, &Default::default()).unwrap();
-    label.data_mut()[0] = 7;
-    label.data_mut()[1] = 255;
-    let opts = nifti::WriteOptions {
-        overwrite: liverseg_io::Overwrite::Allow,
-        ..Default::default()
-    };
-    nifti::write(&label_path, &label, &opts).unwrap();
+    edit_nifti::<u8>(&data.join("labelsTr/phantom_1.nii.gz"), |l| {
+        l[0] = 7;
+        l[1] = 255;
+    });
     let c = common::tiny_config(&data, &tmp.path().join("run"), &preset);
     let e = train(c, false, false).unwrap_err();
     let msg = e.to_string();
@@ -134,14 +141,7 @@ fn nan_voxels_and_early_divergence_name_what_matters() {
     assert!(msg.contains("there is no checkpoint yet"), "{msg}");
     assert!(!tmp.path().join("diverge/last").exists());
 
-    let image_path = data.join("imagesTr/phantom_2.nii.gz");
-    let mut image: Volume<f32> = nifti::read(&image_path, &Default::default()).unwrap();
-    image.data_mut()[5] = f32::NAN;
-    let opts = nifti::WriteOptions {
-        overwrite: liverseg_io::Overwrite::Allow,
-        ..Default::default()
-    };
-    nifti::write(&image_path, &image, &opts).unwrap();
+    edit_nifti::<f32>(&data.join("imagesTr/phantom_2.nii.gz"), |v| v[5] = f32::NAN);
     let c = common::tiny_config(&data, &tmp.path().join("nan"), &preset);
     let e = train(c, false, false).unwrap_err();
     let msg = e.to_string();

@@ -124,6 +124,14 @@ enum Input {
     Series(PathBuf),
 }
 
+impl Input {
+    fn path(&self) -> &Path {
+        match self {
+            Input::Nifti(p) | Input::Series(p) => p,
+        }
+    }
+}
+
 fn is_nifti_name(p: &Path) -> bool {
     crate::formats::has_nifti_name(p)
 }
@@ -229,24 +237,8 @@ fn write_outputs(
     Ok(())
 }
 
-/// Runs one case; an error names the case's input.
+/// Runs one case.
 fn run_case(
-    args: &PredictArgs,
-    predictor: &Predictor,
-    opts: &PredictOptions,
-    input: &Input,
-    out: &Path,
-    probs_out: Option<&Path>,
-    overlay_out: Option<&Path>,
-) -> Result<CaseReport> {
-    let path = match input {
-        Input::Series(p) | Input::Nifti(p) => p,
-    };
-    predict_case(args, predictor, opts, input, out, probs_out, overlay_out)
-        .map_err(crate::exit::naming(path))
-}
-
-fn predict_case(
     args: &PredictArgs,
     predictor: &Predictor,
     opts: &PredictOptions,
@@ -288,9 +280,7 @@ fn predict_case(
         overlay_out,
     )?;
     log_stage("write", t);
-    let path = match input {
-        Input::Series(p) | Input::Nifti(p) => p,
-    };
+    let path = input.path();
     let volumes_ml = predictor
         .classes()
         .iter()
@@ -416,7 +406,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             &args.output,
             args.save_probabilities.as_deref(),
             args.overlay.as_deref(),
-        )?;
+        )
+        .map_err(crate::exit::naming(input.path()))?;
         if !args.json {
             print_case(&r)?;
         }
@@ -437,9 +428,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             indicatif::ProgressBar::hidden()
         };
         for c in &cases {
-            let path = match c {
-                Input::Nifti(p) | Input::Series(p) => p,
-            };
+            let path = c.path();
             let name = case_name(path);
             let ext = if args.format == Format::Seg {
                 "dcm"
