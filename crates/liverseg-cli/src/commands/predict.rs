@@ -140,31 +140,6 @@ fn case_name(p: &Path) -> String {
     liverseg_io::nifti::case_name(&p.to_string_lossy())
 }
 
-/// The cases of a folder: its NIfTI files and its sub-folders (DICOM
-/// series), sorted by name.
-fn folder_cases(dir: &Path) -> Result<Vec<Input>> {
-    let mut out = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    // Hidden entries (`.liverseg-stage-*` of a run writing here, editor
-    // files) are no cases.
-    entries.retain(|p| {
-        p.file_name()
-            .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
-    });
-    for p in entries {
-        if p.is_dir() {
-            out.push(Input::Series(p));
-        } else if is_nifti_name(&p) {
-            out.push(Input::Nifti(p));
-        }
-    }
-    Ok(out)
-}
-
 fn overwrite(force: bool) -> Overwrite {
     if force {
         Overwrite::Allow
@@ -301,25 +276,51 @@ fn run_case(
     })
 }
 
-/// The input as one case, or the cases of a folder.
-fn classify_input(input: &Path) -> Result<Option<Input>> {
-    Ok(match crate::formats::detect(input)? {
-        InputKind::Nifti => Some(Input::Nifti(input.to_path_buf())),
-        InputKind::DicomFile => Some(Input::Series(input.to_path_buf())),
-        InputKind::Folder if looks_like_series(input) => Some(Input::Series(input.to_path_buf())),
-        InputKind::Folder => {
-            let any_case = std::fs::read_dir(input)
-                .map(|mut d| {
-                    d.any(|e| e.is_ok_and(|e| is_nifti_name(&e.path()) || e.path().is_dir()))
-                })
-                .unwrap_or(false);
-            if any_case {
-                None
-            } else {
-                Some(Input::Series(input.to_path_buf()))
-            }
+/// What `predict --input` names.
+enum Target {
+    /// One CT: a NIfTI file, a DICOM file or a series folder.
+    One(Input),
+    /// A folder of cases: its NIfTI files and sub-folders (DICOM series),
+    /// sorted by name.
+    Folder(Vec<Input>),
+}
+
+/// Classifies the input with one listing of a folder: a folder holding a
+/// DICOM file is a series; one holding NIfTI files or sub-folders is a
+/// folder of cases; anything else is read as a series (and fails there with
+/// the reader's reason).
+fn classify_input(input: &Path) -> Result<Target> {
+    let one = |i| Ok(Target::One(i));
+    match crate::formats::detect(input)? {
+        InputKind::Nifti => return one(Input::Nifti(input.to_path_buf())),
+        InputKind::DicomFile => return one(Input::Series(input.to_path_buf())),
+        InputKind::Folder => {}
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(input)
+        .with_context(|| format!("{}: cannot list", input.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        // Hidden entries (`.liverseg-stage-*` of a run writing here, editor
+        // files) are no cases.
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    let mut cases = Vec::new();
+    for p in entries {
+        if p.is_dir() {
+            cases.push(Input::Series(p));
+        } else if is_nifti_name(&p) {
+            cases.push(Input::Nifti(p));
+        } else if p.is_file() && matches!(crate::formats::detect(&p), Ok(InputKind::DicomFile)) {
+            return one(Input::Series(input.to_path_buf()));
         }
-    })
+    }
+    if cases.is_empty() {
+        return one(Input::Series(input.to_path_buf()));
+    }
+    Ok(Target::Folder(cases))
 }
 
 /// Checks the arguments that need no model: option values, and the paths
@@ -367,8 +368,12 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
 
 /// Runs `liverseg predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
-    let single = classify_input(&args.input)?;
-    check_args(args, single.as_ref())?;
+    let target = classify_input(&args.input)?;
+    let single = match &target {
+        Target::One(i) => Some(i),
+        Target::Folder(_) => None,
+    };
+    check_args(args, single)?;
     let device = liverseg_infer::device(&args.device).context("--device")?;
     liverseg_io::check_input(&args.model)?;
     if !args.model.is_file() {
@@ -397,12 +402,12 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     }
     let mut reports = Vec::new();
     let mut failures = 0usize;
-    if let Some(input) = single {
+    if let Target::One(input) = &target {
         let r = run_case(
             args,
             &predictor,
             &opts,
-            &input,
+            input,
             &args.output,
             args.save_probabilities.as_deref(),
             args.overlay.as_deref(),
@@ -412,14 +417,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             print_case(&r)?;
         }
         reports.push(r);
-    } else {
-        let cases = folder_cases(&args.input)?;
-        if cases.is_empty() {
-            return Err(bad_input(format!(
-                "{}: no NIfTI files or series folders",
-                args.input.display()
-            )));
-        }
+    } else if let Target::Folder(cases) = &target {
         std::fs::create_dir_all(&args.output)
             .with_context(|| format!("{}: cannot create", args.output.display()))?;
         let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -427,7 +425,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         } else {
             indicatif::ProgressBar::hidden()
         };
-        for c in &cases {
+        for c in cases {
             let path = c.path();
             let name = case_name(path);
             let ext = if args.format == Format::Seg {
@@ -490,21 +488,6 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A directory of DICOM files (rather than a folder of cases).
-fn looks_like_series(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok()).any(|e| {
-                e.path().is_file()
-                    && matches!(
-                        crate::formats::detect(&e.path()),
-                        Ok(crate::formats::InputKind::DicomFile)
-                    )
-            })
-        })
-        .unwrap_or(false)
 }
 
 /// The `--overlay` montage: axial, coronal and sagittal slices through the
