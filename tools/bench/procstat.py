@@ -1,6 +1,6 @@
 """Timing a fresh process and its peak memory, for the reference benches.
 
-Shared by crates/*/benches/reference/*.py. The parent must not have imported
+Shared by tools/bench/*.py. The parent must not have imported
 torch (or anything large) before calling `run_child`: a child forked from it
 starts with the parent's resident pages, and `ru_maxrss` would report at
 least those (a `/bin/true` child of a Python with torch imported reads about

@@ -21,8 +21,11 @@ Non-finite numbers are stored as the strings "inf" and "nan" (JSON has
 neither). It also stores MONAI's 256-entry surfel-area table for each spacing,
 which checks the transcribed normals table in the Rust crate.
 
-    /tmp/torchenv/bin/python tools/golden/metrics_golden.py
-    /tmp/torchenv/bin/python tools/golden/metrics_golden.py --rust-table PATH
+    python3 tools/golden/metrics_golden.py
+    python3 tools/golden/metrics_golden.py --rust-table PATH
+
+Needs torch, monai, nibabel, numpy, scipy and surface-distance
+(`pip install torch monai nibabel numpy scipy surface-distance`).
 
 `--rust-table` writes the 2x2x2 neighbour-code -> surfel normals table (the
 one MONAI adapted from DeepMind) as Rust source instead.

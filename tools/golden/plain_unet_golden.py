@@ -13,8 +13,9 @@ crates/liverseg-model/tests/golden/plain_unet/:
                           the network's order, full resolution first: "out0"
                           (2,2,16,16,8), "out1" (2,2,8,8,4); metadata "outputs" = 2
 
-Run with torch + dynamic-network-architectures + safetensors installed:
-    /tmp/torchenv/bin/python tools/golden/plain_unet_golden.py
+Run with torch, dynamic-network-architectures and safetensors installed
+(`pip install torch dynamic-network-architectures safetensors`):
+    python3 tools/golden/plain_unet_golden.py
 """
 import math
 import os

@@ -9,7 +9,9 @@ Writes crates/liverseg-cli/tests/golden/predict/:
     probs.nii.gz   softmax(model(x)) over the classes, float32 (X, Y, Z, 2),
                    x loaded with MONAI's LoadImage(ensure_channel_first=True)
 
-    /tmp/torchenv/bin/python tools/golden/predict_golden.py
+    python3 tools/golden/predict_golden.py
+
+Needs torch, monai, nibabel and numpy (`pip install torch monai nibabel numpy`).
 """
 import os
 

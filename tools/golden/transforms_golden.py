@@ -13,10 +13,10 @@ the full-precision affines:
         <case>_image.nii.gz / _label.nii.gz
         index.json                         {case: {"shape", "affine", "files", ...}}
 
-    /tmp/torchenv/bin/python tools/golden/transforms_golden.py
+    python3 tools/golden/transforms_golden.py
 
-Needs torch, monai, nibabel, numpy (see README "Golden files"). The Rust
-tests read only the committed outputs.
+Needs torch, monai, nibabel and numpy (`pip install torch monai nibabel numpy`).
+The Rust tests read only the committed outputs.
 """
 import json
 import math

@@ -1,9 +1,11 @@
-//! NIfTI I/O benchmarks of liverseg-io, run beside nibabel.
+//! NIfTI and DICOM reading and writing of liverseg-io, each case timed
+//! beside its nibabel or pydicom counterpart on the same files.
 //!
 //! ```text
-//! cargo bench -p liverseg-io --bench io                       # all cases
+//! cargo xtask synth --scanner-sizes --cases 1 --seed 19558 --out target/bench-data/ct --force
+//! cargo bench -p liverseg-io --bench io                       # every case, each followed by its reference
 //! cargo bench -p liverseg-io --bench io -- --only read_nii_gz,read_nii
-//! LIVERSEG_BENCH_REF_PYTHON=/tmp/ref/bin/python cargo bench -p liverseg-io --bench io
+//! LIVERSEG_BENCH_PYTHON= cargo bench -p liverseg-io --bench io   # liverseg alone
 //! ```
 //!
 //! A plain `harness = false` binary rather than criterion: every case runs in
@@ -11,20 +13,28 @@
 //! peak RSS it reports (`VmHWM`) belongs to that case alone, exactly as the
 //! Python reference scripts measure theirs; timing is one warm-up, then
 //! `LIVERSEG_BENCH_REPS` (default 5) timed runs, median reported, the same
-//! protocol as `benches/reference/bench_nibabel.py`.
+//! protocol as `tools/bench/bench_nibabel.py`.
 //!
-//! Input: `LIVERSEG_BENCH_DATA` (default `/tmp/refdata`) holding
-//! `phantom_image.nii.gz` and `phantom_image.nii` as written by
-//! `/work/shared/bench/make_phantom.py --also-nii`, the files nibabel reads.
-//! When they are missing the bench writes a synthetic 512x512x200 int16
-//! volume of its own (and says so: its timings are then not comparable).
+//! Input: the benchmark phantom `ct/imagesTr/phantom_000.nii.gz` under
+//! `LIVERSEG_BENCH_DATA` (default: `target/bench-data` of the workspace),
+//! 512 × 512 × 200 int16 from the `cargo xtask synth` command above. On its
+//! first run the bench derives from it, in `ct/io/` (in a child process of
+//! its own, with liverseg-io and flate2): `phantom_image.nii`,
+//! `phantom_image.nii.gz` (that file as one gzip member at level 1, as
+//! nibabel and `gzip -1` write a `.nii.gz`; the synth file itself, written
+//! by liverseg in 8 MiB members, is the `read_own_nii_gz` case) and
+//! `series/` (a CT series, one file per slice, by liverseg's DICOM writer).
+//! The reference scripts read the same files. `cargo xtask synth --force`
+//! replaces the folder, so a new phantom never meets stale derived files.
 //!
-//! With `LIVERSEG_BENCH_REF_PYTHON` set to a Python that has nibabel, each
-//! case is followed by its nibabel counterpart in the same run and a
-//! markdown table of ratios (reference / liverseg) is printed.
+//! Reference: each case is followed by its counterpart in
+//! `tools/bench/bench_nibabel.py` or `bench_pydicom_series.py`, run by
+//! `LIVERSEG_BENCH_PYTHON` (default `python3`; set it empty for liverseg
+//! alone), and a markdown table of ratios (reference / liverseg) is printed.
+//! A Python without nibabel or pydicom makes those scripts say SKIPPED.
 //! `LIVERSEG_BENCH_OUT=path.json` saves all results.
 
-use liverseg_io::{Affine, Overwrite, Volume, nifti};
+use liverseg_io::{Overwrite, Volume, nifti};
 use serde_json::{Value, json};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -71,19 +81,117 @@ const CASES: &[(&str, &[&str], &str)] = &[
     (
         "read_dicom_series",
         &["pydicom_read_series"],
-        "read a 200-slice CT series directory (sort along the normal, rescale) into Volume<f32>",
+        "read the phantom as a CT series directory (sort along the normal, rescale) into Volume<f32>",
     ),
     (
         "read_own_nii_gz",
         &[],
-        "read a .nii.gz written by liverseg (multi-member gzip) into Volume<f32>",
+        "read the phantom as cargo xtask synth wrote it (liverseg, 8 MiB gzip members) into Volume<f32>",
     ),
 ];
 
+/// `LIVERSEG_BENCH_DATA`, or `target/bench-data` of the workspace.
 fn data_dir() -> PathBuf {
-    std::env::var_os("LIVERSEG_BENCH_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/refdata"))
+    from_root(
+        std::env::var_os("LIVERSEG_BENCH_DATA")
+            .map_or_else(|| "target/bench-data".into(), PathBuf::from),
+    )
+}
+
+/// The folder above `crates/liverseg-io`.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
+/// `path`, taken from the workspace root when relative: `cargo bench` runs
+/// this binary in the crate's folder, but the paths were typed at the root.
+fn from_root(path: PathBuf) -> PathBuf {
+    if path.is_relative() {
+        workspace_root().join(path)
+    } else {
+        path
+    }
+}
+
+/// The command that makes the benchmark phantom, run from the workspace
+/// root.
+fn make_phantom_command() -> String {
+    let out = match std::env::var_os("LIVERSEG_BENCH_DATA") {
+        Some(d) => Path::new(&d).join("ct").display().to_string(),
+        None => "target/bench-data/ct".into(),
+    };
+    format!("cargo xtask synth --scanner-sizes --cases 1 --seed 19558 --out {out} --force")
+}
+
+/// The files the cases read.
+#[derive(Debug)]
+struct Inputs {
+    /// The phantom as `cargo xtask synth` wrote it.
+    own_gz: PathBuf,
+    /// Derived: the phantom as one gzip member.
+    gz: PathBuf,
+    /// Derived: the phantom uncompressed.
+    nii: PathBuf,
+    /// Derived: the phantom as a CT series.
+    series: PathBuf,
+}
+
+impl Inputs {
+    fn new() -> Self {
+        let ct = data_dir().join("ct");
+        let io = ct.join("io");
+        Inputs {
+            own_gz: ct.join("imagesTr/phantom_000.nii.gz"),
+            gz: io.join("phantom_image.nii.gz"),
+            nii: io.join("phantom_image.nii"),
+            series: io.join("series"),
+        }
+    }
+
+    fn derived_ready(&self) -> bool {
+        self.gz.is_file() && self.nii.is_file() && self.series.is_dir()
+    }
+}
+
+/// Writes the derived inputs that are missing (`--prepare`, in a process of
+/// its own so that the parent, whose size every Python child would inherit
+/// as a floor of its `ru_maxrss`, stays small).
+fn prepare(inputs: &Inputs) {
+    let opts = nifti::WriteOptions {
+        overwrite: Overwrite::Allow,
+        ..Default::default()
+    };
+    let ct: Volume<i16> =
+        nifti::read(&inputs.own_gz, &nifti::ReadOptions::default()).expect("read the phantom");
+    std::fs::create_dir_all(inputs.nii.parent().expect("a folder")).expect("create ct/io");
+    if !inputs.nii.is_file() {
+        nifti::write(&inputs.nii, &ct, &opts).expect("write phantom_image.nii");
+    }
+    if !inputs.gz.is_file() {
+        // One member at level 1, the way nibabel (Python's gzip module)
+        // writes a .nii.gz, beside the multi-member file liverseg writes.
+        let tmp = inputs
+            .gz
+            .with_extension(format!("gz.tmp-{}", std::process::id()));
+        let mut src = std::fs::File::open(&inputs.nii).expect("open phantom_image.nii");
+        let dst = std::fs::File::create(&tmp).expect("create the .nii.gz");
+        let mut enc = flate2::write::GzEncoder::new(dst, flate2::Compression::fast());
+        std::io::copy(&mut src, &mut enc).expect("gzip phantom_image.nii");
+        enc.finish().expect("finish the gzip stream");
+        std::fs::rename(&tmp, &inputs.gz).expect("rename the .nii.gz into place");
+    }
+    if !inputs.series.is_dir() {
+        let opts = liverseg_io::dicom::WriteSeriesOptions {
+            series_description: "liverseg benchmark phantom".into(),
+            ..Default::default()
+        };
+        liverseg_io::dicom::write_series(&inputs.series, &ct, &opts).expect("write the series");
+    }
 }
 
 fn reps() -> usize {
@@ -118,70 +226,14 @@ fn median(ts: &[f64]) -> f64 {
     }
 }
 
-/// A deterministic CT-like volume (air, a body ellipse, noise) for when the
-/// reference phantom is missing.
-fn synthetic_volume() -> Volume<i16> {
-    let [nx, ny, nz] = [512usize, 512, 200];
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut data = Vec::with_capacity(nx * ny * nz);
-    for _k in 0..nz {
-        for j in 0..ny {
-            for i in 0..nx {
-                let u = (i as f64 - 255.5) / 256.0;
-                let v = (j as f64 - 255.5) / 256.0;
-                let base = if (u / 0.86).powi(2) + (v / 0.62).powi(2) < 1.0 {
-                    40.0
-                } else {
-                    -1000.0
-                };
-                // Irwin-Hall approximation of a Gaussian, sigma ~15 HU.
-                let noise = (uniform() + uniform() + uniform() + uniform() - 2.0) * 26.0;
-                data.push((base + noise).round() as i16);
-            }
-        }
-    }
-    let affine = Affine::from_spacing_origin([0.78, 0.78, 2.5], [-200.0, -200.0, -250.0]);
-    Volume::new([nx, ny, nz], affine, data).expect("synthetic volume")
-}
-
-/// The two input files, generating them into `scratch` when the reference
-/// phantom is missing. Returns `(gz, nii, note)`.
-fn inputs(scratch: &Path) -> (PathBuf, PathBuf, Option<String>) {
-    let dir = data_dir();
-    let gz = dir.join("phantom_image.nii.gz");
-    let nii = dir.join("phantom_image.nii");
-    if gz.is_file() && nii.is_file() {
-        return (gz, nii, None);
-    }
-    let gz2 = scratch.join("synthetic_image.nii.gz");
-    let nii2 = scratch.join("synthetic_image.nii");
-    if !(gz2.is_file() && nii2.is_file()) {
-        let vol = synthetic_volume();
-        let opts = nifti::WriteOptions {
-            overwrite: Overwrite::Allow,
-            ..Default::default()
-        };
-        nifti::write(&gz2, &vol, &opts).expect("write synthetic .nii.gz");
-        nifti::write(&nii2, &vol, &opts).expect("write synthetic .nii");
-    }
-    let note = format!(
-        "{} or {} missing: timed a synthetic volume written by liverseg instead \
-         (not comparable with nibabel's figures; run make_phantom.py --also-nii)",
-        gz.display(),
-        nii.display()
-    );
-    (gz2, nii2, Some(note))
-}
-
 /// Runs one case in this process and returns its result record.
 fn child(case: &str, scratch: &Path) -> Value {
-    let (gz, nii, note) = inputs(scratch);
+    let Inputs {
+        own_gz,
+        gz,
+        nii,
+        series,
+    } = Inputs::new();
     let read_opts = nifti::ReadOptions::default();
     let write_opts = nifti::WriteOptions {
         overwrite: Overwrite::Allow,
@@ -203,9 +255,7 @@ fn child(case: &str, scratch: &Path) -> Value {
             })
         }
         "read_own_nii_gz" => {
-            // Written by `--prepare-own` in another process, so this one's
-            // peak RSS is the read's alone.
-            let path = scratch.join("own.nii.gz");
+            let path = own_gz;
             Box::new(move || {
                 let v: Volume<f32> = nifti::read(&path, &read_opts).expect("read");
                 json!({"dims": v.dims(), "file_bytes": file_len(&path)})
@@ -225,8 +275,7 @@ fn child(case: &str, scratch: &Path) -> Value {
             })
         }
         "read_dicom_series" => {
-            // Written by benches/reference/make_dicom_series.py beside the phantom.
-            let dir = data_dir().join("series");
+            let dir = series;
             Box::new(move || {
                 let v: Volume<f32> =
                     liverseg_io::dicom::read(&dir, &Default::default()).expect("read series");
@@ -262,7 +311,6 @@ fn child(case: &str, scratch: &Path) -> Value {
         "peak_rss_mib": proc_status_mib("VmHWM:"),
         "threads": rayon::current_num_threads(),
         "info": info,
-        "note": note,
     })
 }
 
@@ -310,28 +358,41 @@ fn run_child(case: &str, scratch: &Path) -> Value {
     parse_result(case, &out)
 }
 
-/// Runs the nibabel counterpart `name` with `python`.
-fn run_reference(python: &str, name: &str, scratch: &Path) -> Value {
-    let refs = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference");
-    if name == "pydicom_read_series" {
-        let out = Command::new(python)
-            .arg(refs.join("bench_pydicom_series.py"))
-            .args(["--child", "--reps", &reps().to_string(), "--series-dir"])
-            .arg(data_dir().join("series"))
-            .output()
-            .expect("spawn python");
-        return parse_result(name, &out);
+/// The Python that runs the reference scripts: `LIVERSEG_BENCH_PYTHON` (a
+/// path with a `/` taken from the workspace root when relative), `python3`
+/// when unset, none when set empty.
+fn python() -> Option<PathBuf> {
+    match std::env::var_os("LIVERSEG_BENCH_PYTHON") {
+        Some(p) if p.is_empty() => None,
+        Some(p) if Path::new(&p).components().count() > 1 => Some(from_root(p.into())),
+        Some(p) => Some(p.into()),
+        None => Some("python3".into()),
     }
-    let script = refs.join("bench_nibabel.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(["--child", name, "--reps", &reps().to_string(), "--data-dir"])
-        .arg(data_dir())
-        .arg("--work-dir")
-        .arg(scratch)
-        .output()
-        .expect("spawn python");
-    parse_result(name, &out)
+}
+
+/// Runs the reference counterpart `name` with `python`.
+fn run_reference(python: &Path, name: &str, inputs: &Inputs, scratch: &Path) -> Value {
+    let tools = workspace_root().join("tools/bench");
+    let mut cmd = Command::new(python);
+    if name == "pydicom_read_series" {
+        cmd.arg(tools.join("bench_pydicom_series.py"))
+            .args(["--child", "--reps", &reps().to_string(), "--series-dir"])
+            .arg(&inputs.series);
+    } else {
+        let data = inputs.nii.parent().expect("the derived inputs' folder");
+        cmd.arg(tools.join("bench_nibabel.py"))
+            .args(["--child", name, "--reps", &reps().to_string(), "--data-dir"])
+            .arg(data)
+            .arg("--work-dir")
+            .arg(scratch);
+    }
+    match cmd.output() {
+        Ok(out) => parse_result(name, &out),
+        Err(e) => json!({
+            "name": name,
+            "skipped": format!("cannot run `{}` ({e}); set LIVERSEG_BENCH_PYTHON to a Python with nibabel and pydicom", python.display()),
+        }),
+    }
 }
 
 fn parse_result(name: &str, out: &std::process::Output) -> Value {
@@ -369,16 +430,9 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    if flag("--prepare-own").is_some() {
-        let scratch = PathBuf::from(flag("--scratch").expect("--scratch"));
-        let (_, nii, _) = inputs(&scratch);
-        let src: Volume<i16> =
-            nifti::read(&nii, &nifti::ReadOptions::default()).expect("read source");
-        let opts = nifti::WriteOptions {
-            overwrite: Overwrite::Allow,
-            ..Default::default()
-        };
-        nifti::write(&scratch.join("own.nii.gz"), &src, &opts).expect("write own .nii.gz");
+    let inputs = Inputs::new();
+    if args.iter().any(|a| a == "--prepare") {
+        prepare(&inputs);
         return;
     }
     if let Some(case) = flag("--child") {
@@ -386,28 +440,35 @@ fn main() {
         println!("@@RESULT@@{}", child(&case, &scratch));
         return;
     }
+    if !inputs.own_gz.is_file() {
+        eprintln!(
+            "{} is missing: make the benchmark phantom first, from the workspace root:\n    {}",
+            inputs.own_gz.display(),
+            make_phantom_command()
+        );
+        std::process::exit(1);
+    }
+    if !inputs.derived_ready() {
+        eprintln!(
+            "writing the derived inputs (.nii, one-member .nii.gz, CT series) into {}",
+            inputs.nii.parent().expect("a folder").display()
+        );
+        let status = Command::new(std::env::current_exe().expect("current_exe"))
+            .arg("--prepare")
+            .status()
+            .expect("spawn --prepare");
+        assert!(status.success(), "--prepare failed");
+    }
     let only: Option<Vec<String>> = flag("--only")
         .or_else(|| std::env::var("LIVERSEG_BENCH_ONLY").ok())
         .map(|s| s.split(',').map(str::to_owned).collect());
-    let python = std::env::var("LIVERSEG_BENCH_REF_PYTHON").ok();
+    let python = python();
     let scratch = tempfile::tempdir().expect("temp dir");
-    let (_, _, note) = inputs(scratch.path());
-    if let Some(n) = &note {
-        eprintln!("NOTE: {n}");
-    }
     let mut results = serde_json::Map::new();
     let mut rows = Vec::new();
     for &(case, refs, what) in CASES {
         if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == case)) {
             continue;
-        }
-        if case == "read_own_nii_gz" {
-            let status = Command::new(std::env::current_exe().expect("current_exe"))
-                .args(["--prepare-own", "1", "--scratch"])
-                .arg(scratch.path())
-                .status()
-                .expect("spawn --prepare-own");
-            assert!(status.success(), "--prepare-own failed");
         }
         let r = run_child(case, scratch.path());
         eprintln!(
@@ -421,7 +482,11 @@ fn main() {
         let mut refs_done = Vec::new();
         if let Some(py) = &python {
             for &name in refs {
-                let rr = run_reference(py, name, scratch.path());
+                let rr = run_reference(py, name, &inputs, scratch.path());
+                if let Some(why) = rr.get("skipped") {
+                    eprintln!("  {name:16} SKIPPED: {}", why.as_str().unwrap_or_default());
+                    continue;
+                }
                 eprintln!(
                     "  {name:16} median {:>10}  peak RSS {:>8}",
                     fmt_s(&rr),
@@ -437,7 +502,7 @@ fn main() {
         rows.push((case, r.clone(), refs_done));
         results.insert(case.to_owned(), r);
     }
-    if python.is_some() {
+    if rows.iter().any(|(_, _, refs)| !refs.is_empty()) {
         println!(
             "| benchmark | liverseg median | reference | reference median | ratio (ref/liverseg) | peak RSS liverseg | peak RSS reference |"
         );
@@ -460,7 +525,8 @@ fn main() {
     }
     let all = Value::Object(results);
     match std::env::var_os("LIVERSEG_BENCH_OUT") {
-        Some(p) => std::fs::write(&p, format!("{all:#}\n")).expect("write LIVERSEG_BENCH_OUT"),
+        Some(p) => std::fs::write(from_root(p.into()), format!("{all:#}\n"))
+            .expect("write LIVERSEG_BENCH_OUT"),
         None => println!("{all:#}"),
     }
 }

@@ -1,15 +1,27 @@
 //! CPU timing of the tutorial UNet: eval forward and one training step
-//! (forward, Dice loss, backward, Adam) at input (1, 1, 128, 128, 64), the
-//! shapes `../shared/bench/bench_monai.py` times for PyTorch + MONAI.
+//! (forward, Dice loss, backward, Adam) at input (1, 1, 128, 128, 64), and a
+//! sliding-window pass over (1, 1, 256, 256, 160) in windows of 128×128×64
+//! (overlap 0.25, Gaussian blending), each followed by the same case in
+//! PyTorch + MONAI (`tools/bench/bench_torch_unet.py`).
 //!
-//! A third case is `bench_monai.py sliding_window`: the same network over
-//! (1, 1, 256, 256, 160) in windows of 128×128×64, overlap 0.25, Gaussian
-//! blending. `LIVERSEG_BENCH_ONLY=forward|train|sliding` picks cases.
+//! ```text
+//! cargo bench -p liverseg-model --bench unet
+//! LIVERSEG_BENCH_REPS=11 LIVERSEG_BENCH_ONLY=forward,train cargo bench -p liverseg-model --bench unet
+//! LIVERSEG_BENCH_PYTHON= cargo bench -p liverseg-model --bench unet   # liverseg alone
+//! ```
 //!
-//! `cargo bench -p liverseg-model --bench unet` prints one JSON line per
-//! case: median and all repetition times, GFLOP/s against the forward's
+//! Prints one JSON line per case: median and all repetition times after one
+//! warm-up (`LIVERSEG_BENCH_REPS`, default 5), GFLOP/s against the forward's
 //! 12.1 GFLOP (and 36.2 for a training step, MONAI's counts), and the
-//! process peak RSS.
+//! process peak RSS (one process for all cases, so a later case's peak
+//! includes the earlier ones'). `LIVERSEG_BENCH_ONLY` picks cases among
+//! `forward`, `train` and `sliding`. The inputs are random tensors.
+//!
+//! The PyTorch side runs with `LIVERSEG_BENCH_PYTHON` (default `python3`;
+//! set it empty to skip it), each case in a fresh process with as many torch
+//! threads as rayon has here, and a markdown table of ratios (PyTorch /
+//! liverseg) is printed. A Python without torch or monai makes the script
+//! say SKIPPED.
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
@@ -17,6 +29,9 @@ use liverseg_model::{
     BlendMode, DiceLossConfig, SlidingWindowConfig, UNet, UNetConfig, dice_loss,
     sliding_window_inference,
 };
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 #[path = "common/alloc.rs"]
@@ -43,6 +58,93 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The folder above `crates/liverseg-model`.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
+/// The Python that runs the PyTorch side: `LIVERSEG_BENCH_PYTHON` (a path
+/// with a `/` taken from the workspace root when relative: `cargo bench`
+/// runs this binary in the crate's folder), `python3` when unset, none when
+/// set empty.
+fn python() -> Option<PathBuf> {
+    match std::env::var_os("LIVERSEG_BENCH_PYTHON") {
+        Some(p) if p.is_empty() => None,
+        Some(p) if Path::new(&p).is_relative() && Path::new(&p).components().count() > 1 => {
+            Some(workspace_root().join(p))
+        }
+        Some(p) => Some(p.into()),
+        None => Some("python3".into()),
+    }
+}
+
+/// Runs `tools/bench/bench_torch_unet.py` on `cases` and returns its
+/// results by case; `None` (having said why) when it did not measure.
+fn run_torch(python: &Path, cases: &[&str], reps: usize) -> Option<Value> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bench/bench_torch_unet.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .args(["--only", &cases.join(",")])
+        .args(["--reps", &reps.to_string()])
+        .args(["--threads", &rayon::current_num_threads().to_string()])
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!(
+                "PyTorch side SKIPPED: cannot run `{}` ({e}); set LIVERSEG_BENCH_PYTHON to a Python with torch and monai",
+                python.display()
+            );
+            return None;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("@@RESULT@@"));
+    let v: Value = match result.map(serde_json::from_str::<Value>) {
+        Some(Ok(v)) if out.status.success() => v,
+        _ => {
+            eprintln!(
+                "PyTorch side failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+    };
+    if let Some(why) = v.get("skipped") {
+        eprintln!("PyTorch side SKIPPED: {}", why.as_str().unwrap_or_default());
+        return None;
+    }
+    Some(v)
+}
+
+/// The record of one case.
+fn record(name: &str, times: &[f64], gflop: f64, extra: Value) -> Value {
+    let m = median(times.to_vec());
+    let mut v = json!({
+        "name": name,
+        "median_s": m,
+        "min_s": times.iter().copied().fold(f64::INFINITY, f64::min),
+        "gflops": gflop / m,
+        "all_s": times,
+        "peak_rss_mib": peak_rss_mib(),
+        "threads": rayon::current_num_threads(),
+    });
+    if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
+        v.extend(extra);
+    }
+    v
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     alloc::keep_freed_memory();
     let reps: usize = std::env::var("LIVERSEG_BENCH_REPS")
@@ -57,6 +159,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         VarBuilder::from_varmap(&varmap, DType::F32, &dev),
     )?;
     let x = Tensor::randn(0f32, 1.0, (1, 1, 128, 128, 64), &dev)?;
+    // (PyTorch case name, liverseg record)
+    let mut ours: Vec<(&str, Value)> = Vec::new();
     if only.is_empty() || only.contains("forward") {
         net.forward_t(&x, false)?;
         let mut times = Vec::new();
@@ -66,13 +170,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             y.sum_all()?.to_scalar::<f32>()?;
             times.push(t.elapsed().as_secs_f64());
         }
-        let m = median(times.clone());
-        println!(
-            "{{\"name\":\"cpu_unet_eval_forward\",\"median_s\":{m:.4},\"gflops\":{:.1},\"all_s\":{times:?},\"peak_rss_mib\":{:.0},\"threads\":{}}}",
-            12.1 / m,
-            peak_rss_mib(),
-            rayon::current_num_threads()
-        );
+        let r = record("cpu_unet_eval_forward", &times, 12.1, json!({}));
+        println!("{r}");
+        ours.push(("forward", r));
     }
     if only.is_empty() || only.contains("train") {
         let target = Tensor::rand(0f32, 1.0, (1, 1, 128, 128, 64), &dev)?
@@ -107,16 +207,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             step()?;
             times.push(t.elapsed().as_secs_f64());
         }
-        let m = median(times.clone());
-        println!(
-            "{{\"name\":\"cpu_unet_train_step\",\"median_s\":{m:.4},\"gflops\":{:.1},\"all_s\":{times:?},\"peak_rss_mib\":{:.0},\"threads\":{}}}",
-            36.2 / m,
-            peak_rss_mib(),
-            rayon::current_num_threads()
-        );
+        let r = record("cpu_unet_train_step", &times, 36.2, json!({}));
+        println!("{r}");
+        ours.push(("train", r));
     }
     if only.is_empty() || only.contains("sliding") {
-        // `bench_monai.py sliding_window`: (1, 1, 256, 256, 160), roi
+        // As `bench_torch_unet.py sliding`: (1, 1, 256, 256, 160), roi
         // (128, 128, 64), one window per call, overlap 0.25, Gaussian.
         let big = Tensor::randn(0f32, 1.0, (1, 1, 256, 256, 160), &dev)?;
         let cfg = SlidingWindowConfig {
@@ -140,12 +236,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             y.sum_all()?.to_scalar::<f32>()?;
             times.push(t.elapsed().as_secs_f64());
         }
-        let m = median(times.clone());
+        let r = record(
+            "cpu_sliding_window",
+            &times,
+            12.1 * per_call as f64,
+            json!({ "windows": per_call }),
+        );
+        println!("{r}");
+        ours.push(("sliding", r));
+    }
+    let cases: Vec<&str> = ours.iter().map(|(c, _)| *c).collect();
+    let Some(torch) = python().and_then(|py| run_torch(&py, &cases, reps)) else {
+        return Ok(());
+    };
+    println!("PyTorch: {torch}");
+    println!(
+        "| benchmark | liverseg median (min) | PyTorch median (min) | ratio (PyTorch / liverseg) | peak RSS liverseg | peak RSS PyTorch |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    for (case, r) in &ours {
+        let t = &torch[*case];
         println!(
-            "{{\"name\":\"cpu_sliding_window\",\"median_s\":{m:.4},\"windows\":{per_call},\"gflops\":{:.1},\"all_s\":{times:?},\"peak_rss_mib\":{:.0},\"threads\":{}}}",
-            12.1 * per_call as f64 / m,
-            peak_rss_mib(),
-            rayon::current_num_threads()
+            "| {case} | {:.3} s ({:.3}) | {:.3} s ({:.3}) | **{:.2}x** | {:.0} MiB | {:.0} MiB |",
+            f(r, "median_s"),
+            f(r, "min_s"),
+            f(t, "median_s"),
+            f(t, "min_s"),
+            f(t, "median_s") / f(r, "median_s"),
+            f(r, "peak_rss_mib"),
+            f(t, "peak_rss_mib"),
         );
     }
     Ok(())

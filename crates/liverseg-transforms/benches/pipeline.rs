@@ -2,23 +2,25 @@
 //! running the same seven transforms on the same files in the same run.
 //!
 //! ```text
+//! cargo xtask synth --scanner-sizes --cases 1 --seed 19558 --out target/bench-data/ct --force
 //! cargo bench -p liverseg-transforms --bench pipeline
-//! LIVERSEG_BENCH_REF_PYTHON=/tmp/ref/bin/python cargo bench -p liverseg-transforms --bench pipeline
+//! LIVERSEG_BENCH_PYTHON= cargo bench -p liverseg-transforms --bench pipeline   # liverseg alone
 //! ```
 //!
 //! Like `liverseg-io`'s bench, a `harness = false` binary: each measurement
-//! runs in a fresh child process (this binary with `--child CASE`) so its
-//! peak RSS (`VmHWM`) is its own, with one warm-up and
-//! `LIVERSEG_BENCH_REPS` (default 5) timed repetitions, median reported, the
-//! protocol of `/work/shared/bench/bench_monai.py`. Rayon uses
-//! `LIVERSEG_BENCH_THREADS` threads (default 2, MONAI's torch threads).
+//! runs in a fresh child process (this binary with `--child`) so its peak
+//! RSS (`VmHWM`) is its own, with one warm-up and `LIVERSEG_BENCH_REPS`
+//! (default 5) timed repetitions, median reported, the protocol of
+//! `tools/bench/bench_monai_pipeline.py`. Rayon uses `LIVERSEG_BENCH_THREADS`
+//! threads (default 2), and MONAI's torch as many.
 //!
-//! Input: `LIVERSEG_BENCH_DATA` (default `/tmp/refdata`) with
-//! `phantom_image.nii.gz` and `phantom_label.nii.gz` from
-//! `shared/bench/make_phantom.py`. With `LIVERSEG_BENCH_REF_PYTHON` (a
-//! Python with torch, monai, nibabel) and `LIVERSEG_BENCH_MONAI_SCRIPT`
-//! (default `/work/shared/bench/bench_monai.py`) the MONAI pipeline runs in
-//! the same session and the ratio is printed.
+//! Input: `ct/imagesTr/phantom_000.nii.gz` and `ct/labelsTr/phantom_000.nii.gz`
+//! under `LIVERSEG_BENCH_DATA` (default: `target/bench-data` of the
+//! workspace), the benchmark phantom of the `cargo xtask synth` command above.
+//! MONAI reads the same two files: `tools/bench/bench_monai_pipeline.py`,
+//! run by `LIVERSEG_BENCH_PYTHON` (default `python3`; set it empty to time
+//! liverseg alone), after which the ratio is printed. A Python without
+//! torch, monai or nibabel makes the script say SKIPPED.
 
 use liverseg_io::{Volume, nifti};
 use liverseg_transforms::Preset;
@@ -27,9 +29,50 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+/// `LIVERSEG_BENCH_DATA`, or `target/bench-data` of the workspace.
 fn data_dir() -> PathBuf {
-    std::env::var_os("LIVERSEG_BENCH_DATA")
-        .map_or_else(|| PathBuf::from("/tmp/refdata"), PathBuf::from)
+    from_root(
+        std::env::var_os("LIVERSEG_BENCH_DATA")
+            .map_or_else(|| "target/bench-data".into(), PathBuf::from),
+    )
+}
+
+/// The folder above `crates/liverseg-transforms`.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
+/// `path`, taken from the workspace root when relative: `cargo bench` runs
+/// this binary in the crate's folder, but the paths were typed at the root.
+fn from_root(path: PathBuf) -> PathBuf {
+    if path.is_relative() {
+        workspace_root().join(path)
+    } else {
+        path
+    }
+}
+
+/// The benchmark phantom's CT and label.
+fn inputs() -> (PathBuf, PathBuf) {
+    let ct = data_dir().join("ct");
+    (
+        ct.join("imagesTr/phantom_000.nii.gz"),
+        ct.join("labelsTr/phantom_000.nii.gz"),
+    )
+}
+
+/// Rayon's threads here and torch's on the MONAI side:
+/// `LIVERSEG_BENCH_THREADS`, default 2.
+fn threads() -> usize {
+    std::env::var("LIVERSEG_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
 }
 
 fn reps() -> usize {
@@ -57,12 +100,12 @@ fn median(v: &mut [f64]) -> f64 {
 /// One full case: read both files (in parallel, as the CLI does; the CT in
 /// its stored int16), run the preset. Returns (total, read, preprocess)
 /// seconds.
-fn one_case(dir: &Path) -> (f64, f64, f64) {
+fn one_case(image: &Path, label: &Path) -> (f64, f64, f64) {
     let t0 = Instant::now();
     let opts = nifti::ReadOptions::default();
     let (image, label) = std::thread::scope(|s| {
-        let h = s.spawn(|| nifti::read::<i16>(&dir.join("phantom_image.nii.gz"), &opts));
-        let label = nifti::read::<u8>(&dir.join("phantom_label.nii.gz"), &opts);
+        let h = s.spawn(|| nifti::read::<i16>(image, &opts));
+        let label = nifti::read::<u8>(label, &opts);
         (h.join().expect("reader thread"), label)
     });
     let (image, label): (Volume<i16>, Volume<u8>) = (image.expect("image"), label.expect("label"));
@@ -78,19 +121,16 @@ fn one_case(dir: &Path) -> (f64, f64, f64) {
 }
 
 fn child() {
-    let dir = data_dir();
-    let threads = std::env::var("LIVERSEG_BENCH_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let (image, label) = inputs();
+    let threads = threads();
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
         .expect("rayon pool");
-    one_case(&dir);
+    one_case(&image, &label);
     let (mut total, mut read, mut pre) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps() {
-        let (t, r, p) = one_case(&dir);
+        let (t, r, p) = one_case(&image, &label);
         total.push(t);
         read.push(r);
         pre.push(p);
@@ -122,52 +162,66 @@ fn run_child() -> Value {
     serde_json::from_str(text.lines().last().unwrap_or("{}")).expect("child JSON")
 }
 
-fn run_monai() -> Option<Value> {
-    let python = std::env::var_os("LIVERSEG_BENCH_REF_PYTHON")?;
-    let script = std::env::var_os("LIVERSEG_BENCH_MONAI_SCRIPT").map_or_else(
-        || PathBuf::from("/work/shared/bench/bench_monai.py"),
-        PathBuf::from,
-    );
-    let tmp = std::env::temp_dir().join(format!("liverseg-monai-{}.json", std::process::id()));
-    let status = Command::new(python)
-        .arg(&script)
-        .arg("--data-dir")
-        .arg(data_dir())
-        .args([
-            "--reps",
-            &reps().to_string(),
-            "--only",
-            "monai_pipeline",
-            "--out",
-        ])
-        .arg(&tmp)
-        .status()
-        .ok()?;
-    if !status.success() {
-        eprintln!("MONAI reference failed ({status})");
-        return None;
+/// The Python that runs the MONAI side: `LIVERSEG_BENCH_PYTHON` (a path
+/// with a `/` taken from the workspace root when relative), `python3` when
+/// unset, none when set empty.
+fn python() -> Option<PathBuf> {
+    match std::env::var_os("LIVERSEG_BENCH_PYTHON") {
+        Some(p) if p.is_empty() => None,
+        Some(p) if Path::new(&p).components().count() > 1 => Some(from_root(p.into())),
+        Some(p) => Some(p.into()),
+        None => Some("python3".into()),
     }
-    // Python's json writes NaN for values it could not measure, which is
-    // not JSON; read those as null.
-    let text = std::fs::read_to_string(&tmp).ok()?.replace("NaN", "null");
-    let v: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
+}
+
+/// Runs `tools/bench/bench_monai_pipeline.py` on the same files; `None`
+/// (having said why) when it did not measure.
+fn run_monai(python: &Path) -> Option<Value> {
+    let (image, label) = inputs();
+    let script = workspace_root().join("tools/bench/bench_monai_pipeline.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .arg("--image")
+        .arg(&image)
+        .arg("--label")
+        .arg(&label)
+        .args(["--reps", &reps().to_string()])
+        .args(["--threads", &threads().to_string()])
+        .output();
+    let out = match out {
+        Ok(out) => out,
         Err(e) => {
-            eprintln!("cannot parse the MONAI results {}: {e}", tmp.display());
+            eprintln!(
+                "MONAI pipeline SKIPPED: cannot run `{}` ({e}); set LIVERSEG_BENCH_PYTHON to a Python with torch, monai and nibabel",
+                python.display()
+            );
             return None;
         }
     };
-    let _ = std::fs::remove_file(&tmp);
-    // bench_monai.py writes {"_env": {...}, "<case>": {...}}.
-    let Some(case) = v.get("monai_pipeline").cloned() else {
-        eprintln!("no monai_pipeline entry in the MONAI results");
-        return None;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("@@RESULT@@"));
+    let v: Value = match result.map(serde_json::from_str::<Value>) {
+        Some(Ok(v)) if out.status.success() => v,
+        _ => {
+            eprintln!(
+                "MONAI pipeline failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
     };
-    if case.get("error").is_some() {
-        eprintln!("MONAI reference failed: {}", case["error"]);
+    if let Some(why) = v.get("skipped") {
+        eprintln!(
+            "MONAI pipeline SKIPPED: {}",
+            why.as_str().unwrap_or_default()
+        );
         return None;
     }
-    Some(case)
+    Some(v)
 }
 
 fn main() {
@@ -180,28 +234,36 @@ fn main() {
         println!("seed_preset: bench");
         return;
     }
-    let dir = data_dir();
-    if !dir.join("phantom_image.nii.gz").is_file() {
+    let (image, label) = inputs();
+    if !(image.is_file() && label.is_file()) {
+        let out = match std::env::var_os("LIVERSEG_BENCH_DATA") {
+            Some(d) => Path::new(&d).join("ct").display().to_string(),
+            None => "target/bench-data/ct".into(),
+        };
         eprintln!(
-            "no {}/phantom_image.nii.gz: run /work/shared/bench/make_phantom.py --out-dir {} first",
-            dir.display(),
-            dir.display()
+            "{} or its label is missing: make the benchmark phantom first, from the workspace root:\n    \
+             cargo xtask synth --scanner-sizes --cases 1 --seed 19558 --out {out} --force",
+            image.display()
         );
-        return;
+        std::process::exit(1);
     }
     let ours = run_child();
     println!("liverseg seed preset: {ours}");
-    if let Some(monai) = run_monai() {
-        let ratio = monai["median_s"].as_f64().unwrap_or(f64::NAN)
-            / ours["median_s"].as_f64().unwrap_or(f64::NAN);
-        println!("MONAI pipeline: {monai}");
-        println!(
-            "| seed preset, one case | liverseg {:.3} s, {:.0} MiB | MONAI {:.3} s, {:.0} MiB | {:.1}x faster |",
-            ours["median_s"].as_f64().unwrap_or(f64::NAN),
-            ours["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-            monai["median_s"].as_f64().unwrap_or(f64::NAN),
-            monai["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-            ratio
-        );
-    }
+    let Some(monai) = python().and_then(|py| run_monai(&py)) else {
+        return;
+    };
+    let ratio = monai["median_s"].as_f64().unwrap_or(f64::NAN)
+        / ours["median_s"].as_f64().unwrap_or(f64::NAN);
+    println!("MONAI pipeline: {monai}");
+    println!(
+        "| benchmark | liverseg median | MONAI median | ratio (MONAI / liverseg) | peak RSS liverseg | peak RSS MONAI |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| seed preset, one case, read included | {:.3} s | {:.3} s | **{ratio:.1}x** | {:.0} MiB | {:.0} MiB |",
+        ours["median_s"].as_f64().unwrap_or(f64::NAN),
+        monai["median_s"].as_f64().unwrap_or(f64::NAN),
+        ours["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        monai["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+    );
 }

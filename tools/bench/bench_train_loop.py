@@ -25,9 +25,13 @@ Throughput is training cases per second over the whole run (preprocessing
 included) and per steady epoch (epochs 2..E). Each run is a fresh process;
 peak RSS is that process's (os.wait4).
 
-    cargo xtask synth --cases 5 --scanner-sizes --out /tmp/phantoms
-    /tmp/torchenv/bin/python crates/liverseg-train/benches/reference/bench_train_loop.py \
-        --liverseg target/release/liverseg --data /tmp/phantoms --epochs 3 [--out results.json]
+    cargo xtask synth --scanner-sizes --cases 5 --out target/bench-data/train --force
+    cargo build --release -p liverseg-cli
+    python3 tools/bench/bench_train_loop.py [--liverseg BIN] [--data DIR] [--epochs 3] [--out results.json]
+
+BIN defaults to target/release/liverseg of this checkout, DIR to
+`$LIVERSEG_BENCH_DATA/train` (target/bench-data/train). The MONAI loops need
+torch and monai; without them they say SKIPPED and only liverseg is timed.
 """
 import argparse
 import csv
@@ -38,9 +42,8 @@ import sys
 import tempfile
 import time
 
-# tools/bench/procstat.py, at the repository root.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 4, "tools", "bench"))
-from procstat import run_child  # noqa: E402
+import benchenv
+from procstat import run_child
 
 
 def split(data):
@@ -117,8 +120,10 @@ def monai_child(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--liverseg", help="the liverseg binary (release build)")
-    ap.add_argument("--data", required=True, help="Decathlon folder (cargo xtask synth)")
+    ap.add_argument("--liverseg", default=benchenv.default_liverseg(),
+                    help="the liverseg binary, a release build (default: %(default)s)")
+    ap.add_argument("--data", default=benchenv.data_path("train"),
+                    help="Decathlon folder from cargo xtask synth (default: %(default)s)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--out")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -127,6 +132,9 @@ def main():
     if args.child:
         monai_child(args)
         return
+    benchenv.need_file(os.path.join(args.data, "dataset.json"), "train")
+    if not os.path.exists(args.liverseg):
+        sys.exit(f"{args.liverseg} is missing: run `cargo build --release -p liverseg-cli` or pass --liverseg")
     data = os.path.abspath(args.data)
     train, _ = split(data)
     n, e = len(train), args.epochs
@@ -140,7 +148,11 @@ def main():
             epochs = [float(r["epoch_seconds"]) for r in csv.DictReader(f)]
         results["liverseg"] = {"seconds": wall, "epoch_seconds": epochs, "peak_rss_mib": rss}
         print(f"liverseg: {wall:.1f} s, epochs {[round(x, 2) for x in epochs]}, {rss:.0f} MiB", flush=True)
-    for cache in ("none", "full"):
+    missing = benchenv.missing_modules("torch", "monai")
+    if missing:
+        print(f"SKIPPED: the MONAI loops ({sys.executable} lacks {', '.join(missing)}; "
+              f"pip install {' '.join(missing)})", file=sys.stderr, flush=True)
+    for cache in () if missing else ("none", "full"):
         wall, rss, out = run_child([sys.executable, __file__, "--child", "--data", data, "--epochs", str(e),
                                     "--monai-cache", cache])
         r = json.loads(out.strip().splitlines()[-1])
@@ -157,7 +169,7 @@ def main():
             "cases_per_s_steady": n / steady[len(steady) // 2],
             "peak_rss_mib": r["peak_rss_mib"],
         }
-    for k in ("monai_none", "monai_full"):
+    for k in ("monai_none", "monai_full") if not missing else ():
         summary[f"ratio_run_vs_{k}"] = summary["liverseg"]["cases_per_s_run"] / summary[k]["cases_per_s_run"]
         summary[f"ratio_steady_vs_{k}"] = (summary["liverseg"]["cases_per_s_steady"]
                                            / summary[k]["cases_per_s_steady"])

@@ -2,10 +2,11 @@
 """Whole-CT prediction: `liverseg predict` beside MONAI's tutorial inference.
 
 Both sides segment the same CT (the 512 x 512 x 200 phantom of
-../shared/bench/make_phantom.py) with the same network (the tutorial UNet,
-16..256 channels, seeded random weights written here as a MONAI state_dict
-and imported with `liverseg import-monai`), with their defaults, from the
-file on disk to a label NIfTI on disk:
+`cargo xtask synth --scanner-sizes --cases 1 --seed 19558 --out target/bench-data/ct`)
+with the same network (the tutorial UNet, 16..256 channels, seeded random
+weights written here as a MONAI state_dict and imported with
+`liverseg import-monai`), with their defaults, from the file on disk to a
+label NIfTI on disk:
 
 * liverseg: `liverseg predict --model M --input CT --output OUT --force`
   (seed preset recorded in the model, one 128 x 128 x 64 window, mapping
@@ -23,20 +24,25 @@ file on disk to a label NIfTI on disk:
 
 Each run is a fresh process; peak RSS is that process's (os.wait4).
 
-    /tmp/torchenv/bin/python crates/liverseg-cli/benches/reference/bench_predict.py \
-        --liverseg target/release/liverseg --data-dir /tmp/refdata --reps 3 [--out results.json]
+    cargo build --release -p liverseg-cli
+    python3 tools/bench/bench_predict.py [--liverseg BIN] [--ct CT] [--reps 3] [--out results.json]
+
+BIN defaults to target/release/liverseg of this checkout, CT to the phantom
+above (under `$LIVERSEG_BENCH_DATA` when set). Needs torch and monai (the
+weights are written by torch); without them it says SKIPPED and measures
+nothing.
 """
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-# tools/bench/procstat.py, at the repository root.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 4, "tools", "bench"))
-from procstat import run_child  # noqa: E402
+import benchenv
+from procstat import run_child
 
 
 def build_unet():
@@ -103,10 +109,12 @@ def monai_child(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--liverseg", help="the liverseg binary (release build)")
-    ap.add_argument("--data-dir", default="/tmp/refdata")
+    ap.add_argument("--liverseg", default=benchenv.default_liverseg(),
+                    help="the liverseg binary, a release build (default: %(default)s)")
+    ap.add_argument("--ct", default=benchenv.ct_image(), help="the CT to segment (default: %(default)s)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out")
+    ap.add_argument("--save-model", help="also keep the imported random-weight model here (a .safetensors file)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--write-weights", help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
@@ -119,12 +127,18 @@ def main():
     if args.child:
         monai_child(args)
         return
-    image = os.path.join(args.data_dir, "phantom_image.nii.gz")
+    benchenv.require("torch", "monai", "nibabel")
+    benchenv.need_file(args.ct, "ct")
+    if not os.path.exists(args.liverseg):
+        sys.exit(f"{args.liverseg} is missing: run `cargo build --release -p liverseg-cli` or pass --liverseg")
+    image = args.ct
     with tempfile.TemporaryDirectory() as tmp:
         weights = os.path.join(tmp, "unet.pth")
         write_weights(weights)
         model = os.path.join(tmp, "unet.safetensors")
         subprocess.run([args.liverseg, "import-monai", weights, "--out", model], check=True)
+        if args.save_model:
+            shutil.copyfile(model, args.save_model)
         rows = {"liverseg": [], "monai": []}
         for rep in range(args.reps):
             out = os.path.join(tmp, "liverseg_seg.nii.gz")

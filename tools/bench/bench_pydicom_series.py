@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """pydicom side of the DICOM-series read benchmark.
 
-    python bench_pydicom_series.py [--series-dir /tmp/refdata/series] [--reps 5] [--out pydicom.json]
+    python3 tools/bench/bench_pydicom_series.py [--series-dir DIR] [--reps 5] [--out pydicom.json]
+
+DIR (default `$LIVERSEG_BENCH_DATA/ct/io/series`, that is
+target/bench-data/ct/io/series of this checkout) is the benchmark phantom as a
+200-file CT series, written by liverseg's DICOM writer when
+`cargo bench -p liverseg-io --bench io` first runs; that bench runs this
+script right after its own `read_dicom_series` case. Needs pydicom and numpy.
 
 Times reading a CT series the usual pydicom way: `pydicom.dcmread` every file
 of the directory, sort the slices by ImagePositionPatient projected on the
@@ -22,6 +28,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import benchenv
 
 
 def read_series(series_dir):
@@ -81,11 +89,14 @@ def child(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--series-dir", default="/tmp/refdata/series")
+    ap.add_argument("--series-dir", default=benchenv.data_path("ct", "io", "series"),
+                    help="a CT series directory (default: %(default)s)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--out", default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    benchenv.require("pydicom", "numpy")
+    benchenv.need_file(args.series_dir, "io")
     if args.child:
         child(args)
         return

@@ -18,13 +18,19 @@ With `--baseline BIN` every case also runs with another liverseg binary (an
 older build) right after, so before/after figures come from the same run.
 Each run is a fresh process; peak RSS is that process's (os.wait4).
 
-    /tmp/torchenv/bin/python crates/liverseg-cli/benches/reference/bench_predict_modes.py \
-        --liverseg target/release/liverseg --ct /tmp/refdata/phantom_image.nii.gz \
-        --ct /tmp/talldata/phantom_image.nii.gz --reps 2 [--baseline OLD] [--out results.json]
+    cargo build --release -p liverseg-cli
+    python3 tools/bench/bench_predict_modes.py [--liverseg BIN] [--ct CT ...] [--reps 2] \
+        [--baseline OLD] [--out results.json]
 
-The CTs come from ../shared/bench/make_phantom.py (512 x 512 x 200 at
-0.78 x 0.78 x 2.5 mm by default; `--shape 512 512 800 --spacing 0.78 0.78 1.0`
-for the tall scan).
+BIN defaults to target/release/liverseg of this checkout. Without `--ct`,
+the CTs are the two phantoms of the project's own generator, under
+`$LIVERSEG_BENCH_DATA` (default target/bench-data):
+
+    cargo xtask synth --scanner-sizes --cases 1 --seed 19558 --out target/bench-data/ct     # 512 x 512 x 200
+    cargo xtask synth --scanner-sizes --cases 1 --seed 4094 --out target/bench-data/tall    # 512 x 512 x 400
+
+Needs torch and monai (the weights are written by torch); without them it
+says SKIPPED and measures nothing.
 """
 import argparse
 import json
@@ -33,19 +39,38 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_predict import run_child, write_weights  # noqa: E402
+import benchenv
+from bench_predict import run_child, write_weights
+
+
+def ct_name(path):
+    """A short name for a CT in the printed lines: the dataset's folder for
+    a Decathlon case (`ct` for target/bench-data/ct/imagesTr/phantom_000.nii.gz),
+    else the file's folder."""
+    parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+    if len(parts) >= 3 and parts[-2] == "imagesTr":
+        return parts[-3]
+    return parts[-2] if len(parts) >= 2 else path
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--liverseg", required=True, help="the liverseg binary (release build)")
+    ap.add_argument("--liverseg", default=benchenv.default_liverseg(),
+                    help="the liverseg binary, a release build (default: %(default)s)")
     ap.add_argument("--baseline", help="an older liverseg binary to run beside it")
-    ap.add_argument("--ct", action="append", required=True, help="a CT NIfTI (repeatable)")
+    ap.add_argument("--ct", action="append",
+                    help="a CT NIfTI (repeatable; default: the ct and tall phantoms of the bench data)")
     ap.add_argument("--presets", default="seed,patch,fast")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--out")
     args = ap.parse_args()
+    benchenv.require("torch", "monai")
+    if not args.ct:
+        args.ct = [benchenv.ct_image("ct"), benchenv.ct_image("tall")]
+        benchenv.need_file(args.ct[0], "ct")
+        benchenv.need_file(args.ct[1], "tall")
+    if not os.path.exists(args.liverseg):
+        sys.exit(f"{args.liverseg} is missing: run `cargo build --release -p liverseg-cli` or pass --liverseg")
     presets = args.presets.split(",")
     binaries = {"new": args.liverseg}
     if args.baseline:
@@ -78,12 +103,12 @@ def main():
                                "network_grid": report.get("network_grid")}
                         rows.append(row)
                         grid = row["network_grid"]["dims"] if row["network_grid"] else "?"
-                        print(f"{os.path.basename(os.path.dirname(ct))} {p:5s} {name:8s} rep {rep}: "
+                        print(f"{ct_name(ct)} {p:5s} {name:8s} rep {rep}: "
                               f"{wall:.2f} s, {rss:.0f} MiB, network grid {grid}", flush=True)
 
     summary = {}
     for r in rows:
-        key = f"{os.path.basename(os.path.dirname(r['ct']))}/{r['preset']}/{r['binary']}"
+        key = f"{ct_name(r['ct'])}/{r['preset']}/{r['binary']}"
         s = summary.setdefault(key, {"seconds": [], "peak_rss_mib": []})
         s["seconds"].append(r["seconds"])
         s["peak_rss_mib"].append(r["peak_rss_mib"])

@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """nibabel side of the liverseg-io NIfTI benchmarks (read, write, gzip alone).
 
-    python bench_nibabel.py --data-dir /tmp/refdata [--reps 5] [--out ref_io.json] [--only a,b]
+    python3 tools/bench/bench_nibabel.py [--data-dir DIR] [--reps 5] [--out ref_io.json] [--only a,b]
 
-The read cases time the same operations as /work/shared/bench/bench_monai.py
-(`nib_load_gz`, `nib_load_nii`, `gzip_decompress_only`) without needing torch
-or MONAI installed: a fresh `nib.load(path)` + `get_fdata(dtype=float32)` per
-repetition, and `gzip.decompress` of the whole file read into memory.
+`cargo bench -p liverseg-io --bench io` runs each case of this script right
+after its liverseg counterpart, on the same files; run alone, it reads the
+files that bench wrote: DIR (default `$LIVERSEG_BENCH_DATA/ct/io`, that is
+target/bench-data/ct/io of this checkout) holds `phantom_image.nii.gz` (one
+gzip member) and `phantom_image.nii`, the phantom of
+`cargo xtask synth --scanner-sizes --cases 1 --seed 19558`.
+
+The read cases are a fresh `nib.load(path)` + `get_fdata(dtype=float32)` per
+repetition, and `gzip.decompress` of the whole file read into memory (the
+inflate work alone). Needs nibabel and numpy, not torch.
 
 The write cases time `nib.save` of the phantom (int16, qform and sform code 1)
 to `.nii` and `.nii.gz` (nibabel's default gzip level, 1). nibabel does not
@@ -28,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import benchenv
 
 CASES = [
     "nib_load_gz",
@@ -125,13 +133,17 @@ def run_case(name, data_dir, reps, work_dir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", required=True, help="directory holding phantom_image.nii.gz and .nii")
+    ap.add_argument("--data-dir", default=benchenv.data_path("ct", "io"),
+                    help="directory holding phantom_image.nii.gz and .nii (default: %(default)s)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--out", default=None, help="write all results as JSON here")
     ap.add_argument("--only", default=None, help="comma-separated subset of: " + ",".join(CASES))
     ap.add_argument("--work-dir", default=None, help="where write cases put their files (default: a temp dir)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    benchenv.require("nibabel", "numpy")
+    for name in ("phantom_image.nii.gz", "phantom_image.nii"):
+        benchenv.need_file(os.path.join(args.data_dir, name), "io")
 
     if args.child:
         res = run_case(args.child, args.data_dir, args.reps, args.work_dir)
