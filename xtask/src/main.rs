@@ -1,7 +1,8 @@
 //! liverseg's developer tasks, run as `cargo xtask <command>`: synthetic
-//! datasets, cross-validation splits, dataset downloads and the repository's
-//! tidiness checks.
+//! datasets, cross-validation splits, dataset downloads, the built-in
+//! model's training recipe and the repository's tidiness checks.
 
+mod builtin;
 mod extract;
 mod fetch;
 mod fsutil;
@@ -36,6 +37,9 @@ enum Command {
     /// Check file lengths, module docs, machine paths and the commands the
     /// docs show (exit 1 with one `path:line: what` line per problem).
     Tidy(tidy::TidyArgs),
+    /// Generate the synthetic phantoms and train liverseg's built-in liver
+    /// model (deterministic, resumable); exports the shipped weights.
+    TrainBuiltin(builtin::TrainBuiltinArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Split(a) => split::run(a),
         Command::FetchData(a) => fetch::run(a),
         Command::Tidy(a) => tidy::run(a),
+        Command::TrainBuiltin(a) => builtin::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use liverseg_model::{Architecture, LABELS_KEY, ModelFile, PRESET_KEY, save_with_metadata};
+use liverseg_model::{Architecture, LABELS_KEY, ModelFile, PRESET_KEY, save_as};
 use liverseg_transforms::Preset;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -14,6 +14,8 @@ use crate::{Decision, Error, Result};
 
 /// Metadata key holding the model's [`Decision`] as JSON.
 pub const DECISION_KEY: &str = "liverseg.decision";
+/// Metadata key holding [`ModelCard::about`] as a JSON object.
+pub const ABOUT_KEY: &str = "liverseg.about";
 
 /// What a model file says about its network, typed.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +30,10 @@ pub struct ModelCard {
     pub decision: Decision,
     /// Class names, background first, one per output channel.
     pub classes: Vec<String>,
+    /// What a shipped model says about itself (name, version, what it was
+    /// trained on, the command that reproduces it, its accuracy), printed
+    /// by `liverseg models`; empty for most files.
+    pub about: BTreeMap<String, String>,
 }
 
 fn entry<T: DeserializeOwned>(
@@ -77,6 +83,7 @@ impl ModelCard {
             classes: classes
                 .filter(|c| c.len() == n)
                 .unwrap_or_else(|| default_classes(n)),
+            about: entry(path, meta, ABOUT_KEY)?.unwrap_or_default(),
         })
     }
 
@@ -87,13 +94,17 @@ impl ModelCard {
     }
 
     /// The metadata entries of this card besides the architecture (which
-    /// [`save_with_metadata`] writes).
+    /// `liverseg_model::save_as` writes).
     pub fn metadata(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut m = BTreeMap::from([
             (PRESET_KEY.to_string(), json(&self.preset)),
             (DECISION_KEY.to_string(), json(&self.decision)),
             (LABELS_KEY.to_string(), json(&self.classes)),
-        ])
+        ]);
+        if !self.about.is_empty() {
+            m.insert(ABOUT_KEY.to_string(), json(&self.about));
+        }
+        m
     }
 
     /// Writes `tensors` with this card as a self-describing model file
@@ -104,12 +115,25 @@ impl ModelCard {
         tensors: &HashMap<String, Tensor>,
         overwrite: bool,
     ) -> Result<()> {
-        save_with_metadata(
+        self.write_as(path, tensors, overwrite, candle_core::DType::F32)
+    }
+
+    /// [`ModelCard::write`] with the tensors stored as `dtype` (`F16` for a
+    /// shipped model; they are read back as float32).
+    pub fn write_as(
+        &self,
+        path: &Path,
+        tensors: &HashMap<String, Tensor>,
+        overwrite: bool,
+        dtype: candle_core::DType,
+    ) -> Result<()> {
+        save_as(
             path,
             &self.architecture,
             tensors,
             &self.metadata(),
             overwrite,
+            dtype,
         )?;
         Ok(())
     }
@@ -143,6 +167,7 @@ mod tests {
             preset: Preset::fast(),
             decision: Decision::Sigmoid,
             classes: vec!["background".into(), "liver".into(), "tumour".into()],
+            about: BTreeMap::from([("name".into(), "test".into())]),
         };
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");
@@ -156,5 +181,16 @@ mod tests {
         assert_eq!(plain.preset, Preset::seed());
         assert_eq!(plain.decision, Decision::Argmax);
         assert_eq!(plain.classes, default_classes(3));
+        assert!(plain.about.is_empty());
+        // Half precision on disk reads back as float32 equal to the card.
+        card.write_as(&p, &tensors, true, candle_core::DType::F16)
+            .unwrap();
+        let (half, file) = ModelCard::read(&p, &Device::Cpu).unwrap();
+        assert_eq!(half, card);
+        assert!(
+            file.tensors
+                .values()
+                .all(|t| t.dtype() == candle_core::DType::F32)
+        );
     }
 }

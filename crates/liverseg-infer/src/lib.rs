@@ -26,7 +26,7 @@ mod error;
 mod predictor;
 
 pub use bridge::{tensor_to_volume, volumes_to_tensor};
-pub use card::{DECISION_KEY, ModelCard};
+pub use card::{ABOUT_KEY, DECISION_KEY, ModelCard, default_classes};
 pub use decision::Decision;
 pub use device::device;
 pub use error::{Error, Result};

@@ -52,6 +52,7 @@ fn a_two_class_sigmoid_model_decides_the_same_in_validation_and_prediction() {
             preset: Preset::seed(),
             decision,
             classes: vec!["background".into(), "liver".into(), "tumour".into()],
+            about: Default::default(),
         };
         card.write(&path, &tensors, true).unwrap();
         let predictor = Predictor::load(&path, &Device::Cpu).unwrap();

@@ -208,6 +208,20 @@ pub fn save_with_metadata(
     extra: &BTreeMap<String, String>,
     overwrite: bool,
 ) -> Result<()> {
+    save_as(path, arch, tensors, extra, overwrite, DType::F32)
+}
+
+/// [`save_with_metadata`] with the tensors stored as `dtype` (`F16` or
+/// `BF16` halve a shipped model; [`ModelFile::load`] reads them back as
+/// float32, the precision every layer computes in).
+pub fn save_as(
+    path: &Path,
+    arch: &Architecture,
+    tensors: &HashMap<String, Tensor>,
+    extra: &BTreeMap<String, String>,
+    overwrite: bool,
+    dtype: DType,
+) -> Result<()> {
     if !overwrite && path.exists() {
         return Err(file_error(path, "already exists"));
     }
@@ -220,29 +234,62 @@ pub fn save_with_metadata(
     );
     let tensors: BTreeMap<&String, Tensor> = tensors
         .iter()
-        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?.contiguous()?)))
+        .map(|(k, v)| Ok((k, v.to_dtype(dtype)?.contiguous()?)))
         .collect::<candle_core::Result<_>>()?;
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
+        .map_err(|e| file_error(path, format!("cannot serialise: {e}")))?;
+    let bytes = canonical_header(&bytes).map_err(|e| file_error(path, e))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = safetensors::serialize_to_file(
-        tensors.iter().map(|(k, v)| (k.as_str(), v)),
-        Some(meta),
-        &tmp,
-    )
-    .map_err(|e| file_error(path, format!("cannot write: {e}")))
-    .and_then(|()| {
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| file_error(path, format!("cannot write: {e}")))
-    });
+    let result = std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::File::open(&tmp))
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| file_error(path, format!("cannot write: {e}")));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The safetensors file `bytes` with its JSON header's keys in sorted
+/// order. safetensors writes the metadata map in hash order, which changes
+/// from run to run; sorted, the same model is the same bytes (the built-in
+/// model's recipe promises bit-identical weights). The data block is
+/// unchanged: its offsets are relative to the end of the header.
+fn canonical_header(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(
+                    entries.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
+                )
+            }
+            other => other,
+        }
+    }
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as usize)
+        .ok_or("no safetensors header")?;
+    let header = bytes.get(8..8 + n).ok_or("truncated safetensors header")?;
+    let value: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| format!("bad safetensors header: {e}"))?;
+    let mut json = serde_json::to_vec(&sorted(value)).map_err(|e| e.to_string())?;
+    // safetensors pads its header with spaces to an 8-byte boundary.
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// A model file's architecture and weights.
@@ -268,7 +315,14 @@ impl ModelFile {
         }
         let bytes =
             std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        Self::from_bytes(path, &bytes, device)
+    }
+
+    /// Reads a model file held in memory (a model embedded in a binary);
+    /// `path` only names it in errors. Tensors stored in half precision
+    /// are converted to float32.
+    pub fn from_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<Self> {
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| file_error(path, format!("not a safetensors file: {e}")))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         let arch_json = meta.get(ARCHITECTURE_KEY).ok_or_else(|| {
@@ -278,8 +332,13 @@ impl ModelFile {
             .map_err(|e| file_error(path, format!("bad architecture metadata: {e}")))?;
         // Shapes first, from the header: a file whose architecture does
         // not match its tensors is refused before any tensor is built.
-        check_parameters(path, &architecture, &header_shapes(path, &bytes)?)?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        check_parameters(path, &architecture, &header_shapes(path, bytes)?)?;
+        let tensors = candle_core::safetensors::load_buffer(bytes, device)
+            .and_then(|t| {
+                t.into_iter()
+                    .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
+                    .collect::<candle_core::Result<HashMap<_, _>>>()
+            })
             .map_err(|e| file_error(path, format!("cannot read tensors: {e}")))?;
         Ok(ModelFile {
             architecture,

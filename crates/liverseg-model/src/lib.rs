@@ -33,7 +33,7 @@ mod unet;
 
 pub use checkpoint::{
     ARCHITECTURE_KEY, Architecture, FORMAT_KEY, FORMAT_VERSION, LABELS_KEY, ModelFile, PRESET_KEY,
-    check_parameters, import_monai, save, save_with_metadata,
+    check_parameters, import_monai, save, save_as, save_with_metadata,
 };
 pub use conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
 pub use error::{Error, Result};

@@ -139,6 +139,7 @@ impl Trainer {
             preset: self.preset.clone(),
             decision: decision_of(&self.cfg.loss),
             classes,
+            about: Default::default(),
         };
         let opt_state = self.opt.state_tensors();
         let state_json =
