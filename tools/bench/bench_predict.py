@@ -22,10 +22,15 @@ label NIfTI on disk:
   (interpreter start and imports excluded, which favours MONAI); the child's
   whole wall time is reported too.
 
+`--also NAME=MODEL` (repeatable) times `liverseg predict --model MODEL` in
+the same loop, under NAME: `--also builtin=builtin` is the built-in model
+the binary carries (3 mm, body crop, 96 x 96 x 64 windows), `--also
+demo=target/demo/model.safetensors` the model `liverseg demo` trains.
+
 Each run is a fresh process; peak RSS is that process's (os.wait4).
 
     cargo build --release -p liverseg-cli
-    python3 tools/bench/bench_predict.py [--liverseg BIN] [--ct CT] [--reps 3] [--out results.json]
+    python3 tools/bench/bench_predict.py [--liverseg BIN] [--ct CT] [--reps 3] [--also NAME=MODEL] [--out results.json]
 
 BIN defaults to target/release/liverseg of this checkout, CT to the phantom
 above (under `$LIVERSEG_BENCH_DATA` when set). Needs torch and monai (the
@@ -114,6 +119,8 @@ def main():
     ap.add_argument("--ct", default=benchenv.ct_image(), help="the CT to segment (default: %(default)s)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=MODEL",
+                    help="also time `liverseg predict --model MODEL` as NAME (MODEL may be `builtin`)")
     ap.add_argument("--save-model", help="also keep the imported random-weight model here (a .safetensors file)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--write-weights", help=argparse.SUPPRESS)
@@ -132,6 +139,9 @@ def main():
     if not os.path.exists(args.liverseg):
         sys.exit(f"{args.liverseg} is missing: run `cargo build --release -p liverseg-cli` or pass --liverseg")
     image = args.ct
+    also = [a.split("=", 1) for a in args.also]
+    if any(len(a) != 2 for a in also):
+        sys.exit("--also takes NAME=MODEL")
     with tempfile.TemporaryDirectory() as tmp:
         weights = os.path.join(tmp, "unet.pth")
         write_weights(weights)
@@ -140,12 +150,14 @@ def main():
         if args.save_model:
             shutil.copyfile(model, args.save_model)
         rows = {"liverseg": [], "monai": []}
+        rows.update({name: [] for name, _ in also})
         for rep in range(args.reps):
             out = os.path.join(tmp, "liverseg_seg.nii.gz")
-            wall, rss, _ = run_child([args.liverseg, "predict", "--model", model, "--input", image,
-                                      "--output", out, "--force"])
-            rows["liverseg"].append({"seconds": wall, "peak_rss_mib": rss})
-            print(f"liverseg rep {rep}: {wall:.2f} s, {rss:.0f} MiB", flush=True)
+            for name, m in [("liverseg", model)] + also:
+                wall, rss, _ = run_child([args.liverseg, "predict", "--model", m, "--input", image,
+                                          "--output", out, "--force"])
+                rows[name].append({"seconds": wall, "peak_rss_mib": rss})
+                print(f"{name} rep {rep}: {wall:.2f} s, {rss:.0f} MiB", flush=True)
             wall, rss, stdout = run_child([sys.executable, __file__, "--child", "--weights", weights,
                                            "--image", image, "--out-dir", tmp])
             inner = json.loads(stdout.strip().splitlines()[-1])["seconds"]
@@ -166,6 +178,8 @@ def main():
         "monai_process_median_s": med([r["process_seconds"] for r in rows["monai"]]),
         "monai_peak_rss_mib": max(r["peak_rss_mib"] for r in rows["monai"]),
         "ratio_monai_over_liverseg": theirs / ours,
+        **{f"{name}_median_s": med([r["seconds"] for r in rows[name]]) for name, _ in also},
+        **{f"{name}_peak_rss_mib": max(r["peak_rss_mib"] for r in rows[name]) for name, _ in also},
         "runs": rows,
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))

@@ -20,7 +20,7 @@ use liverseg_infer::ModelCard;
 use liverseg_io::Overwrite;
 use liverseg_io::decathlon::Splits;
 use liverseg_model::{Architecture, DiceLossConfig, LossActivation, Norm, UNetConfig};
-use liverseg_phantom::{PhantomConfig, RandomRanges, generate};
+use liverseg_phantom::{ClinicalRanges, PhantomConfig, generate};
 use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
 use liverseg_train::{LabelMode, TrainConfig, Trainer};
 use liverseg_transforms::intensity::ScaleIntensityRange;
@@ -50,8 +50,9 @@ pub struct Recipe {
     pub cases: usize,
     /// First phantom seed; case `i` uses `first_seed + i`.
     pub first_seed: u64,
-    /// The scanner settings the phantoms are drawn from.
-    pub ranges: RandomRanges,
+    /// The patients, contrast phases and scanner settings the clinical
+    /// phantoms are drawn from.
+    pub ranges: ClinicalRanges,
     /// The network.
     pub network: UNetConfig,
     /// Training epochs, each of `iterations` optimiser steps.
@@ -68,16 +69,17 @@ impl Recipe {
     /// The shipped recipe.
     pub fn full() -> Recipe {
         Recipe {
-            cases: 120,
+            cases: 96,
             first_seed: 1_000_000,
-            ranges: RandomRanges {
-                in_plane_dims: (128, 256),
-                fov_mm: (300.0, 460.0),
-                slice_spacing: (1.0, 5.0),
-                scan_length_mm: (150.0, 420.0),
-                slices: (40, 300),
-                noise_sigma: (6.0, 30.0),
-                blur_sigma: (0.4, 1.5),
+            // The clinical mix of phases, patients, livers, lesions,
+            // kernels, scan ranges and artefacts, on 256–320 matrices of
+            // 1.2–1.6 mm pixels (307–512 mm fields of view) so that 96
+            // cases generate in minutes; the network sees them at 3 mm.
+            ranges: ClinicalRanges {
+                matrix: (256, 320),
+                pixel_spacing: (1.2, 1.6),
+                max_slices: 160,
+                ..ClinicalRanges::default()
             },
             network: UNetConfig {
                 channels: vec![16, 32, 64, 128],
@@ -86,7 +88,7 @@ impl Recipe {
                 norm: Norm::Instance,
                 ..UNetConfig::default()
             },
-            epochs: 120,
+            epochs: 60,
             iterations: 40,
             patch: [96, 96, 64],
             spacing: 3.0,
@@ -98,14 +100,13 @@ impl Recipe {
         Recipe {
             cases: 4,
             first_seed: 1_000_000,
-            ranges: RandomRanges {
-                in_plane_dims: (40, 48),
-                fov_mm: (380.0, 420.0),
-                slice_spacing: (8.0, 10.0),
-                scan_length_mm: (200.0, 240.0),
-                slices: (20, 28),
-                noise_sigma: (8.0, 12.0),
+            ranges: ClinicalRanges {
+                matrix: (40, 48),
+                pixel_spacing: (8.0, 10.0),
+                slice_thickness: (8.0, 10.0),
+                max_slices: 28,
                 blur_sigma: (0.5, 1.0),
+                ..ClinicalRanges::default()
             },
             network: UNetConfig {
                 channels: vec![4, 8],
@@ -219,7 +220,7 @@ fn phantoms(recipe: &Recipe, data: &Path) -> Result<()> {
     liverseg_io::write_dir_atomic(data, Overwrite::Never, |dir| {
         let cases = names.iter().enumerate().map(|(i, name)| {
             let seed = recipe.first_seed + i as u64;
-            let cfg = PhantomConfig::random_in(seed, &recipe.ranges);
+            let cfg = PhantomConfig::clinical_in(seed, &recipe.ranges);
             Ok((name.clone(), generate(seed, &cfg)?))
         });
         liverseg_phantom::write_decathlon(dir, cases, "liverseg built-in model training phantoms")
@@ -275,7 +276,7 @@ pub fn run_recipe(recipe: &Recipe, work: &Path, out: &Path) -> Result<ModelCard>
         (
             "trained on".into(),
             format!(
-                "{} synthetic phantoms (liverseg-phantom seeds {}..{}); no real scan",
+                "{} synthetic clinical phantoms (liverseg-phantom clinical mode, seeds {}..{}); no real scan",
                 recipe.cases,
                 recipe.first_seed,
                 recipe.first_seed + recipe.cases as u64
@@ -337,7 +338,7 @@ mod tests {
         let p = Predictor::load(&out, &candle_core::Device::Cpu).unwrap();
         assert_eq!(p.card().about, card.about);
         let recipe = Recipe::check();
-        let cfg = PhantomConfig::random_in(7, &recipe.ranges);
+        let cfg = PhantomConfig::clinical_in(7, &recipe.ranges);
         let ct = generate(7, &cfg).unwrap();
         let pred = p.predict(ct.image, &PredictOptions::default()).unwrap();
         assert_eq!(pred.labels.dims(), cfg.dims);

@@ -3,6 +3,7 @@
 //! model's training recipe and the repository's tidiness checks.
 
 mod builtin;
+mod builtin_eval;
 mod extract;
 mod fetch;
 mod fsutil;
@@ -40,6 +41,9 @@ enum Command {
     /// Generate the synthetic phantoms and train liverseg's built-in liver
     /// model (deterministic, resumable); exports the shipped weights.
     TrainBuiltin(builtin::TrainBuiltinArgs),
+    /// Score the built-in model on held-out clinical phantoms, per contrast
+    /// phase and scan range (the model card's accuracy table).
+    EvalBuiltin(builtin_eval::EvalBuiltinArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::FetchData(a) => fetch::run(a),
         Command::Tidy(a) => tidy::run(a),
         Command::TrainBuiltin(a) => builtin::run(a),
+        Command::EvalBuiltin(a) => builtin_eval::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

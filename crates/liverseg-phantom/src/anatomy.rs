@@ -42,9 +42,93 @@ pub enum Tissue {
     Gas = 13,
     /// The gallbladder.
     Gallbladder = 14,
+    // The classes below appear only in the clinical mode
+    // (`PhantomConfig::clinical`); there, `Kidney` is the renal cortex,
+    // `Vessel` the inferior vena cava and renal veins, `Bowel` the bowel
+    // contents and `Bone` cortical bone.
+    /// Lung parenchyma.
+    Lung = 15,
+    /// Myocardium.
+    Heart = 16,
+    /// Blood in the right heart chambers.
+    HeartBlood = 17,
+    /// Aorta, its branches and the left heart's blood (clinical mode).
+    Artery = 18,
+    /// Portal, splenic and superior mesenteric veins and the intrahepatic
+    /// portal branches.
+    PortalVein = 19,
+    /// Hepatic veins.
+    HepaticVein = 20,
+    /// The pancreas.
+    Pancreas = 21,
+    /// Renal medulla and sinus.
+    KidneyMedulla = 22,
+    /// Urine in the renal collecting systems.
+    RenalPelvis = 23,
+    /// Urine in the bladder.
+    Bladder = 24,
+    /// Ascites and other free fluid.
+    Fluid = 25,
+    /// The enhancing wall of the stomach and bowel.
+    BowelWall = 26,
+    /// Positive oral contrast in the bowel.
+    OralContrast = 27,
+    /// Costal cartilage.
+    Cartilage = 28,
+    /// Cancellous (trabecular) bone.
+    CancellousBone = 29,
+    /// Metal implants.
+    Metal = 30,
+    /// A simple liver cyst.
+    Cyst = 31,
+    /// A liver metastasis.
+    Metastasis = 32,
+    /// A hepatocellular carcinoma.
+    Hcc = 33,
+    /// A liver haemangioma.
+    Haemangioma = 34,
 }
 
 impl Tissue {
+    /// Every class, in code order.
+    pub const ALL: [Tissue; 35] = [
+        Tissue::Air,
+        Tissue::Table,
+        Tissue::Fat,
+        Tissue::Muscle,
+        Tissue::VisceralFat,
+        Tissue::Liver,
+        Tissue::Spleen,
+        Tissue::Kidney,
+        Tissue::Vessel,
+        Tissue::Bone,
+        Tissue::Disc,
+        Tissue::Canal,
+        Tissue::Bowel,
+        Tissue::Gas,
+        Tissue::Gallbladder,
+        Tissue::Lung,
+        Tissue::Heart,
+        Tissue::HeartBlood,
+        Tissue::Artery,
+        Tissue::PortalVein,
+        Tissue::HepaticVein,
+        Tissue::Pancreas,
+        Tissue::KidneyMedulla,
+        Tissue::RenalPelvis,
+        Tissue::Bladder,
+        Tissue::Fluid,
+        Tissue::BowelWall,
+        Tissue::OralContrast,
+        Tissue::Cartilage,
+        Tissue::CancellousBone,
+        Tissue::Metal,
+        Tissue::Cyst,
+        Tissue::Metastasis,
+        Tissue::Hcc,
+        Tissue::Haemangioma,
+    ];
+
     /// True for the tissues inside the body outline.
     pub fn in_body(self) -> bool {
         !matches!(self, Tissue::Air | Tissue::Table)
@@ -53,47 +137,47 @@ impl Tissue {
 
 /// One rib pair (left and right are mirror images).
 #[derive(Clone, Copy, Debug)]
-struct Rib {
+pub(crate) struct Rib {
     /// Height at the spine, mm.
-    z0: f64,
+    pub(crate) z0: f64,
     /// How far the rib descends from the spine to its front end, mm.
-    drop: f64,
+    pub(crate) drop: f64,
     /// Angle from the posterior midline where the rib ends, radians.
-    end: f64,
+    pub(crate) end: f64,
     /// Cross-section radius, mm.
-    radius: f64,
+    pub(crate) radius: f64,
 }
 
 /// Angle from the posterior midline where every rib starts (beside the
 /// vertebra), radians.
-const RIB_START: f64 = 0.35;
+pub(crate) const RIB_START: f64 = 0.35;
 
 /// One random patient.
 #[derive(Clone, Debug)]
 pub(crate) struct Anatomy {
-    body: [f64; 2],
-    fat: f64,
-    wall: f64,
-    table_y: f64,
-    canal_y: f64,
-    vertebra_y: f64,
-    vertebra_period: f64,
-    vertebra_phase: f64,
-    disc_height: f64,
-    cancellous_hu: f64,
-    ribs: Vec<Rib>,
-    paraspinal: [Blob; 2],
-    liver: Vec<Blob>,
-    liver_hu: f64,
-    liver_texture: [([f64; 3], f64); 3],
-    spleen: Blob,
-    spleen_hu: f64,
-    kidneys: [Blob; 2],
-    stomach: Blob,
-    gallbladder: Option<Blob>,
-    bowel: Vec<(Blob, bool)>,
-    aorta: Tube,
-    ivc: Tube,
+    pub(crate) body: [f64; 2],
+    pub(crate) fat: f64,
+    pub(crate) wall: f64,
+    pub(crate) table_y: f64,
+    pub(crate) canal_y: f64,
+    pub(crate) vertebra_y: f64,
+    pub(crate) vertebra_period: f64,
+    pub(crate) vertebra_phase: f64,
+    pub(crate) disc_height: f64,
+    pub(crate) cancellous_hu: f64,
+    pub(crate) ribs: Vec<Rib>,
+    pub(crate) paraspinal: [Blob; 2],
+    pub(crate) liver: Vec<Blob>,
+    pub(crate) liver_hu: f64,
+    pub(crate) liver_texture: [([f64; 3], f64); 3],
+    pub(crate) spleen: Blob,
+    pub(crate) spleen_hu: f64,
+    pub(crate) kidneys: [Blob; 2],
+    pub(crate) stomach: Blob,
+    pub(crate) gallbladder: Option<Blob>,
+    pub(crate) bowel: Vec<(Blob, bool)>,
+    pub(crate) aorta: Tube,
+    pub(crate) ivc: Tube,
 }
 
 /// The HU value painted for each tissue before texture, blur and noise
@@ -114,6 +198,9 @@ fn base_hu(t: Tissue) -> f64 {
         Tissue::Bowel => 25.0,
         Tissue::Gas => -950.0,
         Tissue::Gallbladder => 8.0,
+        // The clinical classes never occur in a classic phantom; they take
+        // their values from the clinical HU table.
+        _ => 0.0,
     }
 }
 
@@ -448,7 +535,7 @@ impl Anatomy {
     }
 
     /// Vertebral body, disc, canal and posterior arch at `p`, if any.
-    fn spine(&self, p: [f64; 3]) -> Option<Tissue> {
+    pub(crate) fn spine(&self, p: [f64; 3]) -> Option<Tissue> {
         let [x, y, z] = p;
         // Position within the current vertebra + disc period.
         let s = (z - self.vertebra_phase).rem_euclid(self.vertebra_period);
@@ -476,7 +563,7 @@ impl Anatomy {
     }
 
     /// True when `p` lies in cancellous (inner) bone of a vertebral body.
-    fn in_cancellous(&self, p: [f64; 3]) -> bool {
+    pub(crate) fn in_cancellous(&self, p: [f64; 3]) -> bool {
         ellipse_r2(p[0], p[1] - self.vertebra_y, 18.0, 13.0) <= 1.0
     }
 

@@ -1,6 +1,7 @@
 //! The acquisition side of a phantom: grid shape, voxel spacing, axis
 //! directions, field-of-view centre, noise and blur.
 
+use crate::clinical::ClinicalOptions;
 use crate::{Error, Result};
 use liverseg_io::Affine;
 use rand::{Rng, SeedableRng};
@@ -39,6 +40,10 @@ pub struct PhantomConfig {
     /// Standard deviation of the Gaussian blur applied before the noise, mm
     /// (0 for none). It stands in for the scanner's point-spread function.
     pub blur_sigma: f64,
+    /// `Some` opts in to the clinical mode (contrast phases, lesions,
+    /// thorax and pelvis, kernel noise, thick slices); `None` keeps the
+    /// classic phantom, byte for byte.
+    pub clinical: Option<ClinicalOptions>,
 }
 
 impl Default for PhantomConfig {
@@ -52,6 +57,7 @@ impl Default for PhantomConfig {
             center: [0.0, 0.0, 0.0],
             noise_sigma: 10.0,
             blur_sigma: 1.0,
+            clinical: None,
         }
     }
 }
@@ -156,6 +162,7 @@ impl PhantomConfig {
             ],
             noise_sigma: range_f64(&mut rng, ranges.noise_sigma),
             blur_sigma: range_f64(&mut rng, ranges.blur_sigma),
+            clinical: None,
         }
     }
 
@@ -198,6 +205,9 @@ impl PhantomConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::config(field, format!("{v} must be >= 0")));
             }
+        }
+        if let Some(c) = &self.clinical {
+            c.validate()?;
         }
         Ok(())
     }

@@ -33,6 +33,9 @@ impl Phantom {
 /// at the same world positions.
 pub fn generate(seed: u64, cfg: &PhantomConfig) -> Result<Phantom> {
     cfg.validate()?;
+    if let Some(opts) = &cfg.clinical {
+        return crate::clinical::generate_clinical(seed, cfg, opts);
+    }
     let anatomy = Anatomy::sample(seed);
     let affine = cfg.affine();
     let [nx, ny, nz] = cfg.dims;
@@ -97,6 +100,9 @@ pub fn generate(seed: u64, cfg: &PhantomConfig) -> Result<Phantom> {
 /// where the body and each organ are.
 pub fn tissue_map(seed: u64, cfg: &PhantomConfig) -> Result<Volume<u8>> {
     cfg.validate()?;
+    if let Some(opts) = &cfg.clinical {
+        return crate::clinical::tissue_map_clinical(seed, cfg, opts);
+    }
     let anatomy = Anatomy::sample(seed);
     let affine = cfg.affine();
     let [nx, ny, nz] = cfg.dims;
@@ -114,7 +120,7 @@ pub fn tissue_map(seed: u64, cfg: &PhantomConfig) -> Result<Volume<u8>> {
 }
 
 /// Two independent standard normal values (Box–Muller).
-fn gaussian_pair(rng: &mut impl Rng) -> (f32, f32) {
+pub(crate) fn gaussian_pair(rng: &mut impl Rng) -> (f32, f32) {
     // 1 - u lies in (0, 1], so the logarithm is finite.
     let u: f64 = 1.0 - rng.random::<f64>();
     let v: f64 = rng.random::<f64>();
@@ -125,7 +131,7 @@ fn gaussian_pair(rng: &mut impl Rng) -> (f32, f32) {
 
 /// A well-mixed 64-bit hash (SplitMix64's finaliser), used to derive the
 /// noise key from the patient seed.
-fn splitmix64(mut z: u64) -> u64 {
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -134,7 +140,7 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// A normalised Gaussian kernel of standard deviation `sigma` voxels,
 /// truncated at three sigmas; `None` when the blur is too small to matter.
-fn kernel(sigma: f64) -> Option<Vec<f32>> {
+pub(crate) fn kernel(sigma: f64) -> Option<Vec<f32>> {
     if sigma < 0.2 {
         return None;
     }

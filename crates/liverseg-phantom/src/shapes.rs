@@ -57,6 +57,79 @@ impl Blob {
         self
     }
 
+    /// Adds `n` random radial waves of spatial frequency `freq` (cycles
+    /// over the unit sphere's radian) and amplitude up to `max_amp`; the
+    /// clinical mode uses high frequencies for a nodular surface. Unlike
+    /// [`Blob::perturbed`], it is free to change, as classic phantoms never
+    /// call it.
+    pub fn with_waves(
+        mut self,
+        rng: &mut impl Rng,
+        n: usize,
+        freq: (f64, f64),
+        max_amp: f64,
+    ) -> Self {
+        for _ in 0..n {
+            let dir = unit_vector(rng);
+            let f = rng.random_range(freq.0..freq.1);
+            self.waves.push(Wave {
+                k: [dir[0] * f, dir[1] * f, dir[2] * f],
+                amp: rng.random_range(0.3 * max_amp..max_amp),
+                phase: rng.random_range(0.0..std::f64::consts::TAU),
+            });
+        }
+        self.reach = 1.0 + self.waves.iter().map(|w| w.amp).sum::<f64>();
+        self
+    }
+
+    /// The blob with every semi-axis multiplied by `f` (same waves).
+    pub fn scaled(&self, f: [f64; 3]) -> Self {
+        let mut b = self.clone();
+        b.semi = [
+            self.semi[0] * f[0],
+            self.semi[1] * f[1],
+            self.semi[2] * f[2],
+        ];
+        b
+    }
+
+    /// Highest z the perturbed surface can reach.
+    pub fn top(&self) -> f64 {
+        self.centre[2] + self.semi[2] * self.reach
+    }
+
+    /// Lowest z the perturbed surface can reach.
+    pub fn bottom(&self) -> f64 {
+        self.centre[2] - self.semi[2] * self.reach
+    }
+
+    /// The normalised radius of `p` against the perturbed surface: 0 at the
+    /// centre, 1 on the surface, above 1 outside. Shells (a kidney's
+    /// cortex, a bowel wall, a lesion's rim) are ranges of this value.
+    pub fn level(&self, p: [f64; 3]) -> f64 {
+        let dx = p[0] - self.centre[0];
+        let dy = p[1] - self.centre[1];
+        let dz = p[2] - self.centre[2];
+        let lx = self.cos * dx + self.sin * dy;
+        let ly = -self.sin * dx + self.cos * dy;
+        let q = [lx / self.semi[0], ly / self.semi[1], dz / self.semi[2]];
+        let r2 = q[0] * q[0] + q[1] * q[1] + q[2] * q[2];
+        if r2 > self.reach * self.reach {
+            return r2.sqrt();
+        }
+        if self.waves.is_empty() || r2 < 1e-12 {
+            return r2.sqrt();
+        }
+        let r = r2.sqrt();
+        let u = [q[0] / r, q[1] / r, q[2] / r];
+        let bump: f64 = self
+            .waves
+            .iter()
+            .map(|w| w.amp * (w.k[0] * u[0] + w.k[1] * u[1] + w.k[2] * u[2] + w.phase).sin())
+            .sum();
+        r / (1.0 + bump).max(0.05)
+    }
+
     /// True when the z extent of the blob (with its perturbation) may reach
     /// the plane at height `z`.
     pub fn spans_z(&self, z: f64) -> bool {
@@ -167,6 +240,26 @@ mod tests {
         assert!(b.contains([0.0, 0.0, 0.0]));
         assert!(!b.contains([14.1, 0.0, 0.0]));
         assert!(b.contains([5.9, 0.0, 0.0]));
+    }
+
+    #[test]
+    fn level_agrees_with_contains() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let b =
+            Blob::ellipsoid([1.0, 2.0, 3.0], [20.0, 12.0, 30.0], 0.4).perturbed(&mut rng, 3, 0.1);
+        let mut inside = 0;
+        for i in 0..2000 {
+            let t = i as f64 * 0.37;
+            let p = [
+                1.0 + 25.0 * t.sin(),
+                2.0 + 15.0 * (1.3 * t).cos(),
+                3.0 + 35.0 * (0.7 * t).sin(),
+            ];
+            assert_eq!(b.contains(p), b.level(p) <= 1.0, "{p:?}");
+            inside += usize::from(b.contains(p));
+        }
+        assert!(inside > 50 && inside < 1950, "{inside}");
+        assert!(b.level(b.centre) < 1e-9);
     }
 
     #[test]
