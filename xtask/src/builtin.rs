@@ -88,7 +88,7 @@ impl Recipe {
                 norm: Norm::Instance,
                 ..UNetConfig::default()
             },
-            epochs: 60,
+            epochs: 100,
             iterations: 40,
             patch: [96, 96, 64],
             spacing: 3.0,
@@ -348,6 +348,20 @@ mod tests {
             .len();
         let f16_len = std::fs::metadata(&out).unwrap().len();
         assert!(f16_len < f32_len * 3 / 4, "{f16_len} vs {f32_len}");
+        // The held-out scoring of `eval-builtin` runs on the exported file.
+        let scored = crate::builtin_eval::score(&crate::builtin_eval::EvalBuiltinArgs {
+            model: out.clone(),
+            cases: 2,
+            first_seed: 2_000_000,
+            coarse: true,
+            json: None,
+        })
+        .unwrap();
+        assert_eq!(scored.len(), 2);
+        for s in &scored {
+            assert!((0.0..=1.0).contains(&s.metrics.dice), "{s:?}");
+            assert!(!s.phase.is_empty() && !s.scan_range.is_empty());
+        }
         // Run again: the phantoms are kept and training resumes at its end.
         run_recipe(&recipe, &dir.path().join("work"), &out).unwrap();
         // From nothing again, in another folder: the same bytes.

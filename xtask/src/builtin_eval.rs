@@ -46,6 +46,8 @@ pub struct Scored {
     pub phase: String,
     /// Scan range.
     pub scan_range: String,
+    /// Liver condition (normal, fatty, cirrhotic).
+    pub liver: String,
     /// The whole case in words.
     pub description: String,
     /// Grid size.
@@ -88,6 +90,7 @@ pub fn score(args: &EvalBuiltinArgs) -> Result<Vec<Scored>> {
             seed,
             phase: case.phase.name().into(),
             scan_range: case.scan_range.name().into(),
+            liver: case.liver.name().into(),
             description: case.to_string(),
             dims: cfg.dims,
             metrics,
@@ -122,16 +125,18 @@ fn summary(g: &[&Scored]) -> String {
     format!("{} | {dice:.3} | {worst:.3} | {hd95:.1}", g.len())
 }
 
-/// The accuracy tables in markdown: by phase, by scan range, overall.
+/// The accuracy tables in markdown: by phase, by scan range (with the
+/// overall row), by liver condition.
 pub fn tables(cases: &[Scored]) -> String {
     let head =
         "| cases | mean Dice | worst Dice | mean HD95 (mm) |\n| --- | --- | --- | --- | --- |\n";
     let all: Vec<&Scored> = cases.iter().collect();
     format!(
-        "| phase {head}{}\n| scan range {head}{}| all | {} |\n",
+        "| phase {head}{}\n| scan range {head}{}| all | {} |\n\n| liver {head}{}",
         rows(cases, |c| &c.phase),
         rows(cases, |c| &c.scan_range),
-        summary(&all)
+        summary(&all),
+        rows(cases, |c| &c.liver)
     )
 }
 
@@ -150,4 +155,53 @@ pub fn run(args: &EvalBuiltinArgs) -> Result<()> {
         cases.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(phase: &str, range: &str, dice: f64, hd95: f64) -> Scored {
+        Scored {
+            seed: 0,
+            phase: phase.into(),
+            scan_range: range.into(),
+            liver: "normal liver".into(),
+            description: String::new(),
+            dims: [1, 1, 1],
+            metrics: CaseMetrics {
+                dice,
+                iou: 0.0,
+                hd: 0.0,
+                hd95,
+                assd: 0.0,
+                surface_dice: 0.0,
+                volume_ml: 0.0,
+                volume_ml_ref: 0.0,
+                volume_error: 0.0,
+            },
+        }
+    }
+
+    #[test]
+    fn tables_group_by_phase_and_scan_range() {
+        let cases = [
+            case("arterial", "liver", 0.9, 4.0),
+            case("native", "liver", 0.8, 6.0),
+            case("arterial", "abdomen", 0.7, 8.0),
+        ];
+        let t = tables(&cases);
+        assert!(t.contains("| arterial | 2 | 0.800 | 0.700 | 6.0 |"), "{t}");
+        assert!(t.contains("| native | 1 | 0.800 | 0.800 | 6.0 |"), "{t}");
+        assert!(t.contains("| liver | 2 | 0.850 | 0.800 | 5.0 |"), "{t}");
+        assert!(t.contains("| abdomen | 1 | 0.700 | 0.700 | 8.0 |"), "{t}");
+        assert!(t.contains("| all | 3 | 0.800 | 0.700 | 6.0 |"), "{t}");
+        assert!(
+            t.contains("| normal liver | 3 | 0.800 | 0.700 | 6.0 |"),
+            "{t}"
+        );
+        // Three tables, each header followed by its separator.
+        let separators = t.lines().filter(|l| l.starts_with("| --- |")).count();
+        assert_eq!(separators, 3, "{t}");
+    }
 }

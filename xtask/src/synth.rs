@@ -6,7 +6,7 @@ use crate::msd::{DatasetJson, Pair};
 use crate::progress::{Progress, Unit};
 use anyhow::{Context, Result, bail};
 use liverseg_io::{Overwrite, nifti};
-use liverseg_phantom::{PhantomConfig, RandomRanges, generate};
+use liverseg_phantom::{ClinicalRanges, PhantomConfig, RandomRanges, generate};
 use std::path::{Path, PathBuf};
 
 /// Options of `cargo xtask synth`.
@@ -25,9 +25,37 @@ pub struct SynthArgs {
     /// of the small default grids.
     #[arg(long)]
     pub scanner_sizes: bool,
+    /// Clinical phantoms (`liverseg-phantom`'s clinical mode: contrast
+    /// phases, lesions, liver conditions, thorax and pelvis, kernel noise,
+    /// partial volume), as the built-in model is trained on; coarse grids
+    /// (96–160 matrix) unless `--scanner-sizes`.
+    #[arg(long)]
+    pub clinical: bool,
+    /// With `--clinical`: SynthSeg-style randomised contrast (every tissue
+    /// uniform in −200..400 HU) instead of published HU ranges.
+    #[arg(long, requires = "clinical")]
+    pub randomised_contrast: bool,
     /// Replace an existing dataset.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Where a dataset's cases are drawn from.
+#[derive(Clone, Debug)]
+enum Draw {
+    /// The classic phantoms over these grids.
+    Classic(RandomRanges),
+    /// Clinical phantoms from these ranges.
+    Clinical(ClinicalRanges),
+}
+
+impl Draw {
+    fn config(&self, seed: u64) -> PhantomConfig {
+        match self {
+            Draw::Classic(r) => PhantomConfig::random_in(seed, r),
+            Draw::Clinical(r) => PhantomConfig::clinical_in(seed, r),
+        }
+    }
 }
 
 /// The seed of case `index` in a dataset of seed `seed` (SplitMix64 of
@@ -44,16 +72,26 @@ pub fn case_seed(seed: u64, index: usize) -> u64 {
 
 /// Runs `cargo xtask synth`.
 pub fn run(args: &SynthArgs) -> Result<()> {
-    let ranges = if args.scanner_sizes {
-        RandomRanges::scanner()
-    } else {
-        RandomRanges::default()
+    let draw = match (args.clinical, args.scanner_sizes) {
+        (false, false) => Draw::Classic(RandomRanges::default()),
+        (false, true) => Draw::Classic(RandomRanges::scanner()),
+        (true, scanner) => {
+            let mut r = if scanner {
+                ClinicalRanges::default()
+            } else {
+                ClinicalRanges::coarse()
+            };
+            if args.randomised_contrast {
+                r.randomised = ClinicalRanges::randomised().randomised;
+            }
+            Draw::Clinical(r)
+        }
     };
-    run_with(args, &ranges)
+    run_with(args, &draw)
 }
 
-/// Runs `cargo xtask synth` drawing the grids from `ranges`.
-fn run_with(args: &SynthArgs, ranges: &RandomRanges) -> Result<()> {
+/// Runs `cargo xtask synth` drawing the cases from `draw`.
+fn run_with(args: &SynthArgs, draw: &Draw) -> Result<()> {
     if args.cases == 0 {
         bail!("--cases must be at least 1");
     }
@@ -91,14 +129,14 @@ fn run_with(args: &SynthArgs, ranges: &RandomRanges) -> Result<()> {
         .with_context(|| format!("{}: cannot create a temporary folder", parent.display()))?;
     let root = tmp.path().join("dataset");
     std::fs::create_dir(&root).with_context(|| format!("{}: cannot create", root.display()))?;
-    fill(&root, args, ranges)?;
+    fill(&root, args, draw)?;
     replace_dir(&root, out)?;
     tracing::info!("wrote {} cases to {}", args.cases, out.display());
     Ok(())
 }
 
 /// Writes every case and `dataset.json` into the temporary folder `dir`.
-fn fill(dir: &Path, args: &SynthArgs, ranges: &RandomRanges) -> Result<()> {
+fn fill(dir: &Path, args: &SynthArgs, draw: &Draw) -> Result<()> {
     for sub in ["imagesTr", "labelsTr"] {
         std::fs::create_dir(dir.join(sub))
             .with_context(|| format!("{}: cannot create {sub}", dir.display()))?;
@@ -108,8 +146,11 @@ fn fill(dir: &Path, args: &SynthArgs, ranges: &RandomRanges) -> Result<()> {
     for i in 0..args.cases {
         let name = format!("phantom_{i:03}.nii.gz");
         let seed = case_seed(args.seed, i);
-        let cfg = PhantomConfig::random_in(seed, ranges);
+        let cfg = draw.config(seed);
         let case = generate(seed, &cfg).with_context(|| format!("case {i}"))?;
+        if let Some(d) = liverseg_phantom::describe(seed, &cfg) {
+            tracing::info!(case = i, "{d}");
+        }
         tracing::debug!(
             case = i,
             dims = ?cfg.dims,
@@ -152,7 +193,11 @@ mod tests {
     use super::*;
 
     /// Tiny grids so the test stays fast in a debug build.
-    fn tiny() -> RandomRanges {
+    fn tiny() -> Draw {
+        Draw::Classic(tiny_ranges())
+    }
+
+    fn tiny_ranges() -> RandomRanges {
         RandomRanges {
             in_plane_dims: (24, 32),
             fov_mm: (360.0, 400.0),
@@ -169,6 +214,8 @@ mod tests {
             seed: 4,
             out: out.to_path_buf(),
             scanner_sizes: false,
+            clinical: false,
+            randomised_contrast: false,
             force,
         }
     }
@@ -198,7 +245,7 @@ mod tests {
             &Default::default(),
         )
         .unwrap();
-        let cfg = PhantomConfig::random_in(case_seed(4, 1), &tiny());
+        let cfg = PhantomConfig::random_in(case_seed(4, 1), &tiny_ranges());
         assert_eq!(img.dims(), cfg.dims);
         assert!(lab.same_grid(&img, 1e-4));
         assert!(lab.data().contains(&1));
@@ -227,6 +274,31 @@ mod tests {
             "years"
         );
         assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn clinical_datasets_hold_clinical_phantoms() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("Clinical");
+        let ranges = ClinicalRanges {
+            matrix: (32, 40),
+            pixel_spacing: (10.0, 12.0),
+            slice_thickness: (10.0, 12.0),
+            max_slices: 24,
+            ..ClinicalRanges::coarse()
+        };
+        run_with(&args(&out, 2, false), &Draw::Clinical(ranges.clone())).unwrap();
+        let cfg = PhantomConfig::clinical_in(case_seed(4, 1), &ranges);
+        assert!(cfg.clinical.is_some());
+        let img: liverseg_io::Volume<i16> = nifti::read(
+            &out.join("imagesTr/phantom_001.nii.gz"),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(img.dims(), cfg.dims);
+        // The very phantom the library makes for that seed.
+        let want = generate(case_seed(4, 1), &cfg).unwrap();
+        assert_eq!(img.data(), want.image.data());
     }
 
     #[test]
