@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use liverseg_infer::ModelCard;
 use liverseg_io::Overwrite;
 use liverseg_io::decathlon::Splits;
-use liverseg_model::{Architecture, DiceLossConfig, LossActivation, Norm, UNetConfig};
+use liverseg_model::{Architecture, Norm, UNetConfig};
 use liverseg_phantom::{ClinicalRanges, PhantomConfig, generate};
 use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
 use liverseg_train::{LabelMode, TrainConfig, Trainer};
@@ -164,22 +164,8 @@ impl Recipe {
             preset: preset.to_string_lossy().into_owned(),
             labels: LabelMode::Liver,
             model: Architecture::MonaiUnet(self.network.clone()),
-            loss: LossConfig::DiceCe {
-                dice: DiceLossConfig {
-                    activation: LossActivation::Softmax,
-                    ..DiceLossConfig::default()
-                },
-                ce_weights: Vec::new(),
-                lambda_dice: 1.0,
-                lambda_ce: 1.0,
-            },
-            optimizer: OptimizerConfig::Adam {
-                lr: 3e-3,
-                weight_decay: 1e-5,
-                betas: (0.9, 0.999),
-                eps: 1e-8,
-                amsgrad: false,
-            },
+            loss: LossConfig::dice_ce_softmax(),
+            optimizer: OptimizerConfig::adam(3e-3, 1e-5),
             schedule: ScheduleConfig::Poly { exponent: 0.9 },
             epochs: self.epochs,
             iterations_per_epoch: self.iterations,

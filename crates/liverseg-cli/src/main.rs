@@ -59,7 +59,9 @@ enum Command {
     ImportMonai(commands::import_monai::ImportArgs),
     /// The whole path on synthetic phantoms in minutes: data, training, prediction, evaluation, report.
     Demo(commands::demo::DemoArgs),
-    /// Segment a CT (NIfTI, DICOM series) or a folder of them with a liverseg model.
+    /// Describe the built-in model, or model files: classes, training, network, preprocessing.
+    Models(commands::models::ModelsArgs),
+    /// Segment a CT (NIfTI, DICOM series) or a folder of them (the built-in model, or --model).
     Predict(commands::predict::PredictArgs),
     /// Train a U-Net on a Decathlon-layout dataset (defaults: the MONAI liver tutorial).
     Train(commands::train::TrainArgs),
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::run(&args),
         Command::Demo(args) => commands::demo::run(&args, cli.verbose),
         Command::Info(args) => commands::info::run(&args),
+        Command::Models(args) => commands::models::run(&args),
         Command::Convert(args) => commands::convert::run(&args),
         Command::ImportMonai(args) => commands::import_monai::run(&args),
         Command::Preprocess(args) => commands::preprocess::run(&args),

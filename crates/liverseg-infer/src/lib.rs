@@ -19,6 +19,7 @@
 //! ```
 
 mod bridge;
+mod builtin;
 mod card;
 mod decision;
 mod device;
@@ -26,6 +27,7 @@ mod error;
 mod predictor;
 
 pub use bridge::{tensor_to_volume, volumes_to_tensor};
+pub use builtin::{BUILTIN, builtin_bytes};
 pub use card::{ABOUT_KEY, DECISION_KEY, ModelCard, default_classes};
 pub use decision::Decision;
 pub use device::device;

@@ -107,10 +107,18 @@ impl Predictor {
         liverseg_io::budget::check("the model file", u128::from(size), 1)
             .map_err(|b| liverseg_io::Error::over_budget(path, b))?;
         let (card, file) = ModelCard::read(path, device)?;
-        // The network is built once, over the file's own tensors.
-        let net = file.network(device)?;
+        Predictor::from_file(card, &file, device)
+    }
+
+    /// A predictor for a model file already read, with its card. The
+    /// network is built once, over the file's own tensors.
+    pub fn from_file(
+        card: ModelCard,
+        file: &liverseg_model::ModelFile,
+        device: &Device,
+    ) -> Result<Predictor> {
         Ok(Predictor {
-            net,
+            net: file.network(device)?,
             card,
             device: device.clone(),
         })

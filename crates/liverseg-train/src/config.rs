@@ -93,6 +93,22 @@ fn one() -> f64 {
     1.0
 }
 
+impl LossConfig {
+    /// MONAI `DiceCELoss(softmax=True)` with both terms weighted 1: the
+    /// loss of the demo and the built-in model.
+    pub fn dice_ce_softmax() -> LossConfig {
+        LossConfig::DiceCe {
+            dice: DiceLossConfig {
+                activation: LossActivation::Softmax,
+                ..DiceLossConfig::default()
+            },
+            ce_weights: Vec::new(),
+            lambda_dice: 1.0,
+            lambda_ce: 1.0,
+        }
+    }
+}
+
 /// The optimiser.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -136,6 +152,17 @@ pub enum OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// `torch.optim.Adam` with torch's betas and ε, no AMSGrad.
+    pub fn adam(lr: f64, weight_decay: f64) -> OptimizerConfig {
+        OptimizerConfig::Adam {
+            lr,
+            weight_decay,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            amsgrad: false,
+        }
+    }
+
     /// The base learning rate.
     pub fn lr(&self) -> f64 {
         match self {

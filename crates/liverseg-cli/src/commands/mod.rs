@@ -6,6 +6,7 @@ pub mod dicom;
 pub mod evaluate;
 pub mod import_monai;
 pub mod info;
+pub mod models;
 pub mod predict;
 pub mod preprocess;
 pub mod train;

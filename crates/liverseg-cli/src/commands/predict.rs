@@ -38,9 +38,11 @@ pub enum Preprocess {
 /// Arguments of `liverseg predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// A liverseg model file (`liverseg train` or `liverseg import-monai`).
-    #[arg(long)]
-    pub model: PathBuf,
+    /// A liverseg model file (`liverseg train` or `liverseg import-monai`),
+    /// or `builtin`, the liver model this binary carries (the default; see
+    /// `liverseg models`).
+    #[arg(long, default_value = liverseg_infer::BUILTIN)]
+    pub model: String,
     /// A NIfTI file, a DICOM series directory, or a folder of cases.
     #[arg(long)]
     pub input: PathBuf,
@@ -351,9 +353,10 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
         )));
     }
     let seg = (args.format == Format::Both).then(|| seg_beside(&args.output));
+    let model = model_path(args);
     let mut check = crate::formats::PathCheck::new()
         .input(&args.input)
-        .input(&args.model)
+        .input_opt(model)
         .output(&args.output);
     // In a folder run the extra outputs go inside the output folder, named
     // after each case; their flags only switch them on.
@@ -366,6 +369,11 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
     check.check()
 }
 
+/// The model file `--model` names; `None` for the built-in model.
+fn model_path(args: &PredictArgs) -> Option<&Path> {
+    (args.model != liverseg_infer::BUILTIN).then(|| Path::new(&args.model))
+}
+
 /// Runs `liverseg predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let target = classify_input(&args.input)?;
@@ -375,14 +383,17 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     };
     check_args(args, single)?;
     let device = liverseg_infer::device(&args.device).context("--device")?;
-    liverseg_io::check_input(&args.model)?;
-    if !args.model.is_file() {
-        return Err(bad_input(format!(
-            "{}: not a model file",
-            args.model.display()
-        )));
-    }
-    let predictor = Predictor::load(&args.model, &device).map_err(|e| bad_input(format!("{e}")))?;
+    let predictor = match model_path(args) {
+        None => Predictor::builtin(&device)
+            .map_err(|e| bad_input(format!("--model {}: {e}", args.model)))?,
+        Some(path) => {
+            liverseg_io::check_input(path)?;
+            if !path.is_file() {
+                return Err(bad_input(format!("{}: not a model file", path.display())));
+            }
+            Predictor::load(path, &device).map_err(|e| bad_input(format!("{e}")))?
+        }
+    };
     let opts = PredictOptions {
         roi: args.roi,
         overlap: args.overlap,
