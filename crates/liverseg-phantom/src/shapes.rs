@@ -107,27 +107,10 @@ impl Blob {
     /// centre, 1 on the surface, above 1 outside. Shells (a kidney's
     /// cortex, a bowel wall, a lesion's rim) are ranges of this value.
     pub fn level(&self, p: [f64; 3]) -> f64 {
-        let dx = p[0] - self.centre[0];
-        let dy = p[1] - self.centre[1];
-        let dz = p[2] - self.centre[2];
-        let lx = self.cos * dx + self.sin * dy;
-        let ly = -self.sin * dx + self.cos * dy;
-        let q = [lx / self.semi[0], ly / self.semi[1], dz / self.semi[2]];
-        let r2 = q[0] * q[0] + q[1] * q[1] + q[2] * q[2];
-        if r2 > self.reach * self.reach {
-            return r2.sqrt();
+        match self.polar(p) {
+            Polar::Far(r2) | Polar::Plain(r2) => r2.sqrt(),
+            Polar::Waved { r, bump } => r / (1.0 + bump).max(0.05),
         }
-        if self.waves.is_empty() || r2 < 1e-12 {
-            return r2.sqrt();
-        }
-        let r = r2.sqrt();
-        let u = [q[0] / r, q[1] / r, q[2] / r];
-        let bump: f64 = self
-            .waves
-            .iter()
-            .map(|w| w.amp * (w.k[0] * u[0] + w.k[1] * u[1] + w.k[2] * u[2] + w.phase).sin())
-            .sum();
-        r / (1.0 + bump).max(0.05)
     }
 
     /// True when the z extent of the blob (with its perturbation) may reach
@@ -138,19 +121,30 @@ impl Blob {
 
     /// True when world point `p` lies inside the perturbed surface.
     pub fn contains(&self, p: [f64; 3]) -> bool {
+        match self.polar(p) {
+            Polar::Far(_) => false,
+            Polar::Plain(r2) => r2 <= 1.0,
+            Polar::Waved { r, bump } => r <= 1.0 + bump,
+        }
+    }
+
+    /// Where `p` lies against the blob: its squared normalised radius in
+    /// the blob's own frame (rotated by −angle, divided by the semi-axes)
+    /// and, when the surface is perturbed there, the radius and the sum of
+    /// the waves in its direction.
+    fn polar(&self, p: [f64; 3]) -> Polar {
         let dx = p[0] - self.centre[0];
         let dy = p[1] - self.centre[1];
         let dz = p[2] - self.centre[2];
-        // Rotate the offset into the blob's own frame (rotation by -angle).
         let lx = self.cos * dx + self.sin * dy;
         let ly = -self.sin * dx + self.cos * dy;
         let q = [lx / self.semi[0], ly / self.semi[1], dz / self.semi[2]];
         let r2 = q[0] * q[0] + q[1] * q[1] + q[2] * q[2];
         if r2 > self.reach * self.reach {
-            return false;
+            return Polar::Far(r2);
         }
         if self.waves.is_empty() || r2 < 1e-12 {
-            return r2 <= 1.0;
+            return Polar::Plain(r2);
         }
         let r = r2.sqrt();
         let u = [q[0] / r, q[1] / r, q[2] / r];
@@ -159,8 +153,19 @@ impl Blob {
             .iter()
             .map(|w| w.amp * (w.k[0] * u[0] + w.k[1] * u[1] + w.k[2] * u[2] + w.phase).sin())
             .sum();
-        r <= 1.0 + bump
+        Polar::Waved { r, bump }
     }
+}
+
+/// A point against a [`Blob`] (see `Blob::polar`).
+enum Polar {
+    /// Beyond the reach of any wave: the squared normalised radius.
+    Far(f64),
+    /// Within reach of an unperturbed surface (or at the centre).
+    Plain(f64),
+    /// Within reach of a perturbed surface: the normalised radius and the
+    /// waves' sum in its direction.
+    Waved { r: f64, bump: f64 },
 }
 
 /// An axis-aligned elliptic cylinder running along z between two heights.
