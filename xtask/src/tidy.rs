@@ -259,8 +259,8 @@ fn check_machine_paths(path: &str, text: &str, report: &mut Report) {
 }
 
 /// The first path in `line` that starts with one of `patterns` where a path
-/// can start (not inside a longer path such as `data/tmp/x`, `$HOME/work/`
-/// or a URL), up to the next space or quote.
+/// can start (not inside a longer path, such as a relative one, one under an
+/// environment variable, or a URL), up to the next space or quote.
 fn find_machine_path<'a>(line: &'a str, patterns: &[String]) -> Option<&'a str> {
     let mut best: Option<usize> = None;
     for pattern in patterns {

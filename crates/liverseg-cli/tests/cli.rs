@@ -1,9 +1,12 @@
 //! End-to-end tests of the `liverseg` binary: output, exit codes, and that
 //! nothing is written over inputs or existing files.
 
+mod common;
+use common::liverseg;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,13 +17,6 @@ fn fixture(rel: &str) -> PathBuf {
 fn manifest(rel: &str) -> Value {
     let text = std::fs::read_to_string(fixture("manifest.json")).unwrap();
     serde_json::from_str::<Value>(&text).unwrap()[rel].clone()
-}
-
-fn liverseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(args)
-        .output()
-        .expect("run liverseg")
 }
 
 fn stderr(o: &Output) -> String {

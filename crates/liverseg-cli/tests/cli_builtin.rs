@@ -1,25 +1,12 @@
 //! The built-in model: `predict` without `--model` (NIfTI and DICOM in,
 //! SEG and overlay out), `--model builtin`, and `liverseg models`.
 
+mod common;
+use common::{liverseg, ok, s};
+
 use liverseg_io::{Volume, nifti};
 use liverseg_phantom::{ClinicalRanges, PhantomConfig};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn liverseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(args)
-        .output()
-        .expect("run liverseg")
-}
-
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A coarse clinical phantom (a seed the built-in model never trained on)
 /// written as NIfTI, with its exact label.

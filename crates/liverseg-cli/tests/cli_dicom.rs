@@ -2,9 +2,12 @@
 //! with pydicom's reading (manifest.json), and NIfTI → DICOM → NIfTI and
 //! label → SEG → label round trips through the binary are exact.
 
+mod common;
+use common::liverseg;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,13 +18,6 @@ fn fixture(rel: &str) -> PathBuf {
 fn manifest(rel: &str) -> Value {
     let text = std::fs::read_to_string(fixture("manifest.json")).unwrap();
     serde_json::from_str::<Value>(&text).unwrap()[rel].clone()
-}
-
-fn liverseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(args)
-        .output()
-        .expect("run liverseg")
 }
 
 fn ok(args: &[&str]) -> Output {

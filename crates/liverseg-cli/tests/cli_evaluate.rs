@@ -1,21 +1,17 @@
 //! `liverseg evaluate`: values against the library, pairing by name, the
 //! CSV output and the exit-code contract.
 
+mod common;
+use common::liverseg;
+
 use liverseg_io::{Affine, Volume, nifti};
 use liverseg_metrics::{CaseMetrics, MetricOptions, evaluate};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const DIMS: [usize; 3] = [20, 18, 10];
 const SPACING: [f64; 3] = [0.8, 0.8, 2.5];
-
-fn liverseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(args)
-        .output()
-        .expect("run liverseg")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -1,25 +1,17 @@
 //! `liverseg predict`: parity with MONAI on an imported checkpoint, the
 //! input grid kept, folders of cases, DICOM in and SEG out, exit codes.
 
+mod common;
+use common::{liverseg, ok};
+
 use liverseg_io::{Volume, nifti};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/predict")
         .join(name)
-}
-
-fn liverseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(args)
-        .output()
-        .expect("run liverseg")
-}
-
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// Imports the golden MONAI checkpoint (4, 8, 16 channels) to `out`, with

@@ -1,10 +1,12 @@
 //! `liverseg preprocess`: outputs, stages, geometry against MONAI's golden
 //! files, and the exit-code contract.
 
+mod common;
+use common::liverseg;
+
 use liverseg_io::{Volume, nifti};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,13 +16,6 @@ fn golden(name: &str) -> PathBuf {
 
 fn index() -> Value {
     serde_json::from_str(&std::fs::read_to_string(golden("index.json")).unwrap()).unwrap()
-}
-
-fn liverseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(args)
-        .output()
-        .expect("run liverseg")
 }
 
 fn read<T: liverseg_io::Voxel>(p: &Path) -> Volume<T> {

@@ -2,6 +2,9 @@
 //! binary: outputs that would destroy inputs, special files, closed and
 //! full standard output, budgets, partial outputs, exit codes and messages.
 
+mod common;
+use common::{liverseg, ok, s};
+
 use liverseg_io::{Affine, Volume, nifti};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,19 +16,8 @@ fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn liverseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liverseg"))
-        .args(args)
-        .output()
-        .expect("run liverseg")
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", stderr(o));
 }
 
 /// Exit 2 with a one-line message of at most 300 characters that contains
@@ -38,10 +30,6 @@ fn bad_input(o: &Output, needle: &str) {
     assert!(last.starts_with("liverseg: error: "), "{e}");
     assert!(last.chars().count() <= 320, "{} chars: {last}", last.len());
     assert!(!e.contains('\x1b'), "colour codes in {e:?}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A small CT (int16 HU) and its folder `d/inner/` with a neighbour file.
