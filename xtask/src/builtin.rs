@@ -88,7 +88,7 @@ impl Recipe {
                 norm: Norm::Instance,
                 ..UNetConfig::default()
             },
-            epochs: 100,
+            epochs: 150,
             iterations: 40,
             patch: [96, 96, 64],
             spacing: 3.0,
@@ -340,7 +340,10 @@ mod tests {
             cases: 2,
             first_seed: 2_000_000,
             coarse: true,
+            varied: false,
             json: None,
+            tta: false,
+            overlap: 0.25,
         })
         .unwrap();
         assert_eq!(scored.len(), 2);

@@ -32,9 +32,20 @@ pub struct EvalBuiltinArgs {
     /// 2.5–5 mm slices) instead of clinical 512 matrices.
     #[arg(long)]
     pub coarse: bool,
+    /// Also prone and decubitus patients, children, liver resections and
+    /// any of the 48 storage orders (`ClinicalRanges::varied`), none of
+    /// which the recipe trains on.
+    #[arg(long)]
+    pub varied: bool,
     /// Also write every case's description and metrics here, as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Predict with mirror test-time augmentation (`liverseg predict --tta`).
+    #[arg(long)]
+    pub tta: bool,
+    /// Sliding-window overlap (`liverseg predict --overlap`).
+    #[arg(long, default_value_t = PredictOptions::default().overlap)]
+    pub overlap: f64,
 }
 
 /// One scored case.
@@ -48,10 +59,20 @@ pub struct Scored {
     pub scan_range: String,
     /// Liver condition (normal, fatty, cirrhotic).
     pub liver: String,
+    /// How the patient lies (supine, prone, left or right decubitus).
+    pub position: String,
+    /// Adult or child.
+    pub age: String,
+    /// The liver resection, or "none".
+    pub surgery: String,
+    /// Orientation codes of the stored volume, such as `LPS`.
+    pub axcodes: String,
     /// The whole case in words.
     pub description: String,
     /// Grid size.
     pub dims: [usize; 3],
+    /// Seconds the prediction took.
+    pub seconds: f64,
     /// Its metrics against the exact label.
     pub metrics: CaseMetrics,
 }
@@ -61,10 +82,18 @@ pub fn score(args: &EvalBuiltinArgs) -> Result<Vec<Scored>> {
     let device = candle_core::Device::Cpu;
     let predictor = Predictor::load(&args.model, &device)
         .with_context(|| format!("{}: cannot load", args.model.display()))?;
-    let ranges = if args.coarse {
+    let mut ranges = if args.coarse {
         ClinicalRanges::coarse()
     } else {
         ClinicalRanges::default()
+    };
+    if args.varied {
+        ranges = ranges.varied();
+    }
+    let opts = PredictOptions {
+        tta: args.tta,
+        overlap: args.overlap,
+        ..PredictOptions::default()
     };
     let mut out = Vec::with_capacity(args.cases);
     for i in 0..args.cases {
@@ -72,7 +101,9 @@ pub fn score(args: &EvalBuiltinArgs) -> Result<Vec<Scored>> {
         let cfg = PhantomConfig::clinical_in(seed, &ranges);
         let case = describe(seed, &cfg).context("a clinical configuration has a description")?;
         let phantom = generate(seed, &cfg)?;
-        let pred = predictor.predict(phantom.image, &PredictOptions::default())?;
+        let started = std::time::Instant::now();
+        let pred = predictor.predict(phantom.image, &opts)?;
+        let seconds = started.elapsed().as_secs_f64();
         let metrics = liverseg_metrics::evaluate(
             &pred.labels,
             &phantom.label,
@@ -84,6 +115,7 @@ pub fn score(args: &EvalBuiltinArgs) -> Result<Vec<Scored>> {
             case = %case,
             dice = format!("{:.4}", metrics.dice),
             hd95 = format!("{:.1}", metrics.hd95),
+            seconds = format!("{seconds:.2}"),
             "scored"
         );
         out.push(Scored {
@@ -91,8 +123,13 @@ pub fn score(args: &EvalBuiltinArgs) -> Result<Vec<Scored>> {
             phase: case.phase.name().into(),
             scan_range: case.scan_range.name().into(),
             liver: case.liver.name().into(),
+            position: case.position.name().into(),
+            age: case.age_group().into(),
+            surgery: case.resection.map_or("none", |r| r.name()).into(),
+            axcodes: case.axcodes.clone(),
             description: case.to_string(),
             dims: cfg.dims,
+            seconds,
             metrics,
         });
     }
@@ -126,18 +163,42 @@ fn summary(g: &[&Scored]) -> String {
 }
 
 /// The accuracy tables in markdown: by phase, by scan range (with the
-/// overall row), by liver condition.
+/// overall row), by liver condition, and by position, age, surgery and
+/// storage order where the cases differ in them.
 pub fn tables(cases: &[Scored]) -> String {
     let head =
         "| cases | mean Dice | worst Dice | mean HD95 (mm) |\n| --- | --- | --- | --- | --- |\n";
     let all: Vec<&Scored> = cases.iter().collect();
-    format!(
+    let mut s = format!(
         "| phase {head}{}\n| scan range {head}{}| all | {} |\n\n| liver {head}{}",
         rows(cases, |c| &c.phase),
         rows(cases, |c| &c.scan_range),
         summary(&all),
         rows(cases, |c| &c.liver)
-    )
+    );
+    let varied: [(&str, Key); 4] = [
+        ("position", |c| &c.position),
+        ("age", |c| &c.age),
+        ("surgery", |c| &c.surgery),
+        ("stored", |c| storage_group(&c.axcodes)),
+    ];
+    for (name, key) in varied {
+        if cases.iter().any(|c| key(c) != key(&cases[0])) {
+            let _ = write!(s, "\n| {name} {head}{}", rows(cases, key));
+        }
+    }
+    s
+}
+
+/// What a table groups the cases by.
+type Key = fn(&Scored) -> &str;
+
+/// "axial" when the stored axes run along x, y and z in that order (in
+/// either direction), else "permuted".
+fn storage_group(axcodes: &str) -> &'static str {
+    let c: Vec<char> = axcodes.chars().collect();
+    let axial = c.len() == 3 && "LR".contains(c[0]) && "AP".contains(c[1]) && "SI".contains(c[2]);
+    if axial { "axial (x, y, z)" } else { "permuted" }
 }
 
 /// Runs `cargo xtask eval-builtin`.
@@ -167,8 +228,13 @@ mod tests {
             phase: phase.into(),
             scan_range: range.into(),
             liver: "normal liver".into(),
+            position: "supine".into(),
+            age: "adult".into(),
+            surgery: "none".into(),
+            axcodes: "LPS".into(),
             description: String::new(),
             dims: [1, 1, 1],
+            seconds: 0.0,
             metrics: CaseMetrics {
                 dice,
                 iou: 0.0,
@@ -203,5 +269,21 @@ mod tests {
         // Three tables, each header followed by its separator.
         let separators = t.lines().filter(|l| l.starts_with("| --- |")).count();
         assert_eq!(separators, 3, "{t}");
+    }
+
+    #[test]
+    fn varied_cases_add_tables_for_what_varies() {
+        let mut prone = case("native", "liver", 0.6, 9.0);
+        prone.position = "prone".into();
+        prone.axcodes = "PIR".into();
+        let cases = [case("native", "liver", 0.8, 6.0), prone];
+        let t = tables(&cases);
+        assert!(t.contains("| prone | 1 | 0.600 | 0.600 | 9.0 |"), "{t}");
+        assert!(t.contains("| permuted | 1 | 0.600 |"), "{t}");
+        assert!(t.contains("| axial (x, y, z) | 1 | 0.800 |"), "{t}");
+        // Age and surgery do not vary: no table for them.
+        assert!(!t.contains("| age "), "{t}");
+        let separators = t.lines().filter(|l| l.starts_with("| --- |")).count();
+        assert_eq!(separators, 5, "{t}");
     }
 }

@@ -35,6 +35,11 @@ pub struct SynthArgs {
     /// uniform in −200..400 HU) instead of published HU ranges.
     #[arg(long, requires = "clinical")]
     pub randomised_contrast: bool,
+    /// With `--clinical`: also prone and decubitus patients, children,
+    /// liver resections and any of the 48 storage orders
+    /// (`ClinicalRanges::varied`).
+    #[arg(long, requires = "clinical")]
+    pub varied: bool,
     /// Replace an existing dataset.
     #[arg(long)]
     pub force: bool,
@@ -46,7 +51,7 @@ enum Draw {
     /// The classic phantoms over these grids.
     Classic(RandomRanges),
     /// Clinical phantoms from these ranges.
-    Clinical(ClinicalRanges),
+    Clinical(Box<ClinicalRanges>),
 }
 
 impl Draw {
@@ -84,7 +89,10 @@ pub fn run(args: &SynthArgs) -> Result<()> {
             if args.randomised_contrast {
                 r.randomised = ClinicalRanges::randomised().randomised;
             }
-            Draw::Clinical(r)
+            if args.varied {
+                r = r.varied();
+            }
+            Draw::Clinical(Box::new(r))
         }
     };
     run_with(args, &draw)
@@ -216,6 +224,7 @@ mod tests {
             scanner_sizes: false,
             clinical: false,
             randomised_contrast: false,
+            varied: false,
             force,
         }
     }
@@ -287,7 +296,11 @@ mod tests {
             max_slices: 24,
             ..ClinicalRanges::coarse()
         };
-        run_with(&args(&out, 2, false), &Draw::Clinical(ranges.clone())).unwrap();
+        run_with(
+            &args(&out, 2, false),
+            &Draw::Clinical(Box::new(ranges.clone())),
+        )
+        .unwrap();
         let cfg = PhantomConfig::clinical_in(case_seed(4, 1), &ranges);
         assert!(cfg.clinical.is_some());
         let img: liverseg_io::Volume<i16> = nifti::read(

@@ -3,7 +3,7 @@
 //! clinical mode was added; the demo, the training tests and the benchmark
 //! inputs all depend on them.
 
-use liverseg_phantom::{PhantomConfig, RandomRanges, generate};
+use liverseg_phantom::{ClinicalRanges, PhantomConfig, RandomRanges, generate};
 
 /// FNV-1a over the dims, the image (i16 little-endian) and the label bytes.
 fn fingerprint(seed: u64, cfg: &PhantomConfig) -> u64 {
@@ -105,4 +105,23 @@ fn issue16_scanner_output_is_byte_identical() {
         let got = fingerprint(seed, &cfg);
         assert_eq!(got, want, "scanner {seed}: {got:#018x} for {cfg:?}");
     }
+}
+
+/// The built-in model's weights reproduce only while the clinical phantoms
+/// of its recipe keep their bytes. Case 39 of `cargo xtask train-builtin`
+/// (seed 1,000,039, 307 × 307 × 49, the smallest of the 96), hashed from the
+/// file the recipe wrote when it trained the committed weights; the ranges
+/// are the recipe's (`xtask/src/builtin.rs`).
+#[test]
+fn builtin_recipe_phantom_is_byte_identical() {
+    let ranges = ClinicalRanges {
+        matrix: (256, 320),
+        pixel_spacing: (1.2, 1.6),
+        max_slices: 160,
+        ..ClinicalRanges::default()
+    };
+    let seed = 1_000_039;
+    let cfg = PhantomConfig::clinical_in(seed, &ranges);
+    assert_eq!(cfg.dims, [307, 307, 49]);
+    assert_eq!(fingerprint(seed, &cfg), 0x2274_1ec1_bea1_34cb);
 }

@@ -102,11 +102,14 @@ impl<'a> Plane<'a> {
         let p = [x, y, z];
         let (by, bx, bry) = self.body;
         if ellipse_r2(x, y - by, bx, bry) > 1.0 {
-            let on_table = y <= pat.table_y && y >= pat.table_y - 12.0 && x.abs() < 220.0;
-            return Hit::of(if on_table { Tissue::Table } else { Tissue::Air });
+            return Hit::of(if pat.table.holds(x, y) {
+                Tissue::Table
+            } else {
+                Tissue::Air
+            });
         }
         for it in &self.hard {
-            if let Some(h) = paint(it, p) {
+            if let Some(h) = paint(it, p, self.pat.up) {
                 return h;
             }
         }
@@ -131,7 +134,7 @@ impl<'a> Plane<'a> {
             return Hit::of(Tissue::Muscle);
         }
         for it in &self.vessels {
-            if let Some(h) = paint(it, p) {
+            if let Some(h) = paint(it, p, self.pat.up) {
                 return h;
             }
         }
@@ -156,7 +159,7 @@ impl<'a> Plane<'a> {
 
     fn thorax(&self, p: [f64; 3]) -> Hit {
         for it in &self.thorax {
-            if let Some(h) = paint(it, p) {
+            if let Some(h) = paint(it, p, self.pat.up) {
                 return h;
             }
         }
@@ -169,7 +172,7 @@ impl<'a> Plane<'a> {
     fn abdomen(&self, p: [f64; 3]) -> Hit {
         let pat = self.pat;
         for it in &self.above {
-            if let Some(h) = paint(it, p) {
+            if let Some(h) = paint(it, p, self.pat.up) {
                 return h;
             }
         }
@@ -225,7 +228,7 @@ impl<'a> Plane<'a> {
             };
         }
         for it in &self.below {
-            if let Some(h) = paint(it, p) {
+            if let Some(h) = paint(it, p, self.pat.up) {
                 return h;
             }
         }
@@ -340,8 +343,8 @@ const PI_STERNUM: f64 = std::f64::consts::PI - 0.12;
 
 /// The tissue `it` paints at `p`, if it holds `p`.
 #[inline]
-fn paint(it: &Item, p: [f64; 3]) -> Option<Hit> {
-    let (depth, rel, size) = it.probe(p)?;
+fn paint(it: &Item, p: [f64; 3], up: (usize, f64)) -> Option<Hit> {
+    let (depth, rel, size) = it.probe(p, up)?;
     let hit = match it.role {
         Role::Plain(t) => Hit::of(t),
         Role::Bone { cortex } => Hit::of(if depth > cortex {

@@ -5,6 +5,7 @@ use super::options::{
     ContrastMode, Habitus, Kernel, LesionKind, LiverCondition, LiverVariant, Phase, ScanRange,
 };
 use super::patient::Patient;
+use super::pose::{Position, Resection};
 use crate::PhantomConfig;
 use std::fmt;
 
@@ -34,6 +35,27 @@ pub struct CaseDescription {
     pub slice_thickness: f64,
     /// Whether there is metal in the patient.
     pub metal: bool,
+    /// How the patient lies.
+    pub position: Position,
+    /// Body scale: 1 for an adult, below 1 for a child.
+    pub body_scale: f64,
+    /// A liver resection, if any.
+    pub resection: Option<Resection>,
+    /// Orientation codes of the stored volume, such as `LPS`.
+    pub axcodes: String,
+    /// Whether the storage order differs from the rendered one.
+    pub reordered: bool,
+}
+
+impl CaseDescription {
+    /// `"adult"`, or `"child"` for a body scale below 0.9.
+    pub fn age_group(&self) -> &'static str {
+        if self.body_scale < 0.9 {
+            "child"
+        } else {
+            "adult"
+        }
+    }
 }
 
 /// The description of case `seed` under `cfg`, or `None` for a classic
@@ -61,7 +83,33 @@ pub fn describe(seed: u64, cfg: &PhantomConfig) -> Option<CaseDescription> {
             cfg.spacing[2]
         },
         metal: o.metal,
+        position: o.position,
+        body_scale: o.body_scale,
+        resection: o.resection,
+        axcodes: stored_axcodes(cfg, o),
+        reordered: o.storage != super::Storage::IDENTITY,
     })
+}
+
+/// The orientation codes of the volume as stored (the rendered grid's
+/// codes reordered by the storage).
+fn stored_axcodes(cfg: &PhantomConfig, o: &super::ClinicalOptions) -> String {
+    let rendered: Vec<char> = cfg.axcodes().chars().collect();
+    let flip = |c: char| match c {
+        'L' => 'R',
+        'R' => 'L',
+        'P' => 'A',
+        'A' => 'P',
+        'S' => 'I',
+        'I' => 'S',
+        other => other,
+    };
+    (0..3)
+        .map(|a| {
+            let c = rendered[o.storage.axes[a]];
+            if o.storage.flips[a] { flip(c) } else { c }
+        })
+        .collect()
 }
 
 impl fmt::Display for CaseDescription {
@@ -102,6 +150,18 @@ impl fmt::Display for CaseDescription {
         }
         if self.metal {
             write!(f, ", metal")?;
+        }
+        if self.position != Position::Supine {
+            write!(f, ", {}", self.position.name())?;
+        }
+        if self.body_scale < 0.9 {
+            write!(f, ", child (scale {:.2})", self.body_scale)?;
+        }
+        if let Some(r) = self.resection {
+            write!(f, ", {}", r.name())?;
+        }
+        if self.reordered {
+            write!(f, ", stored {}", self.axcodes)?;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod describe;
 mod options;
 mod organs;
 mod patient;
+mod pose;
 mod render;
 mod vessels;
 
@@ -17,4 +18,5 @@ pub use options::{
     ClinicalOptions, ClinicalRanges, ContrastMode, Habitus, Kernel, LesionKind, LiverCondition,
     LiverVariant, Phase, ScanRange,
 };
+pub use pose::{Position, Resection, Storage};
 pub(crate) use render::{generate_clinical, tissue_map_clinical};

@@ -3,6 +3,7 @@
 //! ([`ClinicalRanges`]).
 
 use super::patient::Patient;
+use super::pose::{Position, Resection, Storage};
 use crate::{Error, PhantomConfig, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -281,6 +282,17 @@ pub struct ClinicalOptions {
     /// what is sampled); [`PhantomConfig::clinical_in`] sets it so that
     /// results can be tabulated per range, and it picks the metal implant.
     pub scan_range: ScanRange,
+    /// How the patient lies: it places the table and decides where gas and
+    /// fluid settle. [`PhantomConfig::clinical_in`] also stores the slices
+    /// as a scanner would for the position ([`Position::scanner_storage`]).
+    pub position: Position,
+    /// 1 for an adult; below 1 a child, the whole body scaled by it (0.5 is
+    /// a small child, 0.8 a teenager).
+    pub body_scale: f64,
+    /// A liver resection, or none.
+    pub resection: Option<Resection>,
+    /// The order the volume is stored in, after rendering.
+    pub storage: Storage,
 }
 
 impl Default for ClinicalOptions {
@@ -301,6 +313,10 @@ impl Default for ClinicalOptions {
             circular_fov: None,
             metal: false,
             scan_range: ScanRange::Abdomen,
+            position: Position::Supine,
+            body_scale: 1.0,
+            resection: None,
+            storage: Storage::IDENTITY,
         }
     }
 }
@@ -320,6 +336,18 @@ impl ClinicalOptions {
             return Err(Error::config(
                 "clinical.contrast",
                 format!("randomised range {lo}..{hi} is empty or not finite"),
+            ));
+        }
+        if !(self.body_scale.is_finite() && (0.3..=1.2).contains(&self.body_scale)) {
+            return Err(Error::config(
+                "clinical.body_scale",
+                format!("{} must lie in 0.3..=1.2", self.body_scale),
+            ));
+        }
+        if !self.storage.is_valid() {
+            return Err(Error::config(
+                "clinical.storage",
+                format!("{:?} is not a permutation of 0, 1, 2", self.storage.axes),
             ));
         }
         if self.lesions.len() > 12 {
@@ -381,6 +409,17 @@ pub struct ClinicalRanges {
     pub metal: f64,
     /// `Some((lo, hi))` switches every case to randomised contrast.
     pub randomised: Option<(f64, f64)>,
+    /// Weights of supine, prone, left and right decubitus.
+    pub positions: [f64; 4],
+    /// Probability that the patient is a child.
+    pub child: f64,
+    /// A child's body scale (see [`ClinicalOptions::body_scale`]).
+    pub child_scale: (f64, f64),
+    /// Probability of a liver resection.
+    pub resection: f64,
+    /// Probability that the volume is stored in one of the 48 axis orders
+    /// drawn at random (on top of the position's own storage).
+    pub any_storage: f64,
 }
 
 impl Default for ClinicalRanges {
@@ -410,6 +449,11 @@ impl Default for ClinicalRanges {
             circular_fov: 0.3,
             metal: 0.05,
             randomised: None,
+            positions: [1.0, 0.0, 0.0, 0.0],
+            child: 0.0,
+            child_scale: (0.5, 0.85),
+            resection: 0.0,
+            any_storage: 0.0,
         }
     }
 }
@@ -425,6 +469,20 @@ impl ClinicalRanges {
             max_slices: 120,
             blur_sigma: (0.8, 1.5),
             ..ClinicalRanges::default()
+        }
+    }
+
+    /// These ranges plus what the built-in model was not trained on, for
+    /// stress tests: a third of the patients not supine, a quarter
+    /// children, a sixth after a liver resection, and half the volumes
+    /// stored in a random one of the 48 axis orders.
+    pub fn varied(self) -> Self {
+        ClinicalRanges {
+            positions: [0.67, 0.15, 0.09, 0.09],
+            child: 0.25,
+            resection: 0.17,
+            any_storage: 0.5,
+            ..self
         }
     }
 
@@ -508,6 +566,24 @@ impl PhantomConfig {
         let centre_xy = [r.random_range(-20.0..20.0), r.random_range(-25.0..15.0)];
         let margin = [r.random_range(15.0..30.0), r.random_range(15.0..30.0)];
 
+        // Stream 5: what `varied` adds, drawn apart so that the cases of
+        // ranges without it stay the same.
+        let mut vr = ChaCha8Rng::seed_from_u64(seed);
+        vr.set_stream(5);
+        let position = Position::ALL[pick(&mut vr, &ranges.positions)];
+        let body_scale = if vr.random_bool(p(ranges.child)) {
+            draw(&mut vr, ranges.child_scale)
+        } else {
+            1.0
+        };
+        let resection = vr
+            .random_bool(p(ranges.resection))
+            .then(|| Resection::ALL[vr.random_range(0..2)]);
+        let mut storage = position.scanner_storage();
+        if vr.random_bool(p(ranges.any_storage)) {
+            storage = Storage::random(&mut vr).after(storage);
+        }
+
         let mut opts = ClinicalOptions {
             phase,
             contrast: match ranges.randomised {
@@ -525,8 +601,22 @@ impl PhantomConfig {
             circular_fov: circular.then_some(pad),
             metal,
             scan_range: scan,
+            position,
+            body_scale,
+            resection,
+            storage,
         };
-        let marks = Patient::sample(seed, &opts).landmarks();
+        let marks = Patient::sample(seed, &opts).landmarks().scaled(body_scale);
+        // A child's field of view shrinks with the body.
+        let (ps, centre_xy, margin) = if body_scale < 1.0 {
+            (
+                (ps * body_scale).max(0.4),
+                centre_xy.map(|c| c * body_scale),
+                margin.map(|m| m * body_scale),
+            )
+        } else {
+            (ps, centre_xy, margin)
+        };
         let (z_lo, z_hi) = match scan {
             ScanRange::Liver => (marks.liver_bottom - margin[0], marks.dome + margin[1]),
             ScanRange::Abdomen => (marks.iliac_crest - margin[0], marks.dome + margin[1] + 15.0),

@@ -8,6 +8,7 @@
 //! cm above it.
 
 use super::options::{ClinicalOptions, Habitus, LesionKind, LiverCondition, LiverVariant};
+use super::pose::{Position, Resection};
 use super::vessels::{Segment, Tubes, grow_tree, normalise};
 use crate::Tissue;
 use crate::anatomy::Rib;
@@ -29,6 +30,43 @@ pub(crate) struct Landmarks {
     pub iliac_crest: f64,
     /// Upper edge of the pubic symphysis.
     pub symphysis: f64,
+}
+
+impl Landmarks {
+    /// The heights of a body scaled by `s` about the origin.
+    pub fn scaled(self, s: f64) -> Landmarks {
+        Landmarks {
+            dome: self.dome * s,
+            apex: self.apex * s,
+            liver_bottom: self.liver_bottom * s,
+            iliac_crest: self.iliac_crest * s,
+            symphysis: self.symphysis * s,
+        }
+    }
+}
+
+/// The table top: a 12 mm slab, 440 mm wide, whose surface is the plane
+/// where patient-frame `axis` equals `at`; it extends from there away from
+/// the body, towards `side` (−1 or 1).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Table {
+    pub axis: usize,
+    pub side: f64,
+    pub at: f64,
+}
+
+impl Table {
+    /// True when `(x, y)` is inside the table.
+    #[inline]
+    pub fn holds(&self, x: f64, y: f64) -> bool {
+        let (d, t) = if self.axis == 1 { (y, x) } else { (x, y) };
+        let (lo, hi) = if self.side < 0.0 {
+            (self.at - 12.0, self.at)
+        } else {
+            (self.at, self.at + 12.0)
+        };
+        d <= hi && d >= lo && t.abs() < 220.0
+    }
 }
 
 /// A shape that a tissue fills.
@@ -102,15 +140,17 @@ impl Item {
         z >= self.z_lo && z <= self.z_hi
     }
 
-    /// `(depth, relative height, size mm)` when `p` is inside.
+    /// `(depth, relative height, size mm)` when `p` is inside; the height
+    /// runs along `up` (axis and sign, see [`Patient::up`]).
     #[inline]
-    pub fn probe(&self, p: [f64; 3]) -> Option<(f64, f64, f64)> {
+    pub fn probe(&self, p: [f64; 3], up: (usize, f64)) -> Option<(f64, f64, f64)> {
+        let (a, sign) = up;
         match &self.shape {
             Shape::Blob(b) => {
                 let l = b.level(p);
                 (l <= 1.0).then(|| {
                     let size = 0.5 * (b.semi[0] + b.semi[1]);
-                    (l, (p[1] - b.centre[1]) / b.semi[1], size)
+                    (l, sign * ((p[a] - b.centre[a]) / b.semi[a]), size)
                 })
             }
             Shape::Tubes(segs) => {
@@ -121,7 +161,7 @@ impl Item {
                     {
                         let f = d / r.max(1e-9);
                         if best.is_none_or(|b| f < b.0) {
-                            best = Some((f, (p[1] - c[1]) / r.max(1e-9), r));
+                            best = Some((f, sign * ((p[a] - c[a]) / r.max(1e-9)), r));
                         }
                     }
                 }
@@ -173,7 +213,10 @@ pub(crate) struct Patient {
     pub visceral: f64,
     pub fat: f64,
     pub wall: f64,
-    pub table_y: f64,
+    pub table: Table,
+    /// The patient-frame axis pointing up and its sign (gas rises, fluid
+    /// and excreted contrast settle the other way).
+    pub up: (usize, f64),
     pub canal_y: f64,
     pub vertebra_y: f64,
     pub vertebra_period: f64,
@@ -236,7 +279,28 @@ impl Patient {
         let vertebra_phase = r.random_range(0.0..vertebra_period);
         let disc_height = r.random_range(6.0..9.0);
         let sacrum_top = crest - r.random_range(20.0..35.0);
-        let table_y = -(cy + wall + fat) - r.random_range(3.0..10.0);
+        let table_gap = r.random_range(3.0..10.0);
+        let table_y = -(cy + wall + fat) - table_gap;
+        let up = opts.position.up();
+        // The table under the body's widest extent on the lower side (the
+        // most the visceral fat can bulge it; see `cavity_at`).
+        let table = match opts.position {
+            Position::Supine => Table {
+                axis: 1,
+                side: -1.0,
+                at: table_y,
+            },
+            Position::Prone => Table {
+                axis: 1,
+                side: 1.0,
+                at: visceral + cy + wall + fat + table_gap,
+            },
+            Position::LeftDecubitus | Position::RightDecubitus => Table {
+                axis: 0,
+                side: -up.1,
+                at: -up.1 * (1.05 * cx + 0.25 * visceral + wall + fat + table_gap),
+            },
+        };
 
         let dia = Diaphragm {
             right: [0.45 * cx, 0.05 * cy, dome],
@@ -342,10 +406,23 @@ impl Patient {
         if has(LiverVariant::LeftLobeAtrophy) {
             fl = [fl[0] * 0.55, fl[1] * 0.6, fl[2] * 0.7];
         }
+        match opts.resection {
+            // The remnant regrows to about 80 % of the former volume.
+            Some(Resection::RightHepatectomy) => {
+                fl = fl.map(|f| f * 1.3);
+                fc = fc.map(|f| f * 1.25);
+            }
+            Some(Resection::LeftHepatectomy) => fr = fr.map(|f| f * 1.1),
+            None => {}
+        }
         let mut liver = vec![right.scaled(fr), left.scaled(fl), caudate.scaled(fc)];
         if has(LiverVariant::RiedelLobe) {
             liver.push(riedel);
         }
+        let clips = match opts.resection {
+            Some(kind) => resect(&mut liver, kind, seed),
+            None => Vec::new(),
+        };
         if opts.liver == LiverCondition::Cirrhotic {
             liver = liver
                 .into_iter()
@@ -443,7 +520,8 @@ impl Patient {
             visceral,
             fat,
             wall,
-            table_y,
+            table,
+            up,
             canal_y,
             vertebra_y,
             vertebra_period,
@@ -467,6 +545,7 @@ impl Patient {
             tumour_label: opts.tumour_label,
         };
         super::organs::add_organs(&mut p, r, opts, [ivc_x, ivc_y], porta);
+        p.hard.extend(clips);
         p
     }
 
@@ -509,6 +588,45 @@ impl Patient {
     pub fn in_liver(&self, p: [f64; 3]) -> bool {
         p[2] < self.dia.z(p[0], p[1]) && self.liver.iter().any(|b| b.spans_z(p[2]) && b.contains(p))
     }
+}
+
+/// Removes the resected lobe from `liver` (and a Riedel lobe with the right
+/// lobe) and returns the surgical clips along the cut, 3 mm titanium clips
+/// that streak like any metal.
+fn resect(liver: &mut Vec<Blob>, kind: Resection, seed: u64) -> Vec<Item> {
+    // The list is right lobe, left lobe, caudate, then a Riedel lobe.
+    let (gone, kept) = match kind {
+        Resection::RightHepatectomy => (liver[0].clone(), liver[1].clone()),
+        Resection::LeftHepatectomy => (liver[1].clone(), liver[0].clone()),
+    };
+    match kind {
+        Resection::RightHepatectomy => {
+            liver.truncate(3);
+            liver.remove(0);
+        }
+        Resection::LeftHepatectomy => {
+            liver.remove(1);
+        }
+    }
+    // Stream 6: the clips do not move the rest of the patient.
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(6);
+    let n = r.random_range(3..9usize);
+    // The cut lies between the two lobes' centres, nearer the one kept.
+    let mid = [0, 1, 2].map(|a| 0.4 * gone.centre[a] + 0.6 * kept.centre[a]);
+    (0..n)
+        .map(|_| {
+            let c = [
+                mid[0] + r.random_range(-8.0..8.0),
+                mid[1] + r.random_range(-35.0..35.0),
+                mid[2] + r.random_range(-40.0..40.0),
+            ];
+            Item::blob(
+                Blob::ellipsoid(c, [1.2, 1.2, 2.5], r.random_range(0.0..PI)),
+                Role::Plain(Tissue::Metal),
+            )
+        })
+        .collect()
 }
 
 /// Distances used by the organ builder, in mm.

@@ -6,8 +6,9 @@ use super::classify::Plane;
 use super::contrast::Contrast;
 use super::options::{ClinicalOptions, Kernel};
 use super::patient::Patient;
+use super::pose::Storage;
 use crate::render::{Phantom, gaussian_pair, kernel, splitmix64};
-use crate::{PhantomConfig, Result, Tissue};
+use crate::{Error, PhantomConfig, Result, Tissue};
 use liverseg_io::Volume;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,19 +35,30 @@ pub(crate) fn sub_offsets(thickness: f64, nz: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The world x and y of each column and row and z of each slice (the
-/// affine is diagonal).
-fn axes(cfg: &PhantomConfig) -> [Vec<f64>; 3] {
+/// The x and y of each column and row and z of each slice in the frame of
+/// the anatomy: world mm (the affine is diagonal) divided by the body
+/// scale, so a child is the adult anatomy shrunk.
+fn axes(cfg: &PhantomConfig, body_scale: f64) -> [Vec<f64>; 3] {
     let a = cfg.affine();
     [0, 1, 2].map(|ax| {
         (0..cfg.dims[ax])
             .map(|i| {
                 let mut v = [0.0; 3];
                 v[ax] = i as f64;
-                a.apply(v)[ax]
+                a.apply(v)[ax] / body_scale
             })
             .collect()
     })
+}
+
+/// `v` reordered into the storage order `opts` asks for.
+fn store<T: liverseg_io::Voxel>(v: Volume<T>, opts: &ClinicalOptions) -> Result<Volume<T>> {
+    let s = opts.storage;
+    if s == Storage::IDENTITY {
+        return Ok(v);
+    }
+    liverseg_transforms::spatial::orient::permute_flip(&v, s.axes, s.flips)
+        .map_err(|e| Error::config("clinical.storage", e.to_string()))
 }
 
 /// Generates a clinical case (see [`ClinicalOptions`]).
@@ -59,7 +71,7 @@ pub(crate) fn generate_clinical(
     let con = Contrast::draw(seed, opts);
     let [nx, ny, nz] = cfg.dims;
     let plane = nx * ny;
-    let [xs, ys, zs] = axes(cfg);
+    let [xs, ys, zs] = axes(cfg, opts.body_scale);
     let thickness = if opts.slice_thickness > 0.0 {
         opts.slice_thickness
     } else {
@@ -83,7 +95,7 @@ pub(crate) fn generate_clinical(
             let mut bone = Vec::new();
             let pelvis = zs[k] < pat.marks.iliac_crest;
             for (s, off) in offsets.iter().enumerate() {
-                let z = zs[k] + off;
+                let z = zs[k] + off / opts.body_scale;
                 let pl = Plane::new(&pat, z);
                 for j in 0..ny {
                     for i in 0..nx {
@@ -135,8 +147,8 @@ pub(crate) fn generate_clinical(
         });
     let affine = cfg.affine();
     Ok(Phantom {
-        image: Volume::new(cfg.dims, affine, image)?,
-        label: Volume::new(cfg.dims, affine, label)?,
+        image: store(Volume::new(cfg.dims, affine, image)?, opts)?,
+        label: store(Volume::new(cfg.dims, affine, label)?, opts)?,
     })
 }
 
@@ -149,7 +161,7 @@ pub(crate) fn tissue_map_clinical(
     let pat = Patient::sample(seed, opts);
     let [nx, ny, nz] = cfg.dims;
     let plane = nx * ny;
-    let [xs, ys, zs] = axes(cfg);
+    let [xs, ys, zs] = axes(cfg, opts.body_scale);
     let mut out = vec![0u8; plane * nz];
     out.par_chunks_mut(plane).enumerate().for_each(|(k, s)| {
         let pl = Plane::new(&pat, zs[k]);
@@ -159,7 +171,7 @@ pub(crate) fn tissue_map_clinical(
             }
         }
     });
-    Ok(Volume::new(cfg.dims, cfg.affine(), out)?)
+    store(Volume::new(cfg.dims, cfg.affine(), out)?, opts)
 }
 
 /// Correlated noise shaped like a reconstruction kernel's noise power
