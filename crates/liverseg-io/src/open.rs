@@ -34,9 +34,15 @@ pub fn detect(path: &Path) -> Result<InputKind> {
     if crate::check_input(path)?.is_dir() {
         return Ok(InputKind::Folder);
     }
-    let mut head = Vec::with_capacity(132);
-    crate::open_input(path)?
-        .take(132)
+    // 16 KiB hold the preamble and any meta group.
+    let mut head = Vec::with_capacity(16384);
+    let mut file = crate::open_input(path)?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot stat", e))?
+        .len();
+    (&mut file)
+        .take(16384)
         .read_to_end(&mut head)
         .map_err(|e| Error::io(path, "cannot read", e))?;
     if head.len() >= 132 && &head[128..132] == b"DICM" {
@@ -51,14 +57,14 @@ pub fn detect(path: &Path) -> Result<InputKind> {
     if nifti_magic || gzip || has_nifti_name(path) {
         return Ok(InputKind::Nifti);
     }
-    // DICOM without the preamble (old implicit-VR files) starts with a
-    // group 0008 element; anything else is not an image we read.
-    if head.len() >= 4 && matches!(head[0], 0x02 | 0x08) && head[1] == 0x00 {
+    // DICOM without the preamble: a meta group or a data set from byte 0
+    // (old implicit-VR files, some PACS exports).
+    if crate::dicom::looks_like_dicom(&head, usize::try_from(len).unwrap_or(usize::MAX)) {
         return Ok(InputKind::DicomFile);
     }
     Err(Error::invalid(
         path,
-        "neither NIfTI (.nii, .nii.gz) nor DICOM (no DICM preamble)",
+        "neither NIfTI (.nii, .nii.gz) nor DICOM (no DICM preamble, no data set at its start)",
     ))
 }
 

@@ -81,6 +81,13 @@ pub struct SeriesHeader {
 mod attrs;
 mod frames;
 mod jpegls;
+mod layout;
+
+/// True when `head`, the first bytes of a file of `file_len` bytes, starts
+/// a DICOM file, with or without the preamble and the file meta group.
+pub(crate) fn looks_like_dicom(head: &[u8], file_len: usize) -> bool {
+    layout::layout(head, file_len).is_some()
+}
 mod pixels;
 mod planes;
 mod prescan;

@@ -4,6 +4,7 @@
 //! for a multi-frame RT Dose grid (from its GridFrameOffsetVector).
 
 use super::attrs::{Attrs, error_chain, functional_group};
+use super::layout::Layout;
 use super::pixels::{PixelFormat, big_endian};
 use super::prescan::check_lengths;
 use super::stack::Plane;
@@ -15,10 +16,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Opens a DICOM file. With `header_only`, parsing stops before the pixel
-/// data, which is all a directory scan needs.
+/// data, which is all a directory scan needs. Files whose preamble or meta
+/// group departs from the standard (see [`super::layout`]) are read from
+/// their data set, with a warning naming what was missing.
 pub(crate) fn open(path: &Path, header_only: bool) -> Result<DefaultDicomObject> {
     // Damaged lengths are caught here before the parser allocates them.
-    check_lengths(path, header_only)?;
+    let layout = check_lengths(path, header_only)?;
+    if let Some(layout) = layout.filter(|l| !l.departures.is_empty()) {
+        return open_data_set(path, &layout, header_only);
+    }
     let mut options = OpenFileOptions::new();
     if header_only {
         options = options.read_until(tags::PIXEL_DATA);
@@ -39,6 +45,57 @@ pub(crate) fn open(path: &Path, header_only: bool) -> Result<DefaultDicomObject>
             format!("not a readable DICOM file: {}", error_chain(&other)),
         ),
     })
+}
+
+/// Parses the data set of a file with a non-standard layout and gives it
+/// the meta group it lacked (SOP class and instance from the data set, the
+/// transfer syntax found by [`super::layout::layout`]).
+fn open_data_set(path: &Path, layout: &Layout, header_only: bool) -> Result<DefaultDicomObject> {
+    use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+    use dicom_object::InMemDicomObject;
+    use dicom_object::meta::FileMetaTableBuilder;
+    let ts = dicom_transfer_syntax_registry::TransferSyntaxRegistry
+        .get(&layout.transfer_syntax)
+        .ok_or_else(|| {
+            Error::unsupported(path, format!("transfer syntax {}", layout.transfer_syntax))
+        })?;
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, "cannot stat", e))?
+        .len();
+    crate::budget::check("the file's bytes", u128::from(len), 1)
+        .map_err(|b| Error::over_budget(path, b))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
+    let data = bytes.get(layout.dataset_start..).unwrap_or_default();
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        InMemDicomObject::read_dataset_with_ts(data, ts)
+    }))
+    .map_err(|_| {
+        Error::invalid(
+            path,
+            "not a readable DICOM file: the parser failed on corrupt data",
+        )
+    })?
+    .map_err(|e| {
+        Error::invalid(
+            path,
+            format!("not a readable DICOM data set: {}", error_chain(&e)),
+        )
+    })?;
+    let file = parsed
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax(&layout.transfer_syntax))
+        .map_err(|e| Error::invalid(path, format!("cannot complete the meta group: {e}")))?;
+    // Said once per file: when its pixels are read, not when it is scanned.
+    let departures = layout.departures.join("; ");
+    if header_only {
+        tracing::debug!(file = %path.display(), "non-standard DICOM file: {departures}");
+    } else {
+        tracing::warn!(
+            file = %path.display(),
+            transfer_syntax = %layout.transfer_syntax,
+            "non-standard DICOM file read as pydicom reads it: {departures}"
+        );
+    }
+    Ok(file)
 }
 
 /// One image plane of a file: which frame, where it is, how to turn its

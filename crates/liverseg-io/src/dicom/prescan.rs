@@ -15,6 +15,7 @@
 //! without an error and is left to the parser to judge. Element headers are
 //! read exactly as `dicom-parser` reads them, so both walks stay in step.
 
+use super::layout::{Layout, layout};
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
@@ -159,10 +160,12 @@ fn too_long(path: &Path, h: &Header, remaining: u64) -> Error {
     }
 }
 
-/// Checks that every element of the file at `path` fits in it. With
+/// Checks that every element of the file at `path` fits in it, and returns
+/// where its data set starts and how it is encoded (`None` when the first
+/// bytes are not DICOM; the parser then gives its own reason). With
 /// `header_only`, the walk stops at the pixel data, whose length is then
 /// checked when the whole file is read.
-pub(crate) fn check_lengths(path: &Path, header_only: bool) -> Result<()> {
+pub(crate) fn check_lengths(path: &Path, header_only: bool) -> Result<Option<Layout>> {
     let file = crate::open_input(path)?;
     let len = file
         .metadata()
@@ -173,7 +176,30 @@ pub(crate) fn check_lengths(path: &Path, header_only: bool) -> Result<()> {
         pos: 0,
         len,
     };
-    walk(path, &mut c, header_only)
+    // The meta group is a few hundred bytes; 16 KiB holds any real one.
+    let mut head = Vec::with_capacity(16384);
+    (&mut c.inner)
+        .take(16384)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io(path, "cannot read", e))?;
+    c.inner
+        .rewind()
+        .map_err(|e| Error::io(path, "cannot seek", e))?;
+    let found = layout(&head, usize::try_from(len).unwrap_or(usize::MAX));
+    match &found {
+        Some(l) if !l.departures.is_empty() => {
+            c.skip(l.dataset_start as u64);
+            let enc = Encoding {
+                explicit: l.encoding.explicit,
+                big_endian: l.encoding.big_endian,
+            };
+            if super::layout::Encoding::of_uid(&l.transfer_syntax).is_some() {
+                walk_data_set(path, &mut c, enc, header_only)?;
+            }
+        }
+        _ => walk(path, &mut c, header_only)?,
+    }
+    Ok(found)
 }
 
 fn walk(path: &Path, c: &mut Cursor, header_only: bool) -> Result<()> {
@@ -258,6 +284,11 @@ fn walk(path: &Path, c: &mut Cursor, header_only: bool) -> Result<()> {
         },
         _ => return Ok(()),
     };
+    walk_data_set(path, c, enc, header_only)
+}
+
+/// Walks the data set from the cursor's position.
+fn walk_data_set(path: &Path, c: &mut Cursor, enc: Encoding, header_only: bool) -> Result<()> {
     // Elements nested in sequences are walked in line (sequence and item
     // headers are stepped into, not over), so their lengths are checked
     // too; only the fragments of encapsulated pixel data are skipped whole.
