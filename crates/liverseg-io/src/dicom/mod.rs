@@ -78,6 +78,7 @@ pub struct SeriesHeader {
     pub slices: Vec<SliceRef>,
 }
 
+mod aside;
 mod attrs;
 mod frames;
 mod jpegls;

@@ -98,6 +98,18 @@ fn assemble<T: Voxel>(
         .iter()
         .map(|f| file_planes(&f.path, &f.header))
         .collect::<Result<_>>()?;
+    let keep = super::aside::kept(path, &files, &infos);
+    let (files, infos): (Vec<Scanned>, Vec<FilePlanes>) = if keep.len() == files.len() {
+        (files, infos)
+    } else {
+        files
+            .into_iter()
+            .zip(infos)
+            .enumerate()
+            .filter(|(n, _)| keep.contains(n))
+            .map(|(_, fi)| fi)
+            .unzip()
+    };
     let Some(first) = infos.first() else {
         return Err(Error::invalid(path, "no DICOM images"));
     };

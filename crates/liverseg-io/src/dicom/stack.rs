@@ -29,6 +29,13 @@ pub(crate) struct Plane {
 /// about six decimals, so 1e-4 absorbs rounding but not a real tilt.
 const ORIENTATION_TOL: f64 = 1e-4;
 
+/// True when two ImageOrientationPatient values are one orientation.
+pub(crate) fn same_orientation(a: &[f64; 6], b: &[f64; 6]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (x - y).abs() <= ORIENTATION_TOL)
+}
+
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [
         a[1] * b[2] - a[2] * b[1],
@@ -155,11 +162,7 @@ pub(crate) fn stack(
     let label = |n: usize| labels.get(n).map(String::as_str).unwrap_or("?").to_string();
     let mut differences = Vec::new();
     for (n, p) in planes.iter().enumerate().skip(1) {
-        if p.iop
-            .iter()
-            .zip(&first.iop)
-            .any(|(a, b)| (a - b).abs() > ORIENTATION_TOL)
-        {
+        if !same_orientation(&p.iop, &first.iop) {
             differences.push(format!(
                 "{} has ImageOrientationPatient {:?}, {} has {:?}",
                 label(n),
