@@ -289,3 +289,34 @@ fn dicom_errors_exit_2_and_leave_nothing() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A 2-D image that does not say where it lies (pydicom's
+/// JPEGLSNearLossless_08.dcm: 10 x 45, pixel sum 25000): `info` describes it
+/// with the geometry it assumed; `predict` refuses it (exit 2, nothing
+/// written), since a mask of it could not be placed either.
+#[test]
+fn a_2d_image_without_position_is_described_but_not_segmented() {
+    let f = fixture("dicom/JPEGLSNearLossless_08.dcm");
+    let v = info(&f);
+    assert_eq!(v["shape"], serde_json::json!([10, 45, 1]));
+    assert!(close(&v["mean"], 25000.0 / 450.0, 1e-6), "{}", v["mean"]);
+    let geometry = v["geometry"].as_str().unwrap();
+    assert!(geometry.starts_with("assumed"), "{geometry}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mask.nii.gz");
+    let o = liverseg(&[
+        "predict",
+        "--input",
+        f.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ImagePositionPatient"));
+    assert!(!out.exists());
+}

@@ -81,3 +81,32 @@ fn text_is_still_neither_nifti_nor_dicom() {
     let err = detect(&path).unwrap_err().to_string();
     assert!(err.contains("neither NIfTI"), "{err}");
 }
+
+/// pydicom's JPEGLSNearLossless_08.dcm is a 2-D image with no
+/// ImagePositionPatient or ImageOrientationPatient (10 columns, 45 rows,
+/// pixel sum 25000 as pydicom decodes it). By default it cannot be placed
+/// and is refused; with `assume_geometry` it is read at the origin, axial,
+/// 1 mm pixels, and the header says what was assumed.
+#[test]
+fn a_2d_image_without_position_needs_assume_geometry() {
+    let path = fixture("JPEGLSNearLossless_08.dcm");
+    let e = dicom::read::<f32>(&path, &ReadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no ImagePositionPatient"), "{e}");
+    let opts = ReadOptions {
+        assume_geometry: true,
+        ..ReadOptions::default()
+    };
+    let (v, header) = dicom::read_with_header::<f32>(&path, &opts).unwrap();
+    assert_eq!(v.dims(), [10, 45, 1]);
+    assert_eq!(v.data().iter().map(|&x| f64::from(x)).sum::<f64>(), 25000.0);
+    // LPS axial at the origin is diag(-1, -1, 1) in RAS.
+    let want = liverseg_io::Affine::from_spacing_origin([-1.0, -1.0, 1.0], [0.0; 3]);
+    assert!(v.affine().max_abs_diff(&want) < 1e-12, "{:?}", v.affine());
+    let what = header.assumed_geometry.unwrap();
+    assert!(what.contains("placed at the origin"), "{what}");
+    // A file with its own geometry assumes nothing.
+    let (_, h) = dicom::read_with_header::<f32>(&fixture("CT_small.dcm"), &opts).unwrap();
+    assert_eq!(h.assumed_geometry, None);
+}

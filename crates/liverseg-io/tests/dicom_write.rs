@@ -410,6 +410,7 @@ fn reference_study_and_frame_of_reference_are_copied() {
         modality: "CT".into(),
         series_description: "source".into(),
         slices: vec![],
+        assumed_geometry: None,
     };
     let opts = WriteSeriesOptions {
         reference: Some(reference.clone()),

@@ -528,6 +528,7 @@ fn ct5n_header() -> (SeriesHeader, Vec<Vec<f64>>) {
                 path: Some(path.clone()),
             })
             .collect(),
+        assumed_geometry: None,
     };
     (header, slices.into_iter().map(|s| s.0).collect())
 }

@@ -5,10 +5,13 @@
 use liverseg_io::Volume;
 use liverseg_io::dicom::{self, CodedConcept, SegmentDef};
 
-/// Read options choosing `series_uid` in a folder of several series.
+/// Read options of `info` and `convert`: `series_uid` chooses in a folder
+/// of several series, and a 2-D image without a position is read with an
+/// assumed geometry, which they report (`predict` refuses such images).
 pub(crate) fn read_opts(series_uid: Option<&String>) -> dicom::ReadOptions {
     dicom::ReadOptions {
         series_instance_uid: series_uid.cloned(),
+        assume_geometry: true,
         ..Default::default()
     }
 }

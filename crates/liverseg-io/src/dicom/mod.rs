@@ -76,6 +76,10 @@ pub struct SeriesHeader {
     pub series_description: String,
     /// The images, in slice order along the volume's third axis.
     pub slices: Vec<SliceRef>,
+    /// For a 2-D image read with [`ReadOptions::assume_geometry`] that had
+    /// no position: what was assumed, in words. `None` when the geometry
+    /// is the file's own.
+    pub assumed_geometry: Option<String>,
 }
 
 mod aside;

@@ -175,6 +175,9 @@ pub(crate) struct FilePlanes {
     /// Slice spacing to use when the whole volume is this one plane:
     /// SpacingBetweenSlices, else SliceThickness, else 1 mm.
     pub single_spacing: f64,
+    /// What was assumed for a 2-D image without a position, when
+    /// [`file_planes`] was allowed to assume it.
+    pub assumed: Option<String>,
 }
 
 /// Reads RescaleSlope and RescaleIntercept from `a`, if it has them.
@@ -365,7 +368,14 @@ fn slice_spacing(a: &Attrs<'_>) -> Result<Option<f64>> {
 }
 
 /// Lists the planes of a file from its header (pixel data not needed).
-pub(crate) fn file_planes(path: &Path, obj: &DefaultDicomObject) -> Result<FilePlanes> {
+/// With `assume_geometry`, a single-frame image without
+/// ImagePositionPatient or ImageOrientationPatient (CR, DX, secondary
+/// capture) gets a default one (see [`assumed_plane`]) instead of an error.
+pub(crate) fn file_planes(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    assume_geometry: bool,
+) -> Result<FilePlanes> {
     let top = Attrs::new(path, obj);
     let format = PixelFormat::from_attrs(&top)?;
     let per_frame = top.items(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
@@ -397,9 +407,17 @@ pub(crate) fn file_planes(path: &Path, obj: &DefaultDicomObject) -> Result<FileP
                 format,
                 planes,
                 single_spacing: 1.0,
+                assumed: None,
             });
         }
-        let plane = classic_plane(&top)?;
+        let placed =
+            !top.has(tags::IMAGE_POSITION_PATIENT) || !top.has(tags::IMAGE_ORIENTATION_PATIENT);
+        let (plane, assumed) = if placed && assume_geometry {
+            let (plane, what) = assumed_plane(&top)?;
+            (plane, Some(what))
+        } else {
+            (classic_plane(&top)?, None)
+        };
         plane.validate(path, "")?;
         return Ok(FilePlanes {
             format,
@@ -409,6 +427,7 @@ pub(crate) fn file_planes(path: &Path, obj: &DefaultDicomObject) -> Result<FileP
                 modality,
             }],
             single_spacing: slice_spacing(&top)?.unwrap_or(1.0),
+            assumed,
         });
     }
     // NumberOfFrames rules: a per-frame sequence with more items than frames
@@ -468,6 +487,7 @@ pub(crate) fn file_planes(path: &Path, obj: &DefaultDicomObject) -> Result<FileP
         format,
         planes,
         single_spacing: single_spacing.or(slice_spacing(&top)?).unwrap_or(1.0),
+        assumed: None,
     })
 }
 
@@ -483,7 +503,12 @@ fn classic_plane(a: &Attrs<'_>) -> Result<Plane> {
     Ok(Plane {
         ipp: a
             .floats_n::<3>(tags::IMAGE_POSITION_PATIENT)?
-            .ok_or_else(|| missing("ImagePositionPatient (0020,0032)"))?,
+            .ok_or_else(|| {
+                Error::invalid(
+                    a.path,
+                    "no ImagePositionPatient (0020,0032): the image cannot be placed in patient space (a 2-D image such as CR, DX or a secondary capture; `liverseg info` and `convert` read it with an assumed geometry)",
+                )
+            })?,
         iop: a
             .floats_n::<6>(tags::IMAGE_ORIENTATION_PATIENT)?
             .ok_or_else(|| missing("ImageOrientationPatient (0020,0037)"))?,
@@ -491,6 +516,46 @@ fn classic_plane(a: &Attrs<'_>) -> Result<Plane> {
             .floats_n::<2>(tags::PIXEL_SPACING)?
             .ok_or_else(|| missing("PixelSpacing (0028,0030)"))?,
     })
+}
+
+/// The plane assumed for a 2-D image that does not say where it lies: its
+/// first pixel at the origin, rows along +x and columns along +y of the
+/// patient (an axial plane seen as usual, RAS axes L, P), and the pixel
+/// spacing from PixelSpacing, else ImagerPixelSpacing (projection images,
+/// at the detector), else NominalScannedPixelSpacing (scanned film), else
+/// 1 mm; with the assumption in words.
+fn assumed_plane(a: &Attrs<'_>) -> Result<(Plane, String)> {
+    let mut spacing = None;
+    for (tag, name) in [
+        (tags::PIXEL_SPACING, "PixelSpacing"),
+        (tags::IMAGER_PIXEL_SPACING, "ImagerPixelSpacing"),
+        (
+            tags::NOMINAL_SCANNED_PIXEL_SPACING,
+            "NominalScannedPixelSpacing",
+        ),
+    ] {
+        if let Some(v) = a.floats_n::<2>(tag)?.filter(|v| v[0] > 0.0 && v[1] > 0.0) {
+            spacing = Some((v, name));
+            break;
+        }
+    }
+    let (pixel_spacing, from) = spacing.unwrap_or(([1.0, 1.0], "1 mm, no spacing attribute"));
+    let plane = Plane {
+        ipp: a
+            .floats_n::<3>(tags::IMAGE_POSITION_PATIENT)?
+            .unwrap_or([0.0; 3]),
+        iop: a
+            .floats_n::<6>(tags::IMAGE_ORIENTATION_PATIENT)?
+            .unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]),
+        pixel_spacing,
+    };
+    Ok((
+        plane,
+        format!(
+            "assumed: no ImagePositionPatient/ImageOrientationPatient, so the image is placed at the origin, axial; pixel spacing {:?} from {from}",
+            pixel_spacing
+        ),
+    ))
 }
 
 /// The GridFrameOffsetVector (3004,000C) of a multi-frame image without

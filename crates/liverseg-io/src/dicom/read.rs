@@ -30,6 +30,13 @@ pub struct ReadOptions {
     /// The default, 0.01, accepts the rounding of positions written with a
     /// few decimals but not a missing slice.
     pub spacing_tolerance: f64,
+    /// Read a single 2-D image without ImagePositionPatient or
+    /// ImageOrientationPatient (CR, DX, secondary capture) with an assumed
+    /// geometry (at the origin, axial, its own pixel spacing), recorded in
+    /// [`SeriesHeader::assumed_geometry`] and logged, as pydicom and
+    /// dcm2niix read such files. Off by default: such an image must not be
+    /// segmented as if its place in the patient were known.
+    pub assume_geometry: bool,
 }
 
 impl Default for ReadOptions {
@@ -37,6 +44,7 @@ impl Default for ReadOptions {
         ReadOptions {
             series_instance_uid: None,
             spacing_tolerance: 0.01,
+            assume_geometry: false,
         }
     }
 }
@@ -96,7 +104,7 @@ fn assemble<T: Voxel>(
 ) -> Result<(Volume<T>, SeriesHeader)> {
     let infos: Vec<FilePlanes> = files
         .iter()
-        .map(|f| file_planes(&f.path, &f.header))
+        .map(|f| file_planes(&f.path, &f.header, opts.assume_geometry && complete))
         .collect::<Result<_>>()?;
     let keep = super::aside::kept(path, &files, &infos);
     let (files, infos): (Vec<Scanned>, Vec<FilePlanes>) = if keep.len() == files.len() {
@@ -197,6 +205,10 @@ fn assemble<T: Voxel>(
 
     let first_file = &files[sources[geometry.order[0]].file];
     let mut header = series_header(&Attrs::new(&first_file.path, &first_file.header));
+    header.assumed_geometry = infos.iter().find_map(|i| i.assumed.clone());
+    if let Some(what) = &header.assumed_geometry {
+        tracing::warn!(file = %first_file.path.display(), "{what}");
+    }
     header.slices = geometry
         .order
         .iter()

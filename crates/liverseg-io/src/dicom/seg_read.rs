@@ -108,7 +108,7 @@ pub fn read_seg(path: &Path, reference: Option<([usize; 3], &Affine)>) -> Result
         ));
     }
     let descriptions = segment_descriptions(&top)?;
-    let info = file_planes(path, &obj)?;
+    let info = file_planes(path, &obj, false)?;
     let per_frame = top.items(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
     let mut frame_segments = Vec::with_capacity(info.planes.len());
     for p in &info.planes {

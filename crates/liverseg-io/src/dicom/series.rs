@@ -262,6 +262,7 @@ pub(crate) fn series_header(a: &Attrs<'_>) -> SeriesHeader {
         modality: a.string(tags::MODALITY),
         series_description: a.string(tags::SERIES_DESCRIPTION),
         slices: Vec::new(),
+        assumed_geometry: None,
     }
 }
 

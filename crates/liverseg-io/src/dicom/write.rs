@@ -134,6 +134,7 @@ pub fn write_series<T: Voxel>(
         modality: "CT".into(),
         series_description: opts.series_description.clone(),
         slices,
+        assumed_geometry: None,
     };
 
     let base = ct_common_object(&header, opts, &geom, &rescale, rows, columns, &date, &time);

@@ -24,8 +24,11 @@ pub fn info(path: &Path) -> Result<Info> {
         if probe.is_segmentation() {
             return seg_info(path, &probe);
         }
-        return match dicom::read::<f32>(path, &read_opts(None)) {
-            Ok(vol) => Ok(file_info(&vol, &probe)),
+        return match dicom::read_with_header::<f32>(path, &read_opts(None)) {
+            Ok((vol, header)) => Ok(match header.assumed_geometry {
+                Some(what) => file_info(&vol, &probe).with("geometry", what),
+                None => file_info(&vol, &probe),
+            }),
             Err(liverseg_io::Error::Unsupported { .. }) => frames_info(path, &probe),
             Err(e) => Err(e.into()),
         };
