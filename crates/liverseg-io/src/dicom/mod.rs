@@ -85,6 +85,7 @@ pub struct SeriesHeader {
 mod aside;
 mod attrs;
 mod frames;
+mod jpeg12;
 mod jpegls;
 mod layout;
 

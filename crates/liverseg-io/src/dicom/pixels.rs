@@ -21,6 +21,7 @@
 //! little-endian samples.
 
 use super::attrs::{Attrs, error_chain, tag_name};
+use super::jpeg12;
 use super::jpegls;
 use crate::{Error, Result};
 use dicom_core::value::{DicomValueType, PrimitiveValue, Value};
@@ -329,6 +330,15 @@ fn decode_encapsulated(
     if ts == JPEG_LS_LOSSLESS || ts == JPEG_LS_NEAR_LOSSLESS {
         return decode_jpeg_ls(path, obj, fmt, frame);
     }
+    // `jpeg-decoder` reads no 12-bit DCT stream (lossy CT archives).
+    if ts == JPEG_EXTENDED {
+        let label = format!("frame {}: JPEG Extended", frame + 1);
+        let data = frame_fragments(obj, fmt, frame)
+            .map_err(|why| Error::invalid(path, format!("{label}: {why}")))?;
+        if jpeg12::precision(&data) == Some(12) {
+            return decode_jpeg12(path, fmt, &data, &label);
+        }
+    }
     let frame_u32 =
         u32::try_from(frame).map_err(|_| Error::invalid(path, "frame index too large"))?;
     // The codecs are third-party code run on untrusted bytes; a panic in
@@ -404,6 +414,31 @@ fn decode_encapsulated(
     }
     Ok((0..out.frame_pixels())
         .map(|p| out.sample(bytes, p))
+        .collect())
+}
+
+/// Transfer syntax UID of JPEG Extended (processes 2 and 4: 12-bit DCT).
+const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+
+/// Decodes one 12-bit JPEG Extended frame with [`jpeg12::decode`].
+fn decode_jpeg12(path: &Path, fmt: &PixelFormat, data: &[u8], label: &str) -> Result<Vec<f64>> {
+    let image = jpeg12::decode(data, fmt.rows, fmt.cols).map_err(|e| match e {
+        jpeg12::JpegError::Invalid(why) => Error::invalid(path, format!("{label}: {why}")),
+        jpeg12::JpegError::Unsupported(why) => Error::unsupported(path, format!("{label}: {why}")),
+    })?;
+    if u16::from(image.precision) > fmt.bits_allocated {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "{label}: samples of {} bits do not fit BitsAllocated {}",
+                image.precision, fmt.bits_allocated
+            ),
+        ));
+    }
+    Ok(image
+        .samples
+        .iter()
+        .map(|&v| fmt.stored(u32::from(v)))
         .collect())
 }
 
