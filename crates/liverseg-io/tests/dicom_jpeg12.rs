@@ -31,7 +31,10 @@ fn twelve_bit_jpeg_extended_decodes_within_one_of_libjpeg() {
             let (r, c) = (gr * 16, gc * 16);
             let got = f64::from(data[c + cols * r]);
             let want = want.as_f64().unwrap();
-            assert!((got - want).abs() <= 1.0, "({r},{c}): {got} vs libjpeg {want}");
+            assert!(
+                (got - want).abs() <= 1.0,
+                "({r},{c}): {got} vs libjpeg {want}"
+            );
             compared += 1;
             equal += usize::from(got == want);
         }

@@ -113,13 +113,11 @@ impl Bits<'_> {
             if self.at < self.data.len() {
                 let b = self.data[self.at];
                 if b == 0xFF {
-                    match self.data.get(self.at + 1) {
-                        Some(0x00) => {
-                            byte = 0xFF;
-                            self.at += 2;
-                        }
-                        // A marker: feed zeros, leave it for the caller.
-                        _ => {}
+                    // Stuffed 0xFF; anything else is a marker: feed zeros
+                    // and leave it for the caller.
+                    if self.data.get(self.at + 1) == Some(&0x00) {
+                        byte = 0xFF;
+                        self.at += 2;
                     }
                 } else {
                     byte = b;
