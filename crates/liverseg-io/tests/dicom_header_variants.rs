@@ -110,3 +110,15 @@ fn a_2d_image_without_position_needs_assume_geometry() {
     let (_, h) = dicom::read_with_header::<f32>(&fixture("CT_small.dcm"), &opts).unwrap();
     assert_eq!(h.assumed_geometry, None);
 }
+
+/// A Siemens mosaic (`make_mosaic.py`: MR_small.dcm marked as four tiles)
+/// is refused, naming the tile count, rather than read as one slice with
+/// the mosaic's position, which belongs to no tile.
+#[test]
+fn a_siemens_mosaic_is_refused_not_misplaced() {
+    let e = dicom::read::<f32>(&fixture("mosaic_mr.dcm"), &ReadOptions::default()).unwrap_err();
+    assert!(matches!(e, liverseg_io::Error::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("Siemens mosaic (4 images"), "{e}");
+    // MR_small.dcm itself, with the same position, reads.
+    assert!(dicom::read::<f32>(&fixture("MR_small.dcm"), &ReadOptions::default()).is_ok());
+}

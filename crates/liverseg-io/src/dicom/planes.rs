@@ -410,9 +410,17 @@ pub(crate) fn file_planes(
                 assumed: None,
             });
         }
-        let placed =
+        if let Some(tiles) = mosaic(&top) {
+            return Err(Error::unsupported(
+                path,
+                format!(
+                    "a Siemens mosaic ({tiles} tiled in one image): its tiles are slices whose positions this reader does not compute, so it is refused rather than read with a wrong geometry; convert it with dcm2niix first"
+                ),
+            ));
+        }
+        let unplaced =
             !top.has(tags::IMAGE_POSITION_PATIENT) || !top.has(tags::IMAGE_ORIENTATION_PATIENT);
-        let (plane, assumed) = if placed && assume_geometry {
+        let (plane, assumed) = if unplaced && assume_geometry {
             let (plane, what) = assumed_plane(&top)?;
             (plane, Some(what))
         } else {
@@ -516,6 +524,26 @@ fn classic_plane(a: &Attrs<'_>) -> Result<Plane> {
             .floats_n::<2>(tags::PIXEL_SPACING)?
             .ok_or_else(|| missing("PixelSpacing (0028,0030)"))?,
     })
+}
+
+/// For a Siemens mosaic (ImageType MOSAIC, as fMRI and diffusion series
+/// store many slices in one image), how many images it tiles, in words.
+fn mosaic(a: &Attrs<'_>) -> Option<String> {
+    let image_type = a.string(tags::IMAGE_TYPE);
+    if !image_type
+        .split('\\')
+        .any(|v| v.trim().eq_ignore_ascii_case("MOSAIC"))
+    {
+        return None;
+    }
+    // NumberOfImagesInMosaic, (0019,xx0A) of the "SIEMENS MR HEADER" block.
+    let creator = a.string(dicom_core::Tag(0x0019, 0x0010));
+    let n = if creator == "SIEMENS MR HEADER" {
+        a.uint(dicom_core::Tag(0x0019, 0x100A)).ok().flatten()
+    } else {
+        None
+    };
+    Some(n.map_or("several images".into(), |n| format!("{n} images")))
 }
 
 /// The plane assumed for a 2-D image that does not say where it lies: its
