@@ -181,7 +181,18 @@ fn series_selection_and_irregular_series_errors() {
     for f in files.iter().filter(|f| **f != "2693") {
         std::fs::copy(src.join(f), gap_dir.join(f)).unwrap();
     }
-    let e = dicom::read::<f32>(&gap_dir, &ReadOptions::default()).unwrap_err();
+    // By default the missing slice is interpolated (dcm2niix's equalised
+    // output); with `equalise_gaps` off the series is refused.
+    let (filled, header) =
+        dicom::read_with_header::<f32>(&gap_dir, &ReadOptions::default()).unwrap();
+    assert_eq!(filled.dims(), [16, 16, 5]);
+    let interpolated: Vec<bool> = header.slices.iter().map(|s| s.interpolated).collect();
+    assert_eq!(interpolated, [false, false, true, false, false]);
+    let strict = ReadOptions {
+        equalise_gaps: false,
+        ..ReadOptions::default()
+    };
+    let e = dicom::read::<f32>(&gap_dir, &strict).unwrap_err();
     assert!(matches!(e, Error::InconsistentSeries { .. }), "{e:?}");
     assert!(
         e.to_string().contains("gaps: 2.5000, 5.0000, 2.5000"),

@@ -526,6 +526,7 @@ fn ct5n_header() -> (SeriesHeader, Vec<Vec<f64>>) {
                 sop_class_uid: text(obj, tags::SOP_CLASS_UID),
                 sop_instance_uid: text(obj, tags::SOP_INSTANCE_UID),
                 path: Some(path.clone()),
+                interpolated: false,
             })
             .collect(),
         assumed_geometry: None,

@@ -55,6 +55,11 @@ pub struct SliceRef {
     pub sop_instance_uid: String,
     /// The file it was read from or written to, when known.
     pub path: Option<PathBuf>,
+    /// True for a slice of a volume read with
+    /// [`ReadOptions::equalise_gaps`] that lies between two source images
+    /// (its values interpolated); the fields above then name the nearer
+    /// one. A SEG writes no frame on such a slice.
+    pub interpolated: bool,
 }
 
 /// What identifies a series and its images, beside the voxels: enough to

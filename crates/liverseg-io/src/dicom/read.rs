@@ -8,12 +8,12 @@
 //! Hounsfield units; an RT Dose grid comes out as stored × DoseGridScaling,
 //! the dose in its DoseUnits (Gy, or relative).
 
-use super::SeriesHeader;
 use super::attrs::Attrs;
 use super::pixels::{PixelFormat, PixelSource};
 use super::planes::{FilePlanes, Modality, PlaneRef, file_planes, open};
 use super::series::{Scanned, select, series_header, slice_ref};
-use super::stack::stack;
+use super::stack::{equalise, stack};
+use super::{SeriesHeader, SliceRef};
 use crate::{Error, Result, Volume, Voxel};
 use std::path::Path;
 
@@ -26,7 +26,8 @@ pub struct ReadOptions {
     /// lists the series.
     pub series_instance_uid: Option<String>,
     /// How far any slice may lie from a regular grid, as a fraction of the
-    /// mean slice spacing, before the series is rejected as irregular.
+    /// mean slice spacing, before the series counts as irregular (see
+    /// `equalise_gaps`).
     /// The default, 0.01, accepts the rounding of positions written with a
     /// few decimals but not a missing slice.
     pub spacing_tolerance: f64,
@@ -37,6 +38,13 @@ pub struct ReadOptions {
     /// dcm2niix read such files. Off by default: such an image must not be
     /// segmented as if its place in the patient were known.
     pub assume_geometry: bool,
+    /// When slices lie off a regular grid beyond `spacing_tolerance`
+    /// (uneven gaps, missing slices): resample them to the smallest gap by
+    /// linear interpolation between neighbours, as dcm2niix's equalised
+    /// (`_Eq`) output does, with a warning; slices between source images
+    /// are marked [`SliceRef::interpolated`]. Off, such a series is an
+    /// [`Error::InconsistentSeries`].
+    pub equalise_gaps: bool,
 }
 
 impl Default for ReadOptions {
@@ -45,6 +53,7 @@ impl Default for ReadOptions {
             series_instance_uid: None,
             spacing_tolerance: 0.01,
             assume_geometry: false,
+            equalise_gaps: true,
         }
     }
 }
@@ -167,6 +176,7 @@ fn assemble<T: Voxel>(
         &labels,
         first.single_spacing,
         opts.spacing_tolerance,
+        opts.equalise_gaps,
     )?;
 
     // The volume, and at most as much again in decoded slices, before any
@@ -201,6 +211,32 @@ fn assemble<T: Voxel>(
     for (k, slice) in decoded.into_iter().flatten() {
         data[k * per_slice..(k + 1) * per_slice].copy_from_slice(&slice);
     }
+    let (data, nz, slice_taps) = match &geometry.uneven {
+        None => (data, nz, None),
+        Some(positions) => {
+            let eq = equalise(positions);
+            crate::budget::check_grid(
+                format!(
+                    "the equalised volume of {} slices of {cols}x{rows}",
+                    eq.count
+                ),
+                &[cols, rows, eq.count],
+                size_of::<T>() as u64,
+            )
+            .map_err(|b| Error::over_budget(path, b))?;
+            let mut out = vec![T::default(); per_slice * eq.count];
+            for (k, &(lo, hi, w)) in eq.taps.iter().enumerate() {
+                let (a, b) = (&data[lo * per_slice..], &data[hi * per_slice..]);
+                for (i, o) in out[k * per_slice..(k + 1) * per_slice]
+                    .iter_mut()
+                    .enumerate()
+                {
+                    *o = T::from_f64((1.0 - w) * a[i].to_f64() + w * b[i].to_f64());
+                }
+            }
+            (out, eq.count, Some(eq.taps))
+        }
+    };
     let volume = Volume::new([cols, rows, nz], geometry.affine, data)?;
 
     let first_file = &files[sources[geometry.order[0]].file];
@@ -209,14 +245,22 @@ fn assemble<T: Voxel>(
     if let Some(what) = &header.assumed_geometry {
         tracing::warn!(file = %first_file.path.display(), "{what}");
     }
-    header.slices = geometry
-        .order
-        .iter()
-        .map(|&n| {
-            let f = &files[sources[n].file];
-            slice_ref(&Attrs::new(&f.path, &f.header))
-        })
-        .collect();
+    let source_ref = |k: usize| {
+        let f = &files[sources[geometry.order[k]].file];
+        slice_ref(&Attrs::new(&f.path, &f.header))
+    };
+    header.slices = match &slice_taps {
+        None => (0..geometry.order.len()).map(source_ref).collect(),
+        // An equalised slice names the nearer source image, and says
+        // whether it lies on it.
+        Some(taps) => taps
+            .iter()
+            .map(|&(lo, hi, w)| SliceRef {
+                interpolated: w > 1e-6 && w < 1.0 - 1e-6,
+                ..source_ref(if w < 0.5 { lo } else { hi })
+            })
+            .collect(),
+    };
     tracing::debug!(
         "{}: {} slices of {cols}x{rows}, gaps {:?}",
         path.display(),

@@ -177,8 +177,12 @@ pub fn write_seg<T: Voxel>(
     let geom = plane_geometry(labels.affine(), nz).map_err(|r| Error::request(path, r))?;
     check_label_values(path, labels, opts.segments.len())?;
 
-    // Frames: by segment number, then by position along the normal.
-    let mut slice_order: Vec<usize> = (0..nz).collect();
+    // Frames: by segment number, then by position along the normal; only
+    // on slices that are source images (an equalised volume's interpolated
+    // slices lie between them).
+    let mut slice_order: Vec<usize> = (0..nz)
+        .filter(|&k| !reference.slices[k].interpolated)
+        .collect();
     slice_order.sort_by_key(|&k| geom.rank_along_normal(k));
     let plane = nx * ny;
     let mut frames: Vec<(u16, usize)> = Vec::new();
@@ -191,7 +195,10 @@ pub fn write_seg<T: Voxel>(
         }
     }
     if frames.is_empty() {
-        frames.push((opts.segments[0].number, slice_order[0]));
+        let Some(&k) = slice_order.first() else {
+            return Err(Error::request(path, "the reference lists no source image"));
+        };
+        frames.push((opts.segments[0].number, k));
     }
     let pixel_data = pack_frames(labels.data(), plane, &frames);
 
@@ -361,7 +368,12 @@ pub fn write_seg<T: Voxel>(
         per_frame,
     );
     // Common Instance Reference: the whole source series.
-    let instances = reference.slices.iter().map(referenced_image).collect();
+    let instances = reference
+        .slices
+        .iter()
+        .filter(|s| !s.interpolated)
+        .map(referenced_image)
+        .collect();
     let mut series = InMemDicomObject::new_empty();
     put_str(
         &mut series,

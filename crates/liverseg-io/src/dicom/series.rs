@@ -272,5 +272,6 @@ pub(crate) fn slice_ref(a: &Attrs<'_>) -> SliceRef {
         sop_class_uid: a.string(tags::SOP_CLASS_UID),
         sop_instance_uid: a.string(tags::SOP_INSTANCE_UID),
         path: Some(a.path.to_path_buf()),
+        interpolated: false,
     }
 }

@@ -140,6 +140,11 @@ pub(crate) struct Stack {
     pub affine: Affine,
     /// Distances (mm) between consecutive planes along the normal.
     pub gaps: Vec<f64>,
+    /// For planes off a regular grid, read with equalisation: each sorted
+    /// plane's distance (mm) along the normal from the first. The affine's
+    /// slice step is then the smallest gap, and the volume must be
+    /// resampled onto it ([`equalise`]).
+    pub uneven: Option<Vec<f64>>,
 }
 
 /// Sorts `planes` along their common normal and builds the affine.
@@ -148,13 +153,15 @@ pub(crate) struct Stack {
 /// `single_spacing` is the slice spacing used when there is only one plane
 /// (SpacingBetweenSlices or SliceThickness); `tolerance` is the largest
 /// allowed deviation of any plane from a regular grid, as a fraction of the
-/// mean slice spacing.
+/// mean slice spacing. Planes beyond it are an error, or with `equalise`,
+/// a stack whose affine steps by the smallest gap ([`Stack::uneven`]).
 pub(crate) fn stack(
     path: &Path,
     planes: &[Plane],
     labels: &[String],
     single_spacing: f64,
     tolerance: f64,
+    equalise: bool,
 ) -> Result<Stack> {
     let Some(first) = planes.first() else {
         return Err(Error::invalid(path, "no image planes"));
@@ -196,6 +203,7 @@ pub(crate) fn stack(
         .map(|w| along(w[1]) - along(w[0]))
         .collect();
 
+    let mut uneven = None;
     let step = if planes.len() == 1 {
         if !(single_spacing > 0.0 && single_spacing.is_finite()) {
             return Err(Error::invalid(
@@ -246,7 +254,19 @@ pub(crate) fn stack(
                 ));
             }
         }
-        if !off.is_empty() {
+        if !off.is_empty() && equalise {
+            let first_along = along(order[0]);
+            let positions: Vec<f64> = order.iter().map(|&n| along(n) - first_along).collect();
+            let smallest = gaps.iter().copied().fold(f64::INFINITY, f64::min);
+            let span = positions[positions.len() - 1];
+            tracing::warn!(
+                series = %path.display(),
+                "slice gaps vary from {smallest:.4} to {:.4} mm: the volume is resampled to {smallest:.4} mm slices by linear interpolation between neighbours, as dcm2niix's equalised (_Eq) output",
+                gaps.iter().copied().fold(0.0, f64::max)
+            );
+            uneven = Some(positions);
+            scale(sub(pn, p0), smallest / span)
+        } else if !off.is_empty() {
             let shown: Vec<String> = gaps.iter().take(20).map(|g| format!("{g:.4}")).collect();
             let mut d = vec![format!(
                 "slice gaps are not uniform (mean {mean_gap:.4} mm, tolerance {allowed:.4} mm); gaps: {}{}",
@@ -255,8 +275,9 @@ pub(crate) fn stack(
             )];
             d.extend(off.into_iter().take(5));
             return Err(inconsistent(path, d));
+        } else {
+            step
         }
-        step
     };
     let cols = [
         scale(first.row_dir(), first.pixel_spacing[1]),
@@ -274,7 +295,55 @@ pub(crate) fn stack(
         order,
         affine,
         gaps,
+        uneven,
     })
+}
+
+/// Where output slice `k` of an equalised stack falls among the sorted
+/// planes at `positions` (mm from the first) with slices `step` apart: the
+/// plane below, the one above and the weight of the one above. The output
+/// has `count` slices, the last no farther than the last plane.
+pub(crate) struct Equalised {
+    /// Output slices.
+    pub count: usize,
+    /// For each output slice: (plane below, plane above, weight above).
+    pub taps: Vec<(usize, usize, f64)>,
+}
+
+/// Plans the resampling of planes at `positions` onto a regular grid of the
+/// smallest gap, from the first plane to the last whole step before (or,
+/// up to rounding, at) the last plane.
+pub(crate) fn equalise(positions: &[f64]) -> Equalised {
+    let step = positions
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f64::INFINITY, f64::min);
+    let span = positions.last().copied().unwrap_or(0.0);
+    // Whole steps only: a slice past the last plane would have to be
+    // extrapolated (a regular grid with slices missing spans a whole
+    // number of steps, up to the rounding of the positions).
+    let count = if step.is_finite() && step > 0.0 {
+        (span / step + 1e-3).floor() as usize + 1
+    } else {
+        1
+    };
+    let mut taps = Vec::with_capacity(count);
+    let mut below = 0;
+    for k in 0..count {
+        let d = (k as f64 * step).min(span);
+        while below + 1 < positions.len() - 1 && positions[below + 1] <= d {
+            below += 1;
+        }
+        let above = (below + 1).min(positions.len() - 1);
+        let width = positions[above] - positions[below];
+        let w = if width > 0.0 {
+            ((d - positions[below]) / width).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        taps.push((below, above, w));
+    }
+    Equalised { count, taps }
 }
 
 fn inconsistent(path: &Path, differences: Vec<String>) -> Error {
@@ -303,7 +372,7 @@ mod tests {
     #[test]
     fn sorts_along_the_normal_and_builds_a_ras_affine() {
         let planes = [plane(5.0), plane(0.0), plane(2.5)];
-        let s = stack(Path::new("d"), &planes, &labels(3), 1.0, 0.01).unwrap();
+        let s = stack(Path::new("d"), &planes, &labels(3), 1.0, 0.01, false).unwrap();
         assert_eq!(s.order, [1, 2, 0]);
         assert_eq!(s.gaps, [2.5, 2.5]);
         // Column spacing (0.25) goes with axis 0, row spacing (0.5) with
@@ -324,7 +393,7 @@ mod tests {
         for p in &mut planes {
             p.iop = [-1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
         }
-        let s = stack(Path::new("d"), &planes, &labels(2), 1.0, 0.01).unwrap();
+        let s = stack(Path::new("d"), &planes, &labels(2), 1.0, 0.01, false).unwrap();
         assert_eq!(s.order, [1, 0]);
         assert_eq!(s.affine.column(2), [0.0, 0.0, -3.0]);
         // Row -x in LPS is +x in RAS; column +y in LPS is Posterior.
@@ -333,7 +402,7 @@ mod tests {
 
     #[test]
     fn a_single_plane_uses_the_given_spacing() {
-        let s = stack(Path::new("d"), &[plane(7.0)], &labels(1), 1.25, 0.01).unwrap();
+        let s = stack(Path::new("d"), &[plane(7.0)], &labels(1), 1.25, 0.01, false).unwrap();
         assert_eq!(s.affine.column(2), [0.0, 0.0, 1.25]);
         assert_eq!(s.affine.origin(), [10.0, -20.0, 7.0]);
     }
@@ -346,6 +415,7 @@ mod tests {
             &labels(3),
             1.0,
             0.01,
+            false,
         )
         .unwrap_err()
         .to_string();
@@ -361,6 +431,7 @@ mod tests {
             &labels(2),
             1.0,
             0.01,
+            false,
         )
         .unwrap_err()
         .to_string();
@@ -368,9 +439,16 @@ mod tests {
 
         let mut tilted = plane(1.0);
         tilted.iop = [1.0, 0.0, 0.0, 0.0, 0.9, 0.1];
-        let e = stack(Path::new("d"), &[plane(0.0), tilted], &labels(2), 1.0, 0.01)
-            .unwrap_err()
-            .to_string();
+        let e = stack(
+            Path::new("d"),
+            &[plane(0.0), tilted],
+            &labels(2),
+            1.0,
+            0.01,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("f1 has ImageOrientationPatient"), "{e}");
     }
 
@@ -381,8 +459,31 @@ mod tests {
         for (k, p) in planes.iter_mut().enumerate() {
             p.ipp[1] += 0.5 * k as f64;
         }
-        let s = stack(Path::new("d"), &planes, &labels(3), 1.0, 0.01).unwrap();
+        let s = stack(Path::new("d"), &planes, &labels(3), 1.0, 0.01, false).unwrap();
         assert_eq!(s.affine.column(2), [0.0, -0.5, 2.0]);
+    }
+
+    #[test]
+    fn uneven_gaps_are_equalised_to_the_smallest() {
+        // Gaps 2.5, 2.5, 7.5, 7.5: 9 slices 2.5 mm apart.
+        let planes = [plane(0.0), plane(2.5), plane(5.0), plane(12.5), plane(20.0)];
+        let s = stack(Path::new("d"), &planes, &labels(5), 1.0, 0.01, true).unwrap();
+        assert_eq!(s.affine.column(2), [0.0, 0.0, 2.5]);
+        let eq = equalise(s.uneven.as_ref().unwrap());
+        assert_eq!(eq.count, 9);
+        // 7.5 mm lies a third of the way from 5 to 12.5.
+        let (lo, hi, w) = eq.taps[3];
+        assert_eq!((lo, hi), (2, 3));
+        assert!((w - 1.0 / 3.0).abs() < 1e-12);
+        // The planes themselves are hit exactly.
+        for (k, plane) in [(0, 0), (1, 1), (2, 2), (5, 3), (8, 4)] {
+            let (lo, hi, w) = eq.taps[k];
+            assert!(
+                (w == 0.0 && lo == plane) || (w == 1.0 && hi == plane),
+                "{k}: {:?}",
+                eq.taps[k]
+            );
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub fn write_series<T: Voxel>(
             sop_class_uid: uids::CT_IMAGE_STORAGE.to_string(),
             sop_instance_uid: new_uid(),
             path: Some(dir.join(format!("IM{:0width$}.dcm", k + 1))),
+            interpolated: false,
         })
         .collect();
     let header = SeriesHeader {
