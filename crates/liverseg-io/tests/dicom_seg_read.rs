@@ -214,3 +214,34 @@ fn label_map_refuses_overlapping_segments() {
         "{e}"
     );
 }
+
+/// Issue 17: a binary SEG (BitsAllocated 1) whose frame is JPEG 2000
+/// Lossless, as highdicom writes it (`make_seg_j2k.py`: a 30 x 30 square
+/// at rows 10..39, columns 20..49 of MR_small.dcm's 64 x 64 grid, which
+/// pydicom decodes to 900 ones). dicom-pixeldata refuses 1-bit data for
+/// any codec ("BitsAllocated other than 8 or 16").
+#[test]
+fn a_jpeg2000_compressed_binary_seg_reads() {
+    let path = fixture("dicom/seg_j2k_1bit.dcm");
+    let seg = dicom::read_seg(&path, None).unwrap();
+    let labels = seg.label_map().unwrap().unwrap();
+    assert_eq!(labels.dims(), [64, 64, 1]);
+    for row in 0..64 {
+        for col in 0..64 {
+            let inside = (10..40).contains(&row) && (20..50).contains(&col);
+            assert_eq!(
+                labels.get(col, row, 0),
+                Some(u8::from(inside)),
+                "({row},{col})"
+            );
+        }
+    }
+    // On the source image's plane (a single slice's thickness is the
+    // writer's choice: highdicom says 1.0 mm, MR_small.dcm 0.8).
+    let mr = dicom::read::<f32>(&fixture("dicom/MR_small.dcm"), &ReadOptions::default()).unwrap();
+    for c in 0..2 {
+        assert_eq!(labels.affine().column(c), mr.affine().column(c));
+    }
+    let (a, b) = (labels.affine().origin(), mr.affine().origin());
+    assert!((0..3).all(|i| (a[i] - b[i]).abs() < 1e-4), "{a:?} vs {b:?}");
+}

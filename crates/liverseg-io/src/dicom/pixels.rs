@@ -330,6 +330,11 @@ fn decode_encapsulated(
     if ts == JPEG_LS_LOSSLESS || ts == JPEG_LS_NEAR_LOSSLESS {
         return decode_jpeg_ls(path, obj, fmt, frame);
     }
+    // dicom-pixeldata refuses BitsAllocated 1 whatever the codec; a
+    // binary SEG's JPEG 2000 frames hold one 0/1 sample per pixel.
+    if fmt.bits_allocated == 1 && JPEG_2000.contains(&ts) {
+        return decode_jpeg2000_bits(path, obj, fmt, frame);
+    }
     // `jpeg-decoder` reads no 12-bit DCT stream (lossy CT archives).
     if ts == JPEG_EXTENDED {
         let label = format!("frame {}: JPEG Extended", frame + 1);
@@ -415,6 +420,53 @@ fn decode_encapsulated(
     Ok((0..out.frame_pixels())
         .map(|p| out.sample(bytes, p))
         .collect())
+}
+
+/// Transfer syntax UIDs of JPEG 2000 (lossless only, and lossy).
+const JPEG_2000: [&str; 2] = ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"];
+
+/// Decodes one JPEG 2000 frame of 1-bit samples (a binary SEG's) with the
+/// `jpeg2k` crate that dicom-pixeldata itself uses for JPEG 2000.
+fn decode_jpeg2000_bits(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    fmt: &PixelFormat,
+    frame: usize,
+) -> Result<Vec<f64>> {
+    let label = format!("frame {}: JPEG 2000", frame + 1);
+    let data = frame_fragments(obj, fmt, frame)
+        .map_err(|why| Error::invalid(path, format!("{label}: {why}")))?;
+    // Third-party code run on untrusted bytes: a panic becomes an error.
+    let image = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jpeg2k::Image::from_bytes(&data)
+    }))
+    .map_err(|_| Error::invalid(path, format!("{label}: the decoder failed on corrupt data")))?
+    .map_err(|e| Error::invalid(path, format!("{label}: {e}")))?;
+    let Some(c) = image.components().first() else {
+        return Err(Error::invalid(path, format!("{label}: no component")));
+    };
+    let (w, h) = (c.width() as usize, c.height() as usize);
+    if (w, h) != (fmt.cols, fmt.rows) || image.components().len() != 1 {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "{label}: {} component(s) of {w}x{h}, the header says one of {}x{}",
+                image.components().len(),
+                fmt.cols,
+                fmt.rows
+            ),
+        ));
+    }
+    c.data()
+        .iter()
+        .map(|&v| match v {
+            0 | 1 => Ok(f64::from(v)),
+            other => Err(Error::invalid(
+                path,
+                format!("{label}: sample {other} in a 1-bit frame"),
+            )),
+        })
+        .collect()
 }
 
 /// Transfer syntax UID of JPEG Extended (processes 2 and 4: 12-bit DCT).
