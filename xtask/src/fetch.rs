@@ -1,6 +1,8 @@
 //! `cargo xtask fetch-data`: downloads the Medical Segmentation Decathlon
-//! liver task (or imports a local MSD tar or LiTS zips), checks its MD5,
-//! extracts it safely and verifies the layout.
+//! liver task, or any of the ten with `--task` (or imports a local MSD tar
+//! or LiTS zips), checks its MD5, extracts it safely and verifies the
+//! layout. The file names below are Task03's; another task's follow its
+//! name.
 //!
 //! Files under `--data-dir` (default `data/`):
 //!
@@ -26,13 +28,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Where MONAI's `DecathlonDataset` downloads Task03_Liver from
-/// (`monai/apps/datasets.py`, `DecathlonDataset.resource["Task03_Liver"]`,
-/// MONAI 1.6.1).
-pub const MSD_LIVER_URL: &str = "https://msd-for-monai.s3-us-west-2.amazonaws.com/Task03_Liver.tar";
-
-/// The MD5 MONAI checks that archive against (`DecathlonDataset.md5
-/// ["Task03_Liver"]` in the same file).
+/// The MD5 MONAI checks Task03_Liver.tar against (`DecathlonDataset.md5
+/// ["Task03_Liver"]`; every task's is in [`crate::msd_tasks::TASKS`]).
 pub const MSD_LIVER_MD5: &str = "a90ec6c4aa7f6a3d087205e23d4e6397";
 
 /// Name of the marker file written into a verified dataset folder.
@@ -52,6 +49,10 @@ pub struct FetchArgs {
     /// Which dataset to fetch.
     #[arg(long, value_enum, default_value_t = Dataset::MsdLiver)]
     pub dataset: Dataset,
+    /// A Decathlon task instead of Task03_Liver: `Task09_Spleen`, `9` or
+    /// `spleen` (all ten tasks, MD5-checked against MONAI's sums).
+    #[arg(long)]
+    pub task: Option<String>,
     /// Folder that receives the archive and the dataset folder.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
@@ -122,12 +123,10 @@ fn run_with(args: &FetchArgs, http: &HttpOptions) -> Result<()> {
         );
     }
     let Dataset::MsdLiver = args.dataset;
-    let md5 = expected_md5(args.md5.as_deref())?;
-    let url = args
-        .url
-        .clone()
-        .unwrap_or_else(|| MSD_LIVER_URL.to_string());
-    let target = data_dir.join("Task03_Liver");
+    let task = crate::msd_tasks::find(args.task.as_deref().unwrap_or("Task03_Liver"))?;
+    let md5 = expected_md5(args.md5.as_deref().or(Some(task.md5)))?;
+    let url = args.url.clone().unwrap_or_else(|| task.url());
+    let target = data_dir.join(task.name);
     if !args.force {
         if let Some(m) = verified(&target, |m| m.archive_md5 == md5) {
             tracing::info!(

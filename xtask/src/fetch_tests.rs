@@ -79,6 +79,7 @@ fn md5_of(bytes: &[u8]) -> String {
 fn args(data_dir: &Path, url: Option<String>, md5: &str, archive: Vec<PathBuf>) -> FetchArgs {
     FetchArgs {
         dataset: Dataset::MsdLiver,
+        task: None,
         data_dir: data_dir.to_path_buf(),
         url,
         md5: Some(md5.to_string()),
@@ -367,4 +368,47 @@ fn lits_zips_are_imported_as_decathlon_layout() {
     let e = format!("{:#}", run_with(&b, &quick(0)).unwrap_err());
     assert!(e.contains("segmentation-11"), "{e}");
     assert!(verify_layout(&target).is_ok(), "old import kept on failure");
+}
+
+/// Issue 17: any of the ten Decathlon tasks, named by `--task`, is fetched,
+/// MD5-checked and extracted into its own folder, exactly as Task03 is.
+#[test]
+fn any_decathlon_task_is_fetched_into_its_own_folder() {
+    let json = r#"{"name": "Spleen", "description": "test", "tensorImageSize": "3D",
+        "modality": {"0": "CT"}, "labels": {"0": "background", "1": "spleen"},
+        "numTraining": 1, "numTest": 1,
+        "training": [{"image": "./imagesTr/spleen_2.nii.gz", "label": "./labelsTr/spleen_2.nii.gz"}],
+        "test": ["./imagesTs/spleen_1.nii.gz"]}"#;
+    let mut t = file_entry("Task09_Spleen/dataset.json", json.as_bytes());
+    for (rel, v) in [
+        ("imagesTr/spleen_2.nii.gz", 40),
+        ("labelsTr/spleen_2.nii.gz", 1),
+        ("imagesTs/spleen_1.nii.gz", 40),
+    ] {
+        t.extend(file_entry(&format!("Task09_Spleen/{rel}"), &tiny_nifti(v)));
+    }
+    let bytes = finish(t);
+    let md5 = md5_of(&bytes);
+    let server = TestServer::start(bytes, Behaviour::default());
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let mut a = args(&data, Some(server.url("/Task09_Spleen.tar")), &md5, vec![]);
+    a.task = Some("spleen".into());
+    run_with(&a, &quick(0)).unwrap();
+    assert_eq!(listing(&data), vec!["Task09_Spleen", "Task09_Spleen.tar"]);
+    assert_eq!(
+        verify_layout(&data.join("Task09_Spleen")).unwrap().training,
+        1
+    );
+    // A second run finds the verified copy and leaves it.
+    run_with(&a, &quick(0)).unwrap();
+    // Without --md5 the task's own (MONAI's) sum is expected: this archive
+    // is not the real one, so it is refused and nothing is extracted.
+    let other = root.path().join("other");
+    let mut b = args(&other, Some(server.url("/Task09_Spleen.tar")), &md5, vec![]);
+    b.md5 = None;
+    b.task = Some("9".into());
+    let e = format!("{:#}", run_with(&b, &quick(0)).unwrap_err());
+    assert!(e.contains("410d4a301da4e5b2f6f86ec3ddba524e"), "{e}");
+    assert!(!other.join("Task09_Spleen").exists());
 }

@@ -10,6 +10,7 @@ mod fsutil;
 mod http;
 mod lits;
 mod msd;
+mod msd_tasks;
 mod progress;
 mod split;
 mod synth;
