@@ -6,7 +6,7 @@ use crate::msd::{DatasetJson, Pair};
 use crate::progress::{Progress, Unit};
 use anyhow::{Context, Result, bail};
 use liverseg_io::{Overwrite, nifti};
-use liverseg_phantom::{ClinicalRanges, PhantomConfig, RandomRanges, generate};
+use liverseg_phantom::{ClinicalRanges, Organ, PhantomConfig, RandomRanges, generate};
 use std::path::{Path, PathBuf};
 
 /// Options of `cargo xtask synth`.
@@ -40,6 +40,12 @@ pub struct SynthArgs {
     /// (`ClinicalRanges::varied`).
     #[arg(long, requires = "clinical")]
     pub varied: bool,
+    /// With `--clinical`: label the organs around the liver too (values
+    /// and names of `liverseg_phantom::Organ`: liver 1, liver_tumour 2,
+    /// spleen 3, kidney 4, stomach 5, pancreas 6, gallbladder 7, aorta 8,
+    /// inferior_vena_cava 9), for multi-organ training.
+    #[arg(long, requires = "clinical")]
+    pub organs: bool,
     /// Replace an existing dataset.
     #[arg(long)]
     pub force: bool,
@@ -91,6 +97,10 @@ pub fn run(args: &SynthArgs) -> Result<()> {
             }
             if args.varied {
                 r = r.varied();
+            }
+            if args.organs {
+                r.organ_labels = true;
+                r.tumour_label = true;
             }
             Draw::Clinical(Box::new(r))
         }
@@ -180,13 +190,20 @@ fn fill(dir: &Path, args: &SynthArgs, draw: &Draw) -> Result<()> {
         progress.inc(1);
     }
     progress.finish();
+    let mut names = vec!["background"];
+    if args.organs {
+        names.extend(Organ::ALL.iter().map(|o| o.name()));
+    } else {
+        names.push("liver");
+    }
     let mut ds = DatasetJson::new(
         "Phantom",
         &format!(
-            "Synthetic abdominal CT phantoms with liver labels (liverseg-phantom, dataset seed {}). Not patient data.",
+            "Synthetic abdominal CT phantoms with {} labels (liverseg-phantom, dataset seed {}). Not patient data.",
+            if args.organs { "organ" } else { "liver" },
             args.seed
         ),
-        &["background", "liver"],
+        &names,
         training,
     );
     ds.reference = "liverseg-phantom".into();
@@ -225,6 +242,7 @@ mod tests {
             clinical: false,
             randomised_contrast: false,
             varied: false,
+            organs: false,
             force,
         }
     }
@@ -319,5 +337,29 @@ mod tests {
         let s: std::collections::BTreeSet<_> = (0..100).map(|i| case_seed(0, i)).collect();
         assert_eq!(s.len(), 100);
         assert_ne!(case_seed(1, 0), case_seed(0, 1));
+    }
+
+    #[test]
+    fn organ_datasets_name_every_label() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("Organs");
+        let mut a = args(&out, 1, false);
+        a.clinical = true;
+        a.organs = true;
+        run(&a).unwrap();
+        let ds = DatasetJson::read(&out).unwrap();
+        assert_eq!(ds.labels.len(), 10);
+        assert_eq!(ds.labels["0"], "background");
+        assert_eq!(ds.labels["3"], "spleen");
+        assert_eq!(ds.labels["9"], "inferior_vena_cava");
+        let label: liverseg_io::Volume<u8> = nifti::read(
+            &out.join("labelsTr/phantom_000.nii.gz"),
+            &Default::default(),
+        )
+        .unwrap();
+        let mut seen = [false; 256];
+        label.data().iter().for_each(|&v| seen[v as usize] = true);
+        assert!(seen[1] && seen[3] && seen[4], "liver, spleen and kidneys");
+        assert!(seen[10..].iter().all(|s| !s));
     }
 }

@@ -126,7 +126,7 @@ mod shapes;
 pub use anatomy::Tissue;
 pub use clinical::{
     CaseDescription, ClinicalOptions, ClinicalRanges, ContrastMode, Habitus, Kernel, LesionKind,
-    LiverCondition, LiverVariant, Phase, Position, Resection, ScanRange, Storage, describe,
+    LiverCondition, LiverVariant, Organ, Phase, Position, Resection, ScanRange, Storage, describe,
 };
 pub use config::{MAX_VOXELS, PhantomConfig, RandomRanges};
 pub use dataset::write_decathlon;

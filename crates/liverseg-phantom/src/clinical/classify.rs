@@ -383,7 +383,10 @@ fn paint(it: &Item, p: [f64; 3], up: (usize, f64)) -> Option<Hit> {
             }
         }
     };
-    Some(hit)
+    Some(Hit {
+        label: it.label,
+        ..hit
+    })
 }
 
 impl Patient {

@@ -6,6 +6,7 @@
 mod classify;
 mod contrast;
 mod describe;
+mod labels;
 mod options;
 mod organs;
 mod patient;
@@ -14,6 +15,7 @@ mod render;
 mod vessels;
 
 pub use describe::{CaseDescription, describe};
+pub use labels::Organ;
 pub use options::{
     ClinicalOptions, ClinicalRanges, ContrastMode, Habitus, Kernel, LesionKind, LiverCondition,
     LiverVariant, Phase, ScanRange,

@@ -293,6 +293,11 @@ pub struct ClinicalOptions {
     pub resection: Option<Resection>,
     /// The order the volume is stored in, after rendering.
     pub storage: Storage,
+    /// Label the organs around the liver too ([`super::Organ`]: spleen 3,
+    /// kidneys 4, stomach 5, pancreas 6, gallbladder 7, aorta 8, IVC 9).
+    /// Off, only the liver (and with `tumour_label` its tumours) is
+    /// labelled; the image is the same either way.
+    pub organ_labels: bool,
 }
 
 impl Default for ClinicalOptions {
@@ -317,6 +322,7 @@ impl Default for ClinicalOptions {
             body_scale: 1.0,
             resection: None,
             storage: Storage::IDENTITY,
+            organ_labels: false,
         }
     }
 }
@@ -380,6 +386,9 @@ pub struct ClinicalRanges {
     pub max_lesions: usize,
     /// Whether malignant lesions are labelled 2.
     pub tumour_label: bool,
+    /// Whether the organs around the liver are labelled too
+    /// ([`ClinicalOptions::organ_labels`]).
+    pub organ_labels: bool,
     /// Probability of positive oral contrast.
     pub oral_contrast: f64,
     /// Weights of soft, standard and sharp kernels.
@@ -436,6 +445,7 @@ impl Default for ClinicalRanges {
             lesions: 0.35,
             max_lesions: 5,
             tumour_label: false,
+            organ_labels: false,
             oral_contrast: 0.25,
             kernels: [0.4, 0.45, 0.15],
             matrix: (512, 512),
@@ -605,6 +615,7 @@ impl PhantomConfig {
             body_scale,
             resection,
             storage,
+            organ_labels: ranges.organ_labels,
         };
         let marks = Patient::sample(seed, &opts).landmarks().scaled(body_scale);
         // A child's field of view shrinks with the body.

@@ -1,5 +1,6 @@
 //! The organs, vessels and bones around the liver of a clinical patient.
 
+use super::labels::Organ;
 use super::options::{ClinicalOptions, LiverCondition, ScanRange};
 use super::patient::{Item, Patient, Role, WALL_MM};
 use super::vessels::Segment;
@@ -22,6 +23,8 @@ pub(crate) fn add_organs(
     let m = p.marks;
     let (dome, crest, sym) = (m.dome, m.iliac_crest, m.symphysis);
     let vy = p.vertebra_y;
+    // The label an organ's voxels get: its own with organ labels, else none.
+    let tag = |o: Organ| if opts.organ_labels { o.value() } else { 0 };
 
     // --- Bones and back muscles -------------------------------------
     let mut hard = Vec::new();
@@ -220,8 +223,8 @@ pub(crate) fn add_organs(
         ));
     }
     p.vessels = vec![
-        Item::tubes(arteries, Role::Plain(Tissue::Artery)),
-        Item::tubes(veins, Role::Plain(Tissue::Vessel)),
+        Item::tubes(arteries, Role::Plain(Tissue::Artery)).labelled(tag(Organ::Aorta)),
+        Item::tubes(veins, Role::Plain(Tissue::Vessel)).labelled(tag(Organ::InferiorVenaCava)),
     ];
 
     // --- Above the liver: extrahepatic portal system, gallbladder,
@@ -285,7 +288,9 @@ pub(crate) fn add_organs(
         r.random_range(-0.5..0.5),
     );
     if r.random_bool(0.85) {
-        above.push(Item::blob(gb, Role::Plain(Tissue::Gallbladder)));
+        above.push(
+            Item::blob(gb, Role::Plain(Tissue::Gallbladder)).labelled(tag(Organ::Gallbladder)),
+        );
     }
     for i in 0..2 {
         let side = kx[i].signum();
@@ -308,25 +313,31 @@ pub(crate) fn add_organs(
             [7.0, 11.0, 18.0],
             0.0,
         );
-        above.push(Item::blob(pelvis, Role::Plain(Tissue::RenalPelvis)));
-        above.push(Item::blob(k, Role::Kidney));
+        above.push(
+            Item::blob(pelvis, Role::Plain(Tissue::RenalPelvis)).labelled(tag(Organ::Kidney)),
+        );
+        above.push(Item::blob(k, Role::Kidney).labelled(tag(Organ::Kidney)));
     }
     p.above_liver = above;
 
     // --- Below the liver ----------------------------------------------
-    let mut below = vec![Item::blob(spleen.clone(), Role::Plain(Tissue::Spleen))];
-    below.push(Item::path(
-        &[
-            (
-                [0.22 * cx, conf[1] - 2.0, conf[2] - 15.0],
-                r.random_range(13.0..17.0),
-            ),
-            ([5.0, conf[1] + 14.0, conf[2] + 5.0], 10.0),
-            ([-25.0, conf[1] + 14.0, conf[2] + 15.0], 10.0),
-            ([hilum[0] + 5.0, hilum[1] + 5.0, hilum[2]], 8.0),
-        ],
-        Role::Plain(Tissue::Pancreas),
-    ));
+    let mut below =
+        vec![Item::blob(spleen.clone(), Role::Plain(Tissue::Spleen)).labelled(tag(Organ::Spleen))];
+    below.push(
+        Item::path(
+            &[
+                (
+                    [0.22 * cx, conf[1] - 2.0, conf[2] - 15.0],
+                    r.random_range(13.0..17.0),
+                ),
+                ([5.0, conf[1] + 14.0, conf[2] + 5.0], 10.0),
+                ([-25.0, conf[1] + 14.0, conf[2] + 15.0], 10.0),
+                ([hilum[0] + 5.0, hilum[1] + 5.0, hilum[2]], 8.0),
+            ],
+            Role::Plain(Tissue::Pancreas),
+        )
+        .labelled(tag(Organ::Pancreas)),
+    );
     let fill = |oral: bool| {
         if oral {
             Tissue::OralContrast
@@ -349,14 +360,17 @@ pub(crate) fn add_organs(
     )
     .perturbed(r, 3, 0.08);
     let stomach_oral = opts.oral_contrast && r.random_bool(0.6);
-    below.push(Item::blob(
-        stomach,
-        Role::Hollow {
-            wall: 4.0,
-            fill: fill(stomach_oral),
-            gas: r.random_range(0.2..0.6),
-        },
-    ));
+    below.push(
+        Item::blob(
+            stomach,
+            Role::Hollow {
+                wall: 4.0,
+                fill: fill(stomach_oral),
+                gas: r.random_range(0.2..0.6),
+            },
+        )
+        .labelled(tag(Organ::Stomach)),
+    );
     // The colon frame: caecum, ascending, transverse, descending, sigmoid
     // and rectum.
     let cr = r.random_range(18.0..25.0);

@@ -102,6 +102,8 @@ pub(crate) struct Item {
     pub role: Role,
     pub z_lo: f64,
     pub z_hi: f64,
+    /// The label its voxels get (0: background).
+    pub label: u8,
 }
 
 impl Item {
@@ -111,6 +113,7 @@ impl Item {
             z_hi: b.top(),
             shape: Shape::Blob(b),
             role,
+            label: 0,
         }
     }
 
@@ -128,7 +131,13 @@ impl Item {
             role,
             z_lo,
             z_hi,
+            label: 0,
         }
+    }
+
+    /// The same item with its voxels labelled `label`.
+    pub fn labelled(self, label: u8) -> Self {
+        Item { label, ..self }
     }
 
     pub fn path(points: &[([f64; 3], f64)], role: Role) -> Self {
