@@ -8,6 +8,7 @@ mod commands;
 mod exit;
 mod formats;
 mod progress;
+mod shard;
 mod stdout;
 
 use clap::{Parser, Subcommand};

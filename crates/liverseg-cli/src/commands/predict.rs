@@ -4,6 +4,7 @@
 use super::dicom::segments_for;
 use crate::exit::bad_input;
 use crate::formats::InputKind;
+use crate::shard::Shard;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use liverseg_infer::{
@@ -87,6 +88,14 @@ pub struct PredictArgs {
     /// Replace existing outputs.
     #[arg(long)]
     pub force: bool,
+    /// With a folder of cases: segment only shard I of N (`0/4` … `3/4`;
+    /// cases sorted by name, shard I takes every N-th from the I-th).
+    /// Without it, a Slurm array task (SLURM_ARRAY_TASK_ID,
+    /// SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed
+    /// Job pod (JOB_COMPLETION_INDEX, LIVERSEG_SHARD_COUNT) takes its shard
+    /// from the environment.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
 }
 
 fn parse_roi(s: &str) -> std::result::Result<[usize; 3], String> {
@@ -377,6 +386,34 @@ fn model_path(args: &PredictArgs) -> Option<&Path> {
 /// Runs `liverseg predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let target = classify_input(&args.input)?;
+    let target = match target {
+        Target::One(_) if args.shard.is_some() => {
+            return Err(bad_input(format!(
+                "{}: --shard splits a folder of cases; this is one case",
+                args.input.display()
+            )));
+        }
+        Target::Folder(cases) => {
+            let shard = match &args.shard {
+                Some(s) => Some(Shard::parse(s).map_err(bad_input)?),
+                None => Shard::from_env(|k| std::env::var(k).ok()).map_err(bad_input)?,
+            };
+            match shard {
+                Some(shard) => {
+                    let total = cases.len();
+                    let mine = shard.take(cases);
+                    tracing::info!(
+                        "shard {shard}: {} of the {total} cases in {}",
+                        mine.len(),
+                        args.input.display()
+                    );
+                    Target::Folder(mine)
+                }
+                None => Target::Folder(cases),
+            }
+        }
+        one => one,
+    };
     let single = match &target {
         Target::One(i) => Some(i),
         Target::Folder(_) => None,
