@@ -56,8 +56,8 @@ impl Shard {
     }
 
     /// The shard the scheduler's environment gives, read through `var`:
-    /// Slurm's `SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN` (MIN 0 when
-    /// absent) of `SLURM_ARRAY_TASK_COUNT`, or Kubernetes'
+    /// Slurm's `(SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP`
+    /// (MIN 0 and STEP 1 when absent) of `SLURM_ARRAY_TASK_COUNT`, or Kubernetes'
     /// `JOB_COMPLETION_INDEX` of [`K8S_COUNT_VAR`]. `None` outside an array
     /// task; an error for a partial or inconsistent environment.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>, String> {
@@ -76,18 +76,23 @@ impl Shard {
             get("SLURM_ARRAY_TASK_COUNT")?,
             get("SLURM_ARRAY_TASK_MIN")?,
         );
+        let (step, max) = (get("SLURM_ARRAY_TASK_STEP")?, get("SLURM_ARRAY_TASK_MAX")?);
         let k8s = (get("JOB_COMPLETION_INDEX")?, get(K8S_COUNT_VAR)?);
         match (slurm, k8s) {
             ((None, None, None), (None, None)) => Ok(None),
             ((Some(id), Some(count), min), (None, _)) => {
+                // --array=MIN-MAX:STEP numbers its tasks MIN, MIN+STEP, ...;
+                // a list (--array=1,4,9) has no such rule.
                 let min = min.unwrap_or(0);
-                let index = id - min;
-                if index >= count {
+                let step = step.unwrap_or(1).max(1);
+                let list = max.is_some_and(|max| (max - min) / step + 1 != count);
+                if list || id < min || (id - min) % step != 0 {
                     return Err(format!(
-                        "SLURM_ARRAY_TASK_ID {id} − SLURM_ARRAY_TASK_MIN {min} is not below SLURM_ARRAY_TASK_COUNT {count}: an array with a step (--array=A-B:S) or a list does not number its tasks 0..COUNT; pass --shard I/N"
+                        "SLURM_ARRAY_TASK_ID {id} is not MIN + k x STEP of a range array (MIN {min}, STEP {step}, MAX {}, COUNT {count}): a list array does not number its tasks 0..COUNT; pass --shard I/N",
+                        max.map_or("unset".into(), |m| m.to_string())
                     ));
                 }
-                new(index, count, "the Slurm array environment").map(Some)
+                new((id - min) / step, count, "the Slurm array environment").map(Some)
             }
             ((None, None, None), (Some(index), Some(count))) => {
                 new(index, count, "the Kubernetes Indexed Job environment").map(Some)
@@ -179,6 +184,18 @@ mod tests {
             Shard::from_env(no_min).unwrap(),
             Some(Shard { index: 3, count: 4 })
         );
+        // --array=0-15:4: tasks 0, 4, 8, 12 are shards 0..3 of 4.
+        let stepped = env(&[
+            ("SLURM_ARRAY_TASK_ID", "8"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "12"),
+            ("SLURM_ARRAY_TASK_STEP", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]);
+        assert_eq!(
+            Shard::from_env(stepped).unwrap(),
+            Some(Shard { index: 2, count: 4 })
+        );
         let k8s = env(&[("JOB_COMPLETION_INDEX", "0"), (K8S_COUNT_VAR, "2")]);
         assert_eq!(
             Shard::from_env(k8s).unwrap(),
@@ -198,6 +215,13 @@ mod tests {
             &[
                 ("SLURM_ARRAY_TASK_ID", "x"),
                 ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ],
+            // --array=1,4,9: a list, MAX - MIN + 1 != COUNT.
+            &[
+                ("SLURM_ARRAY_TASK_ID", "4"),
+                ("SLURM_ARRAY_TASK_MIN", "1"),
+                ("SLURM_ARRAY_TASK_MAX", "9"),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
             ],
             &[("JOB_COMPLETION_INDEX", "1")],
             &[(K8S_COUNT_VAR, "3")],

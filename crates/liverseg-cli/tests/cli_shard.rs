@@ -9,9 +9,11 @@ use liverseg_phantom::{PhantomConfig, generate};
 use std::path::Path;
 use std::process::{Command, Output};
 
-const SCHEDULER_VARS: [&str; 5] = [
+const SCHEDULER_VARS: [&str; 7] = [
     "SLURM_ARRAY_TASK_ID",
     "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_STEP",
     "SLURM_ARRAY_TASK_COUNT",
     "JOB_COMPLETION_INDEX",
     "LIVERSEG_SHARD_COUNT",

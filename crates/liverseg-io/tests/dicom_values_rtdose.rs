@@ -166,7 +166,21 @@ fn issue_16_irregular_unordered_or_inconsistent_offsets_are_refused() {
         equalise_gaps: false,
         ..ReadOptions::default()
     };
-    let e = dicom::read::<f32>(&with_offsets(tmp.path(), &offsets), &strict).unwrap_err();
+    // By default the 71 mm span is resampled in 14 equal steps (the
+    // nearest whole number of the smallest, 5 mm, gap): the end frames
+    // are the file's own.
+    let path = with_offsets(tmp.path(), &offsets);
+    let even = dicom::read::<f32>(&path, &ReadOptions::default()).unwrap();
+    assert_eq!(even.dims()[2], 15);
+    assert!(
+        (even.spacing()[2] - 71.0 / 14.0).abs() < 1e-9,
+        "{:?}",
+        even.spacing()
+    );
+    let original = dicom::read::<f32>(&fixture("rtdose.dcm"), &ReadOptions::default()).unwrap();
+    assert_eq!(even.data()[..100], original.data()[..100]);
+    assert_eq!(even.data()[14 * 100..], original.data()[14 * 100..]);
+    let e = dicom::read::<f32>(&path, &strict).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::InconsistentSeries { .. }), "{e:?}");
     assert!(msg.contains("rtdose_offsets.dcm"), "{msg}");

@@ -167,6 +167,31 @@ fn a_child_is_the_adult_anatomy_scaled() {
     let ratio = c.liver_ml() / a.liver_ml();
     assert!((ratio - 0.216).abs() < 0.002, "{ratio}");
     assert!(a.liver_ml() > 900.0, "{}", a.liver_ml());
+    // The table is furniture: 12 mm thick for a child too.
+    let thickness = |body_scale: f64| {
+        let cfg = PhantomConfig {
+            dims: [8, 200, 2],
+            spacing: [2.0, 2.0, 4.0],
+            ..grid(ClinicalOptions {
+                body_scale,
+                ..ClinicalOptions::default()
+            })
+        };
+        let map = tissue_map(seed, &cfg).unwrap();
+        let a = map.affine();
+        let ys: Vec<f64> = (map.data().iter().enumerate())
+            .filter(|(_, t)| **t == Tissue::Table as u8)
+            .map(|(i, _)| a.apply([(i % 8) as f64, ((i / 8) % 200) as f64, 0.0])[1])
+            .collect();
+        assert!(!ys.is_empty(), "scale {body_scale}: no table");
+        ys.iter().copied().fold(f64::MIN, f64::max) - ys.iter().copied().fold(f64::MAX, f64::min)
+    };
+    let (adult_mm, child_mm) = (thickness(1.0), thickness(0.6));
+    assert!((adult_mm - 10.0).abs() <= 2.0, "{adult_mm}");
+    assert!(
+        (child_mm - adult_mm).abs() <= 2.0,
+        "{child_mm} vs {adult_mm}"
+    );
     let d = describe(seed, &child).unwrap();
     assert_eq!(d.age_group(), "child");
     assert!(d.to_string().contains("child (scale 0.60)"), "{d}");

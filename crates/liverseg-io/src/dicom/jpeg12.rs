@@ -104,13 +104,17 @@ struct Bits<'a> {
     at: usize,
     acc: u64,
     n: u32,
+    /// Zero bytes fed past the end of the data (not before a marker).
+    past_end: usize,
 }
 
 impl Bits<'_> {
     fn fill(&mut self) {
         while self.n <= 56 {
             let mut byte = 0u8;
-            if self.at < self.data.len() {
+            if self.at >= self.data.len() {
+                self.past_end += 1;
+            } else {
                 let b = self.data[self.at];
                 if b == 0xFF {
                     // Stuffed 0xFF; anything else is a marker: feed zeros
@@ -311,6 +315,7 @@ pub(crate) fn decode(data: &[u8], rows: usize, cols: usize) -> Result<Image, Jpe
                     at: at + 2 + len,
                     acc: 0,
                     n: 0,
+                    past_end: 0,
                 };
                 let samples = scan(
                     bits,
@@ -363,7 +368,9 @@ fn scan(
         if t > 16 {
             return invalid("a DC difference category above 16");
         }
-        pred += bits.receive_extend(t);
+        // At most 16-bit differences: a crafted stream could still drive
+        // the sum out of range over many blocks.
+        pred = pred.saturating_add(bits.receive_extend(t));
         coef[0] = f64::from(pred) * f64::from(q[0]);
         let mut k = 1;
         while k < 64 {
@@ -405,6 +412,11 @@ fn scan(
                 out[row * cols + col] = (v + shift).round().clamp(0.0, max) as u16;
             }
         }
+        // The lookahead may run a few bytes past the data; whole blocks
+        // decoded from nothing mean the stream was cut short.
+        if bits.past_end > 16 {
+            return invalid("the entropy-coded data ends before the image does");
+        }
     }
     Ok(out)
 }
@@ -434,6 +446,7 @@ mod tests {
             at: 0,
             acc: 0,
             n: 0,
+            past_end: 0,
         };
         assert_eq!(b.decode(&h).unwrap(), 8);
         assert_eq!(b.decode(&h).unwrap(), 9);
@@ -444,6 +457,33 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// The JPEG stream inside pydicom's JPGExtended.dcm (256 x 1024,
+    /// 12-bit): it starts at the first SOI marker and ends with EOI.
+    fn jpg_extended() -> &'static [u8] {
+        let file: &'static [u8] = include_bytes!("../../tests/fixtures/dicom/JPGExtended.dcm");
+        let start = file
+            .windows(3)
+            .position(|w| w == [0xFF, 0xD8, 0xFF])
+            .unwrap();
+        let end = file.windows(2).rposition(|w| w == [0xFF, 0xD9]).unwrap() + 2;
+        &file[start..end]
+    }
+
+    #[test]
+    fn cut_streams_and_wrong_sizes_are_errors() {
+        let data = jpg_extended();
+        assert_eq!(precision(data), Some(12));
+        let whole = decode(data, 1024, 256).unwrap();
+        assert_eq!(whole.samples.len(), 1024 * 256);
+        let cut = decode(&data[..data.len() / 2], 1024, 256);
+        assert!(
+            matches!(cut, Err(JpegError::Invalid(_))),
+            "a cut stream decoded"
+        );
+        assert!(decode(data, 1024, 255).is_err());
+        assert!(decode(data, 1023, 256).is_err());
     }
 
     #[test]

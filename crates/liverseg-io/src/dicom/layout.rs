@@ -62,6 +62,9 @@ pub(crate) struct Layout {
     /// What departs from the standard layout, in words (empty for a
     /// standard file, which the parser reads as it is).
     pub departures: Vec<String>,
+    /// Why the file cannot be read at all, when its parts contradict each
+    /// other beyond repair.
+    pub conflict: Option<String>,
 }
 
 /// VRs a data element header may carry.
@@ -208,6 +211,26 @@ pub(crate) fn layout(head: &[u8], file_len: usize) -> Option<Layout> {
         }
         (Some(ts), Some(s)) if Encoding::of_uid(&ts) == Some(s) => (ts, s),
         (Some(ts), Some(s)) => {
+            if ![
+                "1.2.840.10008.1.2",
+                "1.2.840.10008.1.2.1",
+                "1.2.840.10008.1.2.2",
+            ]
+            .contains(&ts.as_str())
+            {
+                // A codec's syntax over a data set in another encoding: the
+                // pixels' encoding cannot be told, so nothing is guessed.
+                return Some(Layout {
+                    dataset_start,
+                    encoding: s,
+                    conflict: Some(format!(
+                        "the meta group names compressed transfer syntax {ts} but the data set is {}; its pixel data cannot be read safely",
+                        describe(s)
+                    )),
+                    transfer_syntax: ts,
+                    departures,
+                });
+            }
             departures.push(format!(
                 "the meta group names transfer syntax {ts} but the data set is {}",
                 describe(s)
@@ -227,6 +250,7 @@ pub(crate) fn layout(head: &[u8], file_len: usize) -> Option<Layout> {
         transfer_syntax,
         encoding,
         departures,
+        conflict: None,
     })
 }
 
@@ -274,6 +298,17 @@ mod tests {
         assert_eq!(l.dataset_start, 0);
         assert_eq!(l.transfer_syntax, "1.2.840.10008.1.2");
         assert!(!l.departures.is_empty());
+    }
+
+    #[test]
+    fn a_codec_over_an_implicit_data_set_is_a_conflict() {
+        let mut f = vec![0u8; 128];
+        f.extend(b"DICM");
+        f.extend(el((2, 0x10), b"UI", b"1.2.840.10008.1.2.4.50"));
+        // Implicit: (0008,0060), 32-bit length 2, "CT".
+        f.extend([8, 0, 0x60, 0, 2, 0, 0, 0, b'C', b'T']);
+        let l = layout(&f, f.len()).unwrap();
+        assert!(l.conflict.unwrap().contains("compressed transfer syntax"));
     }
 
     #[test]

@@ -22,6 +22,9 @@ use std::sync::Arc;
 pub(crate) fn open(path: &Path, header_only: bool) -> Result<DefaultDicomObject> {
     // Damaged lengths are caught here before the parser allocates them.
     let layout = check_lengths(path, header_only)?;
+    if let Some(why) = layout.as_ref().and_then(|l| l.conflict.clone()) {
+        return Err(Error::invalid(path, why));
+    }
     if let Some(layout) = layout.filter(|l| !l.departures.is_empty()) {
         return open_data_set(path, &layout, header_only);
     }

@@ -187,6 +187,8 @@ pub(crate) fn check_lengths(path: &Path, header_only: bool) -> Result<Option<Lay
         .map_err(|e| Error::io(path, "cannot seek", e))?;
     let found = layout(&head, usize::try_from(len).unwrap_or(usize::MAX));
     match &found {
+        // The reader refuses it with the reason; nothing to walk.
+        Some(l) if l.conflict.is_some() => {}
         Some(l) if !l.departures.is_empty() => {
             c.skip(l.dataset_start as u64);
             let enc = Encoding {

@@ -213,19 +213,20 @@ fn assemble<T: Voxel>(
     }
     let (data, nz, slice_taps) = match &geometry.uneven {
         None => (data, nz, None),
-        Some(positions) => {
-            let eq = equalise(positions);
+        Some(uneven) => {
+            // Checked before the plan of taps, which is as long.
             crate::budget::check_grid(
                 format!(
                     "the equalised volume of {} slices of {cols}x{rows}",
-                    eq.count
+                    uneven.count
                 ),
-                &[cols, rows, eq.count],
+                &[cols, rows, uneven.count],
                 size_of::<T>() as u64,
             )
             .map_err(|b| Error::over_budget(path, b))?;
-            let mut out = vec![T::default(); per_slice * eq.count];
-            for (k, &(lo, hi, w)) in eq.taps.iter().enumerate() {
+            let taps = equalise(uneven, opts.spacing_tolerance);
+            let mut out = vec![T::default(); per_slice * taps.len()];
+            for (k, &(lo, hi, w)) in taps.iter().enumerate() {
                 let (a, b) = (&data[lo * per_slice..], &data[hi * per_slice..]);
                 for (i, o) in out[k * per_slice..(k + 1) * per_slice]
                     .iter_mut()
@@ -234,7 +235,7 @@ fn assemble<T: Voxel>(
                     *o = T::from_f64((1.0 - w) * a[i].to_f64() + w * b[i].to_f64());
                 }
             }
-            (out, eq.count, Some(eq.taps))
+            (out, taps.len(), Some(taps))
         }
     };
     let volume = Volume::new([cols, rows, nz], geometry.affine, data)?;
@@ -256,7 +257,7 @@ fn assemble<T: Voxel>(
         Some(taps) => taps
             .iter()
             .map(|&(lo, hi, w)| SliceRef {
-                interpolated: w > 1e-6 && w < 1.0 - 1e-6,
+                interpolated: lo != hi,
                 ..source_ref(if w < 0.5 { lo } else { hi })
             })
             .collect(),

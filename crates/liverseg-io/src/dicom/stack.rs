@@ -140,11 +140,23 @@ pub(crate) struct Stack {
     pub affine: Affine,
     /// Distances (mm) between consecutive planes along the normal.
     pub gaps: Vec<f64>,
-    /// For planes off a regular grid, read with equalisation: each sorted
-    /// plane's distance (mm) along the normal from the first. The affine's
-    /// slice step is then the smallest gap, and the volume must be
-    /// resampled onto it ([`equalise`]).
-    pub uneven: Option<Vec<f64>>,
+    /// For planes off a regular grid, read with equalisation: where they
+    /// lie, and the regular grid the affine describes, onto which the
+    /// volume must be resampled ([`equalise`]).
+    pub uneven: Option<Uneven>,
+}
+
+/// Planes at uneven distances along one line, and the regular grid of
+/// about the smallest gap that runs from the first to the last.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Uneven {
+    /// Each sorted plane's distance (mm) along the normal from the first.
+    pub positions: Vec<f64>,
+    /// Slices of the regular grid, the first and the last on the first and
+    /// last planes: the span divided into the whole number of steps
+    /// nearest to the smallest gap, so rounding in the positions does not
+    /// make the grid drift.
+    pub count: usize,
 }
 
 /// Sorts `planes` along their common normal and builds the affine.
@@ -259,13 +271,43 @@ pub(crate) fn stack(
             let positions: Vec<f64> = order.iter().map(|&n| along(n) - first_along).collect();
             let smallest = gaps.iter().copied().fold(f64::INFINITY, f64::min);
             let span = positions[positions.len() - 1];
+            // Uneven gaps are resampled; a plane off the line through the
+            // first and the last (shifted within its plane) is not a gap.
+            let sideways: Vec<String> = order
+                .iter()
+                .zip(&positions)
+                .filter_map(|(&n, &d)| {
+                    let on_line = [0, 1, 2].map(|a| p0[a] + (pn[a] - p0[a]) * d / span);
+                    let dev = norm(sub(planes[n].ipp, on_line));
+                    (dev > allowed).then(|| {
+                        format!(
+                            "{} is {dev:.3} mm off the line of the other slices",
+                            label(n)
+                        )
+                    })
+                })
+                .collect();
+            if !sideways.is_empty() {
+                let mut d = vec![
+                    "slices are shifted within their planes, not only spaced unevenly".to_string(),
+                ];
+                d.extend(sideways.into_iter().take(5));
+                return Err(inconsistent(path, d));
+            }
+            let steps = grid_steps(&positions, smallest);
             tracing::warn!(
                 series = %path.display(),
-                "slice gaps vary from {smallest:.4} to {:.4} mm: the volume is resampled to {smallest:.4} mm slices by linear interpolation between neighbours, as dcm2niix's equalised (_Eq) output",
-                gaps.iter().copied().fold(0.0, f64::max)
+                "slice gaps vary from {smallest:.4} to {:.4} mm: the volume is resampled to {:.4} mm slices by linear interpolation between neighbours, as dcm2niix's equalised (_Eq) output",
+                gaps.iter().copied().fold(0.0, f64::max),
+                span / steps
             );
-            uneven = Some(positions);
-            scale(sub(pn, p0), smallest / span)
+            uneven = Some(Uneven {
+                positions,
+                // Far beyond any budget when absurd; the reader checks the
+                // budget before it allocates anything of this size.
+                count: steps.min(1e15) as usize + 1,
+            });
+            scale(sub(pn, p0), 1.0 / steps)
         } else if !off.is_empty() {
             let shown: Vec<String> = gaps.iter().take(20).map(|g| format!("{g:.4}")).collect();
             let mut d = vec![format!(
@@ -299,51 +341,71 @@ pub(crate) fn stack(
     })
 }
 
-/// Where output slice `k` of an equalised stack falls among the sorted
-/// planes at `positions` (mm from the first) with slices `step` apart: the
-/// plane below, the one above and the weight of the one above. The output
-/// has `count` slices, the last no farther than the last plane.
-pub(crate) struct Equalised {
-    /// Output slices.
-    pub count: usize,
-    /// For each output slice: (plane below, plane above, weight above).
-    pub taps: Vec<(usize, usize, f64)>,
+/// How many equal steps to divide the span of planes at `positions` (mm
+/// from the first) into, their smallest gap being `smallest`. Positions are
+/// written rounded (to 2 decimals by some scanners), so the smallest gap of
+/// a regular grid with slices missing is a rounded step: the count near
+/// span ÷ smallest that puts every plane closest to a grid slice wins, when
+/// it puts them within a tenth of a step; otherwise (gaps that are no
+/// multiples of one step) the nearest count is taken.
+fn grid_steps(positions: &[f64], smallest: f64) -> f64 {
+    let span = positions.last().copied().unwrap_or(0.0);
+    let guess = span / smallest;
+    if !(guess.is_finite() && guess >= 1.0) {
+        return 1.0;
+    }
+    let (lo, hi) = ((guess * 0.9).floor().max(1.0), (guess * 1.1).ceil());
+    if hi - lo > 10_000.0 {
+        return guess.round();
+    }
+    let misfit = |n: f64| {
+        positions
+            .iter()
+            .map(|d| {
+                let x = d * n / span;
+                (x - x.round()).abs()
+            })
+            .fold(0.0, f64::max)
+    };
+    let mut best = (f64::INFINITY, guess.round());
+    let mut n = lo;
+    while n <= hi {
+        let m = misfit(n);
+        if m < best.0 - 1e-9 {
+            best = (m, n);
+        }
+        n += 1.0;
+    }
+    if best.0 <= 0.1 { best.1 } else { guess.round().max(1.0) }
 }
 
-/// Plans the resampling of planes at `positions` onto a regular grid of the
-/// smallest gap, from the first plane to the last whole step before (or,
-/// up to rounding, at) the last plane.
-pub(crate) fn equalise(positions: &[f64]) -> Equalised {
-    let step = positions
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .fold(f64::INFINITY, f64::min);
-    let span = positions.last().copied().unwrap_or(0.0);
-    // Whole steps only: a slice past the last plane would have to be
-    // extrapolated (a regular grid with slices missing spans a whole
-    // number of steps, up to the rounding of the positions).
-    let count = if step.is_finite() && step > 0.0 {
-        (span / step + 1e-3).floor() as usize + 1
-    } else {
-        1
-    };
-    let mut taps = Vec::with_capacity(count);
+/// The resampling of an [`Uneven`] stack: for each output slice, the plane
+/// below, the plane above and the weight of the one above; a slice within
+/// `tolerance` steps of a plane takes that plane alone (below = above).
+pub(crate) fn equalise(uneven: &Uneven, tolerance: f64) -> Vec<(usize, usize, f64)> {
+    let pos = &uneven.positions;
+    let last = pos.len() - 1;
+    let span = pos[last];
+    let step = span / (uneven.count.max(2) - 1) as f64;
+    let mut taps = Vec::with_capacity(uneven.count);
     let mut below = 0;
-    for k in 0..count {
+    for k in 0..uneven.count {
         let d = (k as f64 * step).min(span);
-        while below + 1 < positions.len() - 1 && positions[below + 1] <= d {
+        while below + 1 < last && pos[below + 1] <= d {
             below += 1;
         }
-        let above = (below + 1).min(positions.len() - 1);
-        let width = positions[above] - positions[below];
-        let w = if width > 0.0 {
-            ((d - positions[below]) / width).clamp(0.0, 1.0)
+        let above = (below + 1).min(last);
+        let near = tolerance * step;
+        taps.push(if (d - pos[below]).abs() <= near {
+            (below, below, 0.0)
+        } else if (pos[above] - d).abs() <= near {
+            (above, above, 0.0)
         } else {
-            0.0
-        };
-        taps.push((below, above, w));
+            let w = ((d - pos[below]) / (pos[above] - pos[below])).clamp(0.0, 1.0);
+            (below, above, w)
+        });
     }
-    Equalised { count, taps }
+    taps
 }
 
 fn inconsistent(path: &Path, differences: Vec<String>) -> Error {
@@ -469,21 +531,50 @@ mod tests {
         let planes = [plane(0.0), plane(2.5), plane(5.0), plane(12.5), plane(20.0)];
         let s = stack(Path::new("d"), &planes, &labels(5), 1.0, 0.01, true).unwrap();
         assert_eq!(s.affine.column(2), [0.0, 0.0, 2.5]);
-        let eq = equalise(s.uneven.as_ref().unwrap());
-        assert_eq!(eq.count, 9);
+        let u = s.uneven.unwrap();
+        assert_eq!(u.count, 9);
+        let taps = equalise(&u, 0.01);
         // 7.5 mm lies a third of the way from 5 to 12.5.
-        let (lo, hi, w) = eq.taps[3];
+        let (lo, hi, w) = taps[3];
         assert_eq!((lo, hi), (2, 3));
         assert!((w - 1.0 / 3.0).abs() < 1e-12);
-        // The planes themselves are hit exactly.
+        // The planes themselves are taken alone.
         for (k, plane) in [(0, 0), (1, 1), (2, 2), (5, 3), (8, 4)] {
-            let (lo, hi, w) = eq.taps[k];
-            assert!(
-                (w == 0.0 && lo == plane) || (w == 1.0 && hi == plane),
-                "{k}: {:?}",
-                eq.taps[k]
-            );
+            assert_eq!(taps[k], (plane, plane, 0.0), "{k}");
         }
+    }
+
+    #[test]
+    fn rounded_positions_do_not_make_the_grid_drift() {
+        // 0.625 mm slices written with two decimals, slice 50 missing: the
+        // smallest gap is 0.62, but the grid must still run from the first
+        // plane to the last in 99 steps and take every plane alone.
+        let zs: Vec<f64> = (0..100)
+            .filter(|&k| k != 50)
+            .map(|k| (k as f64 * 0.625 * 100.0).round() / 100.0)
+            .collect();
+        let planes: Vec<Plane> = zs.iter().map(|&z| plane(z)).collect();
+        let s = stack(Path::new("d"), &planes, &labels(99), 1.0, 0.01, true).unwrap();
+        let u = s.uneven.unwrap();
+        assert_eq!(u.count, 100);
+        assert!((s.affine.column(2)[2] - zs[98] / 99.0).abs() < 1e-12);
+        let taps = equalise(&u, 0.01);
+        let alone = taps.iter().filter(|t| t.0 == t.1).count();
+        assert_eq!(alone, 99, "every plane but the missing one is taken alone");
+        assert_eq!(taps[50].0 + 1, taps[50].1);
+    }
+
+    #[test]
+    fn a_plane_shifted_sideways_is_not_an_uneven_gap() {
+        let mut planes = [plane(0.0), plane(2.5), plane(5.0), plane(12.5)];
+        planes[1].ipp[0] += 3.0;
+        let e = stack(Path::new("d"), &planes, &labels(4), 1.0, 0.01, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("shifted within their planes") && e.contains("f1"),
+            "{e}"
+        );
     }
 
     #[test]

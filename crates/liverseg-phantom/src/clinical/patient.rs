@@ -53,6 +53,10 @@ pub(crate) struct Table {
     pub axis: usize,
     pub side: f64,
     pub at: f64,
+    /// The body scale: the table is placed by the anatomy, whose points
+    /// come in divided by it, but it is 12 mm thick and 440 mm wide in
+    /// the world whatever the patient's size.
+    pub scale: f64,
 }
 
 impl Table {
@@ -60,10 +64,12 @@ impl Table {
     #[inline]
     pub fn holds(&self, x: f64, y: f64) -> bool {
         let (d, t) = if self.axis == 1 { (y, x) } else { (x, y) };
+        // World millimetres (exactly the anatomy's for an adult, scale 1).
+        let (d, t, at) = (d * self.scale, t * self.scale, self.at * self.scale);
         let (lo, hi) = if self.side < 0.0 {
-            (self.at - 12.0, self.at)
+            (at - 12.0, at)
         } else {
-            (self.at, self.at + 12.0)
+            (at, at + 12.0)
         };
         d <= hi && d >= lo && t.abs() < 220.0
     }
@@ -298,16 +304,19 @@ impl Patient {
                 axis: 1,
                 side: -1.0,
                 at: table_y,
+                scale: opts.body_scale,
             },
             Position::Prone => Table {
                 axis: 1,
                 side: 1.0,
                 at: visceral + cy + wall + fat + table_gap,
+                scale: opts.body_scale,
             },
             Position::LeftDecubitus | Position::RightDecubitus => Table {
                 axis: 0,
                 side: -up.1,
                 at: -up.1 * (1.05 * cx + 0.25 * visceral + wall + fat + table_gap),
+                scale: opts.body_scale,
             },
         };
 
