@@ -437,21 +437,43 @@ fn decode_jpeg2000_bits(
     let data = frame_fragments(obj, fmt, frame)
         .map_err(|why| Error::invalid(path, format!("{label}: {why}")))?;
     // Third-party code run on untrusted bytes: a panic becomes an error.
-    let image = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        jpeg2k::Image::from_bytes(&data)
-    }))
-    .map_err(|_| Error::invalid(path, format!("{label}: the decoder failed on corrupt data")))?
-    .map_err(|e| Error::invalid(path, format!("{label}: {e}")))?;
+    // The header is read first, so a codestream claiming a size other than
+    // the DICOM header's (checked against the memory budget) is refused
+    // before anything is decoded.
+    let guarded = |f: &dyn Fn() -> std::result::Result<(), String>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .map_err(|_| {
+                Error::invalid(path, format!("{label}: the decoder failed on corrupt data"))
+            })?
+            .map_err(|e| Error::invalid(path, format!("{label}: {e}")))
+    };
+    let image = std::cell::RefCell::new(None);
+    guarded(&|| {
+        let dump = jpeg2k::DumpImage::from_bytes(&data).map_err(|e| e.to_string())?;
+        let (w, h) = (dump.img.width() as usize, dump.img.height() as usize);
+        let n = dump.img.components().len();
+        if (w, h) != (fmt.cols, fmt.rows) || n != 1 {
+            return Err(format!(
+                "{n} component(s) of {w}x{h}, the header says one of {}x{}",
+                fmt.cols, fmt.rows
+            ));
+        }
+        dump.decode().map_err(|e| e.to_string())?;
+        *image.borrow_mut() = Some(dump.img);
+        Ok(())
+    })?;
+    let image = image
+        .into_inner()
+        .ok_or_else(|| Error::invalid(path, format!("{label}: nothing decoded")))?;
     let Some(c) = image.components().first() else {
         return Err(Error::invalid(path, format!("{label}: no component")));
     };
-    let (w, h) = (c.width() as usize, c.height() as usize);
-    if (w, h) != (fmt.cols, fmt.rows) || image.components().len() != 1 {
+    if c.data().len() != fmt.rows * fmt.cols {
         return Err(Error::invalid(
             path,
             format!(
-                "{label}: {} component(s) of {w}x{h}, the header says one of {}x{}",
-                image.components().len(),
+                "{label}: {} samples decoded, {}x{} expected",
+                c.data().len(),
                 fmt.cols,
                 fmt.rows
             ),

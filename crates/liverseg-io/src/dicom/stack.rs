@@ -376,7 +376,11 @@ fn grid_steps(positions: &[f64], smallest: f64) -> f64 {
         }
         n += 1.0;
     }
-    if best.0 <= 0.1 { best.1 } else { guess.round().max(1.0) }
+    if best.0 <= 0.1 {
+        best.1
+    } else {
+        guess.round().max(1.0)
+    }
 }
 
 /// The resampling of an [`Uneven`] stack: for each output slice, the plane
