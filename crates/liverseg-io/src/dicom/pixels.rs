@@ -500,20 +500,29 @@ fn decode_jpeg12(path: &Path, fmt: &PixelFormat, data: &[u8], label: &str) -> Re
         jpeg12::JpegError::Invalid(why) => Error::invalid(path, format!("{label}: {why}")),
         jpeg12::JpegError::Unsupported(why) => Error::unsupported(path, format!("{label}: {why}")),
     })?;
-    if u16::from(image.precision) > fmt.bits_allocated {
+    stored_samples(path, fmt, label, image.precision, &image.samples)
+}
+
+/// The stored values of samples our own decoders produced, `precision`
+/// bits each: they hold the BitsAllocated-bit sample patterns (signed
+/// values in two's complement), masked and sign-extended as native data.
+fn stored_samples(
+    path: &Path,
+    fmt: &PixelFormat,
+    label: &str,
+    precision: u8,
+    samples: &[u16],
+) -> Result<Vec<f64>> {
+    if u16::from(precision) > fmt.bits_allocated {
         return Err(Error::invalid(
             path,
             format!(
-                "{label}: samples of {} bits do not fit BitsAllocated {}",
-                image.precision, fmt.bits_allocated
+                "{label}: samples of {precision} bits do not fit BitsAllocated {}",
+                fmt.bits_allocated
             ),
         ));
     }
-    Ok(image
-        .samples
-        .iter()
-        .map(|&v| fmt.stored(u32::from(v)))
-        .collect())
+    Ok(samples.iter().map(|&v| fmt.stored(u32::from(v))).collect())
 }
 
 /// Transfer syntax UID of RLE Lossless (PS3.5 Annex G).
@@ -538,22 +547,7 @@ fn decode_jpeg_ls(
         jpegls::JlsError::Invalid(why) => Error::invalid(path, format!("{label}: {why}")),
         jpegls::JlsError::Unsupported(why) => Error::unsupported(path, format!("{label}: {why}")),
     })?;
-    if u16::from(image.precision) > fmt.bits_allocated {
-        return Err(Error::invalid(
-            path,
-            format!(
-                "{label}: samples of {} bits do not fit BitsAllocated {}",
-                image.precision, fmt.bits_allocated
-            ),
-        ));
-    }
-    // The stream holds the BitsAllocated-bit sample patterns (signed
-    // values in two's complement), masked and sign-extended as native data.
-    Ok(image
-        .samples
-        .iter()
-        .map(|&v| fmt.stored(u32::from(v)))
-        .collect())
+    stored_samples(path, fmt, &label, image.precision, &image.samples)
 }
 
 /// The bytes of frame `frame` of encapsulated pixel data (PS3.5 A.4):
