@@ -99,6 +99,7 @@ mod layout;
 pub(crate) fn looks_like_dicom(head: &[u8], file_len: usize) -> bool {
     layout::layout(head, file_len).is_some()
 }
+mod own_codecs;
 mod pixels;
 mod planes;
 mod prescan;
