@@ -6,7 +6,7 @@
 //! warning; every voxel keeps its world position. A SEG written on it has
 //! frames on the source images only.
 //!
-//! (dcm2niix 1.0.2022 on this fixture writes its `_Eq_1` file with 8
+//! (dcm2niix v1.0.20220720 on this fixture writes its `_Eq_1` file with 8
 //! slices for a 20 mm span at 2.5 mm and values out of order, so the
 //! expected values here come from the source slices themselves.)
 
