@@ -138,19 +138,7 @@ fn series_is_sorted_along_the_normal_and_matches_pydicom() {
         vol.affine()
     );
     assert_stats(&vol, &m["hu"]);
-    let order: Vec<String> = header
-        .slices
-        .iter()
-        .map(|s| {
-            s.path
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let order: Vec<String> = common::slice_file_names(&header);
     let want_order: Vec<&str> = m["files_sorted"]
         .as_array()
         .unwrap()
@@ -497,19 +485,7 @@ fn oblique_non_square_series_keeps_rows_columns_and_slices_apart() {
             }
         }
     }
-    let names: Vec<String> = header
-        .slices
-        .iter()
-        .map(|s| {
-            s.path
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let names: Vec<String> = common::slice_file_names(&header);
     assert_eq!(names, ["b", "d", "a", "c"]);
     // The affine the generator used, in RAS: row direction x column spacing
     // 0.7, column direction x row spacing 0.9, normal x 3 mm.

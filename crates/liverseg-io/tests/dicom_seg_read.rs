@@ -120,19 +120,7 @@ fn highdicom_sparse_seg_on_the_series_grid() {
     );
     let labels: Vec<&str> = seg.segments.iter().map(|(d, _)| d.label.as_str()).collect();
     assert_eq!(labels, ["Liver", "Tumour"]);
-    let mut names: Vec<String> = header
-        .slices
-        .iter()
-        .map(|s| {
-            s.path
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let mut names: Vec<String> = common::slice_file_names(&header);
     let slice_names = names.clone();
     names.sort();
     for (segment, (_, mask)) in seg.segments.iter().enumerate() {

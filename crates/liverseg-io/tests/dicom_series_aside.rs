@@ -20,19 +20,7 @@ fn localizers_and_other_orientations_are_set_aside() {
     assert!(mixed.affine().max_abs_diff(clean.affine()) < 1e-12);
     assert!(mixed.data() == clean.data());
     // The header lists only the images of the volume.
-    let names: Vec<String> = header
-        .slices
-        .iter()
-        .map(|s| {
-            s.path
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let names: Vec<String> = common::slice_file_names(&header);
     assert!(
         !names.iter().any(|n| n == "loc.dcm" || n == "reformat.dcm"),
         "{names:?}"

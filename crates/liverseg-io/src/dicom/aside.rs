@@ -18,50 +18,46 @@ fn is_localizer(file: &Scanned) -> bool {
         .any(|v| v.trim().eq_ignore_ascii_case("LOCALIZER"))
 }
 
-/// The indices of the files that make the volume, in order. Localizers go
+/// Which files make the volume (`true` at their index). Localizers go
 /// first, then files whose first plane is not in the orientation most
 /// planes share; each file set aside is named in a warning. Nothing is set
 /// aside when it would leave no image, or when no orientation holds more
 /// than half of the planes (the stack then reports the mixture).
-pub(crate) fn kept(root: &Path, files: &[Scanned], infos: &[FilePlanes]) -> Vec<usize> {
-    let all: Vec<usize> = (0..files.len()).collect();
+pub(crate) fn kept(root: &Path, files: &[Scanned], infos: &[FilePlanes]) -> Vec<bool> {
     if files.len() < 2 {
-        return all;
+        return vec![true; files.len()];
     }
-    let mut keep: Vec<usize> = all
-        .iter()
-        .copied()
-        .filter(|&f| !is_localizer(&files[f]))
-        .collect();
-    if keep.is_empty() {
-        keep = all.clone();
+    let localizer: Vec<bool> = files.iter().map(is_localizer).collect();
+    let mut keep: Vec<bool> = localizer.iter().map(|&l| !l).collect();
+    if !keep.contains(&true) {
+        keep = vec![true; files.len()];
     }
-    // The orientation of the most planes among the files kept so far.
+    // Planes per orientation among the files kept so far (a series has
+    // one or a few orientations, so the groups are few).
     let iop = |f: usize| infos[f].planes.first().map(|p| p.plane.iop);
-    let planes = |f: usize| infos[f].planes.len();
-    let total: usize = keep.iter().map(|&f| planes(f)).sum();
-    let majority = keep
-        .iter()
-        .filter_map(|&f| iop(f))
-        .map(|o| {
-            let n: usize = keep
-                .iter()
-                .filter(|&&g| iop(g).is_some_and(|p| same_orientation(&p, &o)))
-                .map(|&g| planes(g))
-                .sum();
-            (n, o)
-        })
-        .max_by_key(|(n, _)| *n);
-    if let Some((n, o)) = majority
+    let mut groups: Vec<([f64; 6], usize)> = Vec::new();
+    for f in (0..files.len()).filter(|&f| keep[f]) {
+        let Some(o) = iop(f) else { continue };
+        match groups.iter_mut().find(|(g, _)| same_orientation(g, &o)) {
+            Some((_, n)) => *n += infos[f].planes.len(),
+            None => groups.push((o, infos[f].planes.len())),
+        }
+    }
+    let total: usize = (0..files.len())
+        .filter(|&f| keep[f])
+        .map(|f| infos[f].planes.len())
+        .sum();
+    if let Some(&(o, n)) = groups.iter().max_by_key(|(_, n)| *n)
         && 2 * n > total
     {
-        keep.retain(|&f| iop(f).is_some_and(|p| same_orientation(&p, &o)));
+        for (f, k) in keep.iter_mut().enumerate() {
+            *k = *k && iop(f).is_some_and(|p| same_orientation(&p, &o));
+        }
     }
-    let aside: Vec<String> = all
-        .iter()
-        .filter(|f| !keep.contains(f))
-        .map(|&f| {
-            let why = if is_localizer(&files[f]) {
+    let aside: Vec<String> = (0..files.len())
+        .filter(|&f| !keep[f])
+        .map(|f| {
+            let why = if localizer[f] {
                 "a localizer (ImageType)"
             } else {
                 "in another orientation"

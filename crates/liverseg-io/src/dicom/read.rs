@@ -116,15 +116,14 @@ fn assemble<T: Voxel>(
         .map(|f| file_planes(&f.path, &f.header, opts.assume_geometry && complete))
         .collect::<Result<_>>()?;
     let keep = super::aside::kept(path, &files, &infos);
-    let (files, infos): (Vec<Scanned>, Vec<FilePlanes>) = if keep.len() == files.len() {
+    let (files, infos): (Vec<Scanned>, Vec<FilePlanes>) = if keep.iter().all(|&k| k) {
         (files, infos)
     } else {
         files
             .into_iter()
             .zip(infos)
-            .enumerate()
-            .filter(|(n, _)| keep.contains(n))
-            .map(|(_, fi)| fi)
+            .zip(keep)
+            .filter_map(|(fi, k)| k.then_some(fi))
             .unzip()
     };
     let Some(first) = infos.first() else {

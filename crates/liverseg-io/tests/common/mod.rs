@@ -51,3 +51,20 @@ pub fn python_available(modules: &str) -> bool {
         Command::new("python3").args(["-c", &format!("import {modules}")]),
     )
 }
+
+/// The file name of each slice's source image, in slice order.
+pub fn slice_file_names(header: &liverseg_io::dicom::SeriesHeader) -> Vec<String> {
+    header
+        .slices
+        .iter()
+        .map(|s| {
+            s.path
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
