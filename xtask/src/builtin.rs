@@ -22,7 +22,7 @@ use liverseg_io::decathlon::Splits;
 use liverseg_model::{Architecture, Norm, UNetConfig};
 use liverseg_phantom::{ClinicalRanges, PhantomConfig, generate};
 use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
-use liverseg_train::{LabelMode, TrainConfig, Trainer};
+use liverseg_train::{TrainConfig, Trainer};
 use liverseg_transforms::intensity::ScaleIntensityRange;
 use liverseg_transforms::{CropForegroundOptions, PadMethod, Preset, Step, patch_augmentation};
 use std::collections::BTreeMap;
@@ -162,7 +162,6 @@ impl Recipe {
             data: data.to_path_buf(),
             out: run.to_path_buf(),
             preset: preset.to_string_lossy().into_owned(),
-            labels: LabelMode::Liver,
             model: Architecture::MonaiUnet(self.network.clone()),
             loss: LossConfig::dice_ce_softmax(),
             optimizer: OptimizerConfig::adam(3e-3, 1e-5),

@@ -14,6 +14,10 @@ use crate::{Decision, Error, Result};
 
 /// Metadata key holding the model's [`Decision`] as JSON.
 pub const DECISION_KEY: &str = "liverseg.decision";
+/// Metadata key holding [`ModelCard::values`] as a JSON list.
+pub const VALUES_KEY: &str = "liverseg.label_values";
+/// Metadata key holding [`ModelCard::largest_component`] as a JSON list.
+pub const COMPONENT_KEY: &str = "liverseg.largest_component";
 /// Metadata key holding [`ModelCard::about`] as a JSON object.
 pub const ABOUT_KEY: &str = "liverseg.about";
 
@@ -30,6 +34,17 @@ pub struct ModelCard {
     pub decision: Decision,
     /// Class names, background first, one per output channel.
     pub classes: Vec<String>,
+    /// The label value each class is written with, background (0) first,
+    /// one per output channel: the dataset's own values (a model trained
+    /// on spleen 3 and kidney 4 writes 3 and 4). `0, 1, 2, ...` when the
+    /// file records none.
+    pub values: Vec<u8>,
+    /// Per class, background first: whether prediction keeps only the
+    /// class's largest connected component. Training sets it for a class
+    /// found in one piece in every training case (a liver, a spleen; not a
+    /// pair of kidneys or scattered lesions). Every foreground class when
+    /// the file records none.
+    pub largest_component: Vec<bool>,
     /// What a shipped model says about itself (name, version, what it was
     /// trained on, the command that reproduces it, its accuracy), printed
     /// by `liverseg models`; empty for most files.
@@ -76,6 +91,28 @@ impl ModelCard {
         let meta = &file.metadata;
         let n = file.architecture.out_channels();
         let classes: Option<Vec<String>> = entry(path, meta, LABELS_KEY)?;
+        let values: Option<Vec<u8>> = entry(path, meta, VALUES_KEY)?;
+        let values = match values {
+            None => (0..n).map(|k| k.min(255) as u8).collect(),
+            Some(v) => {
+                let mut sorted = v.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if v.len() != n || v.first() != Some(&0) || sorted.len() != n {
+                    return Err(Error::Card {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "{VALUES_KEY} {v:?}: expected {n} distinct values, background 0 first"
+                        ),
+                    });
+                }
+                v
+            }
+        };
+        let largest_component: Option<Vec<bool>> = entry(path, meta, COMPONENT_KEY)?;
+        let largest_component = largest_component
+            .filter(|v| v.len() == n)
+            .unwrap_or_else(|| (0..n).map(|k| k > 0).collect());
         Ok(ModelCard {
             architecture: file.architecture.clone(),
             preset: entry(path, meta, PRESET_KEY)?.unwrap_or_else(Preset::seed),
@@ -83,6 +120,8 @@ impl ModelCard {
             classes: classes
                 .filter(|c| c.len() == n)
                 .unwrap_or_else(|| default_classes(n)),
+            values,
+            largest_component,
             about: entry(path, meta, ABOUT_KEY)?.unwrap_or_default(),
         })
     }
@@ -100,6 +139,8 @@ impl ModelCard {
             (PRESET_KEY.to_string(), json(&self.preset)),
             (DECISION_KEY.to_string(), json(&self.decision)),
             (LABELS_KEY.to_string(), json(&self.classes)),
+            (VALUES_KEY.to_string(), json(&self.values)),
+            (COMPONENT_KEY.to_string(), json(&self.largest_component)),
         ]);
         if !self.about.is_empty() {
             m.insert(ABOUT_KEY.to_string(), json(&self.about));
@@ -167,6 +208,8 @@ mod tests {
             preset: Preset::fast(),
             decision: Decision::Sigmoid,
             classes: vec!["background".into(), "liver".into(), "tumour".into()],
+            values: vec![0, 1, 7],
+            largest_component: vec![false, true, false],
             about: BTreeMap::from([("name".into(), "test".into())]),
         };
         let dir = tempfile::tempdir().unwrap();
@@ -181,12 +224,27 @@ mod tests {
         assert_eq!(plain.preset, Preset::seed());
         assert_eq!(plain.decision, Decision::Argmax);
         assert_eq!(plain.classes, default_classes(3));
+        assert_eq!(plain.values, [0, 1, 2]);
+        assert_eq!(plain.largest_component, [false, true, true]);
         assert!(plain.about.is_empty());
         // Half precision on disk reads back as float32 equal to the card.
         card.write_as(&p, &tensors, true, candle_core::DType::F16)
             .unwrap();
         let (half, file) = ModelCard::read(&p, &Device::Cpu).unwrap();
         assert_eq!(half, card);
+        // Values that cannot name the channels are refused.
+        for bad in [vec![0u8, 1], vec![1, 2, 3], vec![0, 4, 4]] {
+            let c = ModelCard {
+                values: bad.clone(),
+                ..card.clone()
+            };
+            c.write(&p, &tensors, true).unwrap();
+            let e = ModelCard::read(&p, &Device::Cpu).unwrap_err().to_string();
+            assert!(
+                e.contains("label_values") && e.contains("m.safetensors"),
+                "{bad:?}: {e}"
+            );
+        }
         assert!(
             file.tensors
                 .values()

@@ -28,7 +28,7 @@ mod predictor;
 
 pub use bridge::{tensor_to_volume, volumes_to_tensor};
 pub use builtin::{BUILTIN, builtin_bytes};
-pub use card::{ABOUT_KEY, DECISION_KEY, ModelCard, default_classes};
+pub use card::{ABOUT_KEY, COMPONENT_KEY, DECISION_KEY, ModelCard, VALUES_KEY, default_classes};
 pub use decision::Decision;
 pub use device::device;
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@ use liverseg_transforms::{Grid, Preprocessed, Preset, Step};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, ModelCard, Result, tensor_to_volume, volumes_to_tensor};
+use liverseg_io::decathlon::is_lesion;
 
 /// How the input is brought to the model's grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,8 +70,9 @@ impl Default for PredictOptions {
 /// The result on one CT.
 #[derive(Debug)]
 pub struct Prediction {
-    /// Class labels on the input's grid (0 background, 1 liver, 2 tumour
-    /// with a two-class model).
+    /// Labels on the input's grid, each class written with its value in
+    /// the model card ([`ModelCard::values`]: 0 background, then the
+    /// dataset's own values, 1 liver for the built-in model).
     pub labels: Volume<u8>,
     /// Class probabilities on the input grid (or the model grid with
     /// `--preprocess none`), background first; only with
@@ -78,6 +80,11 @@ pub struct Prediction {
     pub probabilities: Option<Vec<Volume<f32>>>,
     /// Volume per foreground class, mL.
     pub volumes_ml: Vec<f64>,
+    /// The class names, background first (the model card's).
+    pub classes: Vec<String>,
+    /// The label value of each class in [`Prediction::labels`], background
+    /// (0) first (the model card's).
+    pub values: Vec<u8>,
     /// The grid the network ran on (after preprocessing; the input's own
     /// grid with [`PreprocessMode::None`]).
     pub network_grid: Grid,
@@ -132,6 +139,11 @@ impl Predictor {
     /// Class names, background first.
     pub fn classes(&self) -> &[String] {
         &self.card.classes
+    }
+
+    /// The label value of each class, background first.
+    pub fn values(&self) -> &[u8] {
+        &self.card.values
     }
 
     /// The preprocessing preset the model records.
@@ -334,8 +346,19 @@ impl Predictor {
             // On the box of the mask only: a liver is a few percent of a
             // tall scan.
             let t = std::time::Instant::now();
+            let lesion: Vec<bool> = self.card.classes.iter().map(|c| is_lesion(c)).collect();
+            let one_piece = &self.card.largest_component;
             labels = on_foreground_box(&labels, |l| {
-                fill_holes_per_label(&largest_component_per_label(l, Connectivity::Corners26))
+                let mut kept = largest_component_per_label(l, Connectivity::Corners26);
+                // Classes in several pieces (a pair of kidneys) keep all.
+                if one_piece.iter().skip(1).any(|&k| !k) {
+                    for (o, &v) in kept.data_mut().iter_mut().zip(l.data()) {
+                        if !one_piece.get(usize::from(v)).copied().unwrap_or(true) {
+                            *o = v;
+                        }
+                    }
+                }
+                fill_holes_per_label(&kept, &lesion)
             });
             log_stage("post-process", t);
         }
@@ -347,8 +370,14 @@ impl Predictor {
                 counts[l as usize] += 1;
             }
         }
+        let values = &self.card.values;
+        if values.iter().enumerate().any(|(k, &v)| usize::from(v) != k) {
+            labels = labels.map(|l| values.get(usize::from(l)).copied().unwrap_or(0));
+        }
         Ok(Prediction {
             labels,
+            classes: self.card.classes.clone(),
+            values: values.clone(),
             probabilities: probs,
             network_grid,
             volumes_ml: counts
@@ -370,14 +399,18 @@ pub fn log_stage(name: &str, since: std::time::Instant) {
     );
 }
 
-/// Hole filling per class, largest label last so a tumour inside the liver
-/// stays a tumour: each class's holes are filled with that class only where
-/// the hole is background.
-fn fill_holes_per_label(labels: &Volume<u8>) -> Volume<u8> {
+/// Hole filling per class: each class's holes are filled with that class
+/// only where the hole is background. An organ's mask includes the lesion
+/// classes (`lesion[k]`, from the class names) so a cavity beside a tumour
+/// inside the liver is still the liver's hole, and the tumour stays a
+/// tumour.
+fn fill_holes_per_label(labels: &Volume<u8>, lesion: &[bool]) -> Volume<u8> {
     let max = labels.data().iter().copied().max().unwrap_or(0);
+    let is_lesion = |v: u8| lesion.get(usize::from(v)).copied().unwrap_or(false);
     let mut out = labels.clone();
     for cls in 1..=max {
-        let mask = labels.map(|v| u8::from(v == cls || (cls == 1 && v > 1)));
+        let organ = !is_lesion(cls);
+        let mask = labels.map(|v| u8::from(v == cls || (organ && v > 0 && is_lesion(v))));
         let filled = fill_holes(&mask);
         for (o, (&f, &orig)) in out
             .data_mut()

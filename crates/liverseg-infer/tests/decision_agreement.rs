@@ -52,6 +52,8 @@ fn a_two_class_sigmoid_model_decides_the_same_in_validation_and_prediction() {
             preset: Preset::seed(),
             decision,
             classes: vec!["background".into(), "liver".into(), "tumour".into()],
+            values: vec![0, 1, 2],
+            largest_component: vec![false, true, true],
             about: Default::default(),
         };
         card.write(&path, &tensors, true).unwrap();

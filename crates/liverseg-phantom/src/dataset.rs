@@ -1,6 +1,6 @@
 //! Phantoms written as a Medical Segmentation Decathlon dataset folder.
 
-use crate::{Error, Phantom, Result};
+use crate::{Error, Organ, Phantom, Result};
 use liverseg_io::decathlon::DatasetJson;
 use liverseg_io::{Overwrite, nifti};
 use std::path::Path;
@@ -14,8 +14,10 @@ fn write_error(path: &Path, reason: impl std::fmt::Display) -> Error {
 
 /// Writes phantoms into `dir` in the Decathlon layout:
 /// `imagesTr/{name}.nii.gz`, `labelsTr/{name}.nii.gz` and a `dataset.json`
-/// listing them (labels 0 background, 1 liver), one case at a time as
-/// `cases` yields them. Returns the case names in order.
+/// listing them, one case at a time as `cases` yields them. The label table
+/// names every value the cases hold by its [`Organ`] name (`liver`, and
+/// with [`crate::ClinicalOptions::organ_labels`] `spleen`, `kidney`, ...).
+/// Returns the case names in order.
 pub fn write_decathlon(
     dir: &Path,
     cases: impl IntoIterator<Item = Result<(String, Phantom)>>,
@@ -28,8 +30,13 @@ pub fn write_decathlon(
     let opts = nifti::WriteOptions::default();
     let mut names = Vec::new();
     let mut training = Vec::new();
+    let mut present = [false; 256];
+    present[1] = true;
     for case in cases {
         let (name, p) = case?;
+        for &v in p.label.data() {
+            present[usize::from(v)] = true;
+        }
         let image = dir.join(format!("imagesTr/{name}.nii.gz"));
         nifti::write(&image, &p.image, &opts).map_err(|e| write_error(&image, e))?;
         let label = dir.join(format!("labelsTr/{name}.nii.gz"));
@@ -37,8 +44,14 @@ pub fn write_decathlon(
         training.push(DatasetJson::pair(&name));
         names.push(name);
     }
-    DatasetJson::new("Phantom", description, &["background", "liver"], training)
-        .write(dir, Overwrite::Never)
+    let mut json = DatasetJson::new("Phantom", description, &["background"], training);
+    for organ in Organ::ALL {
+        if present[usize::from(organ.value())] {
+            json.labels
+                .insert(organ.value().to_string(), organ.name().into());
+        }
+    }
+    json.write(dir, Overwrite::Never)
         .map_err(|e| write_error(&dir.join("dataset.json"), e))?;
     Ok(names)
 }
@@ -64,6 +77,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ds["numTraining"], 2);
+        assert_eq!(
+            ds["labels"],
+            serde_json::json!({"0": "background", "1": "liver"})
+        );
         assert_eq!(ds["training"][1]["label"], "./labelsTr/p1.nii.gz");
         let label: liverseg_io::Volume<u8> = nifti::read(
             &dir.path().join("labelsTr/p1.nii.gz"),

@@ -9,62 +9,8 @@ use liverseg_model::{
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
+use liverseg_io::decathlon::{Label, LabelMap};
 use liverseg_transforms::Preset;
-
-/// Which classes the network learns from Task03's labels (0 background,
-/// 1 liver, 2 tumour).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LabelMode {
-    /// Liver and tumour merged into one foreground class (the tutorial):
-    /// 2 output channels.
-    Liver,
-    /// Liver and tumour as separate classes: 3 output channels.
-    LiverTumour,
-}
-
-impl LabelMode {
-    /// Parses `liver` or `liver,tumour` (also `liver,tumor`).
-    pub fn parse(s: &str) -> Result<LabelMode> {
-        match s.replace(' ', "").to_ascii_lowercase().as_str() {
-            "liver" => Ok(LabelMode::Liver),
-            "liver,tumour" | "liver,tumor" => Ok(LabelMode::LiverTumour),
-            other => Err(Error::Config(format!(
-                "labels {other:?}: expected \"liver\" or \"liver,tumour\""
-            ))),
-        }
-    }
-
-    /// Output channels including background.
-    pub fn classes(self) -> usize {
-        match self {
-            LabelMode::Liver => 2,
-            LabelMode::LiverTumour => 3,
-        }
-    }
-
-    /// Class names, background excluded.
-    pub fn names(self) -> &'static [&'static str] {
-        match self {
-            LabelMode::Liver => &["liver"],
-            LabelMode::LiverTumour => &["liver", "tumour"],
-        }
-    }
-
-    /// The label values a Task03-style dataset may hold: background, liver,
-    /// tumour. Anything else is refused when a case is prepared.
-    pub const VALUES: [u8; 3] = [0, 1, 2];
-
-    /// Maps a Task03 label value to a class index.
-    pub fn map(self, v: u8) -> u8 {
-        match (self, v) {
-            (_, 0) => 0,
-            (LabelMode::Liver, _) => 1,
-            (LabelMode::LiverTumour, 1) => 1,
-            (LabelMode::LiverTumour, _) => 2,
-        }
-    }
-}
 
 /// The loss function.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,9 +159,13 @@ pub struct TrainConfig {
     /// A built-in preset (`"seed"`, `"patch"`, `"fast"`) or the path of a
     /// preset JSON file.
     pub preset: String,
-    /// Classes to learn.
-    pub labels: LabelMode,
-    /// The network (its output channels must equal the class count).
+    /// Classes to learn from the dataset's labels, as
+    /// [`LabelMap::resolve`] reads them: `liver=liver+tumour,spleen`
+    /// selects and merges by name; empty takes the dataset's default (each
+    /// label its own class; Task03's liver and tumour as one, as in the
+    /// tutorial).
+    pub labels: String,
+    /// The network (its output channels are set to the class count).
     pub model: Architecture,
     /// The loss.
     pub loss: LossConfig,
@@ -268,7 +218,7 @@ impl Default for TrainConfig {
             fold: 0,
             out: PathBuf::from("runs/liver"),
             preset: "seed".into(),
-            labels: LabelMode::Liver,
+            labels: String::new(),
             model: Architecture::MonaiUnet(UNetConfig::default()),
             loss: LossConfig::Dice(DiceLossConfig {
                 activation: LossActivation::Sigmoid,
@@ -337,17 +287,6 @@ impl TrainConfig {
         if !(lr > 0.0 && lr.is_finite()) {
             return bad(format!("learning rate {lr} must be positive"));
         }
-        let out_channels = match &self.model {
-            Architecture::MonaiUnet(c) => c.out_channels,
-            Architecture::PlainUnet(c) => c.out_channels,
-        };
-        if out_channels != self.labels.classes() {
-            return bad(format!(
-                "the model has {out_channels} output channels but labels {:?} need {}",
-                self.labels,
-                self.labels.classes()
-            ));
-        }
         if !Preset::BUILT_IN.contains(&self.preset.as_str())
             && !std::path::Path::new(&self.preset).is_file()
         {
@@ -366,9 +305,22 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// Sets the model's output channels to the class count of `labels`.
-    pub fn fit_model_to_labels(&mut self) {
-        let n = self.labels.classes();
+    /// The classes this run learns from a dataset's `labels`. The
+    /// `liver_tumour` of configurations written before selections existed
+    /// reads as `liver,tumour` where the dataset has no label of that name.
+    pub fn label_map(&self, labels: &[Label]) -> Result<LabelMap> {
+        let resolve = |spec: &str| LabelMap::resolve(labels, spec);
+        resolve(&self.labels)
+            .or_else(|e| match self.labels.as_str() {
+                "liver_tumour" => resolve("liver,tumour").map_err(|_| e),
+                _ => Err(e),
+            })
+            .map_err(|e| Error::Config(format!("labels {:?}: {e}", self.labels)))
+    }
+
+    /// Sets the model's output channels (classes and background).
+    pub fn fit_model_to_labels(&mut self, channels: usize) {
+        let n = channels;
         match &mut self.model {
             Architecture::MonaiUnet(c) => c.out_channels = n,
             Architecture::PlainUnet(c) => c.out_channels = n,
@@ -406,19 +358,30 @@ mod tests {
     }
 
     #[test]
-    fn labels_map_task03_values() {
-        assert_eq!(
-            LabelMode::parse("liver,tumour").unwrap(),
-            LabelMode::LiverTumour
+    fn labels_resolve_against_the_dataset_and_fit_the_model() {
+        let task03 = vec![
+            Label {
+                value: 1,
+                name: "liver".into(),
+            },
+            Label {
+                value: 2,
+                name: "cancer".into(),
+            },
+        ];
+        let mut c = TrainConfig::default();
+        assert_eq!(c.label_map(&task03).unwrap().names(), ["liver"]);
+        // The serialised form of the old `liver,tumour` mode still reads.
+        c.labels = "liver_tumour".into();
+        let m = c.label_map(&task03).unwrap();
+        assert_eq!(m.names(), ["liver", "cancer"]);
+        c.fit_model_to_labels(m.channels());
+        assert!(matches!(&c.model, Architecture::MonaiUnet(u) if u.out_channels == 3));
+        c.labels = "spleen".into();
+        let e = c.label_map(&task03).unwrap_err().to_string();
+        assert!(
+            e.contains("spleen") && e.contains("1 liver, 2 cancer"),
+            "{e}"
         );
-        assert_eq!([0, 1, 2].map(|v| LabelMode::Liver.map(v)), [0, 1, 1]);
-        assert_eq!([0, 1, 2].map(|v| LabelMode::LiverTumour.map(v)), [0, 1, 2]);
-        let mut c = TrainConfig {
-            labels: LabelMode::LiverTumour,
-            ..Default::default()
-        };
-        assert!(c.validate().is_err());
-        c.fit_model_to_labels();
-        c.validate().unwrap();
     }
 }

@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use liverseg_io::decathlon::{DatasetJson, Splits};
+use liverseg_io::decathlon::{DatasetJson, Label, LabelMap, Splits};
 use liverseg_io::{Overwrite, Volume, nifti};
 use liverseg_transforms::{Grid, Preset};
 
-use crate::config::LabelMode;
 use crate::{Error, Result};
 
 pub use liverseg_io::decathlon::{Case, case_name};
@@ -24,6 +23,8 @@ pub struct Dataset {
     pub val: Vec<Case>,
     /// Where the split came from, for the log.
     pub split_source: String,
+    /// The dataset's labels (background excluded), from `dataset.json`.
+    pub labels: Vec<Label>,
 }
 
 impl Dataset {
@@ -38,7 +39,20 @@ impl Dataset {
             data.parent().unwrap_or(Path::new(".")).to_path_buf()
         };
         let json_path = root.join("dataset.json");
-        let cases = DatasetJson::read(&root)?.cases(&root)?;
+        let json = DatasetJson::read(&root)?;
+        let labels = json.label_list(&json_path)?;
+        let channels = json.channels();
+        if channels.len() != 1 {
+            return Err(Error::Data {
+                path: json_path,
+                reason: format!(
+                    "{} input channels ({}): training takes one channel so far",
+                    channels.len(),
+                    channels.join(", ")
+                ),
+            });
+        }
+        let cases = json.cases(&root)?;
         if cases.len() < 2 {
             return Err(Error::Data {
                 path: json_path,
@@ -84,6 +98,7 @@ impl Dataset {
             val: pick(&val_names)?,
             root,
             split_source,
+            labels,
         })
     }
 }
@@ -93,7 +108,7 @@ impl Dataset {
 pub struct Prepared {
     /// Image on the preset's grid.
     pub image: Volume<f32>,
-    /// Class indices (after [`LabelMode::map`]) on the same grid.
+    /// Class indices (channels of the run's [`LabelMap`]) on the same grid.
     pub label: Volume<u8>,
     /// The original CT grid, for mapping results back.
     pub original: Grid,
@@ -101,18 +116,18 @@ pub struct Prepared {
 
 /// The persistent cache of preprocessed cases. An entry's name carries a
 /// hash of the source files' paths, sizes and modification times, the
-/// preset (as JSON) and the label mode, so a changed file or preset simply
+/// preset (as JSON) and the label map (as JSON), so a changed file or preset simply
 /// misses and is recomputed; stale entries are never read.
 #[derive(Clone, Debug)]
 pub struct Cache {
     dir: PathBuf,
     preset_json: String,
-    labels: LabelMode,
+    labels: LabelMap,
 }
 
 impl Cache {
     /// A cache under `dir` for cases preprocessed with `preset`.
-    pub fn new(dir: PathBuf, preset: &Preset, labels: LabelMode) -> Result<Cache> {
+    pub fn new(dir: PathBuf, preset: &Preset, labels: LabelMap) -> Result<Cache> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(&dir, "cannot create the cache folder", e))?;
         let preset_json =
@@ -140,7 +155,11 @@ impl Cache {
             }
         }
         h.write(self.preset_json.as_bytes());
-        h.write(format!("{:?}", self.labels).as_bytes());
+        h.write(
+            serde_json::to_string(&self.labels)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         format!("{}-{:016x}", case.name, h.finish())
     }
 
@@ -175,7 +194,7 @@ impl Cache {
             }
             tracing::warn!(case = %case.name, "unreadable cache entry; recomputing");
         }
-        let prepared = prepare(case, preset, self.labels)?;
+        let prepared = prepare(case, preset, &self.labels)?;
         let opts = nifti::WriteOptions {
             overwrite: Overwrite::Allow,
             ..Default::default()
@@ -193,7 +212,7 @@ impl Cache {
 
 /// Reads and preprocesses one case (int16 CTs go into the first resampling
 /// without a float copy) and maps its labels to class indices.
-pub fn prepare(case: &Case, preset: &Preset, labels: LabelMode) -> Result<Prepared> {
+pub fn prepare(case: &Case, preset: &Preset, labels: &LabelMap) -> Result<Prepared> {
     let opts = nifti::ReadOptions::default();
     let label: Volume<u8> = nifti::read(&case.label, &opts)?;
     check_label_values(&case.label, &label, labels)?;
@@ -211,7 +230,11 @@ pub fn prepare(case: &Case, preset: &Preset, labels: LabelMode) -> Result<Prepar
     let label = done
         .pair
         .label
-        .map(|l| l.map(|v| labels.map(v)))
+        .map(|l| {
+            // Every value was checked against the dataset's labels above.
+            let table = labels.lookup();
+            l.map(|v| table[usize::from(v)].unwrap_or(0))
+        })
         .ok_or_else(|| Error::Config("the preset dropped the label".into()))?;
     Ok(Prepared {
         image: done.pair.image,
@@ -237,15 +260,15 @@ pub fn check_finite(path: &Path, image: &Volume<f32>) -> Result<()> {
 }
 
 /// Fails, naming the file and the values, when a label map holds values
-/// that are not classes of the dataset ([`LabelMode::VALUES`]): they would
-/// otherwise train silently as liver or tumour.
-pub fn check_label_values(path: &Path, label: &Volume<u8>, mode: LabelMode) -> Result<()> {
+/// that `dataset.json` does not name ([`LabelMap::known`]): they would
+/// otherwise train silently as background or some class.
+pub fn check_label_values(path: &Path, label: &Volume<u8>, map: &LabelMap) -> Result<()> {
     let mut seen = [false; 256];
     for &v in label.data() {
         seen[usize::from(v)] = true;
     }
     let stray: Vec<String> = (0..256usize)
-        .filter(|&v| seen[v] && !LabelMode::VALUES.contains(&(v as u8)))
+        .filter(|&v| seen[v] && !map.known.contains(&(v as u8)))
         .map(|v| v.to_string())
         .collect();
     if stray.is_empty() {
@@ -254,9 +277,9 @@ pub fn check_label_values(path: &Path, label: &Volume<u8>, mode: LabelMode) -> R
     Err(Error::Data {
         path: path.to_path_buf(),
         reason: format!(
-            "label values {} are not classes of this dataset (0 background, 1 liver, 2 tumour; labels {:?}); fix or remap the labels",
+            "label values {} are not labels of this dataset (dataset.json names {:?}); fix or remap the labels",
             stray.join(", "),
-            mode.names()
+            map.known
         ),
     })
 }

@@ -12,6 +12,7 @@ mod error;
 pub mod optim;
 pub mod trainer;
 
-pub use config::{LabelMode, TrainConfig};
+pub use config::TrainConfig;
 pub use error::{Error, Result};
+pub use liverseg_io::decathlon::LabelMap;
 pub use trainer::{EpochRecord, Progress, ProgressFn, RunState, Summary, Trainer, train};

@@ -11,8 +11,8 @@ use liverseg_io::{Overwrite, Volume, nifti};
 use liverseg_metrics::{CaseMetrics, MetricOptions, evaluate};
 use liverseg_model::{Architecture, UNetConfig};
 use liverseg_phantom::{PhantomConfig, generate};
+use liverseg_train::TrainConfig;
 use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
-use liverseg_train::{LabelMode, TrainConfig};
 use liverseg_transforms::{Preset, ResizeMode};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -60,7 +60,6 @@ pub fn demo_config(
         data: data.to_path_buf(),
         out: run.to_path_buf(),
         preset: preset.to_string_lossy().into_owned(),
-        labels: LabelMode::Liver,
         model: Architecture::MonaiUnet(UNetConfig {
             channels: vec![8, 16, 32, 64],
             strides: vec![2, 2, 2],

@@ -38,3 +38,47 @@ pub(crate) fn segments_for(labels: &Volume<u8>) -> Vec<SegmentDef> {
         })
         .collect()
 }
+
+/// The SEG of a prediction: one segment per class present, named and coded
+/// from the model card's class name ([`SegmentDef::named`]), numbered 1,
+/// 2, ... in class order, and the label volume renumbered to match (the
+/// NIfTI output keeps the card's values).
+pub(crate) fn seg_of(
+    labels: &Volume<u8>,
+    classes: &[String],
+    values: &[u8],
+) -> (Volume<u8>, Vec<SegmentDef>) {
+    let mut present = [false; 256];
+    for &v in labels.data() {
+        present[usize::from(v)] = true;
+    }
+    let mut number = [0u8; 256];
+    let mut segments = Vec::new();
+    for (name, &v) in classes.iter().zip(values).skip(1) {
+        if v > 0 && present[usize::from(v)] {
+            let n = segments.len() as u16 + 1;
+            number[usize::from(v)] = n as u8;
+            segments.push(SegmentDef::named(n, name));
+        }
+    }
+    (labels.map(|v| number[usize::from(v)]), segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seg_has_a_segment_per_class_present() {
+        let data = vec![0u8, 3, 3, 9, 0, 9, 9, 0];
+        let labels = Volume::new(data, [2, 2, 2], liverseg_io::Affine::identity()).unwrap();
+        let classes: Vec<String> = ["background", "liver", "spleen", "kidney"]
+            .map(String::from)
+            .to_vec();
+        let (seg, defs) = seg_of(&labels, &classes, &[0, 1, 3, 9]);
+        assert_eq!(seg.data(), &[0, 1, 1, 2, 0, 2, 2, 0]);
+        let names: Vec<(u16, &str)> = defs.iter().map(|d| (d.number, d.label.as_str())).collect();
+        assert_eq!(names, [(1, "Spleen"), (2, "Kidney")]);
+        assert_eq!(defs[1].type_.value, "64033007");
+    }
+}

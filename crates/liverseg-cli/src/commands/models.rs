@@ -24,6 +24,9 @@ struct Card {
     model: String,
     about: std::collections::BTreeMap<String, String>,
     classes: Vec<String>,
+    values: Vec<u8>,
+    /// Classes of which prediction keeps the largest component only.
+    largest_component: Vec<String>,
     network: String,
     parameters: usize,
     stored_bytes: u64,
@@ -48,6 +51,14 @@ fn describe(name: String, file: &ModelFile, card: &ModelCard, stored_bytes: u64)
         model: name,
         about: card.about.clone(),
         classes: card.classes.clone(),
+        values: card.values.clone(),
+        largest_component: card
+            .classes
+            .iter()
+            .zip(&card.largest_component)
+            .filter(|(_, k)| **k)
+            .map(|(n, _)| n.clone())
+            .collect(),
         network,
         parameters: file.tensors.values().map(|t| t.elem_count()).sum(),
         stored_bytes,
@@ -85,7 +96,13 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
         for (k, v) in &c.about {
             crate::outln!("  {k:<16} {v}")?;
         }
-        crate::outln!("  {:<16} {}", "classes", c.classes.join(", "))?;
+        let classes: Vec<String> = c
+            .classes
+            .iter()
+            .zip(&c.values)
+            .map(|(n, v)| format!("{v} {n}"))
+            .collect();
+        crate::outln!("  {:<16} {}", "classes", classes.join(", "))?;
         crate::outln!(
             "  {:<16} {} ({:.2} M parameters, {:.1} MB stored)",
             "network",
@@ -98,6 +115,13 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
             crate::outln!("  {:<16} {} x {} x {}", "window", w[0], w[1], w[2])?;
         }
         crate::outln!("  {:<16} {}", "decision", c.decision)?;
+        if !c.largest_component.is_empty() {
+            crate::outln!(
+                "  {:<16} largest component of {}",
+                "post-processing",
+                c.largest_component.join(", ")
+            )?;
+        }
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `liverseg predict`: segment a CT (NIfTI file, DICOM series) or a folder
 //! of them with a liverseg model, on the input's own grid.
 
-use super::dicom::segments_for;
+use super::dicom::seg_of;
 use crate::exit::bad_input;
 use crate::formats::InputKind;
 use crate::shard::Shard;
@@ -192,14 +192,15 @@ fn write_outputs(
         } else {
             out.to_path_buf()
         };
+        let (numbered, segments) = seg_of(&pred.labels, &pred.classes, &pred.values);
         let opts = SegOptions {
-            segments: segments_for(&pred.labels),
+            segments,
             algorithm_name: "liverseg".into(),
             ..Default::default()
         };
-        if pred.labels.data().iter().any(|&v| v > 0) {
+        if !opts.segments.is_empty() {
             let staged = outputs.stage(&seg_path)?;
-            dicom::write_seg(&staged, &pred.labels, ct, series, &opts)?;
+            dicom::write_seg(&staged, &numbered, ct, series, &opts)?;
         } else {
             tracing::warn!(path = %seg_path.display(), "empty mask: no SEG written");
         }

@@ -5,7 +5,7 @@ use crate::exit::bad_input;
 use crate::formats::PathCheck;
 use anyhow::{Context, Result};
 use clap::Args;
-use liverseg_train::{LabelMode, TrainConfig};
+use liverseg_train::TrainConfig;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `liverseg train`. Flags override `--config`, which
@@ -45,7 +45,11 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// `liver` (liver and tumour merged, the tutorial) or `liver,tumour`.
+    /// Classes to learn, by the dataset's label names: `spleen,kidney`
+    /// selects, `liver=liver+tumour` merges (a selected organ takes in its
+    /// own tumour labels: `liver` on Task03 is the whole liver, as in the
+    /// tutorial), and unselected labels become background. Default: every
+    /// label of dataset.json its own class (Task03: the tutorial's liver).
     #[arg(long)]
     pub labels: Option<String>,
     /// Samples per batch.
@@ -152,8 +156,7 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
         cfg.epochs = v;
     }
     if let Some(v) = &args.labels {
-        cfg.labels = LabelMode::parse(v).map_err(|e| bad_input(e.to_string()))?;
-        cfg.fit_model_to_labels();
+        cfg.labels = v.clone();
     }
     if let Some(v) = args.batch_size {
         cfg.batch_size = v;

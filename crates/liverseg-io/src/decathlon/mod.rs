@@ -24,6 +24,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod labels;
+pub use labels::{Class, Label, LabelMap, is_lesion};
+
 /// One training pair as listed in `dataset.json`, paths relative to the
 /// dataset folder (`./imagesTr/liver_0.nii.gz`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,11 +37,14 @@ pub struct Pair {
     pub label: String,
 }
 
-/// `dataset.json` as the Decathlon writes it.
+/// `dataset.json` as the Decathlon writes it, or as nnU-Net v2 does
+/// (`channel_names`, `labels` name → value, `file_ending`, no list of
+/// cases: they are the files of `labelsTr`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DatasetJson {
     /// Dataset name, such as `Liver`.
+    #[serde(default)]
     pub name: String,
     /// Free text.
     #[serde(default)]
@@ -58,15 +64,33 @@ pub struct DatasetJson {
     /// Channel index to modality name, `{"0": "CT"}`.
     #[serde(default)]
     pub modality: BTreeMap<String, String>,
-    /// Label value to class name.
+    /// nnU-Net v2's channel index to modality name (`channel_names`).
+    #[serde(
+        default,
+        rename = "channel_names",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub channel_names: BTreeMap<String, String>,
+    /// Label value to class name (Decathlon), or class name to value
+    /// (nnU-Net v2): [`DatasetJson::label_list`] reads either.
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, serde_json::Value>,
+    /// nnU-Net v2's image file suffix (`.nii.gz`): with it and no
+    /// `training` list, the cases are the files of `labelsTr`.
+    #[serde(
+        default,
+        rename = "file_ending",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub file_ending: Option<String>,
     /// Number of training pairs.
+    #[serde(default)]
     pub num_training: usize,
     /// Number of test images.
     #[serde(default)]
     pub num_test: usize,
     /// The training pairs.
+    #[serde(default)]
     pub training: Vec<Pair>,
     /// The test images (paths as strings).
     #[serde(default)]
@@ -125,11 +149,13 @@ impl DatasetJson {
             release: String::new(),
             tensor_image_size: "3D".into(),
             modality: BTreeMap::from([("0".into(), "CT".into())]),
+            channel_names: BTreeMap::new(),
             labels: labels
                 .iter()
                 .enumerate()
-                .map(|(i, l)| (i.to_string(), l.to_string()))
+                .map(|(i, l)| (i.to_string(), l.to_string().into()))
                 .collect(),
+            file_ending: None,
             num_training: training.len(),
             num_test: 0,
             training,
@@ -163,9 +189,34 @@ impl DatasetJson {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
+    /// The input channels and their modality names (`CT`, `T2`, ...), by
+    /// index, from `modality` or nnU-Net's `channel_names`; `CT` when the
+    /// file names none.
+    pub fn channels(&self) -> Vec<String> {
+        let table = if self.channel_names.is_empty() {
+            &self.modality
+        } else {
+            &self.channel_names
+        };
+        if table.is_empty() {
+            return vec!["CT".into()];
+        }
+        let mut v: Vec<(usize, &String)> = table
+            .iter()
+            .map(|(k, m)| (k.trim().parse().unwrap_or(usize::MAX), m))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, m)| m.clone()).collect()
+    }
+
     /// The training cases under `root`, by name; a listed file that is
-    /// missing is an error naming it.
+    /// missing is an error naming it. An nnU-Net v2 dataset (a
+    /// `file_ending` and no `training` list) has a case per file of
+    /// `labelsTr`, with its image `imagesTr/{case}_0000{file_ending}`.
     pub fn cases(&self, root: &Path) -> Result<BTreeMap<String, Case>> {
+        if let (true, Some(ending)) = (self.training.is_empty(), &self.file_ending) {
+            return nnunet_cases(root, ending);
+        }
         let mut cases = BTreeMap::new();
         for p in &self.training {
             let image = root.join(p.image.trim_start_matches("./"));
@@ -186,6 +237,35 @@ impl DatasetJson {
         }
         Ok(cases)
     }
+}
+
+/// The cases of an nnU-Net v2 raw dataset: one per label file, with
+/// channel 0 of its image.
+fn nnunet_cases(root: &Path, ending: &str) -> Result<BTreeMap<String, Case>> {
+    let labels = root.join("labelsTr");
+    let entries = std::fs::read_dir(&labels).map_err(|e| Error::io(&labels, "cannot list", e))?;
+    let mut cases = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&labels, "cannot list", e))?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(name) = file.strip_suffix(ending) else {
+            continue;
+        };
+        if name.is_empty() || file.starts_with('.') {
+            continue;
+        }
+        let image = root.join(format!("imagesTr/{name}_0000{ending}"));
+        if !image.is_file() {
+            return Err(Error::invalid(
+                &image,
+                format!("missing: the image of label file {file}"),
+            ));
+        }
+        let name = name.to_string();
+        let label = entry.path();
+        cases.insert(name.clone(), Case { name, image, label });
+    }
+    Ok(cases)
 }
 
 /// One cross-validation fold.

@@ -112,3 +112,156 @@ fn splits_round_trip_through_a_file() {
     std::fs::write(&p, folds).unwrap();
     assert_eq!(Splits::read(&p).unwrap().folds[0].val, vec!["b"]);
 }
+
+fn labels_of(json: &str) -> Result<Vec<Label>> {
+    let ds: DatasetJson = serde_json::from_str(json).unwrap();
+    ds.label_list(Path::new("dataset.json"))
+}
+
+const TASK03: &str = r#"{"name": "Liver", "labels": {"0": "background", "1": "liver", "2": "cancer"},
+    "numTraining": 0, "training": []}"#;
+
+#[test]
+fn labels_read_from_decathlon_and_nnunet_tables() {
+    let msd = labels_of(TASK03).unwrap();
+    let v2 = labels_of(
+        r#"{"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "cancer": 2},
+        "numTraining": 3, "file_ending": ".nii.gz"}"#,
+    )
+    .unwrap();
+    assert_eq!(msd, v2);
+    assert_eq!(
+        msd[1],
+        Label {
+            value: 2,
+            name: "cancer".into()
+        }
+    );
+    for (json, why) in [
+        (
+            r#"{"labels": {"0": "background", "1": "a", "2": "A"}}"#,
+            "twice",
+        ),
+        (
+            r#"{"labels": {"background": 0, "a": 1, "b": 1}}"#,
+            "share value 1",
+        ),
+        (r#"{"labels": {"background": 0, "a": 300}}"#, "0-255"),
+        (
+            r#"{"labels": {"background": 0, "whole": [1, 2]}}"#,
+            "region",
+        ),
+        (r#"{"labels": {"0": "background"}}"#, "background only"),
+        (r#"{"labels": {}}"#, "no labels"),
+    ] {
+        let e = labels_of(json).unwrap_err().to_string();
+        assert!(e.contains(why) && e.contains("dataset.json"), "{json}: {e}");
+    }
+}
+
+fn sources(m: &LabelMap) -> Vec<(String, u8, Vec<u8>)> {
+    m.classes
+        .iter()
+        .map(|c| (c.name.clone(), c.value, c.sources.clone()))
+        .collect()
+}
+
+fn class(name: &str, value: u8, sources: &[u8]) -> (String, u8, Vec<u8>) {
+    (name.into(), value, sources.to_vec())
+}
+
+#[test]
+fn selections_select_merge_and_keep_the_tutorial_default() {
+    let task03 = labels_of(TASK03).unwrap();
+    let liver = vec![class("liver", 1, &[1, 2])];
+    // The tutorial: liver and tumour as one class, by default or by name.
+    for spec in [
+        "",
+        "auto",
+        "liver",
+        "Liver",
+        "liver=liver+tumour",
+        "liver=1+2",
+    ] {
+        let m = LabelMap::resolve(&task03, spec).unwrap();
+        assert_eq!(sources(&m), liver, "{spec:?}");
+        assert_eq!(m.known, vec![0, 1, 2]);
+    }
+    let both = LabelMap::resolve(&task03, "liver,tumour").unwrap();
+    assert_eq!(
+        sources(&both),
+        vec![class("liver", 1, &[1]), class("cancer", 2, &[2])]
+    );
+    assert_eq!(both.values(), vec![0, 1, 2]);
+    assert_eq!(both.describe(), "liver (1), cancer (2)");
+    let t = LabelMap::resolve(&task03, "tumour").unwrap();
+    let lut = t.lookup();
+    assert_eq!(
+        (lut[0], lut[1], lut[2], lut[3]),
+        (Some(0), Some(0), Some(1), None)
+    );
+
+    // A multi-organ dataset: each label its own class by default; an organ
+    // takes in only the lesions named after it.
+    let organs = labels_of(
+        r#"{"labels": {"0": "background", "1": "liver", "2": "liver_tumour", "3": "spleen",
+        "4": "kidney", "5": "kidney cyst lesion"}}"#,
+    )
+    .unwrap();
+    assert_eq!(LabelMap::resolve(&organs, "").unwrap().classes.len(), 5);
+    let m = LabelMap::resolve(&organs, "spleen, liver").unwrap();
+    assert_eq!(
+        sources(&m),
+        vec![class("spleen", 3, &[3]), class("liver", 1, &[1, 2])]
+    );
+    assert_eq!(m.values(), vec![0, 3, 1]);
+    let m = LabelMap::resolve(&organs, "abdomen=liver+spleen+kidney").unwrap();
+    assert_eq!(sources(&m), vec![class("abdomen", 1, &[1, 3, 4])]);
+    for (spec, why) in [
+        ("lung", "no label \"lung\""),
+        ("liver,liver=1", "named twice"),
+        ("a=liver,b=liver+spleen", "more than one class"),
+        ("a=", "NAME=A+B"),
+        ("=liver", "NAME=A+B"),
+        ("liver,,spleen", "NAME=A+B"),
+    ] {
+        let e = LabelMap::resolve(&organs, spec).unwrap_err();
+        assert!(e.contains(why), "{spec:?}: {e}");
+    }
+}
+
+#[test]
+fn an_nnunet_dataset_lists_its_label_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("imagesTr")).unwrap();
+    std::fs::create_dir_all(root.join("labelsTr")).unwrap();
+    for c in ["la_003", "la_007"] {
+        std::fs::write(root.join(format!("imagesTr/{c}_0000.nii.gz")), b"x").unwrap();
+        std::fs::write(root.join(format!("labelsTr/{c}.nii.gz")), b"x").unwrap();
+    }
+    std::fs::write(root.join("labelsTr/.hidden.nii.gz"), b"x").unwrap();
+    std::fs::write(root.join("labelsTr/notes.txt"), b"x").unwrap();
+    let ds: DatasetJson = serde_json::from_str(
+        r#"{"channel_names": {"0": "MRI"}, "labels": {"background": 0, "left atrium": 1},
+        "numTraining": 2, "file_ending": ".nii.gz"}"#,
+    )
+    .unwrap();
+    assert_eq!(ds.channels(), vec!["MRI"]);
+    let cases = ds.cases(root).unwrap();
+    assert_eq!(cases.keys().collect::<Vec<_>>(), ["la_003", "la_007"]);
+    assert_eq!(
+        cases["la_007"].image,
+        root.join("imagesTr/la_007_0000.nii.gz")
+    );
+    assert_eq!(cases["la_007"].label, root.join("labelsTr/la_007.nii.gz"));
+    std::fs::write(root.join("labelsTr/la_009.nii.gz"), b"x").unwrap();
+    let e = ds.cases(root).unwrap_err().to_string();
+    assert!(e.contains("la_009_0000.nii.gz"), "{e}");
+    // The Decathlon's four-channel table.
+    let brats: DatasetJson = serde_json::from_str(
+        r#"{"modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}, "labels": {}}"#,
+    )
+    .unwrap();
+    assert_eq!(brats.channels(), vec!["FLAIR", "T1w", "t1gd", "T2w"]);
+}

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+mod anatomy;
 mod seg_write;
 mod uid;
 mod write;

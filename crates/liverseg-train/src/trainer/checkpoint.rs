@@ -21,11 +21,11 @@ use liverseg_infer::ModelCard;
 use liverseg_io::Overwrite;
 
 use super::{EpochRecord, RunState, Trainer, decision_of};
-use crate::config::LabelMode;
 use crate::{Error, Result};
+use liverseg_io::decathlon::LabelMap;
 
 /// `metrics.csv` for `history`: one header, one row per epoch.
-fn metrics_csv(labels: LabelMode, history: &[EpochRecord]) -> String {
+fn metrics_csv(labels: &LabelMap, history: &[EpochRecord]) -> String {
     let names = labels.names();
     let classes: Vec<String> = names.iter().map(|n| format!("val_dice_{n}")).collect();
     let mut out = format!(
@@ -58,7 +58,7 @@ fn metrics_csv(labels: LabelMode, history: &[EpochRecord]) -> String {
 }
 
 /// Rewrites `metrics.csv` and `metrics.jsonl` in `out` from `history`.
-pub(crate) fn write_metrics(out: &Path, labels: LabelMode, history: &[EpochRecord]) -> Result<()> {
+pub(crate) fn write_metrics(out: &Path, labels: &LabelMap, history: &[EpochRecord]) -> Result<()> {
     let csv = metrics_csv(labels, history);
     liverseg_io::write_file_atomic(&out.join("metrics.csv"), Overwrite::Allow, |w| {
         w.write_all(csv.as_bytes())
@@ -109,7 +109,7 @@ pub(crate) fn read_tensors(
 impl Trainer {
     /// Rewrites the metrics files from the run's history.
     pub(super) fn write_metrics(&self) -> Result<()> {
-        write_metrics(&self.cfg.out, self.cfg.labels, &self.state.history)
+        write_metrics(&self.cfg.out, &self.labels, &self.state.history)
     }
 
     /// Writes `out/<name>/` atomically: model weights (with architecture,
@@ -133,12 +133,14 @@ impl Trainer {
                 .collect()
         };
         let mut classes = vec!["background".to_string()];
-        classes.extend(self.cfg.labels.names().iter().map(|n| n.to_string()));
+        classes.extend(self.labels.names());
         let card = ModelCard {
             architecture: self.cfg.model.clone(),
             preset: self.preset.clone(),
             decision: decision_of(&self.cfg.loss),
             classes,
+            values: self.labels.values(),
+            largest_component: self.one_piece.clone(),
             about: Default::default(),
         };
         let opt_state = self.opt.state_tensors();
@@ -203,7 +205,15 @@ mod tests {
         let d = dir.path();
         std::fs::write(d.join("metrics.csv"), "header\n1,...\n2,...\n3,...\n").unwrap();
         let history = vec![record(1, None), record(2, Some(0.75))];
-        write_metrics(d, LabelMode::Liver, &history).unwrap();
+        let liver = LabelMap::resolve(
+            &[liverseg_io::decathlon::Label {
+                value: 1,
+                name: "liver".into(),
+            }],
+            "",
+        )
+        .unwrap();
+        write_metrics(d, &liver, &history).unwrap();
         let csv = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
         assert_eq!(
             csv,

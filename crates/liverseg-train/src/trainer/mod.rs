@@ -27,6 +27,7 @@ use crate::config::{LossConfig, TrainConfig};
 use crate::data::{Cache, Case, Dataset};
 use crate::optim::{Optimizer, clip_grad_norm, learning_rate, seeded_init, trainable};
 use crate::{Error, Result};
+use liverseg_io::decathlon::LabelMap;
 use progress::Reporter;
 
 /// One epoch's numbers, as `metrics.csv` and `metrics.jsonl` record them.
@@ -129,6 +130,9 @@ pub struct Trainer {
     opt: Optimizer,
     preset: Preset,
     dataset: Dataset,
+    labels: LabelMap,
+    /// Per channel: whether prediction keeps only the largest component.
+    one_piece: Vec<bool>,
     cache: Cache,
     state: RunState,
     progress: Reporter,
@@ -148,7 +152,7 @@ impl Trainer {
     /// (seeded initialisation, or the `last` checkpoint with `resume`),
     /// optimiser. Refuses to start over an existing run unless `resume` or
     /// `force`.
-    pub fn new(cfg: TrainConfig, resume: bool, force: bool) -> Result<Trainer> {
+    pub fn new(mut cfg: TrainConfig, resume: bool, force: bool) -> Result<Trainer> {
         cfg.validate()?;
         if cfg.bf16 {
             return Err(Error::Config(
@@ -181,6 +185,27 @@ impl Trainer {
             split = %dataset.split_source,
             "dataset"
         );
+        let labels = cfg.label_map(&dataset.labels)?;
+        if cfg.model.out_channels() != labels.channels() {
+            tracing::info!(
+                channels = labels.channels(),
+                "the network's output channels follow the classes"
+            );
+            cfg.fit_model_to_labels(labels.channels());
+        }
+        let dropped: Vec<&str> = dataset
+            .labels
+            .iter()
+            .filter(|l| !labels.classes.iter().any(|c| c.sources.contains(&l.value)))
+            .map(|l| l.name.as_str())
+            .collect();
+        tracing::info!(classes = %labels.describe(), "labels");
+        if !dropped.is_empty() {
+            tracing::warn!(
+                labels = dropped.join(", "),
+                "labels not selected are trained as background"
+            );
+        }
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let net = Net::build(&cfg.model, vb)?;
@@ -211,7 +236,7 @@ impl Trainer {
         } else {
             seeded_init(&varmap, cfg.seed)?;
             let mut preset = Preset::load(&cfg.preset)?;
-            setup::fill_ct_statistics(&mut preset, &dataset.train, cfg.labels)?;
+            setup::fill_ct_statistics(&mut preset, &dataset.train, &labels)?;
             let state = RunState {
                 epoch: 0,
                 optimizer_steps: 0,
@@ -238,13 +263,13 @@ impl Trainer {
                     reason: format!("unreadable optimiser state: {e}"),
                 })?;
             // The metrics files hold exactly the checkpoint's epochs.
-            checkpoint::write_metrics(&cfg.out, cfg.labels, &state.history)?;
+            checkpoint::write_metrics(&cfg.out, &labels, &state.history)?;
         }
         let cache_dir = cfg
             .cache
             .clone()
             .unwrap_or_else(|| dataset.root.join(".liverseg-cache"));
-        let cache = Cache::new(cache_dir, &preset, cfg.labels)?;
+        let cache = Cache::new(cache_dir, &preset, labels.clone())?;
         // A resumed run keeps its own epochs count from the new config.
         let mut state = state;
         state.config.epochs = cfg.epochs;
@@ -256,6 +281,8 @@ impl Trainer {
             opt,
             preset,
             dataset,
+            one_piece: (0..labels.channels()).map(|k| k > 0).collect(),
+            labels,
             cache,
             state,
             progress: Reporter::default(),
@@ -268,18 +295,33 @@ impl Trainer {
         self.progress = Reporter::new(f);
     }
 
-    /// Preprocesses every case into the cache (each case once).
-    fn warm_cache(&self) -> Result<()> {
+    /// Preprocesses every case into the cache (each case once), and finds
+    /// which classes come in one piece in every training case
+    /// ([`one_piece`]).
+    fn warm_cache(&mut self) -> Result<()> {
         let cases: Vec<&Case> = self.dataset.train.iter().chain(&self.dataset.val).collect();
         self.progress.report(Progress::Stage {
             name: "preprocess",
             steps: cases.len() as u64,
         });
-        for c in cases {
-            self.cache.get(c, &self.preset)?;
+        let mut whole = vec![true; self.labels.channels()];
+        whole[0] = false;
+        let n_train = self.dataset.train.len();
+        for (i, c) in cases.into_iter().enumerate() {
+            let prepared = self.cache.get(c, &self.preset)?;
+            if i < n_train {
+                for (k, w) in whole.iter_mut().enumerate().skip(1) {
+                    *w &= one_piece(&prepared.label, k as u8);
+                }
+            }
             self.progress.report(Progress::Step { note: None });
         }
         self.progress.report(Progress::StageDone);
+        tracing::info!(
+            classes = ?self.labels.names().iter().zip(&whole[1..]).collect::<Vec<_>>(),
+            "largest connected component kept at prediction"
+        );
+        self.one_piece = whole;
         Ok(())
     }
 
@@ -519,4 +561,17 @@ pub fn decision_of(loss: &LossConfig) -> Decision {
     } else {
         Decision::Argmax
     }
+}
+
+/// Whether class `k` of a training label is in one piece: absent, or its
+/// largest 26-connected component holds at least 90% of its voxels
+/// (resampling may chip off a few voxels; a pair of kidneys is two halves).
+fn one_piece(label: &liverseg_io::Volume<u8>, k: u8) -> bool {
+    let mask = label.map(|v| u8::from(v == k));
+    let sizes = liverseg_transforms::postprocess::component_sizes(
+        &mask,
+        liverseg_transforms::postprocess::Connectivity::Corners26,
+    );
+    let total: usize = sizes.iter().sum();
+    sizes.first().is_none_or(|&big| big * 10 >= total * 9)
 }

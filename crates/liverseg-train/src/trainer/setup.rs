@@ -4,8 +4,8 @@
 use liverseg_transforms::{Preset, Step, intensity::CtNormalization};
 
 use crate::Result;
-use crate::config::LabelMode;
 use crate::data::Case;
+use liverseg_io::decathlon::LabelMap;
 
 /// Fills nnU-Net CT normalisation statistics from the training cases'
 /// labelled voxels (every 7th foreground voxel of each case), as nnU-Net's
@@ -13,7 +13,7 @@ use crate::data::Case;
 pub(super) fn fill_ct_statistics(
     preset: &mut Preset,
     cases: &[Case],
-    labels: LabelMode,
+    labels: &LabelMap,
 ) -> Result<()> {
     let needs = preset
         .steps

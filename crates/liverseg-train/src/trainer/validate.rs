@@ -16,7 +16,7 @@ impl Trainer {
     /// class through `metrics::dice` (a class absent from both prediction
     /// and label counts as 1).
     pub(super) fn validate(&self) -> Result<(f64, f64, Vec<f64>)> {
-        let classes = self.cfg.labels.classes();
+        let classes = self.labels.channels();
         let mut per_class = vec![0.0; classes - 1];
         let mut loss_sum = 0.0;
         self.progress.report(Progress::Stage {

@@ -1,0 +1,200 @@
+//! Issue 17: beyond the liver. A four-organ CT dataset described by its
+//! `dataset.json` alone (clinical phantoms labelling nine structures) is
+//! trained with a label selection, and `predict` writes the dataset's own
+//! values, a DICOM SEG with one named segment per organ, and a volume per
+//! organ; Dice per organ is checked on held-out cases.
+
+mod common;
+
+use common::{liverseg, ok, s};
+use liverseg_io::{Volume, dicom, nifti};
+use liverseg_model::{Architecture, UNetConfig};
+use liverseg_phantom::{ClinicalOptions, Organ, Phantom, PhantomConfig, generate};
+use liverseg_train::TrainConfig;
+use liverseg_train::config::{LossConfig, OptimizerConfig, ScheduleConfig};
+use std::path::Path;
+
+/// The four organs learned, as `--labels` names them.
+const ORGANS: [Organ; 4] = [Organ::Liver, Organ::Spleen, Organ::Kidney, Organ::Stomach];
+
+/// An upper-abdominal clinical phantom at 5 mm whose label volume holds
+/// every structure `Organ` lists.
+fn phantom(seed: u64) -> Phantom {
+    let cfg = PhantomConfig {
+        dims: [80, 80, 44],
+        spacing: [5.0, 5.0, 5.0],
+        flips: [true, true, false],
+        center: [0.0, 0.0, -70.0],
+        clinical: Some(ClinicalOptions {
+            organ_labels: true,
+            lesions: Vec::new(),
+            ..ClinicalOptions::default()
+        }),
+        ..PhantomConfig::default()
+    };
+    generate(seed, &cfg).unwrap()
+}
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    let preset = dir.join("organs.json");
+    std::fs::write(
+        &preset,
+        r#"{"name": "organs", "steps": [{"type": "orientation", "axcodes": "RAS"},
+            {"type": "scale_intensity_range", "a_min": -175.0, "a_max": 250.0, "b_min": 0.0, "b_max": 1.0, "clip": true},
+            {"type": "resize", "size": [64, 64, 32]}]}"#,
+    )
+    .unwrap();
+    let mut c = TrainConfig {
+        preset: s(&preset).into(),
+        model: Architecture::MonaiUnet(UNetConfig {
+            channels: vec![8, 16, 32, 64],
+            strides: vec![2, 2, 2],
+            ..UNetConfig::default()
+        }),
+        loss: LossConfig::dice_ce_softmax(),
+        optimizer: OptimizerConfig::adam(3e-3, 1e-5),
+        schedule: ScheduleConfig::Poly { exponent: 0.9 },
+        epochs: 60,
+        iterations_per_epoch: 8,
+        batch_size: 2,
+        val_every: 10,
+        cache: Some(dir.join("cache")),
+        ..TrainConfig::default()
+    };
+    c.sliding_window.roi_size = [64, 64, 32];
+    let p = dir.join("organs.toml");
+    std::fs::write(&p, c.to_toml().unwrap()).unwrap();
+    p
+}
+
+fn dice(a: &Volume<u8>, b: &Volume<u8>, value: u8) -> f64 {
+    let (mut both, mut na, mut nb) = (0usize, 0usize, 0usize);
+    for (&x, &y) in a.data().iter().zip(b.data()) {
+        na += usize::from(x == value);
+        nb += usize::from(y == value);
+        both += usize::from(x == value && y == value);
+    }
+    2.0 * both as f64 / (na + nb).max(1) as f64
+}
+
+#[test]
+fn four_organs_train_from_dataset_json_and_predict_with_their_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("Organs");
+    let cases = (0..8).map(|i| Ok((format!("organs_{i}"), phantom(i))));
+    liverseg_phantom::write_decathlon(&data, cases, "four organs").unwrap();
+    let ds = std::fs::read_to_string(data.join("dataset.json")).unwrap();
+    assert!(ds.contains("\"3\": \"spleen\"") && ds.contains("\"9\": \"inferior_vena_cava\""));
+
+    // Train liver, spleen, kidney and stomach; the other five labels of the
+    // dataset are background.
+    let run = dir.join("run");
+    let o = liverseg(&[
+        "train",
+        "--config",
+        s(&config(dir)),
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--labels",
+        "liver,spleen,kidney,stomach",
+    ]);
+    ok(&o);
+    let model = run.join("best/model.safetensors");
+    let o = liverseg(&["models", s(&model)]);
+    ok(&o);
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listing.contains("0 background, 1 liver, 3 spleen, 4 kidney, 5 stomach"),
+        "{listing}"
+    );
+    // Both kidneys are one label: prediction keeps every piece of it.
+    assert!(
+        listing.contains("largest component of liver, spleen, stomach\n"),
+        "{listing}"
+    );
+
+    // Two held-out cases: the prediction holds the dataset's values, and
+    // each organ overlaps its reference.
+    let mut worst = [1.0f64; 4];
+    for seed in [100, 101] {
+        let p = phantom(seed);
+        let image = dir.join(format!("held_{seed}.nii.gz"));
+        nifti::write(&image, &p.image, &nifti::WriteOptions::default()).unwrap();
+        let out = dir.join(format!("pred_{seed}.nii.gz"));
+        let o = liverseg(&[
+            "predict",
+            "--model",
+            s(&model),
+            "--input",
+            s(&image),
+            "--output",
+            s(&out),
+            "--json",
+        ]);
+        ok(&o);
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let volumes = report["cases"][0]["volumes_ml"].as_object().unwrap();
+        let names: Vec<&str> = volumes.keys().map(String::as_str).collect();
+        assert_eq!(names, ["kidney", "liver", "spleen", "stomach"]);
+        let pred: Volume<u8> = nifti::read(&out, &nifti::ReadOptions::default()).unwrap();
+        assert!(pred.data().iter().all(|v| [0, 1, 3, 4, 5].contains(v)));
+        let reference = p
+            .label
+            .map(|v| if (1..=5).contains(&v) && v != 2 { v } else { 0 });
+        for (k, organ) in ORGANS.iter().enumerate() {
+            let d = dice(&pred, &reference, organ.value());
+            eprintln!("held-out {seed} {}: Dice {d:.3}", organ.name());
+            worst[k] = worst[k].min(d);
+            let voxels = pred.data().iter().filter(|&&v| v == organ.value()).count();
+            let ml = voxels as f64 * 0.125;
+            assert!((volumes[organ.name()].as_f64().unwrap() - ml).abs() < 0.05);
+        }
+    }
+    for (k, organ) in ORGANS.iter().enumerate() {
+        assert!(
+            worst[k] > 0.7,
+            "{}: worst Dice {:.3}",
+            organ.name(),
+            worst[k]
+        );
+    }
+
+    // From DICOM, the SEG has one segment per organ, named, in class order,
+    // each the prediction's voxels of that organ.
+    let series = dir.join("series");
+    let p = phantom(100);
+    dicom::write_series(&series, &p.image, &dicom::WriteSeriesOptions::default()).unwrap();
+    let nii = dir.join("organs_from_dicom.nii.gz");
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--input",
+        s(&series),
+        "--output",
+        s(&nii),
+        "--format",
+        "both",
+    ]);
+    ok(&o);
+    let pred: Volume<u8> = nifti::read(&nii, &nifti::ReadOptions::default()).unwrap();
+    let segmentation = dicom::read_seg(
+        &dir.join("organs_from_dicom.dcm"),
+        Some((pred.dims(), pred.affine())),
+    )
+    .unwrap();
+    let labels: Vec<&str> = segmentation
+        .segments
+        .iter()
+        .map(|(d, _)| d.label.as_str())
+        .collect();
+    assert_eq!(labels, ["Liver", "Spleen", "Kidney", "Stomach"]);
+    for ((_, mask), organ) in segmentation.segments.iter().zip(ORGANS) {
+        let want = pred.data().iter().filter(|&&v| v == organ.value()).count();
+        let got = mask.data().iter().filter(|&&v| v == 1).count();
+        assert_eq!(got, want, "{}", organ.name());
+    }
+}
