@@ -23,6 +23,17 @@ pub fn write_decathlon(
     cases: impl IntoIterator<Item = Result<(String, Phantom)>>,
     description: &str,
 ) -> Result<Vec<String>> {
+    write_decathlon_as(dir, cases, description, "CT")
+}
+
+/// [`write_decathlon`] with another modality in `dataset.json` (`T1` for
+/// [`crate::generate_mr`]'s images).
+pub fn write_decathlon_as(
+    dir: &Path,
+    cases: impl IntoIterator<Item = Result<(String, Phantom)>>,
+    description: &str,
+    modality: &str,
+) -> Result<Vec<String>> {
     for sub in ["imagesTr", "labelsTr"] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| write_error(&d, e))?;
@@ -45,6 +56,7 @@ pub fn write_decathlon(
         names.push(name);
     }
     let mut json = DatasetJson::new("Phantom", description, &["background"], training);
+    json.modality.insert("0".into(), modality.into());
     for organ in Organ::ALL {
         if present[usize::from(organ.value())] {
             json.labels

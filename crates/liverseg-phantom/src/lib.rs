@@ -120,6 +120,7 @@ mod clinical;
 mod config;
 mod dataset;
 mod error;
+mod mr;
 mod render;
 mod shapes;
 
@@ -129,6 +130,7 @@ pub use clinical::{
     LiverCondition, LiverVariant, Organ, Phase, Position, Resection, ScanRange, Storage, describe,
 };
 pub use config::{MAX_VOXELS, PhantomConfig, RandomRanges};
-pub use dataset::write_decathlon;
+pub use dataset::{write_decathlon, write_decathlon_as};
 pub use error::{Error, Result};
+pub use mr::{MrSequence, generate_mr};
 pub use render::{Phantom, generate, tissue_map};

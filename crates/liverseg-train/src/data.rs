@@ -25,6 +25,8 @@ pub struct Dataset {
     pub split_source: String,
     /// The dataset's labels (background excluded), from `dataset.json`.
     pub labels: Vec<Label>,
+    /// The modality of each input channel (`CT`, `T2`, ...).
+    pub channels: Vec<String>,
 }
 
 impl Dataset {
@@ -99,6 +101,7 @@ impl Dataset {
             root,
             split_source,
             labels,
+            channels,
         })
     }
 }

@@ -209,3 +209,28 @@ fn fast_preset_is_three_millimetres_on_the_body() {
     assert!(back.same_grid(&original, 1e-4));
     assert!(back.data().iter().any(|&v| v > 0));
 }
+
+#[test]
+fn modalities_choose_the_normalisation_as_nnunet_does() {
+    let seed = Preset::seed();
+    assert_eq!(seed.for_modality("CT"), seed);
+    assert_eq!(seed.for_modality(" ct "), seed);
+    let mr = seed.for_modality("MRI");
+    assert_eq!(mr.name, "seed+zscore");
+    let names: Vec<&str> = mr.steps.iter().map(|s| s.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "spacing",
+            "orientation",
+            "crop_foreground",
+            "resize",
+            "normalize_intensity"
+        ]
+    );
+    assert_eq!(mr.for_modality("T2"), mr, "z-scoring twice changes nothing");
+    let patch = Preset::patch().for_modality("noNorm");
+    assert_eq!(patch.name, "patch+nonorm");
+    assert!(!patch.steps.iter().any(|s| !s.is_spatial()));
+    assert_eq!(patch.augment, Preset::patch().augment);
+}

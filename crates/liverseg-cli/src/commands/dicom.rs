@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn a_seg_has_a_segment_per_class_present() {
         let data = vec![0u8, 3, 3, 9, 0, 9, 9, 0];
-        let labels = Volume::new(data, [2, 2, 2], liverseg_io::Affine::identity()).unwrap();
+        let labels = Volume::new([2, 2, 2], liverseg_io::Affine::identity(), data).unwrap();
         let classes: Vec<String> = ["background", "liver", "spleen", "kidney"]
             .map(String::from)
             .to_vec();

@@ -235,7 +235,15 @@ impl Trainer {
             (state, preset)
         } else {
             seeded_init(&varmap, cfg.seed)?;
-            let mut preset = Preset::load(&cfg.preset)?;
+            let loaded = Preset::load(&cfg.preset)?;
+            let mut preset = loaded.for_modality(&dataset.channels[0]);
+            if preset != loaded {
+                tracing::info!(
+                    modality = %dataset.channels[0],
+                    preset = %preset.name,
+                    "intensity normalisation chosen from the modality"
+                );
+            }
             setup::fill_ct_statistics(&mut preset, &dataset.train, &labels)?;
             let state = RunState {
                 epoch: 0,

@@ -164,6 +164,48 @@ impl Preset {
         apply_chain(&self.augment, pair, rng)
     }
 
+    /// This preset for images of `modality`, a dataset's channel name, as
+    /// nnU-Net chooses a normalisation from it: `CT` keeps the preset as it
+    /// is (CT window or CT normalisation); `noNorm` drops its intensity
+    /// steps; any other name (`MRI`, `T2`, `FLAIR`, `ADC`, ...) replaces them
+    /// by a z-score over the non-zero voxels, applied last so that
+    /// CropForeground still sees the raw, non-negative intensities. The name
+    /// gains `+zscore` or `+nonorm` when anything changed.
+    pub fn for_modality(&self, modality: &str) -> Preset {
+        let m = modality.trim();
+        if m.eq_ignore_ascii_case("ct") {
+            return self.clone();
+        }
+        let intensity = |s: &Step| {
+            matches!(
+                s,
+                Step::ScaleIntensityRange(_)
+                    | Step::CtNormalize { .. }
+                    | Step::NormalizeIntensity { .. }
+            )
+        };
+        let mut steps: Vec<Step> = self
+            .steps
+            .iter()
+            .filter(|s| !intensity(s))
+            .cloned()
+            .collect();
+        let suffix = if m.eq_ignore_ascii_case("nonorm") {
+            "+nonorm"
+        } else {
+            steps.push(Step::NormalizeIntensity { nonzero: true });
+            "+zscore"
+        };
+        if steps == self.steps {
+            return self.clone();
+        }
+        Preset {
+            name: format!("{}{suffix}", self.name),
+            steps,
+            augment: self.augment.clone(),
+        }
+    }
+
     /// A built-in preset: `"seed"`, `"patch"` or `"fast"`
     /// ([`Preset::BUILT_IN`]).
     pub fn by_name(name: &str) -> Result<Preset> {
