@@ -218,7 +218,7 @@ impl LabelMap {
             }
             let parts = parts
                 .into_iter()
-                .map(|p| find(p))
+                .map(&find)
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let name = if bare { parts[0].name.clone() } else { name };
             if items
