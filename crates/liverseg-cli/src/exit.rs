@@ -41,6 +41,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(t) = cause.downcast_ref::<liverseg_infer::Error>() {
             return if t.is_bad_input() { 2 } else { 1 };
         }
+        if let Some(t) = cause.downcast_ref::<liverseg_plan::Error>() {
+            return if t.is_bad_input() { 2 } else { 1 };
+        }
         if let Some(t) = cause.downcast_ref::<liverseg_transforms::Error>() {
             return if t.is_bad_input() { 2 } else { 1 };
         }

@@ -62,6 +62,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Describe the built-in model, or model files: classes, training, network, preprocessing.
     Models(commands::models::ModelsArgs),
+    /// Read a dataset's fingerprint and plan its training as nnU-Net does: spacing, patch, batch, network, normalisation.
+    Plan(commands::plan::PlanArgs),
     /// Segment a CT (NIfTI, DICOM series) or a folder of them (the built-in model, or --model).
     Predict(commands::predict::PredictArgs),
     /// Train a U-Net on a Decathlon-layout dataset (defaults: the MONAI liver tutorial).
@@ -153,6 +155,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(&args, cli.verbose),
         Command::Info(args) => commands::info::run(&args),
         Command::Models(args) => commands::models::run(&args),
+        Command::Plan(args) => commands::plan::run(&args),
         Command::Convert(args) => commands::convert::run(&args),
         Command::ImportMonai(args) => commands::import_monai::run(&args),
         Command::Preprocess(args) => commands::preprocess::run(&args),

@@ -7,6 +7,26 @@ use std::path::{Path, PathBuf};
 use liverseg_report::{EpochPoint, draw_curves};
 use liverseg_train::{EpochRecord, Progress, ProgressFn};
 
+/// A bar of `steps` named `name` in the style of training's, drawn only
+/// when standard error is a terminal.
+pub fn bar(steps: u64, name: &str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    styled(steps, name)
+}
+
+fn styled(steps: u64, name: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(steps);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+    ) {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_prefix(name.to_string());
+    b
+}
+
 /// The display for a run writing into `out`; bars only when `bars`.
 pub fn training_display(out: &Path, bars: bool) -> ProgressFn {
     let curves: PathBuf = out.join("curves.png");
@@ -14,14 +34,7 @@ pub fn training_display(out: &Path, bars: bool) -> ProgressFn {
     Box::new(move |event| match event {
         Progress::Stage { name, steps } => {
             if bars {
-                let b = indicatif::ProgressBar::new(steps);
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-                ) {
-                    b.set_style(style.progress_chars("=> "));
-                }
-                b.set_prefix(name.to_string());
-                bar = Some(b);
+                bar = Some(styled(steps, name));
             }
         }
         Progress::Step { note } => {

@@ -155,10 +155,10 @@ impl Predictor {
     /// positive multiple of its divisor, and its activations within the
     /// memory budget.
     pub fn check_window(&self, roi: [usize; 3]) -> Result<()> {
-        let d = self.card.architecture.divisor().max(1);
-        if roi.iter().any(|&r| r == 0 || r % d != 0) {
+        let d = self.card.architecture.divisor().map(|d| d.max(1));
+        if roi.iter().zip(d).any(|(&r, d)| r == 0 || r % d != 0) {
             return Err(Error::Config(format!(
-                "window {roi:?}: every extent must be a positive multiple of {d} for this network"
+                "window {roi:?}: the extents must be positive multiples of {d:?} for this network"
             )));
         }
         let voxels = roi.iter().fold(1u128, |a, &r| a.saturating_mul(r as u128));
@@ -177,12 +177,12 @@ impl Predictor {
         if let Some(r) = opts.roi {
             return r;
         }
-        let d = self.card.architecture.divisor().max(1);
+        let d = self.card.architecture.divisor().map(|d| d.max(1));
         self.card.preset.window().unwrap_or_else(|| {
             // Whole volume up to 128 × 128 × 64, rounded up to the network's
             // divisor.
             let cap = [128, 128, 64];
-            std::array::from_fn(|a| grid.dims[a].min(cap[a]).div_ceil(d) * d)
+            std::array::from_fn(|a| grid.dims[a].min(cap[a]).div_ceil(d[a]) * d[a])
         })
     }
 

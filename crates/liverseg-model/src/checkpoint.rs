@@ -40,10 +40,10 @@ impl Architecture {
         }
     }
 
-    /// The factor every input extent must be divisible by.
-    pub fn divisor(&self) -> usize {
+    /// The factor each input extent (x, y, z) must be divisible by.
+    pub fn divisor(&self) -> [usize; 3] {
         match self {
-            Architecture::MonaiUnet(c) => c.divisor(),
+            Architecture::MonaiUnet(c) => [c.divisor(); 3],
             Architecture::PlainUnet(c) => c.divisor(),
         }
     }

@@ -41,7 +41,7 @@ pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};
 pub use loss::{
     DiceCeConfig, DiceLossConfig, LossActivation, cross_entropy, deep_supervision,
     deep_supervision_loss, deep_supervision_weights, dice_ce_loss, dice_loss, one_hot, subsample,
-    weighted_dice_loss,
+    subsample_xyz, weighted_dice_loss,
 };
 pub use plain_unet::{PlainUNet, PlainUNetConfig};
 pub use sliding::{

@@ -258,17 +258,25 @@ pub fn deep_supervision_loss(losses: &[Tensor]) -> Result<Tensor> {
 /// Every `f`-th voxel of `(N, C, X, Y, Z)` along each spatial axis (the
 /// first of each block of `f`): the target of an output `f` times coarser.
 pub fn subsample(y: &Tensor, f: usize) -> Result<Tensor> {
+    subsample_xyz(y, [f; 3])
+}
+
+/// [`subsample`] with a factor per spatial axis (`[2, 2, 1]` for a stage
+/// that pools x and y only).
+pub fn subsample_xyz(y: &Tensor, f: [usize; 3]) -> Result<Tensor> {
     let (n, c, x, yy, z) = y.dims5()?;
-    if f == 0 || x % f != 0 || yy % f != 0 || z % f != 0 {
+    if f.contains(&0) || x % f[0] != 0 || yy % f[1] != 0 || z % f[2] != 0 {
         return Err(Error::Config(format!(
-            "cannot take every {f}-th voxel of a {x}x{yy}x{z} target"
+            "cannot take every {f:?}-th voxel of a {x}x{yy}x{z} target"
         )));
     }
-    Ok(y.reshape(vec![n * c, x / f, f, yy / f, f, z / f, f])?
-        .narrow(2, 0, 1)?
-        .narrow(4, 0, 1)?
-        .narrow(6, 0, 1)?
-        .reshape((n, c, x / f, yy / f, z / f))?)
+    Ok(
+        y.reshape(vec![n * c, x / f[0], f[0], yy / f[1], f[1], z / f[2], f[2]])?
+            .narrow(2, 0, 1)?
+            .narrow(4, 0, 1)?
+            .narrow(6, 0, 1)?
+            .reshape((n, c, x / f[0], yy / f[1], z / f[2]))?,
+    )
 }
 
 /// The loss of a network's outputs (full resolution first; more than one
@@ -285,16 +293,16 @@ pub fn deep_supervision(
         [] => Err(Error::Config("a loss needs at least one output".into())),
         [one] => loss(one, target),
         _ => {
-            let (_, _, fx, _, _) = outputs[0].dims5()?;
+            let (_, _, fx, fy, fz) = outputs[0].dims5()?;
             let mut total: Option<Tensor> = None;
             for (o, w) in outputs.iter().zip(deep_supervision_weights(outputs.len())) {
                 if w == 0.0 {
                     continue;
                 }
-                let (_, _, ox, _, _) = o.dims5()?;
-                let f = fx / ox.max(1);
-                let t = if f > 1 {
-                    subsample(target, f)?
+                let (_, _, ox, oy, oz) = o.dims5()?;
+                let f = [fx / ox.max(1), fy / oy.max(1), fz / oz.max(1)];
+                let t = if f != [1; 3] {
+                    subsample_xyz(target, f)?
                 } else {
                     target.clone()
                 };
@@ -330,6 +338,15 @@ mod tests {
             vec![0.0, 2.0, 8.0, 10.0, 32.0, 34.0, 40.0, 42.0]
         );
         assert!(subsample(&y, 3).is_err());
+        // Per axis: every 2nd voxel along x and y, every one along z.
+        let s = subsample_xyz(&y, [2, 2, 1]).unwrap();
+        assert_eq!(s.dims(), &[1, 1, 2, 2, 4]);
+        let v = s.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want: Vec<f32> = [0.0, 8.0, 32.0, 40.0]
+            .iter()
+            .flat_map(|b| (0..4).map(move |z| b + z as f32))
+            .collect();
+        assert_eq!(v, want);
         // The "loss" is the mean of the target, so each term is known.
         let outs = [
             y.clone(),

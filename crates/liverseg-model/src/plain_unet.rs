@@ -31,6 +31,15 @@ pub struct PlainUNetConfig {
     pub convs_per_stage_decoder: usize,
     /// Kernel size of every convolution.
     pub kernel_size: usize,
+    /// Per-axis stride of each stage (x, y, z), in place of `strides` when
+    /// not empty: nnU-Net's plans pool an axis with coarse voxels fewer
+    /// times (`[1, 2, 2]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strides_xyz: Vec<[usize; 3]>,
+    /// Per-axis kernel of each stage, in place of `kernel_size` when not
+    /// empty (`[3, 3, 1]` where an axis's voxels are much coarser).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernels_xyz: Vec<[usize; 3]>,
     /// Whether [`PlainUNet::forward_all`] returns one output per decoder stage.
     pub deep_supervision: bool,
 }
@@ -47,6 +56,8 @@ impl Default for PlainUNetConfig {
             convs_per_stage: 2,
             convs_per_stage_decoder: 2,
             kernel_size: 3,
+            strides_xyz: Vec::new(),
+            kernels_xyz: Vec::new(),
             deep_supervision: true,
         }
     }
@@ -55,13 +66,21 @@ impl Default for PlainUNetConfig {
 impl PlainUNetConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
-        if self.features.len() < 2 || self.features.len() != self.strides.len() {
+        let n = self.features.len();
+        if n < 2
+            || self.strides.len() != n
+            || !(self.strides_xyz.is_empty() || self.strides_xyz.len() == n)
+            || !(self.kernels_xyz.is_empty() || self.kernels_xyz.len() == n)
+        {
             return Err(Error::Config(
-                "plain U-Net needs ≥ 2 stages and one stride per stage".into(),
+                "plain U-Net needs ≥ 2 stages and one stride (and kernel, when per axis) per stage"
+                    .into(),
             ));
         }
-        if self.kernel_size.is_multiple_of(2)
-            || self.strides.contains(&0)
+        let kernels = self.stage_kernels();
+        let strides = self.stage_strides();
+        if kernels.iter().flatten().any(|k| k.is_multiple_of(2))
+            || strides.iter().flatten().any(|&s| s == 0)
             || self.convs_per_stage == 0
         {
             return Err(Error::Config(
@@ -71,9 +90,31 @@ impl PlainUNetConfig {
         Ok(())
     }
 
-    /// The factor every input extent must be divisible by.
-    pub fn divisor(&self) -> usize {
-        self.strides.iter().product()
+    /// The stride of each stage per axis (`strides_xyz`, or `strides` on
+    /// every axis).
+    pub fn stage_strides(&self) -> Vec<[usize; 3]> {
+        if self.strides_xyz.is_empty() {
+            self.strides.iter().map(|&s| [s; 3]).collect()
+        } else {
+            self.strides_xyz.clone()
+        }
+    }
+
+    /// The kernel of each stage per axis (`kernels_xyz`, or `kernel_size`
+    /// on every axis).
+    pub fn stage_kernels(&self) -> Vec<[usize; 3]> {
+        if self.kernels_xyz.is_empty() {
+            vec![[self.kernel_size; 3]; self.features.len()]
+        } else {
+            self.kernels_xyz.clone()
+        }
+    }
+
+    /// The factor each input extent (x, y, z) must be divisible by.
+    pub fn divisor(&self) -> [usize; 3] {
+        self.stage_strides()
+            .iter()
+            .fold([1; 3], |d, s| [d[0] * s[0], d[1] * s[1], d[2] * s[2]])
     }
 }
 
@@ -85,9 +126,20 @@ struct ConvBlock {
 }
 
 impl ConvBlock {
-    fn new(cin: usize, cout: usize, stride: usize, k: usize, vb: VarBuilder<'_>) -> Result<Self> {
+    fn new(
+        cin: usize,
+        cout: usize,
+        stride: [usize; 3],
+        k: [usize; 3],
+        vb: VarBuilder<'_>,
+    ) -> Result<Self> {
         let cfg = Conv3dConfig {
-            geom: ConvGeom::cubic(k, stride, (k - 1) / 2, 1),
+            geom: ConvGeom {
+                kernel: k,
+                stride,
+                padding: k.map(|k| (k - 1) / 2),
+                dilation: [1; 3],
+            },
             bias: true,
         };
         Ok(ConvBlock {
@@ -110,14 +162,18 @@ impl ModuleT for ConvBlock {
 fn stage(
     cin: usize,
     cout: usize,
-    stride: usize,
+    stride: [usize; 3],
     n: usize,
-    k: usize,
+    k: [usize; 3],
     vb: VarBuilder<'_>,
 ) -> Result<Vec<ConvBlock>> {
     (0..n)
         .map(|i| {
-            let (ci, s) = if i == 0 { (cin, stride) } else { (cout, 1) };
+            let (ci, s) = if i == 0 {
+                (cin, stride)
+            } else {
+                (cout, [1; 3])
+            };
             ConvBlock::new(ci, cout, s, k, vb.pp("convs").pp(i))
         })
         .collect()
@@ -145,13 +201,21 @@ impl PlainUNet {
     /// Builds the network from (or initialises it into) `vb`.
     pub fn new(cfg: &PlainUNetConfig, vb: VarBuilder<'_>) -> Result<Self> {
         cfg.validate()?;
-        let k = cfg.kernel_size;
+        let kernels = cfg.stage_kernels();
+        let strides = cfg.stage_strides();
         let f = &cfg.features;
         let mut encoder = Vec::new();
         let mut cin = cfg.in_channels;
-        for (s, (&feat, &stride)) in f.iter().zip(&cfg.strides).enumerate() {
+        for (s, (&feat, &stride)) in f.iter().zip(&strides).enumerate() {
             let evb = vb.pp("encoder").pp("stages").pp(s).pp("0");
-            encoder.push(stage(cin, feat, stride, cfg.convs_per_stage, k, evb)?);
+            encoder.push(stage(
+                cin,
+                feat,
+                stride,
+                cfg.convs_per_stage,
+                kernels[s],
+                evb,
+            )?);
             cin = feat;
         }
         let (mut transpconvs, mut decoder, mut seg_layers) = (Vec::new(), Vec::new(), Vec::new());
@@ -159,9 +223,14 @@ impl PlainUNet {
         let n = f.len();
         for s in 0..n - 1 {
             let (below, skip) = (f[n - 1 - s], f[n - 2 - s]);
-            let stride = cfg.strides[n - 1 - s];
+            let stride = strides[n - 1 - s];
             let tcfg = ConvTranspose3dConfig {
-                geom: ConvGeom::cubic(stride, stride, 0, 1),
+                geom: ConvGeom {
+                    kernel: stride,
+                    stride,
+                    padding: [0; 3],
+                    dilation: [1; 3],
+                },
                 output_padding: [0; 3],
                 bias: true,
             };
@@ -175,9 +244,9 @@ impl PlainUNet {
             decoder.push(stage(
                 2 * skip,
                 skip,
-                1,
+                [1; 3],
                 cfg.convs_per_stage_decoder,
-                k,
+                kernels[n - 2 - s],
                 dvb.pp("stages").pp(s),
             )?);
             let scfg = Conv3dConfig {
@@ -210,9 +279,10 @@ impl PlainUNet {
     pub fn forward_all(&self, x: &Tensor, train: bool) -> candle_core::Result<Vec<Tensor>> {
         let (_, c, d, h, w) = x.dims5()?;
         let div = self.cfg.divisor();
-        if c != self.cfg.in_channels || [d, h, w].iter().any(|e| !e.is_multiple_of(div)) {
+        if c != self.cfg.in_channels || [d, h, w].iter().zip(div).any(|(e, k)| !e.is_multiple_of(k))
+        {
             candle_core::bail!(
-                "plain U-Net input {:?}: {} channels, extents divisible by {div} required",
+                "plain U-Net input {:?}: {} channels, extents divisible by {div:?} required",
                 x.dims(),
                 self.cfg.in_channels
             );
@@ -307,5 +377,59 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!(g > 0.0);
+    }
+
+    #[test]
+    fn stages_may_pool_and_convolve_each_axis_differently() {
+        let cubic = PlainUNetConfig {
+            features: vec![4, 8, 16],
+            strides: vec![1, 2, 2],
+            ..PlainUNetConfig::default()
+        };
+        let spelled = PlainUNetConfig {
+            strides_xyz: vec![[1; 3], [2; 3], [2; 3]],
+            kernels_xyz: vec![[3; 3]; 3],
+            ..cubic.clone()
+        };
+        assert_eq!(spelled.divisor(), [4; 3]);
+        // The same network spelled per axis: same parameters, same output.
+        let x = Tensor::randn(0f32, 1.0, (1, 1, 8, 8, 4), &Device::Cpu).unwrap();
+        let run = |cfg: &PlainUNetConfig| {
+            let varmap = VarMap::new();
+            let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+            let net = PlainUNet::new(cfg, vb).unwrap();
+            let mut vars: Vec<_> = varmap.data().lock().unwrap().keys().cloned().collect();
+            vars.sort();
+            for (k, v) in varmap.data().lock().unwrap().iter() {
+                let t = Tensor::ones(v.as_tensor().dims(), DType::F32, &Device::Cpu).unwrap();
+                let scale = (k.len() as f64 * 0.01).sin();
+                v.set(&(t * scale).unwrap()).unwrap();
+            }
+            let out = net.forward_all(&x, false).unwrap().remove(0);
+            (vars, out.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        };
+        assert_eq!(run(&cubic), run(&spelled));
+        // An anisotropic plan: z pooled once, its kernels 1 until then.
+        let aniso = PlainUNetConfig {
+            strides_xyz: vec![[1, 1, 1], [2, 2, 1], [2, 2, 2]],
+            kernels_xyz: vec![[3, 3, 1], [3, 3, 3], [3, 3, 3]],
+            ..cubic
+        };
+        assert_eq!(aniso.divisor(), [4, 4, 2]);
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let net = PlainUNet::new(&aniso, vb).unwrap();
+        let w = varmap.data().lock().unwrap()["encoder.stages.0.0.convs.0.conv.weight"]
+            .as_tensor()
+            .dims()
+            .to_vec();
+        assert_eq!(w, [4, 1, 3, 3, 1]);
+        let x = Tensor::randn(0f32, 1.0, (1, 1, 8, 8, 6), &Device::Cpu).unwrap();
+        let outs = net.forward_all(&x, false).unwrap();
+        assert_eq!(outs[0].dims(), &[1, 2, 8, 8, 6]);
+        assert_eq!(outs[1].dims(), &[1, 2, 4, 4, 6]);
+        // Extents must follow the per-axis divisor.
+        let x = Tensor::randn(0f32, 1.0, (1, 1, 8, 8, 5), &Device::Cpu).unwrap();
+        assert!(net.forward_all(&x, false).is_err());
     }
 }

@@ -24,6 +24,8 @@ fn config() -> PlainUNetConfig {
         convs_per_stage: 2,
         convs_per_stage_decoder: 2,
         kernel_size: 3,
+        strides_xyz: Vec::new(),
+        kernels_xyz: Vec::new(),
         deep_supervision: true,
     }
 }

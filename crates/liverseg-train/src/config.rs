@@ -156,8 +156,8 @@ pub struct TrainConfig {
     pub fold: usize,
     /// Run folder.
     pub out: PathBuf,
-    /// A built-in preset (`"seed"`, `"patch"`, `"fast"`) or the path of a
-    /// preset JSON file.
+    /// A built-in preset (`"seed"`, `"patch"`, `"fast"`), the path of a
+    /// preset JSON file, or the preset's JSON itself (a plan's).
     pub preset: String,
     /// Classes to learn from the dataset's labels, as
     /// [`LabelMap::resolve`] reads them: `liver=liver+tumour,spleen`
@@ -289,6 +289,7 @@ impl TrainConfig {
         }
         if !Preset::BUILT_IN.contains(&self.preset.as_str())
             && !std::path::Path::new(&self.preset).is_file()
+            && !self.preset.trim_start().starts_with('{')
         {
             return bad(format!(
                 "preset {:?}: expected one of {:?} or a preset JSON file",

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod import_monai;
 pub mod info;
 pub mod models;
+pub mod plan;
 pub mod predict;
 pub mod preprocess;
 pub mod train;

@@ -45,6 +45,11 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Train as a plan from `liverseg plan` says (nnU-Net's 3d_fullres:
+    /// spacing, patch, batch, per-axis network, normalisation, SGD); flags
+    /// given beside it override it.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
     /// Classes to learn, by the dataset's label names: `spleen,kidney`
     /// selects, `liver=liver+tumour` merges (a selected organ takes in its
     /// own tumour labels: `liver` on Task03 is the whole liver, as in the
@@ -134,6 +139,10 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
         }
         None => TrainConfig::default(),
     };
+    if let Some(p) = &args.plan {
+        crate::commands::plan::PlanFile::read(p)?.apply(&mut cfg)?;
+        roi_given = true;
+    }
     if let Some(v) = &args.data {
         cfg.data = v.clone();
     }

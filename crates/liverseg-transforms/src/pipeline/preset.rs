@@ -220,13 +220,19 @@ impl Preset {
         }
     }
 
-    /// A built-in preset by name ([`Preset::BUILT_IN`]) or a preset stored
+    /// A built-in preset by name ([`Preset::BUILT_IN`]), a preset stored
     /// as JSON in the file `name` (as `liverseg preprocess --preset` and a
-    /// training configuration take it). Anything else is a parameter error
+    /// training configuration take it), or the JSON itself (`{...}`, as a
+    /// training plan writes it). Anything else is a parameter error
     /// naming what was given.
     pub fn load(name: &str) -> Result<Preset> {
         if Preset::BUILT_IN.contains(&name) {
             return Preset::by_name(name);
+        }
+        // A preset written inline (a training plan's), as JSON.
+        if name.trim_start().starts_with('{') {
+            return serde_json::from_str(name)
+                .map_err(|e| Error::Param(format!("inline preset: not a preset: {e}")));
         }
         let path = std::path::Path::new(name);
         if !path.is_file() {
