@@ -93,14 +93,14 @@ pub struct Summary {
 
 enum Net {
     Unet(Box<UNet>),
-    Plain(PlainUNet),
+    Plain(Box<PlainUNet>),
 }
 
 impl Net {
     fn build(arch: &Architecture, vb: VarBuilder<'_>) -> Result<Net> {
         Ok(match arch {
             Architecture::MonaiUnet(c) => Net::Unet(Box::new(UNet::new(c, vb)?)),
-            Architecture::PlainUnet(c) => Net::Plain(PlainUNet::new(c, vb)?),
+            Architecture::PlainUnet(c) => Net::Plain(Box::new(PlainUNet::new(c, vb)?)),
         })
     }
 
