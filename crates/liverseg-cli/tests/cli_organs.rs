@@ -91,6 +91,13 @@ fn train(dir: &Path, data: &Path, labels: &str) -> std::path::PathBuf {
     run.join("best/model.safetensors")
 }
 
+/// What `liverseg models` prints about a model file.
+fn card(model: &Path) -> String {
+    let o = liverseg(&["models", s(model)]);
+    ok(&o);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 fn dice(a: &Volume<u8>, b: &Volume<u8>, value: u8) -> f64 {
     let (mut both, mut na, mut nb) = (0usize, 0usize, 0usize);
     for (&x, &y) in a.data().iter().zip(b.data()) {
@@ -114,9 +121,7 @@ fn four_organs_train_from_dataset_json_and_predict_with_their_values() {
     // Train liver, spleen, kidney and stomach; the other five labels of the
     // dataset are background.
     let model = train(dir, &data, "liver,spleen,kidney,stomach");
-    let o = liverseg(&["models", s(&model)]);
-    ok(&o);
-    let listing = String::from_utf8_lossy(&o.stdout);
+    let listing = card(&model);
     assert!(
         listing.contains("0 background, 1 liver, 3 spleen, 4 kidney, 5 stomach"),
         "{listing}"
@@ -219,9 +224,7 @@ fn an_mr_dataset_trains_with_a_zscore_whatever_its_scale() {
     let cases = (0..8).map(|i| Ok((format!("mr_{i}"), mr(i))));
     liverseg_phantom::write_decathlon_as(&data, cases, "MR-like", "T1").unwrap();
     let model = train(dir, &data, "liver,spleen,kidney");
-    let o = liverseg(&["models", s(&model)]);
-    ok(&o);
-    let listing = String::from_utf8_lossy(&o.stdout);
+    let listing = card(&model);
     assert!(
         listing.contains("organs+zscore: orientation → resize → normalize_intensity"),
         "{listing}"

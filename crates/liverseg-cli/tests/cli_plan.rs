@@ -1,7 +1,9 @@
 //! `liverseg plan` and `liverseg train --plan` (issue 17): the fingerprint
 //! of a dataset with thick slices, the plan nnU-Net's rules make from it
 //! (the coarse axis pooled later, with 1-voxel kernels at first), and a
-//! short training run with that per-axis network.
+//! short training run with that per-axis network. The dataset is in
+//! nnU-Net v2's raw layout (`case_0000.nii.gz` images, a `dataset.json`
+//! with `channel_names`, `labels` name → value and `file_ending`).
 
 mod common;
 
@@ -20,6 +22,16 @@ fn a_thick_slice_dataset_is_planned_and_trained_per_axis() {
     };
     let cases = (0..4).map(|i| Ok((format!("thick_{i}"), generate(i, &cfg)?)));
     liverseg_phantom::write_decathlon(&data, cases, "thick slices").unwrap();
+    for i in 0..4 {
+        let from = data.join(format!("imagesTr/thick_{i}.nii.gz"));
+        std::fs::rename(from, data.join(format!("imagesTr/thick_{i}_0000.nii.gz"))).unwrap();
+    }
+    std::fs::write(
+        data.join("dataset.json"),
+        r#"{"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1},
+            "numTraining": 4, "file_ending": ".nii.gz"}"#,
+    )
+    .unwrap();
     let plan_path = dir.join("plan.json");
     let o = liverseg(&["plan", "--data", s(&data), "--out", s(&plan_path)]);
     ok(&o);

@@ -157,8 +157,13 @@ impl Predictor {
     pub fn check_window(&self, roi: [usize; 3]) -> Result<()> {
         let d = self.card.architecture.divisor().map(|d| d.max(1));
         if roi.iter().zip(d).any(|(&r, d)| r == 0 || r % d != 0) {
+            let of = if d[1..].iter().all(|&x| x == d[0]) {
+                format!("every extent must be a positive multiple of {}", d[0])
+            } else {
+                format!("the extents must be positive multiples of {d:?} (x, y, z)")
+            };
             return Err(Error::Config(format!(
-                "window {roi:?}: the extents must be positive multiples of {d:?} for this network"
+                "window {roi:?}: {of} for this network"
             )));
         }
         let voxels = roi.iter().fold(1u128, |a, &r| a.saturating_mul(r as u128));
