@@ -335,3 +335,69 @@ fn bad_arguments_exit_2() {
     ]);
     assert_eq!(o.status.code(), Some(2), "no pairs at all");
 }
+
+/// Issue 17: with `--dataset`, classes are the dataset's label names, per
+/// label or as `train --labels` selects them, in either dataset.json form.
+#[test]
+fn classes_come_from_the_dataset_labels() {
+    let (tmp, pred, gt) = setup();
+    for (i, table) in [
+        r#"{"labels": {"0": "background", "1": "liver", "2": "cancer"}}"#,
+        r#"{"labels": {"background": 0, "liver": 1, "cancer": 2}, "file_ending": ".nii.gz"}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ds = tmp.path().join(format!("ds{i}"));
+        std::fs::create_dir_all(&ds).unwrap();
+        std::fs::write(ds.join("dataset.json"), table).unwrap();
+        let run = |labels: &[&str]| {
+            let mut args = vec![
+                "evaluate",
+                "--pred",
+                pred.to_str().unwrap(),
+                "--gt",
+                gt.to_str().unwrap(),
+                "--json",
+                "--dataset",
+                ds.to_str().unwrap(),
+            ];
+            args.extend_from_slice(labels);
+            let o = liverseg(&args);
+            assert!(o.status.success(), "{}", stderr(&o));
+            serde_json::from_slice::<Value>(&o.stdout).unwrap()
+        };
+        // The dataset's default (Task03: the tutorial's whole liver).
+        let v = run(&[]);
+        assert_eq!(v["cases"].as_array().unwrap().len(), 3);
+        assert_eq!(v["cases"][0]["class"], "liver");
+        assert_row(
+            &v["cases"][0],
+            &library(&pred.join("a.nii.gz"), &gt.join("a.nii.gz"), &[1, 2]),
+        );
+        // Per label, by the dataset's names.
+        let v = run(&["--labels", "liver,tumour"]);
+        assert_eq!(v["cases"][1]["class"], "cancer");
+        assert_row(
+            &v["cases"][0],
+            &library(&pred.join("a.nii.gz"), &gt.join("a.nii.gz"), &[1]),
+        );
+        assert_row(
+            &v["cases"][1],
+            &library(&pred.join("a.nii.gz"), &gt.join("a.nii.gz"), &[2]),
+        );
+        let o = liverseg(&[
+            "evaluate",
+            "--pred",
+            pred.to_str().unwrap(),
+            "--gt",
+            gt.to_str().unwrap(),
+            "--dataset",
+            ds.to_str().unwrap(),
+            "--labels",
+            "spleen",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("no label \"spleen\""), "{}", stderr(&o));
+    }
+}

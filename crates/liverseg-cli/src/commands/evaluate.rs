@@ -39,8 +39,14 @@ pub struct EvaluateArgs {
     pub force: bool,
     /// Classes to score, comma-separated: `liver` (labels 1 and 2 merged,
     /// the whole organ of Task03/LiTS), `tumour` (label 2) or a label value.
-    #[arg(long, default_value = "liver")]
-    pub labels: String,
+    /// With `--dataset`, the selection `liverseg train --labels` takes
+    /// instead (`spleen,kidney`; default every class of the dataset).
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// The dataset's `dataset.json` (or its folder): classes are then its
+    /// label names and values, per label.
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
     /// Surface Dice tolerance in mm.
     #[arg(long, default_value_t = 2.0)]
     pub tolerance: f64,
@@ -293,10 +299,34 @@ fn write_csv(
     Ok(())
 }
 
+/// The classes to score: `--labels` as Task03 names or values, or, with
+/// `--dataset`, the dataset's classes as `liverseg train` selects them.
+fn classes(args: &EvaluateArgs) -> Result<Vec<ClassSpec>> {
+    let Some(ds) = &args.dataset else {
+        let spec = args.labels.as_deref().unwrap_or("liver");
+        return ClassSpec::parse_list(spec)
+            .map_err(|e| bad_input(format!("--labels {spec:?}: {e}")));
+    };
+    let dir = if ds.is_dir() {
+        ds.clone()
+    } else {
+        ds.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
+    let json = liverseg_io::decathlon::DatasetJson::read(&dir)?;
+    let labels = json.label_list(&dir.join("dataset.json"))?;
+    let spec = args.labels.as_deref().unwrap_or("auto");
+    let map = liverseg_io::decathlon::LabelMap::resolve(&labels, spec)
+        .map_err(|e| bad_input(format!("--labels {spec:?}: {e}")))?;
+    Ok(map
+        .classes
+        .iter()
+        .map(|c| ClassSpec::new(c.name.clone(), c.sources.clone()))
+        .collect())
+}
+
 /// Runs `liverseg evaluate`.
 pub fn run(args: &EvaluateArgs) -> Result<()> {
-    let classes = ClassSpec::parse_list(&args.labels)
-        .map_err(|e| bad_input(format!("--labels {:?}: {}", args.labels, e)))?;
+    let classes = classes(args)?;
     let opts = MetricOptions::with_tolerance(args.tolerance);
     opts.validate()
         .map_err(|e| bad_input(format!("--tolerance: {e}")))?;
