@@ -234,3 +234,90 @@ fn modalities_choose_the_normalisation_as_nnunet_does() {
     assert!(!patch.steps.iter().any(|s| !s.is_spatial()));
     assert_eq!(patch.augment, Preset::patch().augment);
 }
+
+/// Issue 17: further channels go through every step with the image's
+/// geometry, and through the augmentation with the image's draws.
+#[test]
+fn channels_follow_the_image_through_steps_and_augmentation() {
+    let pair = golden_pair();
+    let image = pair.image.clone();
+    // A second channel that is a multiple of the first: linear resampling
+    // and area resizing commute with it, and it is above CropForeground's
+    // threshold exactly where the first is, so the box is the same.
+    let twice = image.map(|v| 2.0 * v);
+    let preset = Preset {
+        name: "geometry".into(),
+        steps: vec![
+            Step::Spacing {
+                pixdim: [2.0, 2.5, 3.0],
+                image_mode: liverseg_transforms::Interpolation::Linear,
+            },
+            Step::Orientation {
+                axcodes: "LPS".into(),
+            },
+            Step::CropForeground(Default::default()),
+            Step::Resize {
+                size: [24, 20, 16],
+                image_mode: liverseg_transforms::ResizeMode::Area,
+                label_mode: liverseg_transforms::ResizeMode::NearestExact,
+            },
+            Step::NormalizeIntensity { nonzero: false },
+        ],
+        augment: liverseg_transforms::patch_augmentation([16, 16, 8]),
+    };
+    let one = preset.run(image.clone(), pair.label.clone()).unwrap();
+    let two = preset
+        .run_channels(vec![image.clone(), twice], pair.label.clone())
+        .unwrap();
+    // Channel 0 is what a one-channel run gives; channel 1, z-scored, is
+    // the same picture (a scale disappears in a z-score).
+    assert!(two.pair.image == one.pair.image, "channel 0 changed");
+    assert_eq!(two.pair.label, one.pair.label);
+    assert_eq!(two.pair.channels.len(), 1);
+    let c1 = &two.pair.channels[0];
+    assert!(c1.same_grid(&one.pair.image, 1e-9));
+    let worst = c1
+        .data()
+        .iter()
+        .zip(one.pair.image.data())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-3, "channel 1 differs by {worst}");
+    // Augmentation moves both channels alike: same crop, same flips.
+    let mut rng = case_rng(7, 1, 3);
+    let samples = preset.augment(two.pair.clone(), &mut rng).unwrap();
+    for s in &samples {
+        assert_eq!(s.channels.len(), 1);
+        assert!(s.channels[0].same_grid(&s.image, 1e-9));
+        let d = s.channels[0]
+            .data()
+            .iter()
+            .zip(s.image.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 0.05, "augmented channels differ by {d}");
+    }
+    // CropForeground keeps what any channel has above the threshold.
+    let crop_only = Preset {
+        name: "crop".into(),
+        steps: vec![Step::CropForeground(Default::default())],
+        augment: Vec::new(),
+    };
+    let alone = crop_only.run(image.clone(), None).unwrap();
+    assert_ne!(alone.pair.image.dims(), image.dims());
+    let bright = image.map(|_| 1.0);
+    let both = crop_only
+        .run_channels(vec![image.clone(), bright], None)
+        .unwrap();
+    assert_eq!(both.pair.image.dims(), image.dims());
+    // Channels off the image's grid are refused.
+    let a = image.affine();
+    let o = a.origin();
+    let moved = liverseg_io::Affine::from_columns(
+        [a.column(0), a.column(1), a.column(2)],
+        [o[0] + 1.0, o[1], o[2]],
+    );
+    let shifted = liverseg_io::Volume::new(image.dims(), moved, image.data().to_vec()).unwrap();
+    let e = preset.run_channels(vec![image, shifted], None).unwrap_err();
+    assert!(e.to_string().contains("channel 1"), "{e}");
+}

@@ -52,12 +52,30 @@ impl Preset {
                 let original = Grid::of(&v);
                 let pair = Pair::new(v, label)?;
                 if self.fused_prefix(0).is_some() {
-                    let Pair { image, label } = pair;
+                    let Pair { image, label, .. } = pair;
                     return self.run_voxels(image, label);
                 }
                 self.run_from(pair, 0, original, Vec::new(), true, &mut |_, _| Ok(()))
             }
         }
+    }
+
+    /// Runs every step on a multi-channel image (`images`, channel 0 first,
+    /// all on one grid) and its optional label; the result's
+    /// `pair.channels` holds channels 1, 2, .... One channel is
+    /// [`Preset::run`]. Several run step by step (the fused first step
+    /// takes one channel), which gives the same result.
+    pub fn run_channels(
+        &self,
+        mut images: Vec<Volume<f32>>,
+        label: Option<Volume<u8>>,
+    ) -> Result<Preprocessed> {
+        if images.len() == 1 {
+            return self.run(images.remove(0), label);
+        }
+        let pair = Pair::with_channels(images, label)?;
+        let original = Grid::of(&pair.image);
+        self.run_from(pair, 0, original, Vec::new(), false, &mut |_, _| Ok(()))
     }
 
     /// Runs every step separately and calls `on_stage(index, step, pair)`
@@ -255,6 +273,7 @@ fn run_fused<T: Voxel>(
     let Some(crop_opts) = plan.crop else {
         let label = label.map(|l| resample_label(&l, None)).transpose()?;
         return Ok(Pair {
+            channels: Vec::new(),
             image: oriented,
             label,
         });
@@ -289,7 +308,11 @@ fn run_fused<T: Voxel>(
         output: crop_grid,
     });
     let Some((size, image_mode, label_mode)) = plan.resize else {
-        return Ok(Pair { image, label });
+        return Ok(Pair {
+            image,
+            label,
+            channels: Vec::new(),
+        });
     };
     // Without an inside box the image is still the cropped (or whole)
     // volume and is resized here.
@@ -309,5 +332,9 @@ fn run_fused<T: Voxel>(
         input: crop_grid,
         output: Grid::of(&image),
     });
-    Ok(Pair { image, label })
+    Ok(Pair {
+        image,
+        label,
+        channels: Vec::new(),
+    })
 }

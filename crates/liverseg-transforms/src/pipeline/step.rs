@@ -120,14 +120,65 @@ impl Step {
         )
     }
 
-    /// Applies the step to an image and optional label.
+    /// Applies the step to an image, its further channels and an optional
+    /// label. Each channel goes through the step as the image does; the one
+    /// step that looks at intensities to move voxels, CropForeground, takes
+    /// its box from every channel at once (a voxel is foreground when any
+    /// channel is above the threshold, as MONAI's on a multi-channel image).
     pub fn apply(&self, pair: Pair) -> Result<Pair> {
-        let Pair { image, label } = pair;
+        let Pair {
+            image,
+            label,
+            channels,
+        } = pair;
+        if channels.is_empty() {
+            return self.apply_one(image, label);
+        }
+        if let Step::CropForeground(opts) = self {
+            let mut any = image.clone();
+            for c in &channels {
+                for (a, &v) in any.data_mut().iter_mut().zip(c.data()) {
+                    *a = a.max(v);
+                }
+            }
+            let Some(b) = foreground_box(&any, opts)? else {
+                return Ok(Pair {
+                    image,
+                    label,
+                    channels,
+                });
+            };
+            return Ok(Pair {
+                label: label.map(|l| crop(&l, &b)).transpose()?,
+                image: crop(&image, &b)?,
+                channels: channels
+                    .iter()
+                    .map(|c| crop(c, &b))
+                    .collect::<Result<Vec<_>>>()?,
+            });
+        }
+        // A channel needs the label only where it decides intensities.
+        let needs_label = matches!(self, Step::CtNormalize { stats: None });
+        let channels = channels
+            .into_iter()
+            .map(|c| {
+                let l = if needs_label { label.clone() } else { None };
+                Ok(self.apply_one(c, l)?.image)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = self.apply_one(image, label)?;
+        out.channels = channels;
+        Ok(out)
+    }
+
+    /// The step on one channel and its label.
+    fn apply_one(&self, image: Volume<f32>, label: Option<Volume<u8>>) -> Result<Pair> {
         let out = match self {
             Step::Orientation { axcodes } => {
                 let codes = parse_axcodes(axcodes)?;
                 let (perm, flip) = orientation_plan(image.affine(), codes)?;
                 Pair {
+                    channels: Vec::new(),
                     label: label.map(|l| permute_flip(&l, perm, flip)).transpose()?,
                     image: permute_flip(&image, perm, flip)?,
                 }
@@ -135,6 +186,7 @@ impl Step {
             Step::Spacing { pixdim, image_mode } => {
                 let target = spacing_grid(&Grid::of(&image), *pixdim)?;
                 Pair {
+                    channels: Vec::new(),
                     label: label
                         .map(|l| resample_labels(&l, &target, Padding::Border))
                         .transpose()?,
@@ -144,23 +196,30 @@ impl Step {
                 }
             }
             Step::ScaleIntensityRange(s) => Pair {
+                channels: Vec::new(),
                 image: s.apply(&image)?,
                 label,
             },
             Step::CropForeground(opts) => match foreground_box(&image, opts)? {
                 Some(b) => Pair {
+                    channels: Vec::new(),
                     label: label.map(|l| crop(&l, &b)).transpose()?,
                     image: crop(&image, &b)?,
                 },
                 // MONAI would produce an empty volume; nothing useful can
                 // follow that, so an image with no foreground is kept whole.
-                None => Pair { image, label },
+                None => Pair {
+                    image,
+                    label,
+                    channels: Vec::new(),
+                },
             },
             Step::Resize {
                 size,
                 image_mode,
                 label_mode,
             } => Pair {
+                channels: Vec::new(),
                 label: label
                     .map(|l| match label_mode {
                         ResizeMode::Nearest => resize_labels(&l, *size),
@@ -185,6 +244,7 @@ impl Step {
                 pad_pair(image, label, &pad_box(dims, size, *method))?
             }
             Step::NormalizeIntensity { nonzero } => Pair {
+                channels: Vec::new(),
                 image: normalize_intensity(&image, *nonzero),
                 label,
             },
@@ -194,6 +254,7 @@ impl Step {
                     None => case_ct_stats(&image, label.as_ref())?,
                 };
                 Pair {
+                    channels: Vec::new(),
                     image: stats.apply(&image),
                     label,
                 }
@@ -205,6 +266,7 @@ impl Step {
 
 fn pad_pair(image: Volume<f32>, label: Option<Volume<u8>>, b: &BoxRegion) -> Result<Pair> {
     Ok(Pair {
+        channels: Vec::new(),
         label: label.map(|l| crop(&l, b)).transpose()?,
         image: crop(&image, b)?,
     })

@@ -10,6 +10,7 @@ use crate::{Error, Pair, Result};
 /// Crops `pair` to `region` (image and label together).
 fn crop_pair(pair: &Pair, region: &BoxRegion) -> Result<Pair> {
     Ok(Pair {
+        channels: Vec::new(),
         image: crop(&pair.image, region)?,
         label: pair.label.as_ref().map(|l| crop(l, region)).transpose()?,
     })
@@ -50,7 +51,7 @@ pub(crate) fn pos_neg(
             (u, word(rng))
         })
         .collect();
-    let Pair { image, label } = pair;
+    let Pair { image, label, .. } = pair;
     let Some(label) = label else {
         return Err(Error::Param(
             "RandCropByPosNegLabel: needs a label to choose foreground and background centres"
@@ -105,6 +106,7 @@ pub(crate) fn pos_neg(
         ];
         let region = box_around(centre, size, dims);
         out.push(Pair {
+            channels: Vec::new(),
             image: crop(&image, &region)?,
             label: Some(crop(&label, &region)?),
         });

@@ -28,6 +28,7 @@ pub(crate) fn rand_flip(
         mask[a] = true;
     }
     Ok(Pair {
+        channels: Vec::new(),
         image: flip(&pair.image, mask)?,
         label: pair.label.as_ref().map(|l| flip(l, mask)).transpose()?,
     })
@@ -52,6 +53,7 @@ pub(crate) fn rand_rotate90(
     let k = (k % 4) as i32;
     let axes = (axes[0], axes[1]);
     Ok(Pair {
+        channels: Vec::new(),
         image: rotate90(&pair.image, k, axes)?,
         label: pair
             .label
@@ -171,7 +173,11 @@ pub(crate) fn warp(pair: &Pair, map: &Affine, padding: Padding) -> Result<Pair> 
             )
         })
         .transpose()?;
-    Ok(Pair { image, label })
+    Ok(Pair {
+        image,
+        label,
+        channels: Vec::new(),
+    })
 }
 
 /// MONAI `Zoom(zoom, mode, keep_size)` with the same factor on every axis:
@@ -201,9 +207,14 @@ pub(crate) fn zoom(pair: &Pair, z: f64, keep_size: bool) -> Result<Pair> {
         .map(|l| resize_labels(l, size))
         .transpose()?;
     if !keep_size {
-        return Ok(Pair { image, label });
+        return Ok(Pair {
+            image,
+            label,
+            channels: Vec::new(),
+        });
     }
     Ok(Pair {
+        channels: Vec::new(),
         image: pad_crop_edge(&image, dims)?,
         label: label.as_ref().map(|l| pad_crop_edge(l, dims)).transpose()?,
     })

@@ -472,7 +472,53 @@ impl RandomTransform {
     /// `rng` ([`RandomTransform::words_per_sample`] words, always). Crops
     /// return `num_samples` samples (one for `RandSpatialCrop`); every
     /// other transform returns one.
+    ///
+    /// Further channels get the same draws as the image (the generator is
+    /// replayed from where the image's draws began), so they move and are
+    /// scaled with it; the generator ends where one channel leaves it.
     pub fn apply(&self, pair: Pair, rng: &mut ChaCha8Rng) -> Result<Vec<Pair>> {
+        let Pair {
+            image,
+            label,
+            channels,
+        } = pair;
+        if channels.is_empty() {
+            return self.apply_one(
+                Pair {
+                    image,
+                    label,
+                    channels,
+                },
+                rng,
+            );
+        }
+        let start = rng.clone();
+        let mut out = self.apply_one(
+            Pair {
+                image,
+                label: label.clone(),
+                channels: Vec::new(),
+            },
+            rng,
+        )?;
+        for c in channels {
+            let mut replay = start.clone();
+            let same = self.apply_one(
+                Pair {
+                    image: c,
+                    label: label.clone(),
+                    channels: Vec::new(),
+                },
+                &mut replay,
+            )?;
+            for (o, s) in out.iter_mut().zip(same) {
+                o.channels.push(s.image);
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply_one(&self, pair: Pair, rng: &mut ChaCha8Rng) -> Result<Vec<Pair>> {
         self.validate()?;
         let name = self.name();
         if let Some(l) = &pair.label

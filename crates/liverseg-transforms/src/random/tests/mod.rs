@@ -52,6 +52,7 @@ fn phantom(dims: [usize; 3]) -> Pair {
         }
     }
     Pair {
+        channels: Vec::new(),
         image: Volume::new(dims, oblique(), img).unwrap(),
         label: Some(Volume::new(dims, oblique(), lab).unwrap()),
     }
