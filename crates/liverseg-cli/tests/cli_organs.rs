@@ -2,9 +2,10 @@
 //! `dataset.json` alone (clinical phantoms labelling nine structures) is
 //! trained with a label selection, and `predict` writes the dataset's own
 //! values, a DICOM SEG with one named segment per organ, and a volume per
-//! organ; Dice per organ is checked on held-out cases. An MR-like dataset
-//! (modality `T1` in its `dataset.json`, an arbitrary intensity scale per
-//! case) trains with a z-score in place of the CT window.
+//! organ; Dice per organ is checked on held-out cases. A two-channel
+//! MR-like dataset in nnU-Net's layout (T1 and T2, an arbitrary intensity
+//! scale per case and sequence) trains with a z-score in place of the CT
+//! window and predicts from one file per channel.
 
 mod common;
 
@@ -215,39 +216,128 @@ fn four_organs_train_from_dataset_json_and_predict_with_their_values() {
     }
 }
 
+/// The two MR-like sequences of a case, each with its own arbitrary
+/// scale, and the case's label.
+fn mr_case(seed: u64) -> (Volume<i16>, Volume<i16>, Volume<u8>) {
+    let t1 = generate_mr(seed, &grid(), MrSequence::T1).unwrap();
+    let t2 = generate_mr(seed, &grid(), MrSequence::T2).unwrap();
+    (t1.image, t2.image, t1.label)
+}
+
 #[test]
-fn an_mr_dataset_trains_with_a_zscore_whatever_its_scale() {
+fn a_two_channel_mr_dataset_trains_with_a_zscore_and_predicts_from_both() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    // nnU-Net v2's raw layout: case_0000 (T1) and case_0001 (T2), labels
+    // named by value, no list of cases.
     let data = dir.join("MR");
-    let mr = |seed| generate_mr(seed, &grid(), MrSequence::T1).unwrap();
-    let cases = (0..8).map(|i| Ok((format!("mr_{i}"), mr(i))));
-    liverseg_phantom::write_decathlon_as(&data, cases, "MR-like", "T1").unwrap();
+    for sub in ["imagesTr", "labelsTr"] {
+        std::fs::create_dir_all(data.join(sub)).unwrap();
+    }
+    let w = nifti::WriteOptions::default();
+    for i in 0..8 {
+        let (t1, t2, label) = mr_case(i);
+        nifti::write(&data.join(format!("imagesTr/mr_{i}_0000.nii.gz")), &t1, &w).unwrap();
+        nifti::write(&data.join(format!("imagesTr/mr_{i}_0001.nii.gz")), &t2, &w).unwrap();
+        nifti::write(&data.join(format!("labelsTr/mr_{i}.nii.gz")), &label, &w).unwrap();
+    }
+    let labels: Vec<String> = Organ::ALL
+        .iter()
+        .filter(|o| **o != Organ::LiverTumour)
+        .map(|o| format!("\"{}\": {}", o.name(), o.value()))
+        .collect();
+    std::fs::write(
+        data.join("dataset.json"),
+        format!(
+            r#"{{"channel_names": {{"0": "T1", "1": "T2"}}, "labels": {{"background": 0, {}}},
+            "numTraining": 8, "file_ending": ".nii.gz"}}"#,
+            labels.join(", ")
+        ),
+    )
+    .unwrap();
     let model = train(dir, &data, "liver,spleen,kidney");
     let listing = card(&model);
     assert!(
         listing.contains("organs+zscore: orientation → resize → normalize_intensity"),
         "{listing}"
     );
+    assert!(listing.contains("2 input channels"), "{listing}");
     for seed in [100, 101] {
-        let p = mr(seed);
-        let image = dir.join(format!("mr_{seed}.nii.gz"));
-        nifti::write(&image, &p.image, &nifti::WriteOptions::default()).unwrap();
+        let (t1, t2, label) = mr_case(seed);
+        let (a, b) = (
+            dir.join(format!("t1_{seed}.nii.gz")),
+            dir.join(format!("t2_{seed}.nii.gz")),
+        );
+        nifti::write(&a, &t1, &w).unwrap();
+        nifti::write(&b, &t2, &w).unwrap();
         let out = dir.join(format!("mr_pred_{seed}.nii.gz"));
         ok(&liverseg(&[
             "predict",
             "--model",
             s(&model),
             "--input",
-            s(&image),
+            s(&a),
+            "--input",
+            s(&b),
             "--output",
             s(&out),
         ]));
         let pred: Volume<u8> = nifti::read(&out, &nifti::ReadOptions::default()).unwrap();
+        assert!(pred.same_grid(&label, 1e-6));
         for organ in [Organ::Liver, Organ::Spleen, Organ::Kidney] {
-            let d = dice(&pred, &p.label, organ.value());
+            let d = dice(&pred, &label, organ.value());
             eprintln!("MR held-out {seed} {}: Dice {d:.3}", organ.name());
             assert!(d > 0.7, "MR {seed} {}: Dice {d:.3}", organ.name());
         }
     }
+    // One channel for a two-channel model, or channels on two grids: exit 2,
+    // nothing written.
+    let a = dir.join("t1_100.nii.gz");
+    let out = dir.join("refused.nii.gz");
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--input",
+        s(&a),
+        "--output",
+        s(&out),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("takes 2 input channel"));
+    let other = PhantomConfig {
+        spacing: [4.0, 4.0, 4.0],
+        ..grid()
+    };
+    let moved = dir.join("t2_other_grid.nii.gz");
+    nifti::write(
+        &moved,
+        &generate_mr(100, &other, MrSequence::T2).unwrap().image,
+        &w,
+    )
+    .unwrap();
+    let o = liverseg(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--input",
+        s(&a),
+        "--input",
+        s(&moved),
+        "--output",
+        s(&out),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not on one grid"));
+    assert!(!out.exists());
 }

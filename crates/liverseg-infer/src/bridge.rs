@@ -16,29 +16,52 @@ pub fn volumes_to_tensor<T: liverseg_io::Voxel>(
     vols: &[&Volume<T>],
     device: &Device,
 ) -> Result<Tensor> {
-    let Some(first) = vols.first() else {
+    let samples: Vec<Vec<&Volume<T>>> = vols.iter().map(|v| vec![*v]).collect();
+    channels_to_tensor(&samples, device)
+}
+
+/// Stacks samples of several channels (each sample's channels in order,
+/// every volume of one shape) into a `(N, C, X, Y, Z)` tensor: channel `c`
+/// of sample `n` is `tensor[n, c]`.
+pub fn channels_to_tensor<T: liverseg_io::Voxel>(
+    samples: &[Vec<&Volume<T>>],
+    device: &Device,
+) -> Result<Tensor> {
+    let Some(first) = samples.first().and_then(|s| s.first()) else {
         return Err(Error::Config("an empty batch".into()));
     };
+    let channels = samples[0].len();
     let [x, y, z] = first.dims();
-    let mut data = Vec::with_capacity(vols.len() * x * y * z);
-    for v in vols {
-        if v.dims() != [x, y, z] {
+    let mut data = Vec::with_capacity(samples.len() * channels * x * y * z);
+    for s in samples {
+        if s.len() != channels {
             return Err(Error::Grid(format!(
-                "a batch mixes shapes {:?} and {:?}",
-                first.dims(),
-                v.dims()
+                "a batch mixes {} and {channels} channels",
+                s.len()
             )));
         }
-        // Volumes are x-fastest; the tensor wants z fastest.
-        for i in 0..x {
-            for j in 0..y {
-                for k in 0..z {
-                    data.push(v.data()[i + x * (j + y * k)].to_f64() as f32);
+        for v in s {
+            if v.dims() != [x, y, z] {
+                return Err(Error::Grid(format!(
+                    "a batch mixes shapes {:?} and {:?}",
+                    first.dims(),
+                    v.dims()
+                )));
+            }
+            for i in 0..x {
+                for j in 0..y {
+                    for k in 0..z {
+                        data.push(v.data()[i + x * (j + y * k)].to_f64() as f32);
+                    }
                 }
             }
         }
     }
-    Ok(Tensor::from_vec(data, (vols.len(), 1, x, y, z), device)?)
+    Ok(Tensor::from_vec(
+        data,
+        (samples.len(), channels, x, y, z),
+        device,
+    )?)
 }
 
 /// Channel `c` of sample `n` of a `(N, C, X, Y, Z)` tensor as a volume

@@ -26,7 +26,7 @@ mod device;
 mod error;
 mod predictor;
 
-pub use bridge::{tensor_to_volume, volumes_to_tensor};
+pub use bridge::{channels_to_tensor, tensor_to_volume, volumes_to_tensor};
 pub use builtin::{BUILTIN, builtin_bytes};
 pub use card::{ABOUT_KEY, COMPONENT_KEY, DECISION_KEY, ModelCard, VALUES_KEY, default_classes};
 pub use decision::Decision;

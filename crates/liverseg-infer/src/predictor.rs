@@ -15,7 +15,7 @@ use liverseg_transforms::postprocess::{
 use liverseg_transforms::{Grid, Preprocessed, Preset, Step};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, ModelCard, Result, tensor_to_volume, volumes_to_tensor};
+use crate::{Error, ModelCard, Result, channels_to_tensor, tensor_to_volume};
 use liverseg_io::decathlon::is_lesion;
 
 /// How the input is brought to the model's grid.
@@ -219,7 +219,8 @@ impl Predictor {
     }
 
     /// Logits `(1, C, X, Y, Z)` of a preprocessed image.
-    fn logits(&self, image: &Volume<f32>, opts: &PredictOptions) -> Result<Tensor> {
+    fn logits(&self, inputs: &[&Volume<f32>], opts: &PredictOptions) -> Result<Tensor> {
+        let image = inputs[0];
         let roi = self.roi(opts, &Grid::of(image));
         self.check_window(roi)?;
         // The blended logits, the importance weights and their sum over the
@@ -230,7 +231,7 @@ impl Predictor {
             4,
         )
         .map_err(|b| Error::Config(b.to_string()))?;
-        let x = volumes_to_tensor(&[image], &self.device)?;
+        let x = channels_to_tensor(&[inputs.to_vec()], &self.device)?;
         let cfg = SlidingWindowConfig {
             roi_size: roi,
             sw_batch_size: 1,
@@ -300,16 +301,62 @@ impl Predictor {
     /// Segments one CT: a CT as read ([`read_ct_file`]) or a volume of
     /// int16 or float32 HU.
     pub fn predict(&self, image: impl Into<Ct>, opts: &PredictOptions) -> Result<Prediction> {
-        let image: Ct = image.into();
-        let input_grid = Grid {
-            dims: image.dims(),
-            affine: *image.affine(),
+        self.predict_inputs(Inputs::One(image.into()), opts)
+    }
+
+    /// Segments a multi-channel input: `images` channel 0 first (as the
+    /// model was trained: BraTS' FLAIR, T1, T1Gd, T2), all on one grid.
+    /// One image is [`Predictor::predict`].
+    pub fn predict_channels(
+        &self,
+        mut images: Vec<Volume<f32>>,
+        opts: &PredictOptions,
+    ) -> Result<Prediction> {
+        if images.len() == 1 {
+            return self.predict(images.remove(0), opts);
+        }
+        if let Some(c) = images
+            .iter()
+            .skip(1)
+            .find(|c| !images[0].same_grid(c, 1e-3))
+        {
+            return Err(Error::Grid(format!(
+                "the channels are not on one grid: shapes {:?} and {:?}, affines differ by up to {:.3} mm",
+                images[0].dims(),
+                c.dims(),
+                images[0].affine().max_abs_diff(c.affine())
+            )));
+        }
+        self.predict_inputs(Inputs::Many(images), opts)
+    }
+
+    fn predict_inputs(&self, inputs: Inputs, opts: &PredictOptions) -> Result<Prediction> {
+        let given = match &inputs {
+            Inputs::One(_) => 1,
+            Inputs::Many(v) => v.len(),
+        };
+        let wanted = self.card.architecture.in_channels();
+        if given != wanted {
+            return Err(Error::Config(format!(
+                "this model takes {wanted} input channel(s), {given} given (one file per channel, channel 0 first)"
+            )));
+        }
+        let input_grid = match &inputs {
+            Inputs::One(image) => Grid {
+                dims: image.dims(),
+                affine: *image.affine(),
+            },
+            Inputs::Many(v) => Grid::of(&v[0]),
         };
         let (mut labels, probs, network_grid) = match opts.preprocess {
             PreprocessMode::None => {
-                let img = image.into_f32();
-                let logits = self.logits(&img, opts)?;
-                drop(img);
+                let imgs = match inputs {
+                    Inputs::One(image) => vec![image.into_f32()],
+                    Inputs::Many(v) => v,
+                };
+                let refs: Vec<&Volume<f32>> = imgs.iter().collect();
+                let logits = self.logits(&refs, opts)?;
+                drop(imgs);
                 let probs = self.probabilities(&logits, &input_grid)?;
                 let labels = self.decide(&probs)?;
                 (labels, opts.keep_probabilities.then_some(probs), input_grid)
@@ -321,11 +368,17 @@ impl Predictor {
                     self.card.preset.clone()
                 };
                 let t = std::time::Instant::now();
-                let done: Preprocessed = preset.run(image, None)?;
+                let done: Preprocessed = match inputs {
+                    Inputs::One(image) => preset.run(image, None)?,
+                    Inputs::Many(v) => preset.run_channels(v, None)?,
+                };
                 let model_grid = Grid::of(&done.pair.image);
                 log_stage("preprocess", t);
                 let t = std::time::Instant::now();
-                let logits = self.logits(&done.pair.image, opts)?;
+                let refs: Vec<&Volume<f32>> = std::iter::once(&done.pair.image)
+                    .chain(&done.pair.channels)
+                    .collect();
+                let logits = self.logits(&refs, opts)?;
                 let on_model = self.probabilities(&logits, &model_grid)?;
                 drop(logits);
                 log_stage("network", t);
@@ -392,6 +445,12 @@ impl Predictor {
                 .collect(),
         })
     }
+}
+
+/// What a prediction runs on: a CT as read, or several channels.
+enum Inputs {
+    One(Ct),
+    Many(Vec<Volume<f32>>),
 }
 
 /// Logs how long a stage of prediction took (`-vv`): `read`, `preprocess`,

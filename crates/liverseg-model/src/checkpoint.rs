@@ -48,6 +48,14 @@ impl Architecture {
         }
     }
 
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        match self {
+            Architecture::MonaiUnet(c) => c.in_channels,
+            Architecture::PlainUnet(c) => c.in_channels,
+        }
+    }
+
     /// Output channels (classes, background included).
     pub fn out_channels(&self) -> usize {
         match self {

@@ -10,7 +10,7 @@
 //! liverseg's voxel order.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use liverseg_io::decathlon::DatasetJson;
 use liverseg_io::{Volume, nifti};
@@ -95,22 +95,6 @@ impl Fingerprint {
 /// `num_foreground_voxels_for_intensitystats`).
 const SAMPLES: usize = 10_000_000;
 
-/// The image file of channel `c` of a case whose channel 0 is `first`:
-/// nnU-Net's `case_0000.nii.gz` → `case_000c.nii.gz`.
-fn channel_file(first: &Path, c: usize) -> Result<PathBuf> {
-    if c == 0 {
-        return Ok(first.to_path_buf());
-    }
-    let name = first.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    match name.find("_0000.") {
-        Some(i) => Ok(first.with_file_name(format!("{}_{c:04}{}", &name[..i], &name[i + 5..]))),
-        None => Err(Error::Invalid {
-            path: first.to_path_buf(),
-            reason: "a multi-channel dataset needs one file per channel (case_0000, case_0001, ...); 4-D images are not read yet".into(),
-        }),
-    }
-}
-
 /// The box of the non-zero region of `channels` (any channel non-zero,
 /// holes filled, as nnU-Net crops), as start and size per axis; the whole
 /// grid when nothing is non-zero.
@@ -177,23 +161,17 @@ pub fn extract(dir: &Path, mut progress: impl FnMut(&str)) -> Result<Fingerprint
     let (mut shapes, mut spacings, mut relative) = (Vec::new(), Vec::new(), Vec::new());
     for (k, case) in cases.values().enumerate() {
         let label: Volume<u8> = nifti::read(&case.label, &opts)?;
-        let images = (0..channels)
-            .map(|c| {
-                let path = channel_file(&case.image, c)?;
-                let v: Volume<f32> = nifti::read(&path, &opts)?;
-                if v.dims() != label.dims() {
-                    return Err(Error::Invalid {
-                        path,
-                        reason: format!(
-                            "shape {:?} differs from its label's {:?}",
-                            v.dims(),
-                            label.dims()
-                        ),
-                    });
-                }
-                Ok(v)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let images = case.read_channels(channels)?;
+        if let Some(v) = images.iter().find(|v| v.dims() != label.dims()) {
+            return Err(Error::Invalid {
+                path: case.image.clone(),
+                reason: format!(
+                    "shape {:?} differs from its label's {:?}",
+                    v.dims(),
+                    label.dims()
+                ),
+            });
+        }
         let (_, size) = nonzero_box(&images);
         let dims = label.dims();
         let total: usize = dims.iter().product();
@@ -230,16 +208,6 @@ pub fn extract(dir: &Path, mut progress: impl FnMut(&str)) -> Result<Fingerprint
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn channel_files_follow_nnunet_names() {
-        let p = Path::new("/d/imagesTr/la_003_0000.nii.gz");
-        assert_eq!(
-            channel_file(p, 2).unwrap(),
-            Path::new("/d/imagesTr/la_003_0002.nii.gz")
-        );
-        assert!(channel_file(Path::new("/d/imagesTr/brats_1.nii.gz"), 1).is_err());
-    }
 
     #[test]
     fn the_crop_box_is_the_filled_nonzero_region() {

@@ -319,6 +319,14 @@ impl TrainConfig {
             .map_err(|e| Error::Config(format!("labels {:?}: {e}", self.labels)))
     }
 
+    /// Sets the model's input channels.
+    pub fn fit_model_inputs(&mut self, channels: usize) {
+        match &mut self.model {
+            Architecture::MonaiUnet(c) => c.in_channels = channels,
+            Architecture::PlainUnet(c) => c.in_channels = channels,
+        }
+    }
+
     /// Sets the model's output channels (classes and background).
     pub fn fit_model_to_labels(&mut self, channels: usize) {
         let n = channels;

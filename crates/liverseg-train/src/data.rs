@@ -44,16 +44,6 @@ impl Dataset {
         let json = DatasetJson::read(&root)?;
         let labels = json.label_list(&json_path)?;
         let channels = json.channels();
-        if channels.len() != 1 {
-            return Err(Error::Data {
-                path: json_path,
-                reason: format!(
-                    "{} input channels ({}): training takes one channel so far",
-                    channels.len(),
-                    channels.join(", ")
-                ),
-            });
-        }
         let cases = json.cases(&root)?;
         if cases.len() < 2 {
             return Err(Error::Data {
@@ -115,6 +105,15 @@ pub struct Prepared {
     pub label: Volume<u8>,
     /// The original CT grid, for mapping results back.
     pub original: Grid,
+    /// Input channels 1, 2, ... on the image's grid (empty for one).
+    pub channels: Vec<Volume<f32>>,
+}
+
+impl Prepared {
+    /// Every input channel, the image first.
+    pub fn inputs(&self) -> Vec<&Volume<f32>> {
+        std::iter::once(&self.image).chain(&self.channels).collect()
+    }
 }
 
 /// The persistent cache of preprocessed cases. An entry's name carries a
@@ -126,11 +125,13 @@ pub struct Cache {
     dir: PathBuf,
     preset_json: String,
     labels: LabelMap,
+    channels: usize,
 }
 
 impl Cache {
-    /// A cache under `dir` for cases preprocessed with `preset`.
-    pub fn new(dir: PathBuf, preset: &Preset, labels: LabelMap) -> Result<Cache> {
+    /// A cache under `dir` for cases of `channels` input channels
+    /// preprocessed with `preset`.
+    pub fn new(dir: PathBuf, preset: &Preset, labels: LabelMap, channels: usize) -> Result<Cache> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(&dir, "cannot create the cache folder", e))?;
         let preset_json =
@@ -139,13 +140,14 @@ impl Cache {
             dir,
             preset_json,
             labels,
+            channels: channels.max(1),
         })
     }
 
     /// The key of a case: FNV-1a over everything that decides its content.
     pub fn key(&self, case: &Case) -> String {
         let mut h = Fnv::new();
-        for f in [&case.image, &case.label] {
+        for f in [&case.image, &case.label].into_iter().chain(&case.extra) {
             h.write(f.to_string_lossy().as_bytes());
             if let Ok(m) = std::fs::metadata(f) {
                 h.write(&m.len().to_le_bytes());
@@ -163,6 +165,9 @@ impl Cache {
                 .unwrap_or_default()
                 .as_bytes(),
         );
+        if self.channels > 1 {
+            h.write(&self.channels.to_le_bytes());
+        }
         format!("{}-{:016x}", case.name, h.finish())
     }
 
@@ -170,9 +175,16 @@ impl Cache {
     pub fn get(&self, case: &Case, preset: &Preset) -> Result<Prepared> {
         let key = self.key(case);
         let image_path = self.dir.join(format!("{key}_image.nii"));
+        let channel_paths: Vec<PathBuf> = (1..self.channels)
+            .map(|c| self.dir.join(format!("{key}_image{c}.nii")))
+            .collect();
         let label_path = self.dir.join(format!("{key}_label.nii"));
         let grid_path = self.dir.join(format!("{key}_grid.json"));
-        if image_path.is_file() && label_path.is_file() && grid_path.is_file() {
+        if image_path.is_file()
+            && label_path.is_file()
+            && grid_path.is_file()
+            && channel_paths.iter().all(|p| p.is_file())
+        {
             let read = || -> Result<Prepared> {
                 let opts = nifti::ReadOptions::default();
                 let original: Grid =
@@ -190,6 +202,10 @@ impl Cache {
                     image: nifti::read(&image_path, &opts)?,
                     label: nifti::read(&label_path, &opts)?,
                     original,
+                    channels: channel_paths
+                        .iter()
+                        .map(|p| nifti::read(p, &opts))
+                        .collect::<liverseg_io::Result<Vec<_>>>()?,
                 })
             };
             if let Ok(p) = read() {
@@ -197,12 +213,15 @@ impl Cache {
             }
             tracing::warn!(case = %case.name, "unreadable cache entry; recomputing");
         }
-        let prepared = prepare(case, preset, &self.labels)?;
+        let prepared = prepare(case, preset, &self.labels, self.channels)?;
         let opts = nifti::WriteOptions {
             overwrite: Overwrite::Allow,
             ..Default::default()
         };
         nifti::write(&image_path, &prepared.image, &opts)?;
+        for (p, v) in channel_paths.iter().zip(&prepared.channels) {
+            nifti::write(p, v, &opts)?;
+        }
         nifti::write(&label_path, &prepared.label, &opts)?;
         let json =
             serde_json::to_vec(&prepared.original).map_err(|e| Error::Config(e.to_string()))?;
@@ -215,15 +234,29 @@ impl Cache {
 
 /// Reads and preprocesses one case (int16 CTs go into the first resampling
 /// without a float copy) and maps its labels to class indices.
-pub fn prepare(case: &Case, preset: &Preset, labels: &LabelMap) -> Result<Prepared> {
+pub fn prepare(
+    case: &Case,
+    preset: &Preset,
+    labels: &LabelMap,
+    channels: usize,
+) -> Result<Prepared> {
     let opts = nifti::ReadOptions::default();
     let label: Volume<u8> = nifti::read(&case.label, &opts)?;
     check_label_values(&case.label, &label, labels)?;
-    let image = nifti::read_ct(&case.image, &opts)?;
-    if let nifti::Ct::F32(v) = &image {
-        check_finite(&case.image, v)?;
-    }
-    let done = preset.run(image, Some(label)).map_err(|e| match e {
+    let done = if channels > 1 {
+        let images = case.read_channels(channels)?;
+        for v in &images {
+            check_finite(&case.image, v)?;
+        }
+        preset.run_channels(images, Some(label))
+    } else {
+        let image = nifti::read_ct(&case.image, &opts)?;
+        if let nifti::Ct::F32(v) = &image {
+            check_finite(&case.image, v)?;
+        }
+        preset.run(image, Some(label))
+    };
+    let done = done.map_err(|e| match e {
         liverseg_transforms::Error::Grid(reason) => Error::Data {
             path: case.label.clone(),
             reason,
@@ -240,6 +273,7 @@ pub fn prepare(case: &Case, preset: &Preset, labels: &LabelMap) -> Result<Prepar
         })
         .ok_or_else(|| Error::Config("the preset dropped the label".into()))?;
     Ok(Prepared {
+        channels: done.pair.channels,
         image: done.pair.image,
         label,
         original: done.original,

@@ -38,12 +38,19 @@ struct Card {
 fn describe(name: String, file: &ModelFile, card: &ModelCard, stored_bytes: u64) -> Card {
     let network = match &card.architecture {
         Architecture::MonaiUnet(c) => format!(
-            "MONAI UNet, channels {:?}, strides {:?}, {} residual units",
-            c.channels, c.strides, c.num_res_units
+            "MONAI UNet, {} input channel{}, channels {:?}, strides {:?}, {} residual units",
+            c.in_channels,
+            if c.in_channels == 1 { "" } else { "s" },
+            c.channels,
+            c.strides,
+            c.num_res_units
         ),
         Architecture::PlainUnet(c) => format!(
-            "plain U-Net, features {:?}, strides {:?}",
-            c.features, c.strides
+            "plain U-Net, {} input channel{}, features {:?}, strides {:?}",
+            c.in_channels,
+            if c.in_channels == 1 { "" } else { "s" },
+            c.features,
+            c.stage_strides()
         ),
     };
     let steps: Vec<&str> = card.preset.steps.iter().map(|s| s.name()).collect();

@@ -44,9 +44,12 @@ pub struct PredictArgs {
     /// `liverseg models`).
     #[arg(long, default_value = liverseg_infer::BUILTIN)]
     pub model: String,
-    /// A NIfTI file, a DICOM series directory, or a folder of cases.
-    #[arg(long)]
-    pub input: PathBuf,
+    /// A NIfTI file, a DICOM series directory, or a folder of cases; for a
+    /// model of several input channels, one NIfTI file per channel, channel
+    /// 0 first (`--input a_0000.nii.gz --input a_0001.nii.gz`), all on one
+    /// grid.
+    #[arg(long = "input", required = true)]
+    pub inputs: Vec<PathBuf>,
     /// The mask file (a folder when the input is a folder of cases).
     #[arg(long)]
     pub output: PathBuf,
@@ -133,13 +136,23 @@ struct NetworkGrid {
 enum Input {
     Nifti(PathBuf),
     Series(PathBuf),
+    /// One NIfTI file per channel, channel 0 first.
+    Channels(Vec<PathBuf>),
 }
 
 impl Input {
     fn path(&self) -> &Path {
         match self {
             Input::Nifti(p) | Input::Series(p) => p,
+            Input::Channels(ps) => &ps[0],
         }
+    }
+}
+
+impl PredictArgs {
+    /// The input (channel 0's file with several `--input`s).
+    pub fn input(&self) -> &Path {
+        &self.inputs[0]
     }
 }
 
@@ -184,7 +197,7 @@ fn write_outputs(
         let (Some(ct), Some(series)) = (ct, series) else {
             return Err(bad_input(format!(
                 "{}: --format seg needs a DICOM series as input",
-                args.input.display()
+                args.input().display()
             )));
         };
         let seg_path = if args.format == Format::Both {
@@ -248,6 +261,18 @@ fn run_case(
                 (predictor.predict(ct, opts)?, None, Some(header))
             }
         }
+        Input::Channels(ps) => {
+            let opts_read = nifti::ReadOptions::default();
+            let vols = ps
+                .iter()
+                .map(|p| {
+                    nifti::read::<f32>(p, &opts_read)
+                        .map_err(|e| anyhow::Error::new(e).context(p.display().to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let first = needs_ct.then(|| vols[0].clone());
+            (predictor.predict_channels(vols, opts)?, first, None)
+        }
         Input::Nifti(p) => {
             let ct = read_ct_file(p)?;
             // The SEG and the overlay take the CT as float HU: a copy of what
@@ -301,8 +326,20 @@ enum Target {
 /// DICOM file is a series; one holding NIfTI files or sub-folders is a
 /// folder of cases; anything else is read as a series (and fails there with
 /// the reader's reason).
-fn classify_input(input: &Path) -> Result<Target> {
+fn classify_input(inputs: &[PathBuf]) -> Result<Target> {
     let one = |i| Ok(Target::One(i));
+    let input = inputs[0].as_path();
+    if inputs.len() > 1 {
+        for p in inputs {
+            if !matches!(crate::formats::detect(p)?, InputKind::Nifti) {
+                return Err(bad_input(format!(
+                    "{}: with several --input, each is one channel's NIfTI file",
+                    p.display()
+                )));
+            }
+        }
+        return one(Input::Channels(inputs.to_vec()));
+    }
     match crate::formats::detect(input)? {
         InputKind::Nifti => return one(Input::Nifti(input.to_path_buf())),
         InputKind::DicomFile => return one(Input::Series(input.to_path_buf())),
@@ -356,18 +393,22 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
             args.output.display()
         )));
     }
-    if args.format != Format::Nifti && matches!(single, Some(Input::Nifti(_))) {
+    if args.format != Format::Nifti && matches!(single, Some(Input::Nifti(_) | Input::Channels(_)))
+    {
         return Err(bad_input(format!(
             "{}: --format seg needs a DICOM series as input",
-            args.input.display()
+            args.input().display()
         )));
     }
     let seg = (args.format == Format::Both).then(|| seg_beside(&args.output));
     let model = model_path(args);
     let mut check = crate::formats::PathCheck::new()
-        .input(&args.input)
+        .input(args.input())
         .input_opt(model)
         .output(&args.output);
+    for p in &args.inputs[1..] {
+        check = check.input(p);
+    }
     // In a folder run the extra outputs go inside the output folder, named
     // after each case; their flags only switch them on.
     if single.is_some() {
@@ -386,12 +427,12 @@ fn model_path(args: &PredictArgs) -> Option<&Path> {
 
 /// Runs `liverseg predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
-    let target = classify_input(&args.input)?;
+    let target = classify_input(&args.inputs)?;
     let target = match target {
         Target::One(_) if args.shard.is_some() => {
             return Err(bad_input(format!(
                 "{}: --shard splits a folder of cases; this is one case",
-                args.input.display()
+                args.input().display()
             )));
         }
         Target::Folder(cases) => {
@@ -406,7 +447,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
                     tracing::info!(
                         "shard {shard}: {} of the {total} cases in {}",
                         mine.len(),
-                        args.input.display()
+                        args.input().display()
                     );
                     Target::Folder(mine)
                 }
@@ -533,7 +574,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     if failures > 0 && reports.is_empty() {
         return Err(bad_input(format!(
             "{}: every case failed",
-            args.input.display()
+            args.input().display()
         )));
     }
     Ok(())

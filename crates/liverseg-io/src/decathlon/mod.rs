@@ -16,7 +16,7 @@
 //! Every list in the file is sorted by name. The `folds` list has the
 //! structure of nnU-Net's `splits_final.json`.
 
-use crate::{Error, Overwrite, Result, write_file_atomic};
+use crate::{Error, Overwrite, Result, Volume, write_file_atomic};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -106,6 +106,34 @@ pub struct Case {
     pub image: PathBuf,
     /// The label file.
     pub label: PathBuf,
+    /// The files of channels 1, 2, ... (nnU-Net's `case_0001`, ...); empty
+    /// for one channel, or when `image` holds every channel as the volumes
+    /// of a 4-D file (the Decathlon's multi-modal tasks).
+    pub extra: Vec<PathBuf>,
+}
+
+impl Case {
+    /// Reads the case's `channels` input channels as float32 volumes,
+    /// channel 0 first: `image` and the `extra` files, or the volumes of a
+    /// 4-D `image`. Fails naming the file when one is missing or holds
+    /// another number of volumes.
+    pub fn read_channels(&self, channels: usize) -> Result<Vec<Volume<f32>>> {
+        let plain = crate::nifti::ReadOptions::default();
+        if channels <= 1 {
+            return Ok(vec![crate::nifti::read(&self.image, &plain)?]);
+        }
+        if self.extra.len() + 1 == channels {
+            return std::iter::once(&self.image)
+                .chain(&self.extra)
+                .map(|p| crate::nifti::read(p, &plain))
+                .collect();
+        }
+        (0..channels)
+            .map(|k| {
+                crate::nifti::read(&self.image, &crate::nifti::ReadOptions { volume: Some(k) })
+            })
+            .collect()
+    }
 }
 
 /// The case name of a path as the Decathlon layout uses it: the last path
@@ -215,7 +243,7 @@ impl DatasetJson {
     /// `labelsTr`, with its image `imagesTr/{case}_0000{file_ending}`.
     pub fn cases(&self, root: &Path) -> Result<BTreeMap<String, Case>> {
         if let (true, Some(ending)) = (self.training.is_empty(), &self.file_ending) {
-            return nnunet_cases(root, ending);
+            return nnunet_cases(root, ending, self.channels().len());
         }
         let mut cases = BTreeMap::new();
         for p in &self.training {
@@ -233,15 +261,23 @@ impl DatasetJson {
                     format!("lists case {name:?} twice"),
                 ));
             }
-            cases.insert(name.clone(), Case { name, image, label });
+            cases.insert(
+                name.clone(),
+                Case {
+                    name,
+                    image,
+                    label,
+                    extra: Vec::new(),
+                },
+            );
         }
         Ok(cases)
     }
 }
 
-/// The cases of an nnU-Net v2 raw dataset: one per label file, with
-/// channel 0 of its image.
-fn nnunet_cases(root: &Path, ending: &str) -> Result<BTreeMap<String, Case>> {
+/// The cases of an nnU-Net v2 raw dataset: one per label file, with its
+/// `channels` image files `case_0000`, `case_0001`, ....
+fn nnunet_cases(root: &Path, ending: &str, channels: usize) -> Result<BTreeMap<String, Case>> {
     let labels = root.join("labelsTr");
     let entries = std::fs::read_dir(&labels).map_err(|e| Error::io(&labels, "cannot list", e))?;
     let mut cases = BTreeMap::new();
@@ -254,16 +290,29 @@ fn nnunet_cases(root: &Path, ending: &str) -> Result<BTreeMap<String, Case>> {
         if name.is_empty() || file.starts_with('.') {
             continue;
         }
-        let image = root.join(format!("imagesTr/{name}_0000{ending}"));
-        if !image.is_file() {
-            return Err(Error::invalid(
-                &image,
-                format!("missing: the image of label file {file}"),
-            ));
+        let mut files = Vec::with_capacity(channels);
+        for c in 0..channels.max(1) {
+            let image = root.join(format!("imagesTr/{name}_{c:04}{ending}"));
+            if !image.is_file() {
+                return Err(Error::invalid(
+                    &image,
+                    format!("missing: channel {c} of label file {file}"),
+                ));
+            }
+            files.push(image);
         }
+        let image = files.remove(0);
         let name = name.to_string();
         let label = entry.path();
-        cases.insert(name.clone(), Case { name, image, label });
+        cases.insert(
+            name.clone(),
+            Case {
+                name,
+                image,
+                label,
+                extra: files,
+            },
+        );
     }
     Ok(cases)
 }

@@ -257,11 +257,63 @@ fn an_nnunet_dataset_lists_its_label_files() {
     assert_eq!(cases["la_007"].label, root.join("labelsTr/la_007.nii.gz"));
     std::fs::write(root.join("labelsTr/la_009.nii.gz"), b"x").unwrap();
     let e = ds.cases(root).unwrap_err().to_string();
-    assert!(e.contains("la_009_0000.nii.gz"), "{e}");
+    assert!(
+        e.contains("la_009_0000.nii.gz") && e.contains("channel 0"),
+        "{e}"
+    );
     // The Decathlon's four-channel table.
     let brats: DatasetJson = serde_json::from_str(
         r#"{"modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}, "labels": {}}"#,
     )
     .unwrap();
     assert_eq!(brats.channels(), vec!["FLAIR", "T1w", "t1gd", "T2w"]);
+}
+
+#[test]
+fn channels_read_from_per_channel_files_or_a_4d_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for d in ["imagesTr", "labelsTr"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let vol = |v: f32| Volume::filled([3, 2, 2], crate::Affine::identity(), v).unwrap();
+    let opts = crate::nifti::WriteOptions::default();
+    let label = Volume::filled([3, 2, 2], crate::Affine::identity(), 1u8).unwrap();
+    crate::nifti::write(&root.join("labelsTr/p.nii.gz"), &label, &opts).unwrap();
+    for c in 0..2 {
+        let p = root.join(format!("imagesTr/p_{c:04}.nii.gz"));
+        crate::nifti::write(&p, &vol(c as f32 + 1.0), &opts).unwrap();
+    }
+    let v2: DatasetJson = serde_json::from_str(
+        r#"{"channel_names": {"0": "T2", "1": "ADC"}, "labels": {"background": 0, "a": 1},
+        "file_ending": ".nii.gz"}"#,
+    )
+    .unwrap();
+    let case = v2.cases(root).unwrap().remove("p").unwrap();
+    assert_eq!(case.extra, vec![root.join("imagesTr/p_0001.nii.gz")]);
+    let ch = case.read_channels(2).unwrap();
+    assert_eq!((ch[0].data()[0], ch[1].data()[0]), (1.0, 2.0));
+    // The Decathlon's 4-D image: its volumes are the channels.
+    let four = root.join("imagesTr/q.nii.gz");
+    crate::nifti::write_4d(&four, &[&vol(5.0), &vol(6.0), &vol(7.0)], &opts).unwrap();
+    let q = Case {
+        name: "q".into(),
+        image: four.clone(),
+        label: root.join("labelsTr/p.nii.gz"),
+        extra: Vec::new(),
+    };
+    let ch = q.read_channels(3).unwrap();
+    assert_eq!(
+        ch.iter().map(|v| v.data()[0]).collect::<Vec<_>>(),
+        [5.0, 6.0, 7.0]
+    );
+    let e = q.read_channels(4).unwrap_err().to_string();
+    assert!(e.contains("q.nii.gz"), "{e}");
+    // A missing channel file is named.
+    std::fs::remove_file(root.join("imagesTr/p_0001.nii.gz")).unwrap();
+    let e = v2.cases(root).unwrap_err().to_string();
+    assert!(
+        e.contains("p_0001.nii.gz") && e.contains("channel 1"),
+        "{e}"
+    );
 }

@@ -6,7 +6,7 @@
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use candle_core::Tensor;
-use liverseg_infer::volumes_to_tensor;
+use liverseg_infer::{channels_to_tensor, volumes_to_tensor};
 use liverseg_transforms::{Pair, case_rng};
 use rand::seq::SliceRandom;
 
@@ -107,7 +107,9 @@ impl Trainer {
                         if preset.augment.is_empty() {
                             return Ok(p);
                         }
-                        let pair = Pair::new(p.image, Some(p.label))?;
+                        let mut images = vec![p.image];
+                        images.extend(p.channels);
+                        let pair = Pair::with_channels(images, Some(p.label))?;
                         let mut rng = case_rng(seed, epoch as u64, s);
                         let out = preset
                             .augment(pair, &mut rng)?
@@ -123,14 +125,15 @@ impl Trainer {
                             image: out.image,
                             label,
                             original: p.original,
+                            channels: out.channels,
                         })
                     })
                     .collect();
                 let batch = samples.and_then(|s| {
-                    let images: Vec<_> = s.iter().map(|p| &p.image).collect();
+                    let images: Vec<_> = s.iter().map(Prepared::inputs).collect();
                     let labels: Vec<_> = s.iter().map(|p| &p.label).collect();
                     Ok(Batch {
-                        x: volumes_to_tensor(&images, &device)?,
+                        x: channels_to_tensor(&images, &device)?,
                         y: volumes_to_tensor(&labels, &device)?,
                         cases: chunk.iter().map(|&(c, _)| cases[c].name.clone()).collect(),
                     })

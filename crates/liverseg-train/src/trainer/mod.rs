@@ -186,6 +186,15 @@ impl Trainer {
             "dataset"
         );
         let labels = cfg.label_map(&dataset.labels)?;
+        let inputs = dataset.channels.len().max(1);
+        if cfg.model.in_channels() != inputs {
+            tracing::info!(
+                channels = inputs,
+                modalities = dataset.channels.join(", "),
+                "the network's input channels follow the dataset"
+            );
+            cfg.fit_model_inputs(inputs);
+        }
         if cfg.model.out_channels() != labels.channels() {
             tracing::info!(
                 channels = labels.channels(),
@@ -236,10 +245,16 @@ impl Trainer {
         } else {
             seeded_init(&varmap, cfg.seed)?;
             let loaded = Preset::load(&cfg.preset)?;
-            let mut preset = loaded.for_modality(&dataset.channels[0]);
+            // CT keeps the preset only when every channel is CT.
+            let modality = dataset
+                .channels
+                .iter()
+                .find(|m| !m.trim().eq_ignore_ascii_case("ct"))
+                .unwrap_or(&dataset.channels[0]);
+            let mut preset = loaded.for_modality(modality);
             if preset != loaded {
                 tracing::info!(
-                    modality = %dataset.channels[0],
+                    modality = %modality,
                     preset = %preset.name,
                     "intensity normalisation chosen from the modality"
                 );
@@ -277,7 +292,7 @@ impl Trainer {
             .cache
             .clone()
             .unwrap_or_else(|| dataset.root.join(".liverseg-cache"));
-        let cache = Cache::new(cache_dir, &preset, labels.clone())?;
+        let cache = Cache::new(cache_dir, &preset, labels.clone(), dataset.channels.len())?;
         // A resumed run keeps its own epochs count from the new config.
         let mut state = state;
         state.config.epochs = cfg.epochs;

@@ -3,7 +3,7 @@
 //! class through `liverseg_metrics`.
 
 use candle_core::Tensor;
-use liverseg_infer::volumes_to_tensor;
+use liverseg_infer::{channels_to_tensor, volumes_to_tensor};
 use liverseg_model::sliding_window_inference;
 
 use super::{Progress, Trainer, decision_of};
@@ -25,7 +25,7 @@ impl Trainer {
         });
         for c in &self.dataset.val {
             let p = self.cache.get(c, &self.preset)?;
-            let x = volumes_to_tensor(&[&p.image], &self.device)?;
+            let x = channels_to_tensor(&[p.inputs()], &self.device)?;
             let y = volumes_to_tensor(&[&p.label], &self.device)?;
             let logits =
                 sliding_window_inference(&x, &self.cfg.sliding_window, &mut |w: &Tensor| {
