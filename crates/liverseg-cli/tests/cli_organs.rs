@@ -290,6 +290,23 @@ fn a_two_channel_mr_dataset_trains_with_a_zscore_and_predicts_from_both() {
             assert!(d > 0.7, "MR {seed} {}: Dice {d:.3}", organ.name());
         }
     }
+    // The Decathlon's layout: one 4-D file whose volumes are the channels
+    // gives the same mask.
+    let (t1, t2, _) = mr_case(100);
+    let four = dir.join("mr_100_4d.nii.gz");
+    nifti::write_4d(&four, &[&t1, &t2], &w).unwrap();
+    let out4 = dir.join("mr_pred_100_4d.nii.gz");
+    ok(&liverseg(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--input",
+        s(&four),
+        "--output",
+        s(&out4),
+    ]));
+    let read = |p: &Path| -> Volume<u8> { nifti::read(p, &nifti::ReadOptions::default()).unwrap() };
+    assert!(read(&out4) == read(&dir.join("mr_pred_100.nii.gz")));
     // One channel for a two-channel model, or channels on two grids: exit 2,
     // nothing written.
     let a = dir.join("t1_100.nii.gz");

@@ -100,3 +100,80 @@ fn a_thick_slice_dataset_is_planned_and_trained_per_axis() {
             .starts_with("plan: spacing → ct_normalize")
     );
 }
+
+/// A two-channel MR dataset: a fingerprint per channel, z-scores, and a
+/// two-input plain U-Net.
+#[test]
+fn a_two_channel_mr_dataset_is_planned_with_zscores_and_trains() {
+    use liverseg_phantom::{MrSequence, generate_mr};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("MR");
+    for sub in ["imagesTr", "labelsTr"] {
+        std::fs::create_dir_all(data.join(sub)).unwrap();
+    }
+    let cfg = PhantomConfig {
+        dims: [48, 48, 24],
+        spacing: [6.0, 6.0, 6.0],
+        ..PhantomConfig::default()
+    };
+    let w = liverseg_io::nifti::WriteOptions::default();
+    for i in 0..3 {
+        for (c, seq) in [MrSequence::T1, MrSequence::T2].into_iter().enumerate() {
+            let p = generate_mr(i, &cfg, seq).unwrap();
+            let f = data.join(format!("imagesTr/mr_{i}_{c:04}.nii.gz"));
+            liverseg_io::nifti::write(&f, &p.image, &w).unwrap();
+            if c == 0 {
+                let l = data.join(format!("labelsTr/mr_{i}.nii.gz"));
+                liverseg_io::nifti::write(&l, &p.label, &w).unwrap();
+            }
+        }
+    }
+    std::fs::write(
+        data.join("dataset.json"),
+        r#"{"channel_names": {"0": "T1", "1": "T2"}, "labels": {"background": 0, "liver": 1},
+            "numTraining": 3, "file_ending": ".nii.gz"}"#,
+    )
+    .unwrap();
+    let plan_path = dir.join("plan.json");
+    ok(&liverseg(&[
+        "plan",
+        "--data",
+        s(&data),
+        "--out",
+        s(&plan_path),
+    ]));
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let props = &plan["fingerprint"]["foreground_intensity_properties_per_channel"];
+    // Each channel has its own statistics (each sequence its own scale).
+    assert_ne!(props["0"]["mean"], props["1"]["mean"]);
+    assert_eq!(
+        plan["plan"]["normalization_schemes"],
+        serde_json::json!(["ZScoreNormalization", "ZScoreNormalization"])
+    );
+    let run = dir.join("run");
+    ok(&liverseg(&[
+        "train",
+        "--plan",
+        s(&plan_path),
+        "--out",
+        s(&run),
+        "--epochs",
+        "1",
+        "--iterations-per-epoch",
+        "1",
+        "--batch-size",
+        "1",
+    ]));
+    let o = liverseg(&["models", "--json", s(&run.join("last/model.safetensors"))]);
+    ok(&o);
+    let card: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let network = card["network"].as_str().unwrap();
+    assert!(
+        network.starts_with("plain U-Net, 2 input channels"),
+        "{network}"
+    );
+    let steps = card["preprocessing"].as_str().unwrap();
+    assert_eq!(steps, "plan: spacing → normalize_intensity → spatial_pad");
+}

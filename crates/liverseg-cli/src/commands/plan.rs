@@ -83,15 +83,22 @@ impl PlanFile {
     /// with poly decay, 250 iterations per epoch, the plan's batch size,
     /// and validation windows of the patch.
     pub fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
-        if self.channels.len() != 1 {
-            return Err(crate::exit::bad_input(format!(
-                "the plan has {} channels; training takes one channel so far",
-                self.channels.len()
-            )));
-        }
         let p = &self.plan;
         let x = &p.xyz;
-        let norm = match p.normalization_schemes[0].as_str() {
+        // One normalisation step serves every channel: z-scores are per
+        // channel anyway; CT statistics belong to one channel.
+        let schemes = &p.normalization_schemes;
+        let mixed = schemes.iter().any(|s| *s != schemes[0])
+            || p.use_mask_for_norm
+                .iter()
+                .any(|m| *m != p.use_mask_for_norm[0]);
+        if mixed || (schemes.len() > 1 && schemes[0] == "CTNormalization") {
+            return Err(crate::exit::bad_input(format!(
+                "the plan normalises its channels as {}; training takes one z-score or one CT channel",
+                schemes.join(", ")
+            )));
+        }
+        let norm = match schemes[0].as_str() {
             "CTNormalization" => {
                 let s = self
                     .fingerprint
@@ -133,7 +140,7 @@ impl PlanFile {
             cfg.data = self.dataset.clone();
         }
         cfg.model = Architecture::PlainUnet(PlainUNetConfig {
-            in_channels: 1,
+            in_channels: self.channels.len(),
             out_channels: self.classes,
             features: p.features.clone(),
             strides: x.strides.iter().map(|s| s[0].max(s[1]).max(s[2])).collect(),

@@ -273,6 +273,21 @@ fn run_case(
             let first = needs_ct.then(|| vols[0].clone());
             (predictor.predict_channels(vols, opts)?, first, None)
         }
+        Input::Nifti(p) if predictor.card().architecture.in_channels() > 1 => {
+            // A multi-channel model on one file: the volumes of a 4-D image
+            // (the Decathlon's multi-modal layout) are its channels.
+            let n = predictor.card().architecture.in_channels();
+            let vols = (0..n)
+                .map(|k| nifti::read::<f32>(p, &nifti::ReadOptions { volume: Some(k) }))
+                .collect::<liverseg_io::Result<Vec<_>>>()
+                .with_context(|| {
+                    format!(
+                        "this model takes {n} input channels: give a 4-D file of {n} volumes or one --input per channel"
+                    )
+                })?;
+            let first = needs_ct.then(|| vols[0].clone());
+            (predictor.predict_channels(vols, opts)?, first, None)
+        }
         Input::Nifti(p) => {
             let ct = read_ct_file(p)?;
             // The SEG and the overlay take the CT as float HU: a copy of what

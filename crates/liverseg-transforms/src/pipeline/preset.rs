@@ -169,11 +169,23 @@ impl Preset {
     /// is (CT window or CT normalisation); `noNorm` drops its intensity
     /// steps; any other name (`MRI`, `T2`, `FLAIR`, `ADC`, ...) replaces them
     /// by a z-score over the non-zero voxels, applied last so that
-    /// CropForeground still sees the raw, non-negative intensities. The name
+    /// CropForeground still sees the raw, non-negative intensities; a
+    /// preset that already z-scores and has no CT step is kept. The name
     /// gains `+zscore` or `+nonorm` when anything changed.
     pub fn for_modality(&self, modality: &str) -> Preset {
         let m = modality.trim();
-        if m.eq_ignore_ascii_case("ct") {
+        let ct_steps = self
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ScaleIntensityRange(_) | Step::CtNormalize { .. }));
+        let zscored = self
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::NormalizeIntensity { .. }));
+        // CT, or a preset that already z-scores (a plan's), stays.
+        if m.eq_ignore_ascii_case("ct")
+            || (zscored && !ct_steps && !m.eq_ignore_ascii_case("nonorm"))
+        {
             return self.clone();
         }
         let intensity = |s: &Step| {
