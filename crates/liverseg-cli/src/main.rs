@@ -4,6 +4,7 @@
 //! (a file that is not what it claims, a missing argument, an output that
 //! would overwrite something), 1 for every other failure.
 
+mod batch;
 mod commands;
 mod exit;
 mod formats;
@@ -64,8 +65,10 @@ enum Command {
     Models(commands::models::ModelsArgs),
     /// Read a dataset's fingerprint and plan its training as nnU-Net does: spacing, patch, batch, network, normalisation.
     Plan(commands::plan::PlanArgs),
-    /// Segment a CT (NIfTI, DICOM series) or a folder of them (the built-in model, or --model).
+    /// Segment a CT (NIfTI, DICOM series), a folder of them or a manifest; batches are sharded and resumable.
     Predict(commands::predict::PredictArgs),
+    /// Merge a batch's shard records into one CSV and JSON; list failed and missing cases.
+    Report(commands::report::ReportArgs),
     /// Train a U-Net on a Decathlon-layout dataset (defaults: the MONAI liver tutorial).
     Train(commands::train::TrainArgs),
     /// Run a preprocessing preset (seed = the MONAI tutorial, patch = nnU-Net-like) on a CT and label.
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => commands::train::run(&args, cli.verbose),
         Command::Predict(args) => commands::predict::run(&args),
+        Command::Report(args) => commands::report::run(&args),
         Command::Demo(args) => commands::demo::run(&args, cli.verbose),
         Command::Info(args) => commands::info::run(&args),
         Command::Models(args) => commands::models::run(&args),

@@ -40,6 +40,9 @@ pub enum Error {
     /// candle failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// [`PredictOptions::cancel`](crate::PredictOptions::cancel) was set.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -23,6 +23,7 @@ mod builtin;
 mod card;
 mod decision;
 mod device;
+mod ensemble;
 mod error;
 mod predictor;
 
@@ -33,5 +34,6 @@ pub use decision::Decision;
 pub use device::device;
 pub use error::{Error, Result};
 pub use predictor::{
-    PredictOptions, Prediction, Predictor, PreprocessMode, log_stage, predict_file, read_ct_file,
+    NetworkOutput, PredictOptions, Prediction, Predictor, Prepared, PreprocessMode, log_stage,
+    predict_file, read_ct_file,
 };

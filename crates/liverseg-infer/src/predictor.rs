@@ -4,6 +4,8 @@
 //! liver volume.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{Device, ModuleT, Tensor};
 use liverseg_io::Volume;
@@ -51,6 +53,9 @@ pub struct PredictOptions {
     /// ([`Prediction::probabilities`]). Without them the decision is taken
     /// while mapping back, and no full-size probability volume is made.
     pub keep_probabilities: bool,
+    /// Set from another thread (a SIGTERM handler) to stop the network
+    /// between two windows: prediction returns [`Error::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for PredictOptions {
@@ -63,6 +68,7 @@ impl Default for PredictOptions {
             postprocess: true,
             fast: false,
             keep_probabilities: false,
+            cancel: None,
         }
     }
 }
@@ -92,8 +98,10 @@ pub struct Prediction {
 
 /// A loaded model and how to apply it.
 pub struct Predictor {
-    net: Box<dyn ModuleT + Send + Sync>,
-    card: ModelCard,
+    /// One network, or the members of an ensemble
+    /// ([`Predictor::ensemble`]), which share the card's architecture.
+    pub(crate) nets: Vec<Box<dyn ModuleT + Send + Sync>>,
+    pub(crate) card: ModelCard,
     device: Device,
 }
 
@@ -125,7 +133,7 @@ impl Predictor {
         device: &Device,
     ) -> Result<Predictor> {
         Ok(Predictor {
-            net: file.network(device)?,
+            nets: vec![file.network(device)?],
             card,
             device: device.clone(),
         })
@@ -218,16 +226,23 @@ impl Predictor {
         p
     }
 
-    /// Logits `(1, C, X, Y, Z)` of a preprocessed image.
-    fn logits(&self, inputs: &[&Volume<f32>], opts: &PredictOptions) -> Result<Tensor> {
+    /// Class probabilities `(1, C, X, Y, Z)` of a preprocessed image, as
+    /// the model's [`Decision`] gives them; an ensemble's members' are
+    /// averaged.
+    fn network_probabilities(
+        &self,
+        inputs: &[&Volume<f32>],
+        opts: &PredictOptions,
+    ) -> Result<Tensor> {
         let image = inputs[0];
         let roi = self.roi(opts, &Grid::of(image));
         self.check_window(roi)?;
         // The blended logits, the importance weights and their sum over the
-        // whole grid.
+        // whole grid, and an ensemble's running mean.
+        let extra = if self.nets.len() > 1 { 2 } else { 0 };
         liverseg_io::budget::check_grid(
             "the logits over the preprocessed grid",
-            &[image.len(), self.card.classes.len() + 2],
+            &[image.len(), self.card.classes.len() * (1 + extra) + 2],
             4,
         )
         .map_err(|b| Error::Config(b.to_string()))?;
@@ -239,26 +254,51 @@ impl Predictor {
             mode: BlendMode::Constant,
             cval: 0.0,
         };
-        let net = &self.net;
-        let mut window =
-            |w: &Tensor| -> liverseg_model::Result<Tensor> { Ok(net.forward_t(w, false)?) };
-        let mut whole = |t: &Tensor| -> liverseg_model::Result<Tensor> {
-            sliding_window_inference(t, &cfg, &mut window)
+        let cancelled = || {
+            opts.cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
         };
-        Ok(if opts.tta {
-            mirror_tta(&x, &[2, 3, 4], &mut whole)?
+        let mut sum: Option<Tensor> = None;
+        for net in &self.nets {
+            let mut window = |w: &Tensor| -> liverseg_model::Result<Tensor> {
+                if cancelled() {
+                    // Stops the sliding window; reported as Cancelled below.
+                    return Err(liverseg_model::Error::Config("cancelled".into()));
+                }
+                Ok(net.forward_t(w, false)?)
+            };
+            let mut whole = |t: &Tensor| -> liverseg_model::Result<Tensor> {
+                sliding_window_inference(t, &cfg, &mut window)
+            };
+            let logits = if opts.tta {
+                mirror_tta(&x, &[2, 3, 4], &mut whole)
+            } else {
+                whole(&x)
+            };
+            if cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let probs = self.card.decision.probabilities(&logits?)?;
+            sum = Some(match sum {
+                None => probs,
+                Some(s) => (s + probs)?,
+            });
+        }
+        let sum = sum.ok_or_else(|| Error::Config("a predictor without a network".into()))?;
+        Ok(if self.nets.len() > 1 {
+            (sum / self.nets.len() as f64)?
         } else {
-            whole(&x)?
+            sum
         })
     }
 
-    /// Class probabilities on `grid` from logits, background first, as the
-    /// model's [`Decision`] gives them (its one background formula).
-    fn probabilities(&self, logits: &Tensor, grid: &Grid) -> Result<Vec<Volume<f32>>> {
-        let c = logits.dims()[1];
-        let probs = self.card.decision.probabilities(logits)?;
+    /// Class probabilities on `grid` (background first) from the
+    /// network's probability tensor.
+    fn probabilities(&self, probs: &Tensor, grid: &Grid) -> Result<Vec<Volume<f32>>> {
+        let c = probs.dims()[1];
         let foreground: Vec<Volume<f32>> = (1..c)
-            .map(|k| tensor_to_volume(&probs, 0, k, grid))
+            .map(|k| tensor_to_volume(probs, 0, k, grid))
             .collect::<Result<_>>()?;
         self.with_background(foreground)
     }
@@ -301,7 +341,9 @@ impl Predictor {
     /// Segments one CT: a CT as read ([`read_ct_file`]) or a volume of
     /// int16 or float32 HU.
     pub fn predict(&self, image: impl Into<Ct>, opts: &PredictOptions) -> Result<Prediction> {
-        self.predict_inputs(Inputs::One(image.into()), opts)
+        let prepared = self.prepare(image, opts)?;
+        let out = self.infer(&prepared, opts)?;
+        self.finish(prepared, out, opts)
     }
 
     /// Segments a multi-channel input: `images` channel 0 first (as the
@@ -309,11 +351,31 @@ impl Predictor {
     /// One image is [`Predictor::predict`].
     pub fn predict_channels(
         &self,
-        mut images: Vec<Volume<f32>>,
+        images: Vec<Volume<f32>>,
         opts: &PredictOptions,
     ) -> Result<Prediction> {
+        let prepared = self.prepare_channels(images, opts)?;
+        let out = self.infer(&prepared, opts)?;
+        self.finish(prepared, out, opts)
+    }
+
+    /// The first of prediction's three stages, [`Predictor::predict`] in
+    /// parts so that a batch can overlap them: the model's preprocessing of
+    /// one CT. [`Predictor::infer`] runs the network on it and
+    /// [`Predictor::finish`] maps the result back.
+    pub fn prepare(&self, image: impl Into<Ct>, opts: &PredictOptions) -> Result<Prepared> {
+        self.prepare_inputs(Inputs::One(image.into()), opts)
+    }
+
+    /// [`Predictor::prepare`] for a multi-channel input (channel 0 first,
+    /// all on one grid).
+    pub fn prepare_channels(
+        &self,
+        mut images: Vec<Volume<f32>>,
+        opts: &PredictOptions,
+    ) -> Result<Prepared> {
         if images.len() == 1 {
-            return self.predict(images.remove(0), opts);
+            return self.prepare(images.remove(0), opts);
         }
         if let Some(c) = images
             .iter()
@@ -327,10 +389,10 @@ impl Predictor {
                 images[0].affine().max_abs_diff(c.affine())
             )));
         }
-        self.predict_inputs(Inputs::Many(images), opts)
+        self.prepare_inputs(Inputs::Many(images), opts)
     }
 
-    fn predict_inputs(&self, inputs: Inputs, opts: &PredictOptions) -> Result<Prediction> {
+    fn prepare_inputs(&self, inputs: Inputs, opts: &PredictOptions) -> Result<Prepared> {
         let given = match &inputs {
             Inputs::One(_) => 1,
             Inputs::Many(v) => v.len(),
@@ -348,19 +410,11 @@ impl Predictor {
             },
             Inputs::Many(v) => Grid::of(&v[0]),
         };
-        let (mut labels, probs, network_grid) = match opts.preprocess {
-            PreprocessMode::None => {
-                let imgs = match inputs {
-                    Inputs::One(image) => vec![image.into_f32()],
-                    Inputs::Many(v) => v,
-                };
-                let refs: Vec<&Volume<f32>> = imgs.iter().collect();
-                let logits = self.logits(&refs, opts)?;
-                drop(imgs);
-                let probs = self.probabilities(&logits, &input_grid)?;
-                let labels = self.decide(&probs)?;
-                (labels, opts.keep_probabilities.then_some(probs), input_grid)
-            }
+        let stage = match opts.preprocess {
+            PreprocessMode::None => Stage::Raw(match inputs {
+                Inputs::One(image) => vec![image.into_f32()],
+                Inputs::Many(v) => v,
+            }),
             PreprocessMode::Auto => {
                 let preset = if opts.fast {
                     self.fast_preset()
@@ -368,33 +422,69 @@ impl Predictor {
                     self.card.preset.clone()
                 };
                 let t = std::time::Instant::now();
-                let done: Preprocessed = match inputs {
+                let done = match inputs {
                     Inputs::One(image) => preset.run(image, None)?,
                     Inputs::Many(v) => preset.run_channels(v, None)?,
                 };
-                let model_grid = Grid::of(&done.pair.image);
                 log_stage("preprocess", t);
-                let t = std::time::Instant::now();
-                let refs: Vec<&Volume<f32>> = std::iter::once(&done.pair.image)
+                Stage::Done(Box::new(done))
+            }
+        };
+        Ok(Prepared { stage, input_grid })
+    }
+
+    /// The network on a prepared input: class probabilities on the
+    /// network's grid (an ensemble's mean).
+    pub fn infer(&self, prepared: &Prepared, opts: &PredictOptions) -> Result<NetworkOutput> {
+        let t = std::time::Instant::now();
+        let (refs, grid): (Vec<&Volume<f32>>, Grid) = match &prepared.stage {
+            Stage::Raw(imgs) => (imgs.iter().collect(), prepared.input_grid),
+            Stage::Done(done) => (
+                std::iter::once(&done.pair.image)
                     .chain(&done.pair.channels)
-                    .collect();
-                let logits = self.logits(&refs, opts)?;
-                let on_model = self.probabilities(&logits, &model_grid)?;
-                drop(logits);
-                log_stage("network", t);
+                    .collect(),
+                Grid::of(&done.pair.image),
+            ),
+        };
+        let probs = self.network_probabilities(&refs, opts)?;
+        let probabilities = self.probabilities(&probs, &grid)?;
+        log_stage("network", t);
+        Ok(NetworkOutput {
+            probabilities,
+            grid,
+        })
+    }
+
+    /// Maps the network's output back onto the input's grid, decides the
+    /// classes, post-processes and measures.
+    pub fn finish(
+        &self,
+        prepared: Prepared,
+        out: NetworkOutput,
+        opts: &PredictOptions,
+    ) -> Result<Prediction> {
+        let input_grid = prepared.input_grid;
+        let network_grid = out.grid;
+        let on_model = out.probabilities;
+        let (mut labels, probs) = match prepared.stage {
+            Stage::Raw(_) => {
+                let labels = self.decide(&on_model)?;
+                (labels, opts.keep_probabilities.then_some(on_model))
+            }
+            Stage::Done(done) => {
                 let t = std::time::Instant::now();
                 let out = if opts.keep_probabilities {
                     // Foreground channels mapped back; the background by
                     // the decision's own formula.
                     let mapped = done.invert_probabilities(&on_model[1..])?;
                     let probs = self.with_background(mapped)?;
-                    (self.decide(&probs)?, Some(probs), model_grid)
+                    (self.decide(&probs)?, Some(probs))
                 } else {
                     // The decision is taken plane by plane while mapping
                     // back: no full-size probability volume.
                     let labels =
                         done.invert_decide(&on_model[1..], |fg| self.card.decision.label(fg))?;
-                    (labels, None, model_grid)
+                    (labels, None)
                 };
                 log_stage("map back", t);
                 out
@@ -404,20 +494,7 @@ impl Predictor {
             // On the box of the mask only: a liver is a few percent of a
             // tall scan.
             let t = std::time::Instant::now();
-            let lesion: Vec<bool> = self.card.classes.iter().map(|c| is_lesion(c)).collect();
-            let one_piece = &self.card.largest_component;
-            labels = on_foreground_box(&labels, |l| {
-                let mut kept = largest_component_per_label(l, Connectivity::Corners26);
-                // Classes in several pieces (a pair of kidneys) keep all.
-                if one_piece.iter().skip(1).any(|&k| !k) {
-                    for (o, &v) in kept.data_mut().iter_mut().zip(l.data()) {
-                        if !one_piece.get(usize::from(v)).copied().unwrap_or(true) {
-                            *o = v;
-                        }
-                    }
-                }
-                fill_holes_per_label(&kept, &lesion)
-            });
+            labels = self.postprocess(&labels);
             log_stage("post-process", t);
         }
         let voxel_ml = input_grid.affine.det3().abs() / 1000.0;
@@ -445,12 +522,60 @@ impl Predictor {
                 .collect(),
         })
     }
+
+    /// The largest component of each one-piece class, and holes filled.
+    fn postprocess(&self, labels: &Volume<u8>) -> Volume<u8> {
+        let lesion: Vec<bool> = self.card.classes.iter().map(|c| is_lesion(c)).collect();
+        let one_piece = &self.card.largest_component;
+        on_foreground_box(labels, |l| {
+            let mut kept = largest_component_per_label(l, Connectivity::Corners26);
+            // Classes in several pieces (a pair of kidneys) keep all.
+            if one_piece.iter().skip(1).any(|&k| !k) {
+                for (o, &v) in kept.data_mut().iter_mut().zip(l.data()) {
+                    if !one_piece.get(usize::from(v)).copied().unwrap_or(true) {
+                        *o = v;
+                    }
+                }
+            }
+            fill_holes_per_label(&kept, &lesion)
+        })
+    }
 }
 
 /// What a prediction runs on: a CT as read, or several channels.
 enum Inputs {
     One(Ct),
     Many(Vec<Volume<f32>>),
+}
+
+/// One input brought to the network's grid ([`Predictor::prepare`]).
+#[derive(Debug)]
+pub struct Prepared {
+    stage: Stage,
+    input_grid: Grid,
+}
+
+impl Prepared {
+    /// The grid the input came on.
+    pub fn input_grid(&self) -> &Grid {
+        &self.input_grid
+    }
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// Already on the network's grid (`PreprocessMode::None`).
+    Raw(Vec<Volume<f32>>),
+    /// The model's preprocessing, with what inverts it.
+    Done(Box<Preprocessed>),
+}
+
+/// The network's class probabilities on its grid, background first
+/// ([`Predictor::infer`]).
+#[derive(Debug)]
+pub struct NetworkOutput {
+    probabilities: Vec<Volume<f32>>,
+    grid: Grid,
 }
 
 /// Logs how long a stage of prediction took (`-vv`): `read`, `preprocess`,

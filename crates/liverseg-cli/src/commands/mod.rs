@@ -10,4 +10,5 @@ pub mod models;
 pub mod plan;
 pub mod predict;
 pub mod preprocess;
+pub mod report;
 pub mod train;

@@ -2,13 +2,14 @@
 //! of them with a liverseg model, on the input's own grid.
 
 use super::dicom::seg_of;
+use crate::batch::manifest::BatchCase;
 use crate::exit::bad_input;
 use crate::formats::InputKind;
 use crate::shard::Shard;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use liverseg_infer::{
-    PredictOptions, Prediction, Predictor, PreprocessMode, log_stage, read_ct_file,
+    PredictOptions, Prediction, Predictor, Prepared, PreprocessMode, log_stage, read_ct_file,
 };
 use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
 use liverseg_io::{Outputs, Overwrite, Volume, nifti};
@@ -41,16 +42,21 @@ pub enum Preprocess {
 pub struct PredictArgs {
     /// A liverseg model file (`liverseg train` or `liverseg import-monai`),
     /// or `builtin`, the liver model this binary carries (the default; see
-    /// `liverseg models`).
-    #[arg(long, default_value = liverseg_infer::BUILTIN)]
-    pub model: String,
-    /// A NIfTI file, a DICOM series directory, or a folder of cases; for a
+    /// `liverseg models`). Several `--model`s (the folds of `train --fold
+    /// K`) are an ensemble: their class probabilities are averaged; they
+    /// must share labels, network and preprocessing.
+    #[arg(long = "model", default_value = liverseg_infer::BUILTIN)]
+    pub models: Vec<String>,
+    /// A NIfTI file, a DICOM series directory, a folder of cases, or a
+    /// manifest (`.csv`/`.tsv`: a header row with `id`, `input` or one
+    /// `input_NNNN` column per channel, and optionally `output`); for a
     /// model of several input channels, one NIfTI file per channel, channel
     /// 0 first (`--input a_0000.nii.gz --input a_0001.nii.gz`), all on one
-    /// grid.
+    /// grid, or one 4-D file.
     #[arg(long = "input", required = true)]
     pub inputs: Vec<PathBuf>,
-    /// The mask file (a folder when the input is a folder of cases).
+    /// The mask file (a folder when the input is a folder of cases or a
+    /// manifest; it also holds the batch's records, `.liverseg/`).
     #[arg(long)]
     pub output: PathBuf,
     /// nifti, seg or both.
@@ -88,11 +94,16 @@ pub struct PredictArgs {
     /// Print the volumes as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Replace existing outputs.
+    /// Replace existing outputs; in a batch, redo every case.
     #[arg(long)]
     pub force: bool,
-    /// With a folder of cases: segment only shard I of N (`0/4` … `3/4`;
-    /// cases sorted by name, shard I takes every N-th from the I-th).
+    /// In a batch, retry the cases recorded as failed (a case whose inputs
+    /// changed is retried anyway).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// With a folder of cases or a manifest: segment only shard I of N
+    /// (`0/4` … `3/4`; cases sorted by id, shard I takes every N-th from
+    /// the I-th).
     /// Without it, a Slurm array task (SLURM_ARRAY_TASK_ID,
     /// SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed
     /// Job pod (JOB_COMPLETION_INDEX, LIVERSEG_SHARD_COUNT) takes its shard
@@ -116,14 +127,14 @@ fn parse_roi(s: &str) -> std::result::Result<[usize; 3], String> {
 
 /// One case's line of the report.
 #[derive(Debug, Serialize)]
-struct CaseReport {
-    name: String,
-    input: String,
-    output: String,
-    volumes_ml: std::collections::BTreeMap<String, f64>,
+pub(crate) struct CaseReport {
+    pub name: String,
+    pub input: String,
+    pub output: String,
+    pub volumes_ml: std::collections::BTreeMap<String, f64>,
     /// What the network saw: its grid's shape and voxel size.
     network_grid: NetworkGrid,
-    seconds: f64,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,7 +144,7 @@ struct NetworkGrid {
 }
 
 /// What the input path holds.
-enum Input {
+pub(crate) enum Input {
     Nifti(PathBuf),
     Series(PathBuf),
     /// One NIfTI file per channel, channel 0 first.
@@ -141,7 +152,19 @@ enum Input {
 }
 
 impl Input {
-    fn path(&self) -> &Path {
+    /// A batch case's input(s): one file per channel, a NIfTI file, or a
+    /// DICOM series (a folder or one of its files).
+    pub(crate) fn of(inputs: &[PathBuf]) -> Result<Input> {
+        if inputs.len() > 1 {
+            return Ok(Input::Channels(inputs.to_vec()));
+        }
+        Ok(match crate::formats::detect(&inputs[0])? {
+            InputKind::Nifti => Input::Nifti(inputs[0].clone()),
+            InputKind::DicomFile | InputKind::Folder => Input::Series(inputs[0].clone()),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
         match self {
             Input::Nifti(p) | Input::Series(p) => p,
             Input::Channels(ps) => &ps[0],
@@ -160,11 +183,11 @@ fn is_nifti_name(p: &Path) -> bool {
     crate::formats::has_nifti_name(p)
 }
 
-fn case_name(p: &Path) -> String {
+pub(crate) fn case_name(p: &Path) -> String {
     liverseg_io::nifti::case_name(&p.to_string_lossy())
 }
 
-fn overwrite(force: bool) -> Overwrite {
+pub(crate) fn overwrite(force: bool) -> Overwrite {
     if force {
         Overwrite::Allow
     } else {
@@ -177,21 +200,36 @@ fn seg_beside(out: &Path) -> PathBuf {
     out.with_file_name(format!("{}.dcm", case_name(out)))
 }
 
+/// Where one case's outputs go.
+#[derive(Clone, Debug)]
+pub(crate) struct CaseOutputs {
+    /// The mask (the SEG with `--format seg`).
+    pub mask: PathBuf,
+    pub probabilities: Option<PathBuf>,
+    pub overlay: Option<PathBuf>,
+}
+
 /// Writes every output of one case together: each is written aside, and
-/// they appear only when all are complete (`Outputs`).
-fn write_outputs(
+/// they appear only when all are complete (`Outputs`). `before_commit` sees
+/// the targets written just before they move into place (a batch records
+/// them). Returns those targets.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_outputs(
     args: &PredictArgs,
     pred: &Prediction,
     ct: Option<&Volume<f32>>,
     series: Option<&SeriesHeader>,
-    out: &Path,
-    probs_out: Option<&Path>,
-    overlay_out: Option<&Path>,
-) -> Result<()> {
-    let mut outputs = Outputs::new(overwrite(args.force));
+    to: &CaseOutputs,
+    overwrite: Overwrite,
+    before_commit: &mut dyn FnMut(&[PathBuf]) -> Result<()>,
+) -> Result<Vec<PathBuf>> {
+    let out = to.mask.as_path();
+    let mut outputs = Outputs::new(overwrite);
+    let mut written = Vec::new();
     if matches!(args.format, Format::Nifti | Format::Both) {
         let staged = outputs.stage(out)?;
         nifti::write(&staged, &pred.labels, &nifti::WriteOptions::default())?;
+        written.push(out.to_path_buf());
     }
     if matches!(args.format, Format::Seg | Format::Both) {
         let (Some(ct), Some(series)) = (ct, series) else {
@@ -214,51 +252,65 @@ fn write_outputs(
         if !opts.segments.is_empty() {
             let staged = outputs.stage(&seg_path)?;
             dicom::write_seg(&staged, &numbered, ct, series, &opts)?;
+            written.push(seg_path);
         } else {
             tracing::warn!(path = %seg_path.display(), "empty mask: no SEG written");
         }
     }
-    if let Some(p) = probs_out {
+    if let Some(p) = &to.probabilities {
         let probabilities = pred.probabilities.as_ref().ok_or_else(|| {
             anyhow::anyhow!("{}: the prediction kept no probabilities", p.display())
         })?;
         let refs: Vec<&Volume<f32>> = probabilities.iter().collect();
         let staged = outputs.stage(p)?;
         nifti::write_4d(&staged, &refs, &nifti::WriteOptions::default())?;
+        written.push(p.clone());
     }
-    if let Some(p) = overlay_out {
+    if let Some(p) = &to.overlay {
         let Some(ct) = ct else {
             return Err(anyhow::anyhow!("the overlay needs the CT"));
         };
         let staged = outputs.stage(p)?;
         write_overlay(&staged, ct, &pred.labels)?;
+        written.push(p.clone());
     }
+    before_commit(&written)?;
     outputs.commit()?;
-    Ok(())
+    Ok(written)
 }
 
-/// Runs one case.
-fn run_case(
+/// One case read and brought to the network's grid, with what its
+/// outputs need from the input.
+pub(crate) struct Loaded {
+    pub prepared: Prepared,
+    /// The CT as float HU, kept when the SEG or the overlay needs it.
+    pub ct: Option<Volume<f32>>,
+    pub series: Option<SeriesHeader>,
+}
+
+/// True when the outputs need the CT itself (a SEG, an overlay).
+pub(crate) fn needs_ct(args: &PredictArgs) -> bool {
+    args.overlay.is_some() || args.format != Format::Nifti
+}
+
+/// Reads one case and runs the model's preprocessing on it.
+pub(crate) fn load_case(
     args: &PredictArgs,
     predictor: &Predictor,
     opts: &PredictOptions,
     input: &Input,
-    out: &Path,
-    probs_out: Option<&Path>,
-    overlay_out: Option<&Path>,
-) -> Result<CaseReport> {
-    let t0 = Instant::now();
-    let needs_ct = overlay_out.is_some() || args.format != Format::Nifti;
-    let (pred, ct, series) = match input {
+) -> Result<Loaded> {
+    let needs_ct = needs_ct(args);
+    Ok(match input {
         Input::Series(dir) => {
             let (ct, header): (Volume<f32>, SeriesHeader) =
                 dicom::read_with_header(dir, &dicom::ReadOptions::default())?;
             // A copy of the CT only when the SEG or the overlay needs it.
-            if needs_ct {
-                let pred = predictor.predict(ct.clone(), opts)?;
-                (pred, Some(ct), Some(header))
-            } else {
-                (predictor.predict(ct, opts)?, None, Some(header))
+            let kept = needs_ct.then(|| ct.clone());
+            Loaded {
+                prepared: predictor.prepare(ct, opts)?,
+                ct: kept,
+                series: Some(header),
             }
         }
         Input::Channels(ps) => {
@@ -271,7 +323,11 @@ fn run_case(
                 })
                 .collect::<Result<Vec<_>>>()?;
             let first = needs_ct.then(|| vols[0].clone());
-            (predictor.predict_channels(vols, opts)?, first, None)
+            Loaded {
+                prepared: predictor.prepare_channels(vols, opts)?,
+                ct: first,
+                series: None,
+            }
         }
         Input::Nifti(p) if predictor.card().architecture.in_channels() > 1 => {
             // A multi-channel model on one file: the volumes of a 4-D image
@@ -286,28 +342,34 @@ fn run_case(
                     )
                 })?;
             let first = needs_ct.then(|| vols[0].clone());
-            (predictor.predict_channels(vols, opts)?, first, None)
+            Loaded {
+                prepared: predictor.prepare_channels(vols, opts)?,
+                ct: first,
+                series: None,
+            }
         }
         Input::Nifti(p) => {
             let ct = read_ct_file(p)?;
             // The SEG and the overlay take the CT as float HU: a copy of what
             // was read, not a second read of the file.
             let hu = needs_ct.then(|| ct.to_f32());
-            (predictor.predict(ct, opts)?, hu, None)
+            Loaded {
+                prepared: predictor.prepare(ct, opts)?,
+                ct: hu,
+                series: None,
+            }
         }
-    };
-    let t = Instant::now();
-    write_outputs(
-        args,
-        &pred,
-        ct.as_ref(),
-        series.as_ref(),
-        out,
-        probs_out,
-        overlay_out,
-    )?;
-    log_stage("write", t);
-    let path = input.path();
+    })
+}
+
+/// The report line of a case done.
+pub(crate) fn case_report(
+    predictor: &Predictor,
+    input: &Path,
+    out: &Path,
+    pred: &Prediction,
+    t0: Instant,
+) -> CaseReport {
     let volumes_ml = predictor
         .classes()
         .iter()
@@ -315,9 +377,9 @@ fn run_case(
         .cloned()
         .zip(pred.volumes_ml.iter().copied())
         .collect();
-    Ok(CaseReport {
-        name: case_name(path),
-        input: path.display().to_string(),
+    CaseReport {
+        name: case_name(input),
+        input: input.display().to_string(),
         output: out.display().to_string(),
         volumes_ml,
         network_grid: NetworkGrid {
@@ -325,16 +387,42 @@ fn run_case(
             spacing_mm: pred.network_grid.affine.spacing(),
         },
         seconds: t0.elapsed().as_secs_f64(),
-    })
+    }
+}
+
+/// Runs one case: read, preprocess, network, map back, write.
+fn run_case(
+    args: &PredictArgs,
+    predictor: &Predictor,
+    opts: &PredictOptions,
+    input: &Input,
+    to: &CaseOutputs,
+) -> Result<CaseReport> {
+    let t0 = Instant::now();
+    let loaded = load_case(args, predictor, opts, input)?;
+    let net = predictor.infer(&loaded.prepared, opts)?;
+    let pred = predictor.finish(loaded.prepared, net, opts)?;
+    let t = Instant::now();
+    write_outputs(
+        args,
+        &pred,
+        loaded.ct.as_ref(),
+        loaded.series.as_ref(),
+        to,
+        overwrite(args.force),
+        &mut |_| Ok(()),
+    )?;
+    log_stage("write", t);
+    Ok(case_report(predictor, input.path(), &to.mask, &pred, t0))
 }
 
 /// What `predict --input` names.
 enum Target {
     /// One CT: a NIfTI file, a DICOM file or a series folder.
     One(Input),
-    /// A folder of cases: its NIfTI files and sub-folders (DICOM series),
-    /// sorted by name.
-    Folder(Vec<Input>),
+    /// A batch: a folder's NIfTI files and sub-folders (DICOM series), or
+    /// a manifest's cases.
+    Batch(Vec<BatchCase>),
 }
 
 /// Classifies the input with one listing of a folder: a folder holding a
@@ -355,6 +443,11 @@ fn classify_input(inputs: &[PathBuf]) -> Result<Target> {
         }
         return one(Input::Channels(inputs.to_vec()));
     }
+    if crate::batch::manifest::is_manifest(input) && input.is_file() {
+        return Ok(Target::Batch(
+            crate::batch::manifest::read(input).map_err(bad_input)?,
+        ));
+    }
     match crate::formats::detect(input)? {
         InputKind::Nifti => return one(Input::Nifti(input.to_path_buf())),
         InputKind::DicomFile => return one(Input::Series(input.to_path_buf())),
@@ -373,10 +466,12 @@ fn classify_input(inputs: &[PathBuf]) -> Result<Target> {
     entries.sort();
     let mut cases = Vec::new();
     for p in entries {
-        if p.is_dir() {
-            cases.push(Input::Series(p));
-        } else if is_nifti_name(&p) {
-            cases.push(Input::Nifti(p));
+        if p.is_dir() || is_nifti_name(&p) {
+            cases.push(BatchCase {
+                id: case_name(&p),
+                inputs: vec![p],
+                output: None,
+            });
         } else if p.is_file() && matches!(crate::formats::detect(&p), Ok(InputKind::DicomFile)) {
             return one(Input::Series(input.to_path_buf()));
         }
@@ -384,7 +479,18 @@ fn classify_input(inputs: &[PathBuf]) -> Result<Target> {
     if cases.is_empty() {
         return one(Input::Series(input.to_path_buf()));
     }
-    Ok(Target::Folder(cases))
+    // Two files of one case name (a.nii and a.nii.gz) would write one
+    // mask.
+    cases.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(w) = cases.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(bad_input(format!(
+            "{} and {} are both case {:?}: one mask each is impossible; rename one or use a manifest",
+            w[0].inputs[0].display(),
+            w[1].inputs[0].display(),
+            w[0].id
+        )));
+    }
+    Ok(Target::Batch(cases))
 }
 
 /// Checks the arguments that need no model: option values, and the paths
@@ -416,11 +522,12 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
         )));
     }
     let seg = (args.format == Format::Both).then(|| seg_beside(&args.output));
-    let model = model_path(args);
     let mut check = crate::formats::PathCheck::new()
         .input(args.input())
-        .input_opt(model)
         .output(&args.output);
+    for m in model_paths(args) {
+        check = check.input(m);
+    }
     for p in &args.inputs[1..] {
         check = check.input(p);
     }
@@ -435,59 +542,81 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
     check.check()
 }
 
-/// The model file `--model` names; `None` for the built-in model.
-fn model_path(args: &PredictArgs) -> Option<&Path> {
-    (args.model != liverseg_infer::BUILTIN).then(|| Path::new(&args.model))
+/// The model files `--model` names (not the built-in model).
+fn model_paths(args: &PredictArgs) -> impl Iterator<Item = &Path> {
+    args.models
+        .iter()
+        .filter(|m| *m != liverseg_infer::BUILTIN)
+        .map(Path::new)
+}
+
+/// Loads one model (a file or `builtin`) and its SHA-256.
+fn load_model(name: &str, device: &candle_core::Device) -> Result<(Predictor, String)> {
+    if name == liverseg_infer::BUILTIN {
+        let p =
+            Predictor::builtin(device).map_err(|e| bad_input(format!("--model {name}: {e}")))?;
+        let hash = liverseg_infer::builtin_bytes()
+            .map(crate::batch::journal::sha256)
+            .unwrap_or_default();
+        return Ok((p, hash));
+    }
+    let path = Path::new(name);
+    liverseg_io::check_input(path)?;
+    if !path.is_file() {
+        return Err(bad_input(format!("{}: not a model file", path.display())));
+    }
+    let p = Predictor::load(path, device).map_err(|e| bad_input(format!("{e}")))?;
+    let hash = crate::batch::journal::sha256_file(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok((p, hash))
+}
+
+/// The predictor `--model` names (an ensemble for several) and its hash
+/// (of the members' hashes for an ensemble).
+fn load_models(args: &PredictArgs, device: &candle_core::Device) -> Result<(Predictor, String)> {
+    let mut members = Vec::new();
+    let mut hashes = Vec::new();
+    for m in &args.models {
+        let (p, h) = load_model(m, device)?;
+        members.push(p);
+        hashes.push(h);
+    }
+    if members.len() == 1 {
+        return Ok((members.remove(0), hashes.remove(0)));
+    }
+    let n = members.len();
+    let p = Predictor::ensemble(members).map_err(|e| bad_input(format!("--model: {e}")))?;
+    tracing::info!("an ensemble of {n} models: their class probabilities are averaged");
+    Ok((
+        p,
+        crate::batch::journal::sha256(hashes.join(",").as_bytes()),
+    ))
 }
 
 /// Runs `liverseg predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let target = classify_input(&args.inputs)?;
-    let target = match target {
-        Target::One(_) if args.shard.is_some() => {
+    let shard = match (&target, &args.shard) {
+        (Target::One(_), Some(_)) => {
             return Err(bad_input(format!(
-                "{}: --shard splits a folder of cases; this is one case",
+                "{}: --shard splits a folder of cases or a manifest; this is one case",
                 args.input().display()
             )));
         }
-        Target::Folder(cases) => {
-            let shard = match &args.shard {
-                Some(s) => Some(Shard::parse(s).map_err(bad_input)?),
-                None => Shard::from_env(|k| std::env::var(k).ok()).map_err(bad_input)?,
-            };
-            match shard {
-                Some(shard) => {
-                    let total = cases.len();
-                    let mine = shard.take(cases);
-                    tracing::info!(
-                        "shard {shard}: {} of the {total} cases in {}",
-                        mine.len(),
-                        args.input().display()
-                    );
-                    Target::Folder(mine)
-                }
-                None => Target::Folder(cases),
-            }
+        (Target::One(_), None) => None,
+        (Target::Batch(_), Some(s)) => Some(Shard::parse(s).map_err(bad_input)?),
+        (Target::Batch(_), None) => {
+            Shard::from_env(|k| std::env::var(k).ok()).map_err(bad_input)?
         }
-        one => one,
     };
     let single = match &target {
         Target::One(i) => Some(i),
-        Target::Folder(_) => None,
+        Target::Batch(_) => None,
     };
     check_args(args, single)?;
     let device = liverseg_infer::device(&args.device).context("--device")?;
-    let predictor = match model_path(args) {
-        None => Predictor::builtin(&device)
-            .map_err(|e| bad_input(format!("--model {}: {e}", args.model)))?,
-        Some(path) => {
-            liverseg_io::check_input(path)?;
-            if !path.is_file() {
-                return Err(bad_input(format!("{}: not a model file", path.display())));
-            }
-            Predictor::load(path, &device).map_err(|e| bad_input(format!("{e}")))?
-        }
-    };
+    let (predictor, model_sha256) = load_models(args, &device)?;
+    let cancel = crate::batch::on_termination()?;
     let opts = PredictOptions {
         roi: args.roi,
         overlap: args.overlap,
@@ -499,100 +628,47 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         postprocess: !args.no_postprocess,
         fast: args.fast,
         keep_probabilities: args.save_probabilities.is_some(),
+        cancel: Some(cancel.clone()),
     };
     if let Some(roi) = args.roi {
         predictor
             .check_window(roi)
             .map_err(|e| bad_input(format!("--roi: {e}")))?;
     }
-    let mut reports = Vec::new();
-    let mut failures = 0usize;
-    if let Target::One(input) = &target {
-        let r = run_case(
-            args,
-            &predictor,
-            &opts,
-            input,
-            &args.output,
-            args.save_probabilities.as_deref(),
-            args.overlay.as_deref(),
-        )
-        .map_err(crate::exit::naming(input.path()))?;
-        if !args.json {
-            print_case(&r)?;
-        }
-        reports.push(r);
-    } else if let Target::Folder(cases) = &target {
-        std::fs::create_dir_all(&args.output)
-            .with_context(|| format!("{}: cannot create", args.output.display()))?;
-        let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            indicatif::ProgressBar::new(cases.len() as u64)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        for c in cases {
-            let path = c.path();
-            let name = case_name(path);
-            let ext = if args.format == Format::Seg {
-                "dcm"
-            } else {
-                "nii.gz"
+    match target {
+        Target::One(input) => {
+            let to = CaseOutputs {
+                mask: args.output.clone(),
+                probabilities: args.save_probabilities.clone(),
+                overlay: args.overlay.clone(),
             };
-            let out = args.output.join(format!("{name}.{ext}"));
-            let probs = args
-                .save_probabilities
-                .as_ref()
-                .map(|_| args.output.join(format!("{name}_probabilities.nii.gz")));
-            let overlay = args
-                .overlay
-                .as_ref()
-                .map(|_| args.output.join(format!("{name}_overlay.png")));
-            match run_case(
-                args,
-                &predictor,
-                &opts,
-                c,
-                &out,
-                probs.as_deref(),
-                overlay.as_deref(),
-            ) {
-                Ok(r) => {
-                    if !args.json {
-                        bar.suspend(|| print_case(&r))?;
-                    }
-                    reports.push(r);
-                }
-                Err(e) => {
-                    failures += 1;
-                    bar.suspend(|| {
-                        use std::io::Write;
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "liverseg: {}: skipped: {e:#}",
-                            path.display()
-                        );
-                    });
-                }
+            let r = run_case(args, &predictor, &opts, &input, &to)
+                .map_err(crate::batch::interrupted)
+                .map_err(crate::exit::naming(input.path()))?;
+            if args.json {
+                crate::outln!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "cases": [r], "failed": 0 })
+                    )?
+                )?;
+            } else {
+                print_case(&r)?;
             }
-            bar.inc(1);
+            Ok(())
         }
-        bar.finish_and_clear();
+        Target::Batch(cases) => crate::batch::run(
+            &crate::batch::Batch {
+                args,
+                predictor: &predictor,
+                opts: &opts,
+                model_sha256,
+                cancel,
+            },
+            cases,
+            shard,
+        ),
     }
-    if args.json {
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "cases": reports, "failed": failures })
-            )?
-        )?;
-    }
-    if failures > 0 && reports.is_empty() {
-        return Err(bad_input(format!(
-            "{}: every case failed",
-            args.input().display()
-        )));
-    }
-    Ok(())
 }
 
 /// The `--overlay` montage: axial, coronal and sagittal slices through the
@@ -606,7 +682,7 @@ pub(crate) fn write_overlay(path: &Path, ct: &Volume<f32>, labels: &Volume<u8>) 
     Ok(())
 }
 
-fn print_case(r: &CaseReport) -> Result<()> {
+pub(crate) fn print_case(r: &CaseReport) -> Result<()> {
     let vols: Vec<String> = r
         .volumes_ml
         .iter()
