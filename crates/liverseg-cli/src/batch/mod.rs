@@ -172,27 +172,18 @@ impl Batch<'_> {
                 .iter()
                 .flatten()
                 .all(|t| !t.exists() || ours.contains(&t.display().to_string().as_str()));
-            let overwrite = if args.force || replaceable {
+            // `--force` redoes a case; it never replaces a file the batch
+            // did not write.
+            let overwrite = if replaceable {
                 Overwrite::Allow
             } else {
                 Overwrite::Never
             };
-            let fps = match fps {
-                Ok(f) => f,
-                Err(e) => {
-                    let job = Job {
-                        case,
-                        to,
-                        inputs: Vec::new(),
-                        overwrite,
-                    };
-                    let mut r = self.record(&job, shard, Status::Failed);
-                    r.error = Some(format!("cannot read the input: {e}"));
-                    say_failed(&job, r.error.as_deref().unwrap_or_default());
-                    journal.append(&r)?;
-                    failed.push(job.case.id);
-                    continue;
-                }
+            // An input that cannot be fingerprinted (missing, unreadable)
+            // fails the case with no inputs recorded.
+            let (fps, unreadable) = match fps {
+                Ok(f) => (f, None),
+                Err(e) => (Vec::new(), Some(format!("cannot read the input: {e}"))),
             };
             if let Some(last) = history.last().filter(|_| !args.force) {
                 if last.is_current(&fps, &self.model_sha256) {
@@ -207,6 +198,20 @@ impl Batch<'_> {
                     failed.push(case.id);
                     continue;
                 }
+            }
+            if let Some(why) = unreadable {
+                let job = Job {
+                    case,
+                    to,
+                    inputs: fps,
+                    overwrite,
+                };
+                let mut r = self.record(&job, shard, Status::Failed);
+                say_failed(&job, &why);
+                r.error = Some(why);
+                journal.append(&r)?;
+                failed.push(job.case.id);
+                continue;
             }
             jobs.push(Job {
                 case,

@@ -94,7 +94,8 @@ pub struct PredictArgs {
     /// Print the volumes as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Replace existing outputs; in a batch, redo every case.
+    /// Replace existing outputs; in a batch, redo every case (replacing
+    /// only the outputs its records say it wrote).
     #[arg(long)]
     pub force: bool,
     /// In a batch, retry the cases recorded as failed (a case whose inputs
