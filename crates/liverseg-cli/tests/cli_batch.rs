@@ -245,7 +245,7 @@ fn sigterm_stops_a_batch_with_nothing_partial_and_the_rerun_resumes() {
     }
     let out = d.join("out");
     let args = ["predict", "--input", s(&cases), "--output", s(&out)];
-    let mut child = cmd(&args)
+    let child = cmd(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
