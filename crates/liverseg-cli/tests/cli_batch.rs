@@ -4,65 +4,30 @@
 //! and the rerun resumes; `liverseg report` merges the records.
 
 mod common;
-use common::{ok, s};
+use common::{batch_records, clean_cmd, ok, phantom_ct, record_count, s};
 
-use liverseg_phantom::{PhantomConfig, generate};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `liverseg args…` without any scheduler variable of the test's own
-/// environment (a test run inside a Slurm job must not shard itself).
 fn run(args: &[&str]) -> Output {
-    cmd(args).output().unwrap()
+    clean_cmd(args).output().unwrap()
 }
 
 fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_liverseg"));
-    c.args(args);
-    for v in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_MIN",
-        "SLURM_ARRAY_TASK_MAX",
-        "SLURM_ARRAY_TASK_STEP",
-        "SLURM_ARRAY_TASK_COUNT",
-        "JOB_COMPLETION_INDEX",
-        "LIVERSEG_SHARD_COUNT",
-    ] {
-        c.env_remove(v);
-    }
-    c
+    clean_cmd(args)
 }
 
 fn phantom(path: &Path, seed: u64, dims: [usize; 3], spacing: f64) {
-    let cfg = PhantomConfig {
-        dims,
-        spacing: [spacing; 3],
-        ..PhantomConfig::default()
-    };
-    let p = generate(seed, &cfg).unwrap();
-    liverseg_io::nifti::write(path, &p.image, &Default::default()).unwrap();
+    phantom_ct(path, seed, dims, spacing);
 }
 
-/// Every record line of the output folder's shard files.
 fn records(out: &Path) -> Vec<Value> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(out.join(".liverseg")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|e| e == "jsonl") {
-            for line in std::fs::read_to_string(&p).unwrap().lines() {
-                v.push(serde_json::from_str(line).unwrap());
-            }
-        }
-    }
-    v
+    batch_records(out)
 }
 
 fn count(records: &[Value], id: &str, status: &str) -> usize {
-    records
-        .iter()
-        .filter(|r| r["id"] == id && r["status"] == status)
-        .count()
+    record_count(records, id, status)
 }
 
 fn mtime(p: &Path) -> std::time::SystemTime {

@@ -3,21 +3,11 @@
 //! disjoint, together complete, and a partial environment is bad input.
 
 mod common;
-use common::s;
+use common::{SCHEDULER_VARS, s};
 
 use liverseg_phantom::{PhantomConfig, generate};
 use std::path::Path;
 use std::process::{Command, Output};
-
-const SCHEDULER_VARS: [&str; 7] = [
-    "SLURM_ARRAY_TASK_ID",
-    "SLURM_ARRAY_TASK_MIN",
-    "SLURM_ARRAY_TASK_MAX",
-    "SLURM_ARRAY_TASK_STEP",
-    "SLURM_ARRAY_TASK_COUNT",
-    "JOB_COMPLETION_INDEX",
-    "LIVERSEG_SHARD_COUNT",
-];
 
 /// `liverseg predict --input cases --output out [extra]` with exactly the
 /// scheduler variables `env` (the test's own environment's are removed).

@@ -22,3 +22,79 @@ pub fn ok(o: &Output) {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// True when `probe` runs and succeeds. When it does not, prints a loud
+/// notice and returns false so the test skips that check, unless
+/// `LIVERSEG_REQUIRE_TOOLS=1` (CI), in which case the test fails.
+pub fn tool_available(name: &str, probe: &mut Command) -> bool {
+    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        if std::env::var("LIVERSEG_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (LIVERSEG_REQUIRE_TOOLS=1) but not available");
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!! SKIPPED: {name} is not available; its check did not run !!!!!!!!\n"
+        );
+    }
+    ok
+}
+
+/// The scheduler variables a batch takes its shard from.
+pub const SCHEDULER_VARS: [&str; 7] = [
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_STEP",
+    "SLURM_ARRAY_TASK_COUNT",
+    "JOB_COMPLETION_INDEX",
+    "LIVERSEG_SHARD_COUNT",
+];
+
+/// `liverseg args…` without the scheduler variables of the test's own
+/// environment (a test run inside a Slurm job must not shard itself).
+pub fn clean_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_liverseg"));
+    c.args(args);
+    for v in SCHEDULER_VARS {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// A phantom CT of `dims` voxels of `spacing` mm, written to `path`.
+pub fn phantom_ct(path: &Path, seed: u64, dims: [usize; 3], spacing: f64) {
+    let cfg = liverseg_phantom::PhantomConfig {
+        dims,
+        spacing: [spacing; 3],
+        ..liverseg_phantom::PhantomConfig::default()
+    };
+    let p = liverseg_phantom::generate(seed, &cfg).unwrap();
+    liverseg_io::nifti::write(path, &p.image, &Default::default()).unwrap();
+}
+
+/// Every record of a batch's output folder (all shards' files).
+pub fn batch_records(out: &Path) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    let Ok(entries) = std::fs::read_dir(out.join(".liverseg")) else {
+        return v;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "jsonl") {
+            for line in std::fs::read_to_string(&p).unwrap().lines() {
+                v.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    v
+}
+
+/// How many of `records` are case `id` with `status`.
+pub fn record_count(records: &[serde_json::Value], id: &str, status: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| r["id"] == id && r["status"] == status)
+        .count()
+}
