@@ -74,12 +74,9 @@ def write_weights_here(path):
     torch.save(model.state_dict(), path)
 
 
-def monai_child(args):
-    """One MONAI tutorial inference; prints the in-process seconds."""
-    import torch
-
-    torch.set_num_threads(2)
-    from monai.inferers import sliding_window_inference
+def tutorial_transforms(out_dir):
+    """The tutorial's validation transforms and post transforms (softmax,
+    Invertd with linear interpolation, argmax, SaveImaged into out_dir)."""
     from monai.transforms import (Activationsd, AsDiscreted, Compose, CropForegroundd, EnsureChannelFirstd,
                                   Invertd, LoadImaged, Orientationd, Resized, SaveImaged, ScaleIntensityRanged,
                                   Spacingd)
@@ -97,9 +94,20 @@ def monai_child(args):
         Activationsd(keys="pred", softmax=True),
         Invertd(keys="pred", transform=val, orig_keys="image", nearest_interp=False, to_tensor=True),
         AsDiscreted(keys="pred", argmax=True),
-        SaveImaged(keys="pred", output_dir=args.out_dir, output_postfix="seg", resample=False,
+        SaveImaged(keys="pred", output_dir=out_dir, output_postfix="seg", resample=False,
                    separate_folder=False, print_log=False),
     ])
+    return val, post
+
+
+def monai_child(args):
+    """One MONAI tutorial inference; prints the in-process seconds."""
+    import torch
+
+    torch.set_num_threads(2)
+    from monai.inferers import sliding_window_inference
+
+    val, post = tutorial_transforms(args.out_dir)
     model = build_unet()
     model.load_state_dict(torch.load(args.weights))
     model.eval()

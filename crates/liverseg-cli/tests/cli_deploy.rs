@@ -25,7 +25,7 @@ fn slurm_available() -> bool {
         "a Slurm cluster (sbatch, sinfo; start one with deploy/slurm/local-cluster.sh)",
         Command::new("sh").args([
             "-c",
-            "command -v sbatch >/dev/null && sinfo -h -N -o %T | grep -qE '^(idle|mixed|allocated)'",
+            "command -v sbatch >/dev/null && sinfo -h -N -o %T | grep -qE '^(idle|mix|alloc|comp|plan|resv)'",
         ]),
     )
 }
@@ -302,4 +302,72 @@ fn the_kubernetes_indexed_job_runs_its_command_in_each_pods_environment() {
         j["summary"]["shards"].as_array().unwrap().len(),
         completions as usize
     );
+}
+
+#[test]
+fn the_slurm_fold_template_trains_each_fold_and_the_folds_predict_as_an_ensemble() {
+    if !slurm_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = d.join("Phantom");
+    common::tiny_dataset(&data, 5);
+    let config = common::tiny_train_config(d, None);
+    let runs = d.join("runs");
+    let bin = env!("CARGO_BIN_EXE_liverseg");
+    // The template asks for a GPU per fold; this cluster has none.
+    let o = Command::new("sbatch")
+        .args([
+            "--wait",
+            "--array=0-1",
+            "--gres=none",
+            "--cpus-per-task=1",
+            "--mem=1G",
+            "--time=20",
+            &format!("--output={}/folds-%A_%a.log", d.display()),
+            &format!(
+                "--export=ALL,LIVERSEG={bin},LIVERSEG_DATA={},LIVERSEG_RUNS={},LIVERSEG_DEVICE=cpu,LIVERSEG_ARGS=--config {}",
+                data.display(),
+                runs.display(),
+                config.display()
+            ),
+        ])
+        .arg(repo("deploy/slurm/train-folds.sbatch"))
+        .output()
+        .unwrap();
+    let logs = logs_of(d);
+    assert!(
+        o.status.success(),
+        "{}\n{logs}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let models: Vec<PathBuf> = (0..2)
+        .map(|k| runs.join(format!("fold_{k}/best/model.safetensors")))
+        .collect();
+    for m in &models {
+        assert!(m.is_file(), "{}:\n{logs}", m.display());
+    }
+    // The two folds hold different validation cases, so different weights;
+    // together they predict as one ensemble.
+    assert_ne!(
+        std::fs::read(&models[0]).unwrap(),
+        std::fs::read(&models[1]).unwrap()
+    );
+    let mask = d.join("mask.nii.gz");
+    let o = clean_cmd(&[
+        "predict",
+        "--model",
+        s(&models[0]),
+        "--model",
+        s(&models[1]),
+        "--input",
+        s(&data.join("imagesTr/p0.nii.gz")),
+        "--output",
+        s(&mask),
+    ])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(mask.is_file());
 }

@@ -1,8 +1,8 @@
 //! `liverseg train`: configuration printing and overriding, a short run,
 //! resume, and the exit-code contract.
 
-use liverseg_model::{Architecture, UNetConfig};
-use liverseg_phantom::{PhantomConfig, generate};
+mod common;
+
 use liverseg_train::TrainConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,41 +21,12 @@ fn stderr(o: &Output) -> String {
 
 fn dataset(dir: &Path) -> PathBuf {
     let root = dir.join("data/Phantom");
-    let cfg = PhantomConfig {
-        dims: [24, 24, 12],
-        spacing: [16.0, 16.0, 21.0],
-        ..PhantomConfig::default()
-    };
-    let cases = (0..3).map(|i| Ok((format!("p{i}"), generate(i, &cfg)?)));
-    liverseg_phantom::write_decathlon(&root, cases, "test phantoms").unwrap();
+    common::tiny_dataset(&root, 3);
     root
 }
 
 fn tiny_config(dir: &Path) -> PathBuf {
-    let preset = dir.join("tiny.json");
-    std::fs::write(
-        &preset,
-        r#"{"name": "tiny", "steps": [{"type": "orientation", "axcodes": "RAS"},
-            {"type": "scale_intensity_range", "a_min": -200.0, "a_max": 200.0, "b_min": 0.0, "b_max": 1.0, "clip": true},
-            {"type": "resize", "size": [16, 16, 8]}]}"#,
-    )
-    .unwrap();
-    let mut c = TrainConfig {
-        preset: preset.to_string_lossy().into_owned(),
-        model: Architecture::MonaiUnet(UNetConfig {
-            channels: vec![4, 8],
-            strides: vec![2],
-            num_res_units: 1,
-            ..UNetConfig::default()
-        }),
-        epochs: 2,
-        cache: Some(dir.join("cache")),
-        ..TrainConfig::default()
-    };
-    c.sliding_window.roi_size = [16, 16, 8];
-    let p = dir.join("tiny.toml");
-    std::fs::write(&p, c.to_toml().unwrap()).unwrap();
-    p
+    common::tiny_train_config(dir, Some(dir.join("cache")))
 }
 
 #[test]

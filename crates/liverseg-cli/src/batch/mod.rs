@@ -354,6 +354,12 @@ pub fn run(b: &Batch<'_>, mut cases: Vec<BatchCase>, shard: Option<Shard>) -> Re
     Ok(())
 }
 
+/// Threads of the reader's and of the writer's pools: a quarter of the
+/// network's (at least one).
+fn side_threads() -> usize {
+    (rayon::current_num_threads() / 4).max(1)
+}
+
 type Read = (usize, Result<Loaded>, Instant);
 type Inferred = (usize, Result<(Loaded, NetworkOutput)>, Instant);
 
@@ -368,6 +374,18 @@ fn pipeline(
     let (args, predictor, opts) = (b.args, b.predictor, b.opts);
     let (to_net, from_reader) = sync_channel::<Read>(0);
     let (to_writer, from_net) = sync_channel::<Inferred>(0);
+    // The reader and the writer each parallelise in a pool of their own:
+    // in the network's (the global pool), a thread waiting inside the
+    // network's parallel loop would steal and run a long task of another
+    // case's reading, and the network would wait for it.
+    let side = side_threads();
+    let pool = || {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(side)
+            .build()
+            .context("cannot start the batch's threads")
+    };
+    let (read_pool, write_pool) = (pool()?, pool()?);
     std::thread::scope(|s| {
         s.spawn(move || {
             for (i, job) in jobs.iter().enumerate() {
@@ -375,8 +393,10 @@ fn pipeline(
                     break;
                 }
                 let t0 = Instant::now();
-                let loaded = Input::of(&job.case.inputs)
-                    .and_then(|input| load_case(args, predictor, opts, &input));
+                let loaded = read_pool.install(|| {
+                    Input::of(&job.case.inputs)
+                        .and_then(|input| load_case(args, predictor, opts, &input))
+                });
                 if to_net.send((i, loaded, t0)).is_err() {
                     break;
                 }
@@ -386,8 +406,9 @@ fn pipeline(
             let mut tally = Tally::default();
             for (i, r, t0) in from_net {
                 let job = &jobs[i];
-                let r =
-                    r.and_then(|(loaded, net)| b.finish(job, shard, &mut journal, loaded, net, t0));
+                let r = r.and_then(|(loaded, net)| {
+                    write_pool.install(|| b.finish(job, shard, &mut journal, loaded, net, t0))
+                });
                 match r {
                     Ok(report) => {
                         if !args.json {

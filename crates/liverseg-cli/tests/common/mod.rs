@@ -98,3 +98,46 @@ pub fn record_count(records: &[serde_json::Value], id: &str, status: &str) -> us
         .filter(|r| r["id"] == id && r["status"] == status)
         .count()
 }
+
+/// `n` tiny phantoms (24 × 24 × 12 at 16 mm) in the Decathlon layout at
+/// `root`, cases `p0`, `p1`, ….
+pub fn tiny_dataset(root: &Path, n: u64) {
+    let cfg = liverseg_phantom::PhantomConfig {
+        dims: [24, 24, 12],
+        spacing: [16.0, 16.0, 21.0],
+        ..liverseg_phantom::PhantomConfig::default()
+    };
+    let cases = (0..n).map(|i| Ok((format!("p{i}"), liverseg_phantom::generate(i, &cfg)?)));
+    liverseg_phantom::write_decathlon(root, cases, "test phantoms").unwrap();
+}
+
+/// A training configuration that runs in seconds (a 4–8-channel UNet on
+/// 16 × 16 × 8 inputs, 2 epochs), written as `dir/tiny.toml` beside its
+/// preset `dir/tiny.json`; `cache` is the preprocessed-case cache.
+pub fn tiny_train_config(dir: &Path, cache: Option<std::path::PathBuf>) -> std::path::PathBuf {
+    use liverseg_model::{Architecture, UNetConfig};
+    let preset = dir.join("tiny.json");
+    std::fs::write(
+        &preset,
+        r#"{"name": "tiny", "steps": [{"type": "orientation", "axcodes": "RAS"},
+            {"type": "scale_intensity_range", "a_min": -200.0, "a_max": 200.0, "b_min": 0.0, "b_max": 1.0, "clip": true},
+            {"type": "resize", "size": [16, 16, 8]}]}"#,
+    )
+    .unwrap();
+    let mut c = liverseg_train::TrainConfig {
+        preset: preset.to_string_lossy().into_owned(),
+        model: Architecture::MonaiUnet(UNetConfig {
+            channels: vec![4, 8],
+            strides: vec![2],
+            num_res_units: 1,
+            ..UNetConfig::default()
+        }),
+        epochs: 2,
+        cache,
+        ..liverseg_train::TrainConfig::default()
+    };
+    c.sliding_window.roi_size = [16, 16, 8];
+    let p = dir.join("tiny.toml");
+    std::fs::write(&p, c.to_toml().unwrap()).unwrap();
+    p
+}
