@@ -32,3 +32,36 @@ pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         .to_scalar()
         .unwrap()
 }
+
+/// Outputs and the gradients of `Σ f·r` for x, w and b (of shapes `xs`,
+/// `ws`, `[nb]`), from two implementations of one layer: equal within
+/// 1e-4 (outputs) and 1e-3 (gradients).
+pub(crate) fn compare_with_gradients(
+    xs: &[usize],
+    ws: &[usize],
+    nb: usize,
+    one: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+    other: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+) {
+    use candle_core::Var;
+    let x = Var::from_tensor(&seeded(xs, 1)).unwrap();
+    let w = Var::from_tensor(&seeded(ws, 2)).unwrap();
+    let b = Var::from_tensor(&seeded(&[nb], 3)).unwrap();
+    let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor| {
+        let y = f(x.as_tensor(), w.as_tensor(), b.as_tensor());
+        let r = seeded(y.dims(), 4);
+        let g = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads: Vec<Tensor> = [&x, &w, &b]
+            .iter()
+            .map(|v| g.get(v.as_tensor()).unwrap().clone())
+            .collect();
+        (y, grads)
+    };
+    let (y1, g1) = run(one);
+    let (y2, g2) = run(other);
+    assert_eq!(y1.dims(), y2.dims());
+    assert!(max_diff(&y1, &y2) < 1e-4, "output {}", max_diff(&y1, &y2));
+    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+        assert!(max_diff(a, b) < 1e-3, "gradient {i}: {}", max_diff(a, b));
+    }
+}

@@ -130,39 +130,8 @@ pub(crate) fn conv_transpose3d(
 mod tests {
     use super::*;
     use crate::conv::{Conv3d, ConvTranspose3d, ConvTranspose3dConfig};
-    use crate::test_util::{max_diff, seeded};
-    use candle_core::{Module, Var};
-
-    /// Outputs and the gradients of `Σ f·r` for x, w and b, from the
-    /// generic composition and from the CPU kernels.
-    fn compare(
-        xs: &[usize],
-        ws: &[usize],
-        nb: usize,
-        generic: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
-        kernels: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
-    ) {
-        let x = Var::from_tensor(&seeded(xs, 1)).unwrap();
-        let w = Var::from_tensor(&seeded(ws, 2)).unwrap();
-        let b = Var::from_tensor(&seeded(&[nb], 3)).unwrap();
-        let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor| {
-            let y = f(x.as_tensor(), w.as_tensor(), b.as_tensor());
-            let r = seeded(y.dims(), 4);
-            let g = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
-            let grads: Vec<Tensor> = [&x, &w, &b]
-                .iter()
-                .map(|v| g.get(v.as_tensor()).unwrap().clone())
-                .collect();
-            (y, grads)
-        };
-        let (y1, g1) = run(generic);
-        let (y2, g2) = run(kernels);
-        assert_eq!(y1.dims(), y2.dims());
-        assert!(max_diff(&y1, &y2) < 1e-4, "output {}", max_diff(&y1, &y2));
-        for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
-            assert!(max_diff(a, b) < 1e-3, "gradient {i}: {}", max_diff(a, b));
-        }
-    }
+    use crate::test_util::{compare_with_gradients as compare, seeded};
+    use candle_core::Module;
 
     #[test]
     fn composed_convolutions_match_the_cpu_kernels_with_gradients() {

@@ -4,13 +4,16 @@
 //! register-blocked direct kernels on padded, phase-split grids (AVX-512,
 //! `direct.rs`) or tiled column matrices fed to `gemm` (`kernels.rs`
 //! chooses per call); the backward passes use the same kernels. On other
-//! devices the layers compose candle's 2-D convolutions (`generic.rs`).
+//! devices 1 × 1 × 1 convolutions and transposed convolutions whose kernel
+//! equals their stride are matrix products (`matmul.rs`), and the others
+//! compose candle's 2-D convolutions (`generic.rs`).
 
 mod direct;
 mod gemm;
 mod generic;
 mod geom;
 mod kernels;
+mod matmul;
 mod op;
 
 pub use geom::ConvGeom;
@@ -137,6 +140,9 @@ fn apply(
 impl Module for Conv3d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if !x.device().is_cpu() {
+            if matmul::is_pointwise(&self.geom) {
+                return matmul::pointwise(x, &self.weight, self.bias.as_ref());
+            }
             return generic::conv3d(x, &self.weight, self.bias.as_ref(), &self.geom);
         }
         apply(x, &self.weight, &self.bias, ConvOp::conv(self.geom))
@@ -199,6 +205,9 @@ impl ConvTranspose3d {
 impl Module for ConvTranspose3d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if !x.device().is_cpu() {
+            if matmul::is_tiling(&self.cfg.geom, self.cfg.output_padding) {
+                return matmul::tiling_transpose(x, &self.weight, self.bias.as_ref());
+            }
             return generic::conv_transpose3d(
                 x,
                 &self.weight,
