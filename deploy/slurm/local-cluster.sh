@@ -42,9 +42,10 @@ cpus=$(nproc)
 mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 cat >"$conf" <<CONF
-# Written by deploy/slurm/local-cluster.sh: a one-node cluster for tests.
+# Written by deploy/slurm/local-cluster.sh: a one-node cluster for tests,
+# on 127.0.0.1 whatever the host name resolves to.
 ClusterName=liverseg-ci
-SlurmctldHost=$node
+SlurmctldHost=$node(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
@@ -64,7 +65,7 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 # Seconds between SIGTERM and SIGKILL at a time limit or a requeue.
 KillWait=10
 SchedulerParameters=defer_batch=0
-NodeName=$node CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 CONF
 
