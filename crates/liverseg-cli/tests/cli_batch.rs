@@ -6,28 +6,11 @@
 mod common;
 use common::{batch_records, clean_cmd, ok, phantom_ct, record_count, s};
 
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
     clean_cmd(args).output().unwrap()
-}
-
-fn cmd(args: &[&str]) -> Command {
-    clean_cmd(args)
-}
-
-fn phantom(path: &Path, seed: u64, dims: [usize; 3], spacing: f64) {
-    phantom_ct(path, seed, dims, spacing);
-}
-
-fn records(out: &Path) -> Vec<Value> {
-    batch_records(out)
-}
-
-fn count(records: &[Value], id: &str, status: &str) -> usize {
-    record_count(records, id, status)
 }
 
 fn mtime(p: &Path) -> std::time::SystemTime {
@@ -45,7 +28,7 @@ fn a_manifest_batch_records_resumes_retries_and_reports() {
     let cases = d.join("cases");
     std::fs::create_dir(&cases).unwrap();
     for (i, id) in ["a", "b", "c"].iter().enumerate() {
-        phantom(
+        phantom_ct(
             &cases.join(format!("{id}.nii.gz")),
             i as u64,
             [40, 40, 24],
@@ -79,10 +62,10 @@ fn a_manifest_batch_records_resumes_retries_and_reports() {
     for m in &masks {
         assert!(m.is_file(), "{}", m.display());
     }
-    let r = records(&out);
+    let r = batch_records(&out);
     for id in ["a", "b", "c"] {
-        assert_eq!(count(&r, id, "ok"), 1, "{id}");
-        assert_eq!(count(&r, id, "started"), 1, "{id}");
+        assert_eq!(record_count(&r, id, "ok"), 1, "{id}");
+        assert_eq!(record_count(&r, id, "started"), 1, "{id}");
     }
     let a = r
         .iter()
@@ -104,7 +87,7 @@ fn a_manifest_batch_records_resumes_retries_and_reports() {
     // The report: every case, two failed, exit 2.
     let rep = run(&["report", s(&out), "--json"]);
     assert_eq!(rep.status.code(), Some(2), "{}", stderr(&rep));
-    let j: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&rep.stdout).unwrap();
     assert_eq!(j["summary"]["cases"], 5);
     assert_eq!(j["summary"]["ok"], 3);
     assert_eq!(
@@ -124,28 +107,28 @@ fn a_manifest_batch_records_resumes_retries_and_reports() {
     let before: Vec<_> = masks.iter().map(|m| mtime(m)).collect();
     let o = run(&args);
     assert_eq!(o.status.code(), Some(2));
-    let again = records(&out);
+    let again = batch_records(&out);
     assert_eq!(again.len(), r.len(), "no new records");
     assert_eq!(before, masks.iter().map(|m| mtime(m)).collect::<Vec<_>>());
     // --retry-failed retries the two failures only.
     let mut retry = args.to_vec();
     retry.push("--retry-failed");
     assert_eq!(run(&retry).status.code(), Some(2));
-    let again = records(&out);
-    assert_eq!(count(&again, "bad", "failed"), 2);
-    assert_eq!(count(&again, "a", "ok"), 1);
+    let again = batch_records(&out);
+    assert_eq!(record_count(&again, "bad", "failed"), 2);
+    assert_eq!(record_count(&again, "a", "ok"), 1);
 
     // Fixed inputs are retried without asking (their fingerprint changed);
     // a deleted output is redone. Then everything is done: exit 0.
     std::fs::remove_file(cases.join("bad.nii.gz")).unwrap();
-    phantom(&cases.join("bad.nii.gz"), 7, [40, 40, 24], 8.0);
-    phantom(&cases.join("gone.nii.gz"), 8, [40, 40, 24], 8.0);
+    phantom_ct(&cases.join("bad.nii.gz"), 7, [40, 40, 24], 8.0);
+    phantom_ct(&cases.join("gone.nii.gz"), 8, [40, 40, 24], 8.0);
     std::fs::remove_file(&masks[1]).unwrap();
     ok(&run(&args));
-    let done = records(&out);
-    assert_eq!(count(&done, "bad", "ok"), 1);
-    assert_eq!(count(&done, "b", "ok"), 2);
-    assert_eq!(count(&done, "a", "ok"), 1);
+    let done = batch_records(&out);
+    assert_eq!(record_count(&done, "bad", "ok"), 1);
+    assert_eq!(record_count(&done, "b", "ok"), 2);
+    assert_eq!(record_count(&done, "a", "ok"), 1);
     assert!(masks[1].is_file());
     let rep = run(&["report", s(&out)]);
     ok(&rep);
@@ -172,7 +155,7 @@ fn a_manifest_batch_records_resumes_retries_and_reports() {
         std::fs::read(out.join("new.nii.gz")).unwrap(),
         b"someone else's"
     );
-    assert_eq!(count(&records(&out), "a", "ok"), 2);
+    assert_eq!(record_count(&batch_records(&out), "a", "ok"), 2);
 
     // An ensemble of one model twice gives that model's mask.
     let ens = d.join("ens.nii.gz");
@@ -201,7 +184,7 @@ fn sigterm_stops_a_batch_with_nothing_partial_and_the_rerun_resumes() {
     std::fs::create_dir(&cases).unwrap();
     let n = 8;
     for i in 0..n {
-        phantom(
+        phantom_ct(
             &cases.join(format!("case_{i}.nii.gz")),
             i,
             [96, 96, 60],
@@ -210,7 +193,7 @@ fn sigterm_stops_a_batch_with_nothing_partial_and_the_rerun_resumes() {
     }
     let out = d.join("out");
     let args = ["predict", "--input", s(&cases), "--output", s(&out)];
-    let child = cmd(&args)
+    let child = clean_cmd(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -240,10 +223,10 @@ fn sigterm_stops_a_batch_with_nothing_partial_and_the_rerun_resumes() {
         "{}",
         stderr(&o)
     );
-    let r = records(&out);
+    let r = batch_records(&out);
     let done: Vec<String> = (0..n)
         .map(|i| format!("case_{i}"))
-        .filter(|id| count(&r, id, "ok") == 1)
+        .filter(|id| record_count(&r, id, "ok") == 1)
         .collect();
     assert!(done.len() < n as usize, "the batch ended before the signal");
     eprintln!(
@@ -262,8 +245,8 @@ fn sigterm_stops_a_batch_with_nothing_partial_and_the_rerun_resumes() {
     }
     // The rerun does the rest and nothing twice.
     ok(&run(&args));
-    let r = records(&out);
+    let r = batch_records(&out);
     for i in 0..n {
-        assert_eq!(count(&r, &format!("case_{i}"), "ok"), 1, "case_{i}");
+        assert_eq!(record_count(&r, &format!("case_{i}"), "ok"), 1, "case_{i}");
     }
 }

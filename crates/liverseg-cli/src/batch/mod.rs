@@ -235,7 +235,7 @@ impl Batch<'_> {
     ) -> Result<CaseReport> {
         let (args, predictor) = (self.args, self.predictor);
         let pred = predictor.finish(loaded.prepared, net, self.opts)?;
-        let started = |paths: &[PathBuf]| -> Result<()> {
+        let mut started = |paths: &[PathBuf]| -> Result<()> {
             let mut r = self.record(job, shard, Status::Started);
             r.outputs = paths
                 .iter()
@@ -246,7 +246,6 @@ impl Batch<'_> {
                 .collect();
             Ok(journal.append(&r)?)
         };
-        let mut started = started;
         let written = write_outputs(
             args,
             &pred,

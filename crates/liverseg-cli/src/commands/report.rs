@@ -136,13 +136,14 @@ fn build(dir: &Path) -> Result<Report> {
     let mut shards: Vec<String> = plans.iter().map(|p| p.shard.clone()).collect();
     shards.sort();
     shards.dedup();
+    let (failed_ids, missing_ids) = (with("failed"), with("missing"));
     let summary = Summary {
         cases: cases.len(),
         ok: done.len(),
-        failed_ids: with("failed"),
-        missing_ids: with("missing"),
-        failed: 0,
-        missing: 0,
+        failed: failed_ids.len(),
+        missing: missing_ids.len(),
+        failed_ids,
+        missing_ids,
         shards,
         case_seconds: done.iter().map(|c| c.seconds).sum(),
         wall_seconds: wall,
@@ -155,11 +156,6 @@ fn build(dir: &Path) -> Result<Report> {
             .into_iter()
             .map(|(k, v)| (k, v / done.len().max(1) as f64))
             .collect(),
-    };
-    let summary = Summary {
-        failed: summary.failed_ids.len(),
-        missing: summary.missing_ids.len(),
-        ..summary
     };
     Ok(Report { summary, cases })
 }
