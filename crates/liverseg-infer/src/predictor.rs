@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::{Device, ModuleT, Tensor};
 use liverseg_io::Volume;
 use liverseg_io::nifti::Ct;
-use liverseg_model::{BlendMode, SlidingWindowConfig, mirror_tta, sliding_window_inference};
+use liverseg_model::{
+    BlendMode, Precision, SlidingWindowConfig, mirror_tta, sliding_window_inference,
+};
 use liverseg_transforms::postprocess::{
     Connectivity, fill_holes, largest_component_per_label, on_foreground_box,
 };
@@ -103,6 +105,7 @@ pub struct Predictor {
     pub(crate) nets: Vec<Box<dyn ModuleT + Send + Sync>>,
     pub(crate) card: ModelCard,
     device: Device,
+    precision: Precision,
 }
 
 impl std::fmt::Debug for Predictor {
@@ -136,7 +139,21 @@ impl Predictor {
             nets: vec![file.network(device)?],
             card,
             device: device.clone(),
+            precision: Precision::F32,
         })
+    }
+
+    /// Runs the network in `precision` from now on (float32 by default;
+    /// bfloat16 halves activation memory and runs on a GPU's tensor cores,
+    /// within the bound `liverseg_model::Precision` states).
+    pub fn with_precision(mut self, precision: Precision) -> Predictor {
+        self.precision = precision;
+        self
+    }
+
+    /// The precision the network runs in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The model's card: architecture, preset, decision, classes.
@@ -266,7 +283,7 @@ impl Predictor {
                     // Stops the sliding window; reported as Cancelled below.
                     return Err(liverseg_model::Error::Config("cancelled".into()));
                 }
-                Ok(net.forward_t(w, false)?)
+                Ok(self.precision.run(w, |w| net.forward_t(w, false))?)
             };
             let mut whole = |t: &Tensor| -> liverseg_model::Result<Tensor> {
                 sliding_window_inference(t, &cfg, &mut window)

@@ -39,6 +39,19 @@ fn normalise_with_own_stats(
     Ok((y, mean, var))
 }
 
+/// Runs a normalisation in float32 when `x` is in another type (bfloat16
+/// activations): statistics and reductions stay in float32, the result
+/// returns in `x`'s type, and the gradient flows back through both casts.
+fn in_f32(
+    x: &Tensor,
+    f: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    if x.dtype() == candle_core::DType::F32 {
+        return f(x);
+    }
+    f(&x.to_dtype(candle_core::DType::F32)?)?.to_dtype(x.dtype())
+}
+
 /// Batch normalisation over `(N, D, H, W)` per channel (PyTorch's
 /// `BatchNorm3d`: eps 1e-5, momentum 0.1, affine, running statistics).
 /// Parameters: `weight`, `bias`, `running_mean`, `running_var`.
@@ -92,7 +105,13 @@ impl BatchNorm3d {
 
 impl ModuleT for BatchNorm3d {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
+        in_f32(x, |x| self.forward_f32(x, train))
+    }
+}
+
+impl BatchNorm3d {
+    fn forward_f32(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        if !x.device().is_cpu() {
             return self.fallback.forward_t(x, train);
         }
         let c = x.dim(1)?;
@@ -165,7 +184,13 @@ impl InstanceNorm3d {
 
 impl ModuleT for InstanceNorm3d {
     fn forward_t(&self, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        in_f32(x, |x| self.forward_f32(x))
+    }
+}
+
+impl InstanceNorm3d {
+    fn forward_f32(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() {
             let c = x.dim(1)?;
             let (gamma, beta) = match &self.affine {
                 Some((w, b)) => (w.clone(), b.clone()),
@@ -226,7 +251,8 @@ impl ModuleT for PReLU {
             self.weight.reshape((1, 1, 1, 1, 1))?
         } else {
             self.weight.reshape((1, c, 1, 1, 1))?
-        };
+        }
+        .to_dtype(x.dtype())?;
         pos + neg.broadcast_mul(&a)?
     }
 }

@@ -26,6 +26,7 @@ mod fused;
 mod layers;
 mod loss;
 mod plain_unet;
+mod precision;
 mod sliding;
 #[cfg(test)]
 mod test_util;
@@ -35,7 +36,10 @@ pub use checkpoint::{
     ARCHITECTURE_KEY, Architecture, FORMAT_KEY, FORMAT_VERSION, LABELS_KEY, ModelFile, PRESET_KEY,
     check_parameters, import_monai, save, save_as, save_with_metadata,
 };
-pub use conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
+pub use conv::{
+    Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig, cudnn_deterministic,
+    set_cudnn_deterministic,
+};
 pub use error::{Error, Result};
 pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};
 pub use loss::{
@@ -44,6 +48,7 @@ pub use loss::{
     subsample_xyz, weighted_dice_loss,
 };
 pub use plain_unet::{PlainUNet, PlainUNetConfig};
+pub use precision::Precision;
 pub use sliding::{
     BlendMode, SlidingWindowConfig, flip, importance_map, mirror_tta, sliding_window_inference,
     window_starts,

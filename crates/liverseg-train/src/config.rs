@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use liverseg_model::{
-    Architecture, DiceLossConfig, LossActivation, SlidingWindowConfig, UNetConfig,
+    Architecture, DiceLossConfig, LossActivation, Precision, SlidingWindowConfig, UNetConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -203,8 +203,14 @@ pub struct TrainConfig {
     pub loader_threads: usize,
     /// Cache folder for preprocessed cases (default: `<data>/.liverseg-cache`).
     pub cache: Option<PathBuf>,
-    /// bf16 mixed precision (CUDA only).
-    pub bf16: bool,
+    /// The network's number format: float32, or bfloat16 mixed precision
+    /// (float32 master weights and optimiser, bfloat16 activations and
+    /// convolutions, float32 losses; see [`Precision`]).
+    pub precision: Precision,
+    /// The older switch for bfloat16 (`"bf16": true`), read from
+    /// configurations written before `precision`; never written.
+    #[serde(rename = "bf16", skip_serializing)]
+    pub legacy_bf16: bool,
     /// Stop after the epoch during which this many minutes of training have
     /// passed, or before an epoch that would end past them (0: no limit).
     pub max_minutes: f64,
@@ -250,7 +256,8 @@ impl Default for TrainConfig {
             prefetch: 2,
             loader_threads: 1,
             cache: None,
-            bf16: false,
+            precision: Precision::F32,
+            legacy_bf16: false,
             max_minutes: 0.0,
         }
     }
@@ -299,9 +306,6 @@ impl TrainConfig {
         }
         if self.device != "cpu" && !self.device.starts_with("cuda") {
             return bad(format!("device {:?}: expected cpu or cuda:N", self.device));
-        }
-        if self.bf16 && self.device == "cpu" {
-            return bad("bf16 mixed precision needs a CUDA device".into());
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use liverseg_infer::{
 };
 use liverseg_io::dicom::{self, SegOptions, SeriesHeader};
 use liverseg_io::{Outputs, Overwrite, Volume, nifti};
+use liverseg_model::Precision;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -65,6 +66,11 @@ pub struct PredictArgs {
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// The network's number format: `f32`, or `bf16` (bfloat16 activations
+    /// and convolutions, float32 weights and outputs; on the CPU emulated
+    /// through the float32 kernels, slower, for checking its accuracy).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    pub precision: Precision,
     /// Mirror test-time augmentation (8 passes).
     #[arg(long)]
     pub tta: bool,
@@ -111,6 +117,11 @@ pub struct PredictArgs {
     /// from the environment.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+}
+
+/// `--precision`: `f32` or `bf16`.
+pub(crate) fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_roi(s: &str) -> std::result::Result<[usize; 3], String> {
@@ -617,6 +628,12 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     check_args(args, single)?;
     let device = liverseg_infer::device(&args.device).context("--device")?;
     let (predictor, model_sha256) = load_models(args, &device)?;
+    let predictor = predictor.with_precision(args.precision);
+    if args.precision == Precision::Bf16 && device.is_cpu() {
+        tracing::warn!(
+            "--precision bf16 on the CPU rounds as a GPU would but runs the float32 kernels: slower than f32"
+        );
+    }
     let cancel = crate::batch::on_termination()?;
     let opts = PredictOptions {
         roi: args.roi,

@@ -37,6 +37,11 @@ pub struct TrainArgs {
     /// `cpu` or `cuda:N`.
     #[arg(long)]
     pub device: Option<String>,
+    /// The network's number format: `f32`, or `bf16` (float32 weights and
+    /// optimiser, bfloat16 activations and convolutions, float32 losses; on
+    /// the CPU emulated through the float32 kernels, slower).
+    #[arg(long, value_parser = super::predict::parse_precision)]
+    pub precision: Option<liverseg_model::Precision>,
     /// `seed` (the tutorial), `patch` (1.5 mm patches, nnU-Net-like),
     /// `fast` (3 mm patches, for `liverseg predict --fast`), or a preset JSON
     /// file.
@@ -157,6 +162,9 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = &args.device {
         cfg.device = v.clone();
+    }
+    if let Some(v) = args.precision {
+        cfg.precision = v;
     }
     if let Some(v) = &args.preset {
         cfg.preset = v.clone();

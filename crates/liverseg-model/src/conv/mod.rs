@@ -5,9 +5,13 @@
 //! `direct.rs`) or tiled column matrices fed to `gemm` (`kernels.rs`
 //! chooses per call); the backward passes use the same kernels. On other
 //! devices 1 × 1 × 1 convolutions and transposed convolutions whose kernel
-//! equals their stride are matrix products (`matmul.rs`), and the others
-//! compose candle's 2-D convolutions (`generic.rs`).
+//! equals their stride are matrix products (`matmul.rs`); the others run
+//! cuDNN's N-d convolutions on CUDA (`cudnn.rs`, the `cudnn` feature) or
+//! compose candle's 2-D convolutions (`generic.rs`, any device; the oracle
+//! the faster paths are tested against).
 
+#[cfg(feature = "cudnn")]
+mod cudnn;
 mod direct;
 mod gemm;
 mod generic;
@@ -22,6 +26,22 @@ use crate::{Error, Result};
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use op::ConvOp;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static CUDNN_DETERMINISTIC: AtomicBool = AtomicBool::new(false);
+
+/// Asks for deterministic cuDNN algorithms from now on (the same result for
+/// the same input on the same GPU, at some cost in speed), as PyTorch's
+/// `torch.backends.cudnn.deterministic`. The CPU kernels are always
+/// deterministic; without the `cudnn` feature this only records the wish.
+pub fn set_cudnn_deterministic(on: bool) {
+    CUDNN_DETERMINISTIC.store(on, Ordering::Relaxed);
+}
+
+/// Whether deterministic cuDNN algorithms are asked for.
+pub fn cudnn_deterministic() -> bool {
+    CUDNN_DETERMINISTIC.load(Ordering::Relaxed)
+}
 
 /// Configuration of a [`Conv3d`] layer (PyTorch's `nn.Conv3d` arguments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +143,74 @@ impl Conv3d {
     }
 }
 
+/// Which implementation a convolution of `x` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// The CPU kernels.
+    Cpu,
+    /// The conv ops on the device itself: cuDNN on CUDA.
+    Native,
+    /// candle compositions (`matmul.rs` where they are products, else
+    /// `generic.rs`): other devices.
+    Composed,
+}
+
+fn route(x: &Tensor) -> Route {
+    let device = x.device();
+    if device.is_cpu() {
+        Route::Cpu
+    } else if cfg!(feature = "cudnn") && device.is_cuda() {
+        Route::Native
+    } else {
+        Route::Composed
+    }
+}
+
+/// The weight and bias in `x`'s type: float32 master weights cast for
+/// bfloat16 activations (the cast's gradient returns in float32).
+fn in_type_of(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+    let cast = |t: &Tensor| t.to_dtype(x.dtype());
+    Ok((cast(weight)?, bias.map(cast).transpose()?))
+}
+
+/// Runs a CPU kernel `f`, which is float32, on operands of another type
+/// (bfloat16) as cuDNN's bfloat16 routines compute: the operands hold
+/// bfloat16 values, products accumulate in float32, and the result is
+/// rounded to bfloat16. Candle's CPU matmul has no bfloat16, so this is
+/// also the only way to run bfloat16 networks on the CPU (tests).
+fn on_cpu(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Option<Tensor>,
+    f: impl FnOnce(&Tensor, &Tensor, &Option<Tensor>) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    use candle_core::DType::F32;
+    if x.dtype() == F32 {
+        return f(x, w, b);
+    }
+    let b32 = b.as_ref().map(|b| b.to_dtype(F32)).transpose()?;
+    f(&x.to_dtype(F32)?, &w.to_dtype(F32)?, &b32)?.to_dtype(x.dtype())
+}
+
+/// Applies `op` to `x` and `weight` on a device other than the CPU: the op
+/// (cuDNN) then a broadcast bias, whose gradient candle derives.
+fn apply_device(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    op: ConvOp,
+) -> candle_core::Result<Tensor> {
+    let y = x.contiguous()?.apply_op2(&weight.contiguous()?, op)?;
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
 /// Applies `op` to `x` and `weight`, with the bias added inside the kernel.
 fn apply(
     x: &Tensor,
@@ -139,13 +227,13 @@ fn apply(
 
 impl Module for Conv3d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if !x.device().is_cpu() {
-            if matmul::is_pointwise(&self.geom) {
-                return matmul::pointwise(x, &self.weight, self.bias.as_ref());
-            }
-            return generic::conv3d(x, &self.weight, self.bias.as_ref(), &self.geom);
+        let (w, b) = in_type_of(x, &self.weight, self.bias.as_ref())?;
+        match route(x) {
+            Route::Cpu => on_cpu(x, &w, &b, |x, w, b| apply(x, w, b, ConvOp::conv(self.geom))),
+            _ if matmul::is_pointwise(&self.geom) => matmul::pointwise(x, &w, b.as_ref()),
+            Route::Native => apply_device(x, &w, b.as_ref(), ConvOp::conv(self.geom)),
+            Route::Composed => generic::conv3d(x, &w, b.as_ref(), &self.geom),
         }
-        apply(x, &self.weight, &self.bias, ConvOp::conv(self.geom))
     }
 }
 
@@ -202,23 +290,11 @@ impl ConvTranspose3d {
     }
 }
 
-impl Module for ConvTranspose3d {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if !x.device().is_cpu() {
-            if matmul::is_tiling(&self.cfg.geom, self.cfg.output_padding) {
-                return matmul::tiling_transpose(x, &self.weight, self.bias.as_ref());
-            }
-            return generic::conv_transpose3d(
-                x,
-                &self.weight,
-                self.bias.as_ref(),
-                &self.cfg.geom,
-                self.cfg.output_padding,
-            );
-        }
+impl ConvTranspose3d {
+    /// The output extent for input `x`.
+    fn transposed_out(&self, x: &Tensor) -> candle_core::Result<[usize; 3]> {
         let (_, _, d, h, w) = x.dims5()?;
-        let dout = self
-            .cfg
+        self.cfg
             .geom
             .conv_transpose_out([d, h, w], self.cfg.output_padding)
             .ok_or_else(|| {
@@ -226,12 +302,27 @@ impl Module for ConvTranspose3d {
                     "conv_transpose3d: empty output for input {:?}",
                     [d, h, w]
                 ))
-            })?;
-        apply(
-            x,
-            &self.weight,
-            &self.bias,
-            ConvOp::conv_transpose(self.cfg.geom, dout),
-        )
+            })
+    }
+}
+
+impl Module for ConvTranspose3d {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (w, b) = in_type_of(x, &self.weight, self.bias.as_ref())?;
+        let (geom, pad) = (self.cfg.geom, self.cfg.output_padding);
+        match route(x) {
+            Route::Cpu => {
+                let op = ConvOp::conv_transpose(geom, self.transposed_out(x)?);
+                on_cpu(x, &w, &b, |x, w, b| apply(x, w, b, op))
+            }
+            _ if matmul::is_tiling(&geom, pad) => matmul::tiling_transpose(x, &w, b.as_ref()),
+            // cuDNN derives the output extent from the input's, which an
+            // output padding past the stride (dilation > stride) breaks.
+            Route::Native if (0..3).all(|a| pad[a] < geom.stride[a]) => {
+                let op = ConvOp::conv_transpose(geom, self.transposed_out(x)?);
+                apply_device(x, &w, b.as_ref(), op)
+            }
+            _ => generic::conv_transpose3d(x, &w, b.as_ref(), &geom, pad),
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! candle custom ops wrapping the 3-D convolution kernels, with backward
 //! passes so the layers take part in autograd.
 
+#[cfg(feature = "cudnn")]
+use super::cudnn::Routine;
 use super::geom::ConvGeom;
 use super::kernels;
 use crate::fused::f32_data;
@@ -14,6 +16,18 @@ fn dims5(name: &str, layout: &Layout) -> Result<(usize, usize, [usize; 3])> {
         candle_core::bail!("{name}: expected a 5-D (N, C, D, H, W) tensor, got shape {d:?}");
     }
     Ok((d[0], d[1], [d[2], d[3], d[4]]))
+}
+
+/// The operand and result dimensions of one op, `(N, C, D, H, W)` for
+/// tensors and `(K, C, kd, kh, kw)` for filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Dims {
+    /// The convolution's input `x` (or its gradient).
+    pub x: [usize; 5],
+    /// The filter (or its gradient).
+    pub w: [usize; 5],
+    /// The convolution's output `y` (or its gradient).
+    pub y: [usize; 5],
 }
 
 /// Which kernel an op runs on its two operands.
@@ -63,6 +77,64 @@ impl ConvOp {
         ConvBiasOp(self)
     }
 
+    /// The operand and result dimensions of this op on operands of layouts
+    /// `l1` and `l2`, checked against each other and the geometry, in
+    /// cuDNN's terms: `x` the convolution's input, `w` its filter, `y` its
+    /// output (whichever of them is being computed).
+    fn dims(&self, l1: &Layout, l2: &Layout) -> Result<Dims> {
+        let name = self.name();
+        let g = &self.geom;
+        let (n, c1, e1) = dims5(name, l1)?;
+        let conv_out = |din: [usize; 3]| {
+            g.conv_out(din).ok_or_else(|| {
+                candle_core::Error::Msg(format!("{name}: input {din:?} smaller than the kernel"))
+            })
+        };
+        let weight = |cout: usize, cin: usize| -> Result<[usize; 5]> {
+            let wd = l2.shape().dims();
+            if wd.len() != 5 || wd[0] != cout || wd[1] != cin || wd[2..] != g.kernel {
+                candle_core::bail!(
+                    "{name}: weight shape {wd:?} does not match ({cout}, {cin}) channels, kernel {:?}",
+                    g.kernel
+                );
+            }
+            Ok([cout, cin, g.kernel[0], g.kernel[1], g.kernel[2]])
+        };
+        let five = |n: usize, c: usize, e: [usize; 3]| [n, c, e[0], e[1], e[2]];
+        match self.kind {
+            Kind::Forward => {
+                let cout = l2.shape().dims().first().copied().unwrap_or(0);
+                let w = weight(cout, c1)?;
+                Ok(Dims {
+                    x: five(n, c1, e1),
+                    w,
+                    y: five(n, cout, conv_out(e1)?),
+                })
+            }
+            Kind::BackwardInput { din } => {
+                let cin = l2.shape().dims().get(1).copied().unwrap_or(0);
+                let w = weight(c1, cin)?;
+                Ok(Dims {
+                    x: five(n, cin, din),
+                    w,
+                    y: five(n, c1, e1),
+                })
+            }
+            Kind::BackwardWeight { cout, cin } => {
+                let (n2, cout_y, dout) = dims5(name, l2)?;
+                if c1 != cin || cout_y != cout || n != n2 {
+                    candle_core::bail!("{name}: operand shapes disagree");
+                }
+                let k = g.kernel;
+                Ok(Dims {
+                    x: five(n, cin, e1),
+                    w: [cout, cin, k[0], k[1], k[2]],
+                    y: five(n, cout, dout),
+                })
+            }
+        }
+    }
+
     /// The CPU kernel over both operands, adding `bias` to every output
     /// channel of the `Forward` and `BackwardInput` kinds.
     fn run_cpu(
@@ -77,29 +149,28 @@ impl ConvOp {
         let a = f32_data(name, s1, l1)?;
         let b = f32_data(name, s2, l2)?;
         let g = &self.geom;
+        let dims = self.dims(l1, l2)?;
+        let spatial = |d: [usize; 5]| [d[2], d[3], d[4]];
+        let (n, cin, din) = (dims.x[0], dims.x[1], spatial(dims.x));
+        let (cout, dout) = (dims.y[1], spatial(dims.y));
+        let (xs, ys) = (
+            cin * din.iter().product::<usize>(),
+            cout * dout.iter().product::<usize>(),
+        );
+        let bias_len = match self.kind {
+            Kind::Forward => cout,
+            _ => cin,
+        };
+        if let Some(bias) = bias {
+            if matches!(self.kind, Kind::BackwardWeight { .. }) {
+                candle_core::bail!("{name}: no bias for a weight gradient");
+            }
+            if bias.len() != bias_len {
+                candle_core::bail!("{name}: bias length differs from {bias_len} output channels");
+            }
+        }
         match self.kind {
             Kind::Forward => {
-                let (n, cin, din) = dims5(name, l1)?;
-                let wd = l2.shape().dims();
-                if wd.len() != 5 || wd[1] != cin || wd[2..] != g.kernel {
-                    candle_core::bail!(
-                        "{name}: weight shape {wd:?} does not match cin {cin}, kernel {:?}",
-                        g.kernel
-                    );
-                }
-                let cout = wd[0];
-                if bias.is_some_and(|b| b.len() != cout) {
-                    candle_core::bail!("{name}: bias length differs from {cout} output channels");
-                }
-                let dout = g.conv_out(din).ok_or_else(|| {
-                    candle_core::Error::Msg(format!(
-                        "{name}: input {din:?} smaller than the kernel"
-                    ))
-                })?;
-                let (xs, ys) = (
-                    cin * din.iter().product::<usize>(),
-                    cout * dout.iter().product::<usize>(),
-                );
                 let mut y = vec![0.0f32; n * ys];
                 // Samples run one after another; each kernel parallelises
                 // internally (column fill and gemm).
@@ -116,28 +187,9 @@ impl ConvOp {
                         y,
                     );
                 }
-                Ok((
-                    CpuStorage::F32(y),
-                    Shape::from(vec![n, cout, dout[0], dout[1], dout[2]]),
-                ))
+                Ok((CpuStorage::F32(y), Shape::from(dims.y.to_vec())))
             }
-            Kind::BackwardInput { din } => {
-                let (n, cout, dout) = dims5(name, l1)?;
-                let wd = l2.shape().dims();
-                if wd.len() != 5 || wd[0] != cout || wd[2..] != g.kernel {
-                    candle_core::bail!(
-                        "{name}: weight shape {wd:?} does not match {cout} channels, kernel {:?}",
-                        g.kernel
-                    );
-                }
-                let cin = wd[1];
-                if bias.is_some_and(|b| b.len() != cin) {
-                    candle_core::bail!("{name}: bias length differs from {cin} output channels");
-                }
-                let (ys, xs) = (
-                    cout * dout.iter().product::<usize>(),
-                    cin * din.iter().product::<usize>(),
-                );
+            Kind::BackwardInput { .. } => {
                 let mut gx = vec![0.0f32; n * xs];
                 for (s, gx) in gx.chunks_mut(xs.max(1)).enumerate() {
                     kernels::conv_backward_input(
@@ -152,24 +204,9 @@ impl ConvOp {
                         gx,
                     );
                 }
-                Ok((
-                    CpuStorage::F32(gx),
-                    Shape::from(vec![n, cin, din[0], din[1], din[2]]),
-                ))
+                Ok((CpuStorage::F32(gx), Shape::from(dims.x.to_vec())))
             }
-            Kind::BackwardWeight { cout, cin } => {
-                if bias.is_some() {
-                    candle_core::bail!("{name}: no bias for a weight gradient");
-                }
-                let (n, cin_x, din) = dims5(name, l1)?;
-                let (n2, cout_y, dout) = dims5(name, l2)?;
-                if cin_x != cin || cout_y != cout || n != n2 {
-                    candle_core::bail!("{name}: operand shapes disagree");
-                }
-                let (xs, ys) = (
-                    cin * din.iter().product::<usize>(),
-                    cout * dout.iter().product::<usize>(),
-                );
+            Kind::BackwardWeight { .. } => {
                 let wlen = cout * cin * g.taps();
                 // Per-sample partial gradients, summed: samples are
                 // independent, so this parallelises across the batch too.
@@ -196,12 +233,18 @@ impl ConvOp {
                             acc
                         },
                     );
-                let k = g.kernel;
-                Ok((
-                    CpuStorage::F32(gw),
-                    Shape::from(vec![cout, cin, k[0], k[1], k[2]]),
-                ))
+                Ok((CpuStorage::F32(gw), Shape::from(dims.w.to_vec())))
             }
+        }
+    }
+
+    /// The cuDNN routine that computes this op.
+    #[cfg(feature = "cudnn")]
+    fn routine(&self) -> Routine {
+        match self.kind {
+            Kind::Forward => Routine::Forward,
+            Kind::BackwardInput { .. } => Routine::BackwardData,
+            Kind::BackwardWeight { .. } => Routine::BackwardFilter,
         }
     }
 }
@@ -224,6 +267,18 @@ impl CustomOp2 for ConvOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         self.run_cpu(s1, l1, s2, l2, None)
+    }
+
+    #[cfg(feature = "cudnn")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let dims = self.dims(l1, l2)?;
+        super::cudnn::run(self.routine(), &self.geom, &dims, (s1, l1), (s2, l2))
     }
 
     fn bwd(

@@ -10,7 +10,8 @@ use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use liverseg_infer::{Decision, device};
 use liverseg_model::{
-    Architecture, DiceCeConfig, PlainUNet, UNet, deep_supervision, dice_ce_loss, dice_loss,
+    Architecture, DiceCeConfig, PlainUNet, Precision, UNet, deep_supervision, dice_ce_loss,
+    dice_loss,
 };
 use liverseg_transforms::Preset;
 use serde::{Deserialize, Serialize};
@@ -106,18 +107,24 @@ impl Net {
 
     /// Training outputs, full resolution first (deep supervision adds
     /// coarser ones for the plain U-Net).
-    fn forward_train(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        Ok(match self {
-            Net::Unet(n) => vec![n.forward_t(x, true)?],
-            Net::Plain(n) => n.forward_all(x, true)?,
-        })
+    /// in `precision`, returned as float32 for the losses.
+    fn forward_train(&self, x: &Tensor, precision: Precision) -> Result<Vec<Tensor>> {
+        let x = x.to_dtype(precision.dtype())?;
+        let outputs = match self {
+            Net::Unet(n) => vec![n.forward_t(&x, true)?],
+            Net::Plain(n) => n.forward_all(&x, true)?,
+        };
+        Ok(outputs
+            .iter()
+            .map(|t| t.to_dtype(DType::F32))
+            .collect::<candle_core::Result<_>>()?)
     }
 
-    fn forward_eval(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
+    fn forward_eval(&self, x: &Tensor, precision: Precision) -> candle_core::Result<Tensor> {
+        precision.run(x, |x| match self {
             Net::Unet(n) => n.forward_t(x, false),
             Net::Plain(n) => n.forward_t(x, false),
-        }
+        })
     }
 }
 
@@ -154,11 +161,9 @@ impl Trainer {
     /// `force`.
     pub fn new(mut cfg: TrainConfig, resume: bool, force: bool) -> Result<Trainer> {
         cfg.validate()?;
-        if cfg.bf16 {
-            return Err(Error::Config(
-                "bf16 mixed precision is not implemented yet (it needs a CUDA session to validate)"
-                    .into(),
-            ));
+        if cfg.legacy_bf16 {
+            cfg.precision = Precision::Bf16;
+            cfg.legacy_bf16 = false;
         }
         let last = cfg.out.join("last");
         // Finish a checkpoint swap a kill interrupted, and clear what killed
@@ -497,7 +502,7 @@ impl Trainer {
         for batch in rx {
             let batch = batch?;
             samples += batch.x.dims()[0];
-            let outputs = self.net.forward_train(&batch.x)?;
+            let outputs = self.net.forward_train(&batch.x, self.cfg.precision)?;
             let loss = self.loss(&outputs, &batch.y)?;
             let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
             if !value.is_finite() {

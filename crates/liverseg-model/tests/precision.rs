@@ -1,0 +1,142 @@
+//! bfloat16 mixed precision against float32: the same network (float32
+//! master weights) run on the same input in both precisions. On the CPU the
+//! bfloat16 convolutions take candle's compositions (the CPU kernels are
+//! float32), the same arithmetic cuDNN's bfloat16 routines approximate on a
+//! GPU; these bounds are the ones `--precision bf16` documents.
+
+use candle_core::{DType, Device, ModuleT, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use liverseg_model::{
+    DiceLossConfig, PlainUNet, PlainUNetConfig, Precision, UNet, UNetConfig, dice_loss,
+};
+
+fn input(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((0.013 * i as f64).sin() + 0.5 * (0.071 * i as f64).cos()) as f32)
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+/// The largest difference between the two precisions' outputs, relative
+/// to the float32 output's largest magnitude.
+fn relative_gap(a: &Tensor, b: &Tensor) -> f32 {
+    max_abs(&(a - b).unwrap()) / max_abs(a)
+}
+
+fn small_unet(varmap: &VarMap) -> UNet {
+    let cfg = UNetConfig {
+        channels: vec![8, 16, 32],
+        strides: vec![2, 2],
+        ..UNetConfig::default()
+    };
+    UNet::new(
+        &cfg,
+        VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap()
+}
+
+#[test]
+fn bf16_forward_stays_within_its_bound() {
+    let varmap = VarMap::new();
+    let net = small_unet(&varmap);
+    let x = input(&[1, 1, 16, 16, 16]);
+    let f32_out = Precision::F32.run(&x, |x| net.forward_t(x, false)).unwrap();
+    let bf16_out = Precision::Bf16
+        .run(&x, |x| net.forward_t(x, false))
+        .unwrap();
+    assert_eq!(bf16_out.dtype(), DType::F32, "outputs return as float32");
+    assert_eq!(bf16_out.dims(), f32_out.dims());
+    let gap = relative_gap(&f32_out, &bf16_out);
+    eprintln!("UNet bf16 forward: max |Δ| / max |y| = {gap:.2e}");
+    // bfloat16 keeps 8 significant bits (relative step 2^-8 = 3.9e-3); a
+    // few layers of rounding stay within a few steps of the output scale.
+    assert!(gap < 3e-2, "bf16 forward gap {gap}");
+    assert!(gap > 0.0, "bf16 must actually compute in bfloat16");
+}
+
+#[test]
+fn bf16_training_step_gives_float32_gradients_close_to_float32s() {
+    let varmap = VarMap::new();
+    let cfg = PlainUNetConfig {
+        features: vec![4, 8, 16],
+        strides: vec![1, 2, 2],
+        deep_supervision: false,
+        ..PlainUNetConfig::default()
+    };
+    let net = PlainUNet::new(
+        &cfg,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    let x = input(&[1, 1, 16, 16, 16]);
+    // Class indices (N, 1, ...), one-hot encoded by the loss.
+    let target = x.ge(0.2).unwrap().to_dtype(DType::F32).unwrap();
+    let grads = |p: Precision| {
+        let logits = p.run(&x, |x| net.forward_t(x, true)).unwrap();
+        let loss = dice_loss(&logits, &target, &DiceLossConfig::default()).unwrap();
+        let g = loss.backward().unwrap();
+        let vars: Vec<Var> = varmap.all_vars();
+        vars.iter()
+            .filter_map(|v| g.get(v.as_tensor()).cloned())
+            .collect::<Vec<_>>()
+    };
+    let (g32, g16) = (grads(Precision::F32), grads(Precision::Bf16));
+    assert_eq!(g32.len(), g16.len());
+    assert!(!g16.is_empty());
+    let flat = |g: &[Tensor]| {
+        Tensor::cat(
+            &g.iter()
+                .map(|t| t.flatten_all().unwrap())
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .unwrap()
+    };
+    let (a, b) = (flat(&g32), flat(&g16));
+    assert_eq!(
+        b.dtype(),
+        DType::F32,
+        "master weights receive float32 gradients"
+    );
+    let dot = (&a * &b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let norm = |t: &Tensor| {
+        t.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .sqrt()
+    };
+    let cosine = dot / (norm(&a) * norm(&b));
+    let rel = norm(&(&a - &b).unwrap()) / norm(&a);
+    eprintln!("plain U-Net bf16 step: gradient cosine {cosine:.5}, relative L2 gap {rel:.2e}");
+    assert!(cosine > 0.99, "gradient cosine {cosine}");
+    assert!(rel < 0.08, "relative gradient gap {rel}");
+}
+
+#[test]
+fn precision_names() {
+    assert_eq!(Precision::parse("bf16").unwrap(), Precision::Bf16);
+    assert_eq!(Precision::parse("f32").unwrap(), Precision::F32);
+    assert!(Precision::parse("fp8").is_err());
+    assert_eq!(Precision::Bf16.to_string(), "bf16");
+}
