@@ -70,6 +70,22 @@ fn predict_without_a_model_uses_the_built_in_one() {
         std::fs::read(&mask).unwrap(),
         std::fs::read(&named).unwrap()
     );
+    // bfloat16 mixed precision (emulated on the CPU) moves few voxels.
+    let bf16 = t.join("bf16.nii.gz");
+    ok(&liverseg(&[
+        "predict",
+        "--input",
+        s(&ct),
+        "--output",
+        s(&bf16),
+        "--precision",
+        "bf16",
+    ]));
+    let b: Volume<u8> = nifti::read(&bf16, &Default::default()).unwrap();
+    let agree = dice(&b, &m);
+    eprintln!("bf16 against f32 mask: Dice {agree:.5}");
+    assert!(agree > 0.99, "bf16 mask against f32: Dice {agree:.4}");
+    assert!(dice(&b, &label) > DICE_FLOOR);
     // DICOM series in, SEG beside the NIfTI out.
     let series = t.join("series");
     ok(&liverseg(&["convert", s(&ct), s(&series)]));

@@ -48,9 +48,12 @@ fn print_config_shows_the_tutorial_defaults_and_applies_flags() {
             "liver,tumour",
             "--lr",
             "0.001",
+            "--precision",
+            "bf16",
         ],
     );
     let c = TrainConfig::from_toml(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert_eq!(c.precision, liverseg_model::Precision::Bf16);
     assert_eq!(c.epochs, 7);
     assert_eq!(c.optimizer.lr(), 0.001);
     c.validate().unwrap();
@@ -83,6 +86,56 @@ fn without_a_dataset_it_says_how_to_get_one() {
     let o = liverseg_in(tmp.path(), &["train"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cargo xtask synth"), "{}", stderr(&o));
+}
+
+#[test]
+fn trains_in_bf16_mixed_precision() {
+    let tmp = tempfile::tempdir().unwrap();
+    dataset(tmp.path());
+    let cfg = tiny_config(tmp.path());
+    let args = [
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        "runs/b",
+        "--precision",
+        "bf16",
+    ];
+    let o = liverseg_in(tmp.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = tmp.path().join("runs/b");
+    // Master weights stay float32: every tensor of the checkpoint is F32.
+    let bytes = std::fs::read(run.join("best/model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let dtypes: Vec<&str> = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(_, v)| v["dtype"].as_str().unwrap())
+        .collect();
+    assert!(
+        !dtypes.is_empty() && dtypes.iter().all(|d| *d == "F32"),
+        "{dtypes:?}"
+    );
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let loss: f64 = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "{csv}");
+    let o = liverseg_in(
+        tmp.path(),
+        &["train", "--precision", "fp8", "--print-config"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
 #[test]
