@@ -75,6 +75,8 @@ enum Command {
     Preprocess(commands::preprocess::PreprocessArgs),
     /// Score predicted label maps against references: Dice, IoU, HD, HD95, ASSD, surface Dice, volumes.
     Evaluate(commands::evaluate::EvaluateArgs),
+    /// Check a GPU against the CPU kernels (every layer, both networks, f32 and bf16) and time it.
+    DeviceCheck(commands::device_check::DeviceCheckArgs),
 }
 
 fn parse_memory(s: &str) -> Result<u64, String> {
@@ -164,6 +166,7 @@ fn main() -> ExitCode {
         Command::ImportMonai(args) => commands::import_monai::run(&args),
         Command::Preprocess(args) => commands::preprocess::run(&args),
         Command::Evaluate(args) => commands::evaluate::run(&args),
+        Command::DeviceCheck(args) => commands::device_check::run(&args),
     }
     .and_then(|()| stdout::finish());
     match result {

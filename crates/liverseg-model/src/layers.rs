@@ -238,8 +238,16 @@ impl PReLU {
 }
 
 impl ModuleT for PReLU {
+    /// With bfloat16 activations it runs in float32 (the slope's gradient
+    /// is a sum over every voxel).
     fn forward_t(&self, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        in_f32(x, |x| self.forward_f32(x))
+    }
+}
+
+impl PReLU {
+    fn forward_f32(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() {
             return x
                 .contiguous()?
                 .apply_op2(&self.weight.contiguous()?, PReluOp);
@@ -251,8 +259,7 @@ impl ModuleT for PReLU {
             self.weight.reshape((1, 1, 1, 1, 1))?
         } else {
             self.weight.reshape((1, c, 1, 1, 1))?
-        }
-        .to_dtype(x.dtype())?;
+        };
         pos + neg.broadcast_mul(&a)?
     }
 }

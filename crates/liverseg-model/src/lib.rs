@@ -38,7 +38,7 @@ pub use checkpoint::{
 };
 pub use conv::{
     Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig, cudnn_deterministic,
-    set_cudnn_deterministic,
+    set_composed_convolutions_on_cpu, set_cudnn_deterministic,
 };
 pub use error::{Error, Result};
 pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod demo;
+pub mod device_check;
 pub mod dicom;
 pub mod evaluate;
 pub mod import_monai;

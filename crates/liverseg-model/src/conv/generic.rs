@@ -74,10 +74,7 @@ pub(crate) fn conv3d(
         .reshape((n, dout[0], o, dout[1], dout[2]))?
         .permute((0, 2, 1, 3, 4))?
         .contiguous()?;
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1, 1))?),
-        None => Ok(y),
-    }
+    super::add_bias(y, bias)
 }
 
 /// `conv_transpose3d(x, w) (+ bias)` with `x (N, Ci, D, H, W)` and `w (Ci,
@@ -120,10 +117,7 @@ pub(crate) fn conv_transpose3d(
             .index_select(&indices(src, x)?, 2)?;
         y = y.index_add(&indices(dst, x)?, &z, 2)?;
     }
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, co, 1, 1, 1))?),
-        None => Ok(y),
-    }
+    super::add_bias(y, bias)
 }
 
 #[cfg(test)]

@@ -25,13 +25,6 @@ pub(crate) fn is_tiling(g: &ConvGeom, output_padding: [usize; 3]) -> bool {
     g.kernel == g.stride && g.padding == [0; 3] && g.dilation == [1; 3] && output_padding == [0; 3]
 }
 
-fn add_bias(y: Tensor, bias: Option<&Tensor>, o: usize) -> Result<Tensor> {
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1, 1))?),
-        None => Ok(y),
-    }
-}
-
 /// A 1 × 1 × 1 convolution: `x (N, C, D, H, W)`, `w (O, C, 1, 1, 1)`.
 pub(crate) fn pointwise(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (n, c, d, h, wd) = x.dims5()?;
@@ -40,7 +33,7 @@ pub(crate) fn pointwise(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result
     let y = w
         .broadcast_matmul(&x.reshape((n, c, d * h * wd))?)?
         .reshape((n, o, d, h, wd))?;
-    add_bias(y, bias, o)
+    super::add_bias(y, bias)
 }
 
 /// A transposed convolution whose kernel `k` equals its stride:
@@ -58,7 +51,7 @@ pub(crate) fn tiling_transpose(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) ->
         .permute(vec![0, 1, 5, 2, 6, 3, 7, 4])?
         .contiguous()?
         .reshape((n, o, d * kd, h * kh, wd * kw))?;
-    add_bias(y, bias, o)
+    super::add_bias(y, bias)
 }
 
 #[cfg(test)]

@@ -23,12 +23,22 @@ mod op;
 pub use geom::ConvGeom;
 
 use crate::{Error, Result};
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 use op::ConvOp;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static CUDNN_DETERMINISTIC: AtomicBool = AtomicBool::new(false);
+static COMPOSED_ON_CPU: AtomicBool = AtomicBool::new(false);
+
+/// Runs float32 convolutions on the CPU through the candle compositions
+/// other devices use (`matmul.rs`, `generic.rs`) instead of the CPU
+/// kernels, for as long as it is on: the CPU then plays a device whose
+/// results `liverseg device-check` compares with the kernels'. Process-wide;
+/// never needed for anything else.
+pub fn set_composed_convolutions_on_cpu(on: bool) {
+    COMPOSED_ON_CPU.store(on, Ordering::Relaxed);
+}
 
 /// Asks for deterministic cuDNN algorithms from now on (the same result for
 /// the same input on the same GPU, at some cost in speed), as PyTorch's
@@ -157,7 +167,8 @@ enum Route {
 
 fn route(x: &Tensor) -> Route {
     let device = x.device();
-    if device.is_cpu() {
+    let composed_on_cpu = COMPOSED_ON_CPU.load(Ordering::Relaxed) && x.dtype() == DType::F32;
+    if device.is_cpu() && !composed_on_cpu {
         Route::Cpu
     } else if cfg!(feature = "cudnn") && device.is_cuda() {
         Route::Native
@@ -204,11 +215,21 @@ fn apply_device(
     bias: Option<&Tensor>,
     op: ConvOp,
 ) -> candle_core::Result<Tensor> {
-    let y = x.contiguous()?.apply_op2(&weight.contiguous()?, op)?;
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1, 1))?),
-        None => Ok(y),
+    add_bias(x.contiguous()?.apply_op2(&weight.contiguous()?, op)?, bias)
+}
+
+/// `y + bias` per channel of `y (N, C, D, H, W)`, off the CPU kernels. With
+/// bfloat16 activations the addition runs in float32, so the bias's
+/// gradient (a sum over every voxel of the batch) is reduced in float32.
+fn add_bias(y: Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    let Some(b) = bias else { return Ok(y) };
+    let b = b.reshape((1, (), 1, 1, 1))?;
+    if y.dtype() == DType::F32 {
+        return y.broadcast_add(&b);
     }
+    y.to_dtype(DType::F32)?
+        .broadcast_add(&b.to_dtype(DType::F32)?)?
+        .to_dtype(y.dtype())
 }
 
 /// Applies `op` to `x` and `weight`, with the bias added inside the kernel.
