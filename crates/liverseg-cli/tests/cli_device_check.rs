@@ -5,7 +5,6 @@
 
 mod common;
 use common::{liverseg, ok, s};
-use std::process::Command;
 
 #[test]
 fn device_check_on_the_cpu_compares_every_layer_and_writes_its_report() {
