@@ -79,3 +79,47 @@ fn device_check_on_the_cpu_compares_every_layer_and_writes_its_report() {
         assert!(err.contains("cannot open the CUDA device"), "{err}");
     }
 }
+
+/// `tools/device/check.sh`, the script a lent GPU machine runs.
+fn check_sh() -> std::process::Command {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut c = std::process::Command::new("bash");
+    c.arg(root.join("tools/device/check.sh"));
+    c
+}
+
+#[test]
+fn check_script_dry_run_finds_its_files_and_parses_its_arguments() {
+    let bin = env!("CARGO_BIN_EXE_liverseg");
+    let o = check_sh()
+        .args(["--dry-run", "--binary", bin])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("device-check --device cuda:0 --reps 5 --json"),
+        "{out}"
+    );
+    assert!(out.contains("torch_bench.py --device cuda"), "{out}");
+    assert!(out.trim_end().ends_with("check.sh --dry-run: ok"), "{out}");
+    // Bad arguments are refused with 2; a missing binary is a failure.
+    for bad in [
+        &["--reps", "0"][..],
+        &["--device", "tpu"],
+        &["--frobnicate"],
+    ] {
+        let o = check_sh().args(bad).arg("--dry-run").output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+    }
+    let o = check_sh()
+        .args(["--dry-run", "--binary", "/nonexistent/liverseg"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no executable liverseg"));
+}

@@ -376,6 +376,27 @@ pub fn plain_config(quick: bool) -> PlainUNetConfig {
     }
 }
 
+/// The parameter counts of the two networks (`quick` or not), as the
+/// PyTorch side counts them (running statistics excluded).
+pub fn parameter_counts(quick: bool) -> Result<[usize; 2]> {
+    let count = |varmap: &VarMap| -> Result<usize> {
+        Ok(liverseg_train::optim::trainable(varmap)?
+            .iter()
+            .map(|(_, v)| v.elem_count())
+            .sum())
+    };
+    let (u, p) = (VarMap::new(), VarMap::new());
+    UNet::new(
+        &unet_config(quick),
+        VarBuilder::from_varmap(&u, DType::F32, &Device::Cpu),
+    )?;
+    PlainUNet::new(
+        &plain_config(quick),
+        VarBuilder::from_varmap(&p, DType::F32, &Device::Cpu),
+    )?;
+    Ok([count(&u)?, count(&p)?])
+}
+
 /// A network over the parameters of `varmap`, as fresh variables on
 /// `device` (so the same weights run on both sides).
 pub fn network_on(

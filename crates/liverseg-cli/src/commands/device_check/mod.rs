@@ -67,6 +67,8 @@ struct Report {
     liverseg_version: &'static str,
     cuda_feature: bool,
     quick: bool,
+    /// Trainable parameters of the tutorial UNet and the plain U-Net.
+    parameters: [usize; 2],
     layers: Vec<Part<Vec<agree::Agreement>>>,
     networks: Vec<Part<Vec<agree::Agreement>>>,
     timings: Vec<Part<Vec<timing::Timing>>>,
@@ -163,6 +165,7 @@ pub fn run(args: &DeviceCheckArgs) -> Result<()> {
         liverseg_version: env!("CARGO_PKG_VERSION"),
         cuda_feature: cfg!(feature = "cuda"),
         quick: args.quick,
+        parameters: agree::parameter_counts(args.quick)?,
         layers: Vec::new(),
         networks: Vec::new(),
         timings: Vec::new(),

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use liverseg_infer::{PredictOptions, Predictor};
 use liverseg_model::{
-    DiceLossConfig, PlainUNet, Precision, SlidingWindowConfig, UNet, dice_loss,
+    BlendMode, DiceLossConfig, PlainUNet, Precision, SlidingWindowConfig, UNet, dice_loss,
     sliding_window_inference,
 };
 use liverseg_phantom::PhantomConfig;
@@ -48,8 +48,11 @@ fn time(device: &Device, reps: usize, mut f: impl FnMut() -> Result<()>) -> Resu
     Ok(t[t.len() / 2])
 }
 
+/// Normal noise made on the CPU and copied: the device's own generator
+/// (cuRAND) is not needed, so the fallback library of
+/// `tools/device/build.sh` suffices where cuRAND is missing.
 fn random(shape: &[usize], device: &Device) -> Result<Tensor> {
-    Ok(Tensor::randn(0f32, 1.0, shape, device)?)
+    Ok(Tensor::randn(0f32, 1.0, shape, &Device::Cpu)?.to_device(device)?)
 }
 
 /// The network timings: the tutorial UNet's forward, its training step,
@@ -114,6 +117,7 @@ pub fn networks(
         roi_size: roi,
         sw_batch_size: 1,
         overlap: 0.25,
+        mode: BlendMode::Constant,
         ..SlidingWindowConfig::default()
     };
     let s = time(device, reps, || {
