@@ -431,14 +431,22 @@ pub fn network_on(
     Ok((net, copy))
 }
 
-/// Logits, loss and every parameter's gradient of one training step.
+/// What one training step gives: logits, loss, and every parameter's
+/// gradient by name (in name order).
+struct Step {
+    logits: Tensor,
+    loss: Tensor,
+    grads: Vec<(String, Tensor)>,
+}
+
+/// One training step's logits, loss and gradients.
 fn step(
     net: &dyn ModuleT,
     vars: &VarMap,
     x: &Tensor,
     target: &Tensor,
     precision: Precision,
-) -> Result<(Tensor, Tensor, Vec<(String, Tensor)>)> {
+) -> Result<Step> {
     let logits = precision.run(x, |x| net.forward_t(x, true))?;
     let loss = dice_loss(&logits, target, &DiceLossConfig::default())?;
     let grads = loss.backward()?;
@@ -451,7 +459,11 @@ fn step(
         .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone())))
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((logits, loss, named))
+    Ok(Step {
+        logits,
+        loss,
+        grads: named,
+    })
 }
 
 /// The two networks' evaluation logits and training-step gradients on
