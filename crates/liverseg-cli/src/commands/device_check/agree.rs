@@ -499,9 +499,10 @@ pub fn networks(device: &Device, precision: Precision, quick: bool) -> Result<Ve
             &eval_cpu,
             &eval_dev,
         )?);
-        let (l_cpu, loss_cpu, g_cpu) =
-            cpu_reference(|| step(cpu_net.as_ref(), &cpu_vars, &x, &target, Precision::F32))?;
-        let (l_dev, loss_dev, g_dev) = step(dev_net.as_ref(), &dev_vars, &xd, &td, precision)?;
+        let cpu = cpu_reference(|| step(cpu_net.as_ref(), &cpu_vars, &x, &target, Precision::F32))?;
+        let dev = step(dev_net.as_ref(), &dev_vars, &xd, &td, precision)?;
+        let (l_cpu, loss_cpu, g_cpu) = (cpu.logits, cpu.loss, cpu.grads);
+        let (l_dev, loss_dev, g_dev) = (dev.logits, dev.loss, dev.grads);
         out.push(compare(
             format!("{name}: train logits"),
             precision,
