@@ -37,6 +37,11 @@ pub enum Error {
     /// The loss became NaN or infinite.
     #[error("training diverged: {0}")]
     Diverged(String),
+
+    /// The processes of a data-parallel run could not meet or lost each
+    /// other (a runtime failure).
+    #[error("data-parallel training: {0}")]
+    Distributed(String),
     /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] liverseg_io::Error),

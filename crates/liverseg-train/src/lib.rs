@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod data;
+pub mod distributed;
 mod error;
 pub mod optim;
 pub mod trainer;
