@@ -27,8 +27,11 @@ fn styled(steps: u64, name: &str) -> indicatif::ProgressBar {
     b
 }
 
-/// The display for a run writing into `out`; bars only when `bars`.
-pub fn training_display(out: &Path, bars: bool) -> ProgressFn {
+/// The display for a run writing into `out`; bars only when `bars`; the
+/// curves (`out/curves.png`) only when `curves` (rank 0 of a data-parallel
+/// run draws them).
+pub fn training_display(out: &Path, bars: bool, curves: bool) -> ProgressFn {
+    let draw = curves;
     let curves: PathBuf = out.join("curves.png");
     let mut bar: Option<indicatif::ProgressBar> = None;
     Box::new(move |event| match event {
@@ -51,7 +54,8 @@ pub fn training_display(out: &Path, bars: bool) -> ProgressFn {
             }
         }
         Progress::Epoch { record, history } => {
-            if record.val_dice.is_some()
+            if draw
+                && record.val_dice.is_some()
                 && let Err(e) = draw_curves(&curves, &points(history))
             {
                 // The curves are a picture of numbers already written to

@@ -196,7 +196,7 @@ pub fn run(args: &DemoArgs, verbose: u8) -> Result<()> {
     );
     let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut trainer = liverseg_train::Trainer::new(cfg, false, true)?;
-    trainer.set_progress(crate::progress::training_display(&run, bars));
+    trainer.set_progress(crate::progress::training_display(&run, bars, true));
     let summary = trainer.run()?;
     let train_minutes = t_train.elapsed().as_secs_f64() / 60.0;
     let model = args.out.join("model.safetensors");

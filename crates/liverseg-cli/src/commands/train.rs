@@ -209,7 +209,8 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
 }
 
 /// Runs `liverseg train`. Logging goes to the terminal and to
-/// `<out>/train.log`.
+/// `<out>/train.log` (`<out>/train.rank-N.log` for rank N > 0 of a
+/// data-parallel run, which writes nothing else).
 pub fn run(args: &TrainArgs, verbose: u8) -> Result<()> {
     let mut cfg = build_config(args)?;
     if args.print_config {
@@ -225,12 +226,17 @@ pub fn run(args: &TrainArgs, verbose: u8) -> Result<()> {
         .output(&cfg.out)
         .check()?;
     cfg.validate().map_err(|e| bad_input(e.to_string()))?;
+    let world = liverseg_train::distributed::World::from_env()?;
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("{}: cannot create", cfg.out.display()))?;
-    crate::init_logging_with_file(verbose, Some(&cfg.out.join("train.log")));
-    tracing::info!(data = %cfg.data.display(), out = %cfg.out.display(), preset = %cfg.preset, "training");
+    let log = match world.rank {
+        0 => "train.log".to_string(),
+        r => format!("train.rank-{r}.log"),
+    };
+    crate::init_logging_with_file(verbose, Some(&cfg.out.join(log)));
+    tracing::info!(data = %cfg.data.display(), out = %cfg.out.display(), preset = %cfg.preset, rank = world.rank, ranks = world.size, "training");
     let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let display = crate::progress::training_display(&cfg.out, bars);
+    let display = crate::progress::training_display(&cfg.out, bars, world.is_writer());
     let summary = liverseg_train::Trainer::new(cfg, args.resume, args.force)
         .and_then(|mut t| {
             t.set_progress(display);

@@ -61,9 +61,9 @@ impl World {
         let num = |k: &str| -> Result<Option<usize>> {
             var(k)
                 .map(|v| {
-                    v.trim().parse::<usize>().map_err(|_| {
-                        Error::Config(format!("{k}={v:?}: expected a whole number"))
-                    })
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| Error::Config(format!("{k}={v:?}: expected a whole number")))
                 })
                 .transpose()
         };
@@ -181,7 +181,11 @@ impl Group {
                 "this build has no NCCL (the `nccl` feature): gradients travel through the CPU over TCP"
             );
         }
-        tracing::info!(rank = world.rank, size = world.size, "data-parallel group formed");
+        tracing::info!(
+            rank = world.rank,
+            size = world.size,
+            "data-parallel group formed"
+        );
         Ok(Group {
             world,
             tcp,

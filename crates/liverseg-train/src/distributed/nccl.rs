@@ -35,8 +35,8 @@ impl Nccl {
             Device::Cuda(d) => d.cuda_stream(),
             _ => return Err(Error::Distributed("NCCL needs a CUDA device".into())),
         };
-        let comm = Comm::from_rank(stream, world.rank, world.size, Id::uninit(internal))
-            .map_err(nccl)?;
+        let comm =
+            Comm::from_rank(stream, world.rank, world.size, Id::uninit(internal)).map_err(nccl)?;
         Ok(Nccl { comm })
     }
 

@@ -57,7 +57,9 @@ impl Peer {
         if len != expect {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("a message of {len} bytes where {expect} were expected (ranks out of step)"),
+                format!(
+                    "a message of {len} bytes where {expect} were expected (ranks out of step)"
+                ),
             ));
         }
         out.resize(len, 0);
@@ -155,12 +157,14 @@ impl Star {
             }
             let out = encode(&sum);
             for (i, p) in self.peers.iter_mut().enumerate() {
-                p.send(&out).map_err(|e| err(format!("rank {}: {e}", i + 1)))?;
+                p.send(&out)
+                    .map_err(|e| err(format!("rank {}: {e}", i + 1)))?;
             }
             data.copy_from_slice(&sum);
         } else {
             let p = &mut self.peers[0];
-            p.send(&encode(data)).map_err(|e| err(format!("rank 0: {e}")))?;
+            p.send(&encode(data))
+                .map_err(|e| err(format!("rank 0: {e}")))?;
             p.receive_into(&mut self.scratch, bytes)
                 .map_err(|e| err(format!("rank 0: {e}")))?;
             decode_into(&self.scratch, data);
@@ -176,7 +180,8 @@ impl Star {
         if self.world.rank == 0 {
             let out = encode(data);
             for (i, p) in self.peers.iter_mut().enumerate() {
-                p.send(&out).map_err(|e| err(format!("rank {}: {e}", i + 1)))?;
+                p.send(&out)
+                    .map_err(|e| err(format!("rank {}: {e}", i + 1)))?;
             }
         } else {
             let bytes = data.len() * T::SIZE;
@@ -242,14 +247,17 @@ fn accept_all(
         match listener.accept() {
             Ok((stream, from)) => {
                 stream.set_nonblocking(false).map_err(err)?;
-                stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(err)?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .map_err(err)?;
                 let mut peer = Peer::new(stream)?;
                 let mut h = [0u8; 32];
                 if peer.reader.read_exact(&mut h).is_err() || &h[..8] != MAGIC {
                     tracing::warn!(%from, "not a liverseg rank; connection dropped");
                     continue;
                 }
-                let field = |i: usize| u64::from_le_bytes(h[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+                let field =
+                    |i: usize| u64::from_le_bytes(h[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
                 let (rank, size, theirs) = (field(1) as usize, field(2) as usize, field(3));
                 let refuse = if size != world.size {
                     Some(format!("world size {size}, rank 0 has {}", world.size))
@@ -261,7 +269,10 @@ fn accept_all(
                     None
                 };
                 let answer: &[u8] = if refuse.is_some() { b"N" } else { b"Y" };
-                let _ = peer.writer.write_all(answer).and_then(|()| peer.writer.flush());
+                let _ = peer
+                    .writer
+                    .write_all(answer)
+                    .and_then(|()| peer.writer.flush());
                 match refuse {
                     Some(why) => tracing::warn!(%from, why, "rank refused"),
                     None => {

@@ -100,21 +100,39 @@ fn a_rank_of_another_run_is_refused() {
 #[test]
 fn world_from_torchrun_and_slurm_variables() {
     let vars = |pairs: &[(&str, &str)]| {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         World::from_vars(move |k| m.get(k).cloned())
     };
     assert_eq!(vars(&[]).unwrap(), World::SINGLE);
     assert_eq!(
         vars(&[("RANK", "2"), ("WORLD_SIZE", "4"), ("LOCAL_RANK", "0")]).unwrap(),
-        World { rank: 2, size: 4, local_rank: 0 }
+        World {
+            rank: 2,
+            size: 4,
+            local_rank: 0
+        }
     );
     assert_eq!(
-        vars(&[("SLURM_PROCID", "1"), ("SLURM_NTASKS", "2"), ("SLURM_LOCALID", "1")]).unwrap(),
-        World { rank: 1, size: 2, local_rank: 1 }
+        vars(&[
+            ("SLURM_PROCID", "1"),
+            ("SLURM_NTASKS", "2"),
+            ("SLURM_LOCALID", "1")
+        ])
+        .unwrap(),
+        World {
+            rank: 1,
+            size: 2,
+            local_rank: 1
+        }
     );
     // One Slurm task is a single process (an sbatch without srun).
-    assert_eq!(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")]).unwrap(), World::SINGLE);
+    assert_eq!(
+        vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")]).unwrap(),
+        World::SINGLE
+    );
     assert!(vars(&[("RANK", "4"), ("WORLD_SIZE", "4")]).is_err());
     assert!(vars(&[("RANK", "x"), ("WORLD_SIZE", "4")]).is_err());
 }

@@ -56,8 +56,11 @@ impl Trainer {
                 .collect()
         } else {
             use rand::Rng;
-            let total =
-                self.cfg.iterations_per_epoch * self.cfg.batch_size * self.cfg.grad_accumulation;
+            // Each rank of a data-parallel run takes its own batches.
+            let total = self.cfg.iterations_per_epoch
+                * self.cfg.batch_size
+                * self.cfg.grad_accumulation
+                * self.world().size;
             (0..total)
                 .map(|s| (rng.random_range(0..n), s as u64))
                 .collect()
@@ -69,7 +72,9 @@ impl Trainer {
     /// samples) into its own bounded queue; [`Loader`] takes them back in
     /// order, so the batches do not depend on the thread count.
     pub(super) fn loader(&self, epoch: usize) -> Loader {
-        let plan = std::sync::Arc::new(self.epoch_plan(epoch));
+        let plan =
+            super::parallel::shard(&self.epoch_plan(epoch), self.cfg.batch_size, self.world());
+        let plan = std::sync::Arc::new(plan);
         let threads = self.cfg.loader_threads.max(1);
         let mut queues = Vec::with_capacity(threads);
         for w in 0..threads {

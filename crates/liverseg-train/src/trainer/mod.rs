@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 mod checkpoint;
 mod loader;
+mod parallel;
 mod progress;
 mod setup;
 mod validate;
@@ -26,6 +27,7 @@ pub use progress::{Progress, ProgressFn};
 
 use crate::config::{LossConfig, TrainConfig};
 use crate::data::{Cache, Case, Dataset};
+use crate::distributed::{Group, Rendezvous, World};
 use crate::optim::{Optimizer, clip_grad_norm, learning_rate, seeded_init, trainable};
 use crate::{Error, Result};
 use liverseg_io::decathlon::LabelMap;
@@ -143,6 +145,8 @@ pub struct Trainer {
     cache: Cache,
     state: RunState,
     progress: Reporter,
+    /// The other processes of a data-parallel run (`None` alone).
+    group: Option<Group>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -165,10 +169,26 @@ impl Trainer {
             cfg.precision = Precision::Bf16;
             cfg.legacy_bf16 = false;
         }
+        let world = World::from_env()?;
         let last = cfg.out.join("last");
         // Finish a checkpoint swap a kill interrupted, and clear what killed
-        // runs left behind, before looking for the checkpoint.
-        liverseg_io::recover(&cfg.out)?;
+        // runs left behind, before looking for the checkpoint (rank 0
+        // alone: the others meet it only once it is done).
+        if world.is_writer() {
+            liverseg_io::recover(&cfg.out)?;
+        }
+        let device = device(&parallel_device(&cfg.device, world))?;
+        let group = if world.size > 1 {
+            let token = cfg.to_toml()?;
+            Some(Group::connect(
+                world,
+                &Rendezvous::from_env()?,
+                &token,
+                &device,
+            )?)
+        } else {
+            None
+        };
         if !resume && last.exists() && !force {
             return Err(Error::RunExists {
                 path: cfg.out.clone(),
@@ -182,7 +202,6 @@ impl Trainer {
         }
         std::fs::create_dir_all(&cfg.out)
             .map_err(|e| Error::io(&cfg.out, "cannot create the run folder", e))?;
-        let device = device(&cfg.device)?;
         let dataset = Dataset::open(&cfg.data, cfg.splits.as_deref(), cfg.fold)?;
         tracing::info!(
             train = dataset.train.len(),
@@ -291,7 +310,9 @@ impl Trainer {
                     reason: format!("unreadable optimiser state: {e}"),
                 })?;
             // The metrics files hold exactly the checkpoint's epochs.
-            checkpoint::write_metrics(&cfg.out, &labels, &state.history)?;
+            if world.is_writer() {
+                checkpoint::write_metrics(&cfg.out, &labels, &state.history)?;
+            }
         }
         let cache_dir = cfg
             .cache
@@ -314,6 +335,7 @@ impl Trainer {
             cache,
             state,
             progress: Reporter::default(),
+            group,
         })
     }
 
@@ -356,12 +378,15 @@ impl Trainer {
     /// Trains until the configured epoch count (or early stopping).
     pub fn run(mut self) -> Result<Summary> {
         self.warm_cache()?;
-        let toml = self.cfg.to_toml()?;
-        liverseg_io::write_file_atomic(
-            &self.cfg.out.join("config.toml"),
-            liverseg_io::Overwrite::Allow,
-            |w| std::io::Write::write_all(w, toml.as_bytes()),
-        )?;
+        let writer = self.world().is_writer();
+        if writer {
+            let toml = self.cfg.to_toml()?;
+            liverseg_io::write_file_atomic(
+                &self.cfg.out.join("config.toml"),
+                liverseg_io::Overwrite::Allow,
+                |w| std::io::Write::write_all(w, toml.as_bytes()),
+            )?;
+        }
         let mut stopped = "finished all epochs".to_string();
         let started = Instant::now();
         let mut slowest_epoch = 0.0f64;
@@ -431,12 +456,14 @@ impl Trainer {
                     self.state.stale_validations += 1;
                 }
             }
-            // `best` before `last`: see checkpoint.rs.
-            if improved {
-                self.save_checkpoint("best")?;
+            // `best` before `last`: see checkpoint.rs. Rank 0 alone writes.
+            if writer {
+                if improved {
+                    self.save_checkpoint("best")?;
+                }
+                self.save_checkpoint("last")?;
+                self.write_metrics()?;
             }
-            self.save_checkpoint("last")?;
-            self.write_metrics()?;
             self.progress.report(Progress::Epoch {
                 record: &record,
                 history: &self.state.history,
@@ -452,6 +479,11 @@ impl Trainer {
                 break;
             }
         }
+        tracing::info!(
+            rank = self.world().rank,
+            fingerprint = format!("{:016x}", self.weights_fingerprint()?),
+            "final weights"
+        );
         Ok(Summary {
             epochs: self.state.epoch,
             best_dice: self.state.best_dice,
@@ -555,18 +587,35 @@ impl Trainer {
         if count == 0 {
             return Err(Error::Config("the epoch produced no batch".into()));
         }
-        Ok((loss_sum / count as f64, samples))
+        // Over every rank: the epoch's mean loss and its samples.
+        let mut sums = [loss_sum, count as f64, samples as f64];
+        self.sum_over_ranks(&mut sums)?;
+        Ok((sums[0] / sums[1], sums[2] as usize))
     }
 
     fn apply(&mut self, grads: &mut [Option<Tensor>], lr: f64) -> Result<()> {
+        self.sync_gradients(grads)?;
         if self.cfg.grad_clip > 0.0 {
             clip_grad_norm(grads, self.cfg.grad_clip)?;
         }
         self.opt.step(grads, lr)?;
+        self.sync_buffers()?;
         for g in grads.iter_mut() {
             *g = None;
         }
         Ok(())
+    }
+}
+
+/// The device of one rank: a bare `cuda` names the rank's local GPU
+/// (`cuda:LOCAL_RANK`, for launchers that show every GPU to every process);
+/// `cuda:N` and `cpu` are kept (srun's `--gpus-per-task` shows each task
+/// its own GPU as `cuda:0`).
+fn parallel_device(name: &str, world: World) -> String {
+    if name == "cuda" && world.size > 1 {
+        format!("cuda:{}", world.local_rank)
+    } else {
+        name.to_string()
     }
 }
 
