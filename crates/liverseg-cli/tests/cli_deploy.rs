@@ -371,3 +371,66 @@ fn the_slurm_fold_template_trains_each_fold_and_the_folds_predict_as_an_ensemble
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(mask.is_file());
 }
+
+#[test]
+fn the_slurm_ddp_template_trains_one_fold_on_two_ranks() {
+    if !slurm_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = d.join("Phantom");
+    common::tiny_dataset(&data, 5);
+    let config = common::tiny_train_config(d, None);
+    let out = d.join("run");
+    let bin = env!("CARGO_BIN_EXE_liverseg");
+    // A free port for rank 0 (the template's default derives one from the
+    // job id; tests running at once must not share it).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Two CPU ranks instead of four GPUs; this cluster's node answers on
+    // 127.0.0.1, whatever its name resolves to.
+    let o = Command::new("sbatch")
+        .args([
+            "--wait",
+            "--ntasks-per-node=2",
+            "--gres=none",
+            "--cpus-per-task=1",
+            "--mem=1G",
+            "--time=20",
+            &format!("--output={}/ddp-%j.log", d.display()),
+            &format!(
+                "--export=ALL,LIVERSEG={bin},LIVERSEG_DATA={},LIVERSEG_OUT={},LIVERSEG_DEVICE=cpu,MASTER_ADDR=127.0.0.1,MASTER_PORT={port},LIVERSEG_ARGS=--config {}",
+                data.display(),
+                out.display(),
+                config.display()
+            ),
+        ])
+        .arg(repo("deploy/slurm/train-ddp.sbatch"))
+        .output()
+        .unwrap();
+    let logs = logs_of(d);
+    assert!(
+        o.status.success(),
+        "{}\n{logs}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(logs.contains("2 ranks, rank 0 at 127.0.0.1"), "{logs}");
+    assert!(out.join("best/model.safetensors").is_file(), "{logs}");
+    // Rank 1 (SLURM_PROCID 1) logged beside rank 0 and wrote nothing else;
+    // both ended with the same weights.
+    let fingerprint = |log: &str| {
+        let text = std::fs::read_to_string(out.join(log)).unwrap();
+        text.lines()
+            .filter(|l| l.contains("final weights"))
+            .filter_map(|l| l.split("fingerprint=").nth(1))
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let f0 = fingerprint("train.log");
+    assert_eq!(f0.len(), 1, "{logs}");
+    assert_eq!(f0, fingerprint("train.rank-1.log"));
+}

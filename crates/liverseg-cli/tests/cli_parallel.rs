@@ -9,11 +9,20 @@ use std::process::{Child, Command, Stdio};
 fn rank(dir: &Path, cfg: &Path, rank: usize, rendezvous: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_liverseg"))
         .current_dir(dir)
-        .args(["train", "--config", cfg.to_str().unwrap(), "--out", "runs/dp"])
+        .args([
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            "runs/dp",
+        ])
         .env("RANK", rank.to_string())
         .env("WORLD_SIZE", "2")
         .env("LOCAL_RANK", rank.to_string())
-        .env("LIVERSEG_RENDEZVOUS", format!("file:{}", rendezvous.display()))
+        .env(
+            "LIVERSEG_RENDEZVOUS",
+            format!("file:{}", rendezvous.display()),
+        )
         .env("LIVERSEG_RENDEZVOUS_TIMEOUT", "120")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -75,7 +75,10 @@ impl Trainer {
         names.sort();
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for n in names {
-            let v = data[n].as_tensor().flatten_all()?.to_dtype(candle_core::DType::F32)?;
+            let v = data[n]
+                .as_tensor()
+                .flatten_all()?
+                .to_dtype(candle_core::DType::F32)?;
             for x in v.to_vec1::<f32>()? {
                 for b in x.to_bits().to_le_bytes() {
                     h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
