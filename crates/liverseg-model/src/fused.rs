@@ -5,12 +5,17 @@
 //! Composed from candle's element-wise ops these layers cost a dozen full
 //! passes and as many temporaries per call, and their backward passes were
 //! the largest item of a training step (see `docs/benchmarks.md`). The
-//! layers in `layers.rs` use these ops on the CPU and fall back to the
-//! composed candle ops on other devices.
+//! layers in `layers.rs` use these ops on the CPU and on CUDA (the `cuda`
+//! feature: `fused_cuda.rs`, the same gradients as GPU kernels) and the
+//! composed candle ops elsewhere.
 //!
 //! Reductions run in a fixed order (per channel, then per sample, in 8
 //! f64 lanes), so results do not depend on the thread count.
 
+#[cfg(feature = "cuda")]
+use crate::fused_cuda;
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -83,6 +88,12 @@ fn group_sums(
         .collect()
 }
 
+/// Whether the fused ops run on `device`: the CPU, and CUDA in a build
+/// with the `cuda` feature.
+pub(crate) fn supported(device: &candle_core::Device) -> bool {
+    device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
+}
+
 /// Per-group mean and biased variance of an `(N, C, …)` tensor: one group
 /// per channel (batch normalisation) or per `(sample, channel)` (instance
 /// normalisation). Output: a `(2, groups)` tensor, means then variances.
@@ -99,21 +110,62 @@ impl CustomOp1 for GroupStats {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(self.name(), s, l)?;
         let (n, c, m) = ncm(self.name(), l)?;
+        let plane = |p: usize| &x[p * m..(p + 1) * m];
+        let (out, shape) = self.finish(n, c, m, |p| dot_sums(plane(p), plane(p)));
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (n, c, m) = ncm(self.name(), l)?;
+        let (s1, s2) = fused_cuda::plane_sums((s, l), (s, l), n * c, m, false)?;
+        let (out, shape) = self.finish(n, c, m, |p| (s1[p], s2[p]));
+        Ok((upload(s, &out)?, shape))
+    }
+}
+
+impl GroupStats {
+    /// Means then variances from each plane's `(Σ x, Σ x²)`.
+    fn finish(
+        &self,
+        n: usize,
+        c: usize,
+        m: usize,
+        plane_sums: impl Fn(usize) -> (f64, f64) + Sync,
+    ) -> (Vec<f32>, Shape) {
         let groups = if self.per_sample { n * c } else { c };
         let count = (groups_len(n, self.per_sample) * m).max(1) as f64;
-        let plane = |p: usize| &x[p * m..(p + 1) * m];
-        let stats: Vec<(f32, f32)> =
-            group_sums(n, c, self.per_sample, |p| dot_sums(plane(p), plane(p)))
-                .into_iter()
-                .map(|(s1, s2)| {
-                    let mean = s1 / count;
-                    (mean as f32, (s2 / count - mean * mean).max(0.0) as f32)
-                })
-                .collect();
+        let stats: Vec<(f32, f32)> = group_sums(n, c, self.per_sample, plane_sums)
+            .into_iter()
+            .map(|(s1, s2)| {
+                let mean = s1 / count;
+                (mean as f32, (s2 / count - mean * mean).max(0.0) as f32)
+            })
+            .collect();
         let mut out: Vec<f32> = stats.iter().map(|s| s.0).collect();
         out.extend(stats.iter().map(|s| s.1));
-        Ok((CpuStorage::F32(out), Shape::from((2, groups))))
+        (out, Shape::from((2, groups)))
     }
+}
+
+/// A small host vector as a device tensor's storage, on `like`'s device.
+#[cfg(feature = "cuda")]
+fn upload(like: &CudaStorage, v: &[f32]) -> Result<CudaStorage> {
+    use candle_core::backend::BackendStorage;
+    let dev = like.device().clone();
+    let slice = dev.clone_htod(v)?;
+    Ok(CudaStorage::wrap_cuda_slice(slice, dev))
+}
+
+/// A small device operand on the host (affine parameters, slopes).
+#[cfg(feature = "cuda")]
+fn download(s: &CudaStorage, l: &Layout, name: &str) -> Result<Vec<f32>> {
+    use candle_core::backend::BackendStorage;
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{name}: operands must be contiguous")))?;
+    s.device()
+        .clone_dtoh(&s.as_cuda_slice::<f32>()?.slice(a..b))
 }
 
 fn groups_len(n: usize, per_sample: bool) -> usize {
@@ -141,6 +193,17 @@ impl CustomOp1 for ChannelSums {
             .map(|(sum, _)| sum as f32)
             .collect();
         Ok((CpuStorage::F32(sums), Shape::from(c)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (n, c, m) = ncm(self.name(), l)?;
+        let (s1, _) = fused_cuda::plane_sums((s, l), (s, l), n * c, m, false)?;
+        let sums: Vec<f32> = group_sums(n, c, false, |p| (s1[p], 0.0))
+            .into_iter()
+            .map(|(sum, _)| sum as f32)
+            .collect();
+        Ok((upload(s, &sums)?, Shape::from(c)))
     }
 }
 
@@ -203,6 +266,35 @@ impl CustomOp3 for NormOp {
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let name = self.name();
+        let (gamma, beta) = (download(s2, l2, name)?, download(s3, l3, name)?);
+        let (n, c, m) = ncm(name, l1)?;
+        let groups = if self.per_sample { n * c } else { c };
+        if gamma.len() != c || beta.len() != c || self.mean.len() != groups {
+            candle_core::bail!("{name}: {c} channels but parameters of another size");
+        }
+        let (mut scale, mut shift) = (Vec::with_capacity(n * c), Vec::with_capacity(n * c));
+        for p in 0..n * c {
+            let (ch, g) = (p % c, self.group(p, c));
+            let k = self.invstd[g] * gamma[ch];
+            scale.push(k);
+            shift.push(beta[ch] - self.mean[g] * k);
+        }
+        let zero = vec![0f32; n * c];
+        let y = fused_cuda::plane_affine((s1, l1), (s1, l1), [&scale, &zero, &shift], m)?;
+        Ok((y, l1.shape().clone()))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -254,26 +346,80 @@ struct NormBackward {
 }
 
 impl NormBackward {
-    /// `(Σ gy, Σ gy·x̂)` for every group.
-    fn group_sums(&self, gy: &[f32], x: &[f32], n: usize, c: usize, m: usize) -> Vec<(f64, f64)> {
-        let span = |p: usize| p * m..(p + 1) * m;
-        group_sums(n, c, self.op.per_sample, |p| {
-            dot_sums(&gy[span(p)], &x[span(p)])
-        })
-        .into_iter()
-        .enumerate()
-        .map(|(g, (sg, sgx))| {
-            // Σ gy·x̂ = invstd · (Σ gy·x − mean · Σ gy).
-            let (mean, invstd) = (f64::from(self.op.mean[g]), f64::from(self.op.invstd[g]));
-            (sg, invstd * (sgx - mean * sg))
-        })
-        .collect()
+    /// `(Σ gy, Σ gy·x̂)` for every group, from each plane's
+    /// `(Σ gy, Σ gy·x)`.
+    fn group_sums(
+        &self,
+        n: usize,
+        c: usize,
+        plane_sums: impl Fn(usize) -> (f64, f64) + Sync,
+    ) -> Vec<(f64, f64)> {
+        group_sums(n, c, self.op.per_sample, plane_sums)
+            .into_iter()
+            .enumerate()
+            .map(|(g, (sg, sgx))| {
+                // Σ gy·x̂ = invstd · (Σ gy·x − mean · Σ gy).
+                let (mean, invstd) = (f64::from(self.op.mean[g]), f64::from(self.op.invstd[g]));
+                (sg, invstd * (sgx - mean * sg))
+            })
+            .collect()
+    }
+}
+
+impl NormBackward {
+    /// `(∂γ, ∂β)` stacked, from the group sums.
+    fn affine(&self, sums: &[(f64, f64)], c: usize) -> Vec<f32> {
+        let mut out = vec![0f32; 2 * c];
+        for (g, (sg, sgx)) in sums.iter().enumerate() {
+            let ch = if self.op.per_sample { g % c } else { g };
+            out[ch] += *sgx as f32;
+            out[c + ch] += *sg as f32;
+        }
+        out
     }
 }
 
 impl CustomOp3 for NormBackward {
     fn name(&self) -> &'static str {
         "norm-backward"
+    }
+
+    /// The same gradients as the CPU's, written `α·gy + β·x + γ` per plane.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let name = self.name();
+        let gamma = download(s3, l3, name)?;
+        let (n, c, m) = ncm(name, l1)?;
+        let (sg, sgx) = fused_cuda::plane_sums((s1, l1), (s2, l2), n * c, m, false)?;
+        let sums = self.group_sums(n, c, |p| (sg[p], sgx[p]));
+        if let Part::Affine = self.part {
+            return Ok((upload(s1, &self.affine(&sums, c))?, Shape::from(2 * c)));
+        }
+        let count = (groups_len(n, self.op.per_sample) * m).max(1) as f32;
+        let (mut ka, mut kb, mut kc) = (vec![0f32; n * c], vec![0f32; n * c], vec![0f32; n * c]);
+        for p in 0..n * c {
+            let (ch, g) = (p % c, self.op.group(p, c));
+            let (mean, invstd) = (self.op.mean[g], self.op.invstd[g]);
+            let k = gamma[ch] * invstd;
+            ka[p] = k;
+            if self.op.batch_stats {
+                // k·(gy − mg − (x − mean)·invstd·mgx)
+                let mg = sums[g].0 as f32 / count;
+                let mgx = sums[g].1 as f32 / count;
+                kb[p] = -k * invstd * mgx;
+                kc[p] = -k * mg + k * mean * invstd * mgx;
+            }
+        }
+        let gx = fused_cuda::plane_affine((s1, l1), (s2, l2), [&ka, &kb, &kc], m)?;
+        Ok((gx, l1.shape().clone()))
     }
 
     fn cpu_fwd(
@@ -290,18 +436,10 @@ impl CustomOp3 for NormBackward {
         let x = f32_data(name, s2, l2)?;
         let gamma = f32_data(name, s3, l3)?;
         let (n, c, m) = ncm(name, l1)?;
-        let sums = self.group_sums(gy, x, n, c, m);
+        let span = |p: usize| p * m..(p + 1) * m;
+        let sums = self.group_sums(n, c, |p| dot_sums(&gy[span(p)], &x[span(p)]));
         match self.part {
-            Part::Affine => {
-                let mut out = vec![0f32; 2 * c];
-                for (g, (sg, sgx)) in sums.iter().enumerate() {
-                    let ch = if self.op.per_sample { g % c } else { g };
-                    // Accumulated in f64 across samples for instance norm.
-                    out[ch] += *sgx as f32;
-                    out[c + ch] += *sg as f32;
-                }
-                Ok((CpuStorage::F32(out), Shape::from(2 * c)))
-            }
+            Part::Affine => Ok((CpuStorage::F32(self.affine(&sums, c)), Shape::from(2 * c))),
             Part::Input => {
                 let count = (groups_len(n, self.op.per_sample) * m).max(1) as f32;
                 let mut gx = vec![0f32; gy.len()];
@@ -370,6 +508,22 @@ impl CustomOp2 for PReluOp {
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let (n, c, m) = ncm(self.name(), l1)?;
+        let a_raw = download(s2, l2, self.name())?;
+        let a = slopes(self.name(), &a_raw, c)?;
+        let per_plane: Vec<f32> = (0..n * c).map(|p| a(p % c)).collect();
+        let y = fused_cuda::prelu((s1, l1), (s1, l1), &per_plane, m)?;
+        Ok((y, l1.shape().clone()))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -394,6 +548,34 @@ struct PReluBackward {
 impl CustomOp3 for PReluBackward {
     fn name(&self) -> &'static str {
         "prelu-backward"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let name = self.name();
+        let (n, c, m) = ncm(name, l1)?;
+        let a_raw = download(s3, l3, name)?;
+        if self.slope {
+            let (_, dots) = fused_cuda::plane_sums((s1, l1), (s2, l2), n * c, m, true)?;
+            let mut out = vec![0f64; a_raw.len()];
+            for (p, s) in dots.iter().enumerate() {
+                out[if a_raw.len() == 1 { 0 } else { p % c }] += s;
+            }
+            let out: Vec<f32> = out.iter().map(|&v| v as f32).collect();
+            return Ok((upload(s1, &out)?, l3.shape().clone()));
+        }
+        let a = slopes(name, &a_raw, c)?;
+        let per_plane: Vec<f32> = (0..n * c).map(|p| a(p % c)).collect();
+        let gx = fused_cuda::prelu((s1, l1), (s2, l2), &per_plane, m)?;
+        Ok((gx, l1.shape().clone()))
     }
 
     fn cpu_fwd(

@@ -111,7 +111,7 @@ impl ModuleT for BatchNorm3d {
 
 impl BatchNorm3d {
     fn forward_f32(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        if !x.device().is_cpu() {
+        if !crate::fused::supported(x.device()) {
             return self.fallback.forward_t(x, train);
         }
         let c = x.dim(1)?;
@@ -190,7 +190,7 @@ impl ModuleT for InstanceNorm3d {
 
 impl InstanceNorm3d {
     fn forward_f32(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if x.device().is_cpu() {
+        if crate::fused::supported(x.device()) {
             let c = x.dim(1)?;
             let (gamma, beta) = match &self.affine {
                 Some((w, b)) => (w.clone(), b.clone()),
@@ -247,7 +247,7 @@ impl ModuleT for PReLU {
 
 impl PReLU {
     fn forward_f32(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if x.device().is_cpu() {
+        if crate::fused::supported(x.device()) {
             return x
                 .contiguous()?
                 .apply_op2(&self.weight.contiguous()?, PReluOp);

@@ -23,6 +23,8 @@ mod checkpoint;
 mod conv;
 mod error;
 mod fused;
+#[cfg(feature = "cuda")]
+mod fused_cuda;
 mod layers;
 mod loss;
 mod plain_unet;
