@@ -70,6 +70,19 @@ fn predict_without_a_model_uses_the_built_in_one() {
         std::fs::read(&mask).unwrap(),
         std::fs::read(&named).unwrap()
     );
+    // Windows batched three at a time (as on a GPU): the same mask.
+    let batched = t.join("batched.nii.gz");
+    ok(&liverseg(&[
+        "predict",
+        "--input",
+        s(&ct),
+        "--output",
+        s(&batched),
+        "--sw-batch-size",
+        "3",
+    ]));
+    let bm: Volume<u8> = nifti::read(&batched, &Default::default()).unwrap();
+    assert_eq!(bm.data(), m.data());
     // bfloat16 mixed precision (emulated on the CPU) moves few voxels.
     let bf16 = t.join("bf16.nii.gz");
     ok(&liverseg(&[

@@ -58,6 +58,10 @@ pub struct PredictOptions {
     /// Set from another thread (a SIGTERM handler) to stop the network
     /// between two windows: prediction returns [`Error::Cancelled`].
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Windows run through the network together (MONAI's
+    /// `sw_batch_size`); 0 chooses: 4 on a GPU, which keeps it busy, 1 on
+    /// the CPU, where the kernels already use every core per window.
+    pub sw_batch_size: usize,
 }
 
 impl Default for PredictOptions {
@@ -71,6 +75,7 @@ impl Default for PredictOptions {
             fast: false,
             keep_probabilities: false,
             cancel: None,
+            sw_batch_size: 0,
         }
     }
 }
@@ -254,6 +259,22 @@ impl Predictor {
         let image = inputs[0];
         let roi = self.roi(opts, &Grid::of(image));
         self.check_window(roi)?;
+        let sw_batch_size = match opts.sw_batch_size {
+            0 if self.device.is_cuda() => 4,
+            0 => 1,
+            n => n,
+        };
+        if sw_batch_size > 1 {
+            let voxels = roi.iter().fold(1u128, |a, &r| a.saturating_mul(r as u128));
+            liverseg_io::budget::check(
+                format!("the activations of {sw_batch_size} windows"),
+                voxels
+                    .saturating_mul(self.card.architecture.activations_per_voxel())
+                    .saturating_mul(sw_batch_size as u128),
+                4,
+            )
+            .map_err(|b| Error::Config(b.to_string()))?;
+        }
         // The blended logits, the importance weights and their sum over the
         // whole grid, and an ensemble's running mean.
         let extra = if self.nets.len() > 1 { 2 } else { 0 };
@@ -266,7 +287,7 @@ impl Predictor {
         let x = channels_to_tensor(&[inputs.to_vec()], &self.device)?;
         let cfg = SlidingWindowConfig {
             roi_size: roi,
-            sw_batch_size: 1,
+            sw_batch_size,
             overlap: opts.overlap,
             mode: BlendMode::Constant,
             cval: 0.0,

@@ -80,6 +80,10 @@ pub struct PredictArgs {
     /// Sliding-window overlap.
     #[arg(long, default_value_t = 0.25)]
     pub overlap: f64,
+    /// Windows run through the network together (0: 4 on a GPU, 1 on the
+    /// CPU).
+    #[arg(long, default_value_t = 0)]
+    pub sw_batch_size: usize,
     /// Also write class probabilities (float32, class as the 4th dimension).
     #[arg(long)]
     pub save_probabilities: Option<PathBuf>,
@@ -647,6 +651,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         fast: args.fast,
         keep_probabilities: args.save_probabilities.is_some(),
         cancel: Some(cancel.clone()),
+        sw_batch_size: args.sw_batch_size,
     };
     if let Some(roi) = args.roi {
         predictor
