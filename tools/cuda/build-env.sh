@@ -9,7 +9,7 @@
 #
 # Everything comes from PyPI wheels (NVIDIA publishes nvcc, headers and the
 # CUDA libraries there) installed into a Python venv:
-#   $LIVERSEG_CUDA_VENV   venv location (default /tmp/liverseg-cuda-venv),
+#   $LIVERSEG_CUDA_VENV   venv location (default: liverseg-cuda-venv in /tmp),
 #                         about 1.2 GiB once installed.
 #   $CUDA_COMPUTE_CAP     GPU arch to compile candle's kernels for (default 90,
 #                         i.e. H100/H200; there is no GPU here to detect it).
