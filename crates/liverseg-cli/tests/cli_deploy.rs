@@ -304,6 +304,36 @@ fn the_kubernetes_indexed_job_runs_its_command_in_each_pods_environment() {
     );
 }
 
+/// `sbatch --wait` of a training template on a CPU-only job (no GPU,
+/// one CPU per task, small memory), with the tiny dataset and training
+/// configuration under `d`, the test binary as `LIVERSEG`, `--device cpu`
+/// and `export` (`NAME=value,...`) added; fails with the job's logs.
+fn train_job(d: &Path, template: &str, extra: &[&str], export: &str) -> String {
+    let data = d.join("Phantom");
+    common::tiny_dataset(&data, 5);
+    let config = common::tiny_train_config(d, None);
+    let bin = env!("CARGO_BIN_EXE_liverseg");
+    let o = Command::new("sbatch")
+        .args(["--wait", "--gres=none", "--cpus-per-task=1", "--mem=1G", "--time=20"])
+        .args(extra)
+        .arg(format!("--output={}/job-%j-%a.log", d.display()))
+        .arg(format!(
+            "--export=ALL,LIVERSEG={bin},LIVERSEG_DATA={},LIVERSEG_DEVICE=cpu,{export},LIVERSEG_ARGS=--config {}",
+            data.display(),
+            config.display()
+        ))
+        .arg(repo(template))
+        .output()
+        .unwrap();
+    let logs = logs_of(d);
+    assert!(
+        o.status.success(),
+        "{}\n{logs}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    logs
+}
+
 #[test]
 fn the_slurm_fold_template_trains_each_fold_and_the_folds_predict_as_an_ensemble() {
     if !slurm_available() {
@@ -312,35 +342,13 @@ fn the_slurm_fold_template_trains_each_fold_and_the_folds_predict_as_an_ensemble
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let data = d.join("Phantom");
-    common::tiny_dataset(&data, 5);
-    let config = common::tiny_train_config(d, None);
     let runs = d.join("runs");
-    let bin = env!("CARGO_BIN_EXE_liverseg");
     // The template asks for a GPU per fold; this cluster has none.
-    let o = Command::new("sbatch")
-        .args([
-            "--wait",
-            "--array=0-1",
-            "--gres=none",
-            "--cpus-per-task=1",
-            "--mem=1G",
-            "--time=20",
-            &format!("--output={}/folds-%A_%a.log", d.display()),
-            &format!(
-                "--export=ALL,LIVERSEG={bin},LIVERSEG_DATA={},LIVERSEG_RUNS={},LIVERSEG_DEVICE=cpu,LIVERSEG_ARGS=--config {}",
-                data.display(),
-                runs.display(),
-                config.display()
-            ),
-        ])
-        .arg(repo("deploy/slurm/train-folds.sbatch"))
-        .output()
-        .unwrap();
-    let logs = logs_of(d);
-    assert!(
-        o.status.success(),
-        "{}\n{logs}",
-        String::from_utf8_lossy(&o.stderr)
+    let logs = train_job(
+        d,
+        "deploy/slurm/train-folds.sbatch",
+        &["--array=0-1"],
+        &format!("LIVERSEG_RUNS={}", runs.display()),
     );
     let models: Vec<PathBuf> = (0..2)
         .map(|k| runs.join(format!("fold_{k}/best/model.safetensors")))
@@ -379,11 +387,7 @@ fn the_slurm_ddp_template_trains_one_fold_on_two_ranks() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let data = d.join("Phantom");
-    common::tiny_dataset(&data, 5);
-    let config = common::tiny_train_config(d, None);
     let out = d.join("run");
-    let bin = env!("CARGO_BIN_EXE_liverseg");
     // A free port for rank 0 (the template's default derives one from the
     // job id; tests running at once must not share it).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -393,30 +397,14 @@ fn the_slurm_ddp_template_trains_one_fold_on_two_ranks() {
         .port();
     // Two CPU ranks instead of four GPUs; this cluster's node answers on
     // 127.0.0.1, whatever its name resolves to.
-    let o = Command::new("sbatch")
-        .args([
-            "--wait",
-            "--ntasks-per-node=2",
-            "--gres=none",
-            "--cpus-per-task=1",
-            "--mem=1G",
-            "--time=20",
-            &format!("--output={}/ddp-%j.log", d.display()),
-            &format!(
-                "--export=ALL,LIVERSEG={bin},LIVERSEG_DATA={},LIVERSEG_OUT={},LIVERSEG_DEVICE=cpu,MASTER_ADDR=127.0.0.1,MASTER_PORT={port},LIVERSEG_ARGS=--config {}",
-                data.display(),
-                out.display(),
-                config.display()
-            ),
-        ])
-        .arg(repo("deploy/slurm/train-ddp.sbatch"))
-        .output()
-        .unwrap();
-    let logs = logs_of(d);
-    assert!(
-        o.status.success(),
-        "{}\n{logs}",
-        String::from_utf8_lossy(&o.stderr)
+    let logs = train_job(
+        d,
+        "deploy/slurm/train-ddp.sbatch",
+        &["--ntasks-per-node=2"],
+        &format!(
+            "LIVERSEG_OUT={},MASTER_ADDR=127.0.0.1,MASTER_PORT={port}",
+            out.display()
+        ),
     );
     assert!(logs.contains("2 ranks, rank 0 at 127.0.0.1"), "{logs}");
     assert!(out.join("best/model.safetensors").is_file(), "{logs}");
