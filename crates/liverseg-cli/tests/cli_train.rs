@@ -50,10 +50,12 @@ fn print_config_shows_the_tutorial_defaults_and_applies_flags() {
             "0.001",
             "--precision",
             "bf16",
+            "--deterministic",
         ],
     );
     let c = TrainConfig::from_toml(&String::from_utf8_lossy(&o.stdout)).unwrap();
     assert_eq!(c.precision, liverseg_model::Precision::Bf16);
+    assert!(c.deterministic);
     assert_eq!(c.epochs, 7);
     assert_eq!(c.optimizer.lr(), 0.001);
     c.validate().unwrap();

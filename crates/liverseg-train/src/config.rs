@@ -207,6 +207,10 @@ pub struct TrainConfig {
     /// (float32 master weights and optimiser, bfloat16 activations and
     /// convolutions, float32 losses; see [`Precision`]).
     pub precision: Precision,
+    /// Deterministic cuDNN algorithms on a GPU (the same weights from the
+    /// same seed on the same GPU, at some cost in speed), as PyTorch's
+    /// `cudnn.deterministic`; the CPU is always deterministic.
+    pub deterministic: bool,
     /// The older switch for bfloat16 (`"bf16": true`), read from
     /// configurations written before `precision`; never written.
     #[serde(rename = "bf16", skip_serializing)]
@@ -257,6 +261,7 @@ impl Default for TrainConfig {
             loader_threads: 1,
             cache: None,
             precision: Precision::F32,
+            deterministic: false,
             legacy_bf16: false,
             max_minutes: 0.0,
         }

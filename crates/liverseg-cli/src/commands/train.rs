@@ -42,6 +42,10 @@ pub struct TrainArgs {
     /// the CPU emulated through the float32 kernels, slower).
     #[arg(long, value_parser = super::predict::parse_precision)]
     pub precision: Option<liverseg_model::Precision>,
+    /// Deterministic cuDNN algorithms on a GPU (slower; the CPU is always
+    /// deterministic).
+    #[arg(long)]
+    pub deterministic: bool,
     /// `seed` (the tutorial), `patch` (1.5 mm patches, nnU-Net-like),
     /// `fast` (3 mm patches, for `liverseg predict --fast`), or a preset JSON
     /// file.
@@ -165,6 +169,9 @@ pub fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = args.precision {
         cfg.precision = v;
+    }
+    if args.deterministic {
+        cfg.deterministic = true;
     }
     if let Some(v) = &args.preset {
         cfg.preset = v.clone();

@@ -8,8 +8,9 @@
 //! through the cudarc that candle re-exports, so no second CUDA context or
 //! cudarc exists.
 //!
-//! Per thread and device, the cuDNN handle, the chosen algorithm and its
-//! workspace size per shape, and one growing workspace buffer are cached
+//! Per thread and device, the cuDNN handle, the descriptors, the chosen
+//! algorithm and its workspace size per shape, and one growing workspace
+//! buffer are cached
 //! (cuDNN handles are neither `Send` nor `Sync`, as candle's own conv2d
 //! keeps them). Algorithms come from cuDNN's heuristics, or, when
 //! [`super::set_cudnn_deterministic`] asked for it, are the deterministic ones (`ALGO_1` for both
@@ -65,9 +66,53 @@ struct PlanKey {
     deterministic: bool,
 }
 
+/// Everything a call of one shape needs, made once: the descriptors, the
+/// algorithm and its workspace size.
+struct Plan<T: CudnnDataType> {
+    d: Descriptors<T>,
+    algo: Algo,
+    bytes: usize,
+}
+
+/// A plan of either element type (one cache holds both).
+enum AnyPlan {
+    F32(Plan<f32>),
+    Bf16(Plan<bf16>),
+}
+
+/// The element types with cached plans.
+trait Element: CudnnDataType + Sized {
+    fn wrap(p: Plan<Self>) -> AnyPlan;
+    fn get(p: &AnyPlan) -> Option<&Plan<Self>>;
+}
+
+impl Element for f32 {
+    fn wrap(p: Plan<Self>) -> AnyPlan {
+        AnyPlan::F32(p)
+    }
+    fn get(p: &AnyPlan) -> Option<&Plan<Self>> {
+        match p {
+            AnyPlan::F32(p) => Some(p),
+            AnyPlan::Bf16(_) => None,
+        }
+    }
+}
+
+impl Element for bf16 {
+    fn wrap(p: Plan<Self>) -> AnyPlan {
+        AnyPlan::Bf16(p)
+    }
+    fn get(p: &AnyPlan) -> Option<&Plan<Self>> {
+        match p {
+            AnyPlan::Bf16(p) => Some(p),
+            AnyPlan::F32(_) => None,
+        }
+    }
+}
+
 thread_local! {
     static HANDLES: RefCell<HashMap<DeviceId, Arc<Cudnn>>> = RefCell::new(HashMap::new());
-    static PLANS: RefCell<HashMap<PlanKey, (Algo, usize)>> = RefCell::new(HashMap::new());
+    static PLANS: RefCell<HashMap<PlanKey, AnyPlan>> = RefCell::new(HashMap::new());
     static WORKSPACES: RefCell<HashMap<DeviceId, CudaSlice<u8>>> = RefCell::new(HashMap::new());
 }
 
@@ -106,7 +151,7 @@ fn tensor<T: CudnnDataType>(cudnn: &Arc<Cudnn>, dims: &[usize; 5]) -> Result<Ten
         .map_err(candle_core::Error::wrap)
 }
 
-/// The descriptors of one call, created per call (cheap host-side structs).
+/// The descriptors of one shape (made once per shape, see [`Plan`]).
 struct Descriptors<T: CudnnDataType> {
     conv: ConvDescriptor<f32>,
     x: TensorDescriptor<T>,
@@ -249,11 +294,9 @@ fn run_typed<T>(
     (s2, l2): (&CudaStorage, &Layout),
 ) -> Result<CudaStorage>
 where
-    T: CudnnDataType + CudaDType + DeviceRepr + ValidAsZeroBits + candle_core::WithDType,
+    T: Element + CudaDType + DeviceRepr + ValidAsZeroBits + candle_core::WithDType,
 {
     let dev = s1.device.clone();
-    let cudnn = handle(&dev)?;
-    let d = descriptors::<T>(&cudnn, geom, dims)?;
     let key = PlanKey {
         device: dev.id(),
         routine,
@@ -262,15 +305,6 @@ where
         geom: [geom.padding, geom.stride, geom.dilation],
         deterministic: deterministic(),
     };
-    let cached = PLANS.with(|p| p.borrow().get(&key).copied());
-    let (algo, bytes) = match cached {
-        Some(plan) => plan,
-        None => {
-            let plan = choose(routine, &d)?;
-            PLANS.with(|p| p.borrow_mut().insert(key, plan));
-            plan
-        }
-    };
     let out_dims = match routine {
         Routine::Forward => dims.y,
         Routine::BackwardData => dims.x,
@@ -278,44 +312,58 @@ where
     };
     let a = view::<T>(s1, l1)?;
     let b = view::<T>(s2, l2)?;
-    // beta = 0: cuDNN writes every output element, so no zeroing is needed.
     // SAFETY: the buffer is fully written by the launch below before it is
-    // read (beta = 0 means the old contents are never read).
+    // read: with beta = 0 cuDNN writes every output element and never reads
+    // the old contents.
     let mut out = unsafe { dev.alloc::<T>(out_dims.iter().product())? };
     let wrap = candle_core::Error::wrap;
     let (one, zero) = (T::one(), T::zero());
-    with_workspace(&dev, bytes, |ws| {
-        // SAFETY: every descriptor was built from `dims` for element type
-        // `T`, and the operands are contiguous views of exactly those sizes
-        // (checked by `ConvOp::dims` and `view`), so cuDNN reads and writes
-        // inside the buffers; the workspace holds at least the size cuDNN
-        // asked for this algorithm.
-        unsafe {
-            match algo {
-                Algo::Forward(algo) => ConvForward {
-                    conv: &d.conv,
-                    x: &d.x,
-                    w: &d.w,
-                    y: &d.y,
-                }
-                .launch(algo, ws, (one, zero), &a, &b, &mut out),
-                Algo::BackwardData(algo) => ConvBackwardData {
-                    conv: &d.conv,
-                    dx: &d.x,
-                    w: &d.w,
-                    dy: &d.y,
-                }
-                .launch(algo, ws, (one, zero), &mut out, &b, &a),
-                Algo::BackwardFilter(algo) => ConvBackwardFilter {
-                    conv: &d.conv,
-                    x: &d.x,
-                    dw: &d.w,
-                    dy: &d.y,
-                }
-                .launch(algo, ws, (one, zero), &a, &mut out, &b),
+    PLANS.with(|plans| -> Result<()> {
+        let mut plans = plans.borrow_mut();
+        let plan = match plans.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let d = descriptors::<T>(&handle(&dev)?, geom, dims)?;
+                let (algo, bytes) = choose(routine, &d)?;
+                e.insert(T::wrap(Plan { d, algo, bytes }))
             }
-        }
-        .map_err(wrap)
+        };
+        let plan = T::get(plan)
+            .ok_or_else(|| candle_core::Error::Msg("cudnn: plan of another type".into()))?;
+        let d = &plan.d;
+        with_workspace(&dev, plan.bytes, |ws| {
+            // SAFETY: every descriptor was built from `dims` for element
+            // type `T`, and the operands are contiguous views of exactly
+            // those sizes (checked by `ConvOp::dims` and `view`), so cuDNN
+            // reads and writes inside the buffers; the workspace holds at
+            // least the size cuDNN asked for this algorithm.
+            unsafe {
+                match plan.algo {
+                    Algo::Forward(algo) => ConvForward {
+                        conv: &d.conv,
+                        x: &d.x,
+                        w: &d.w,
+                        y: &d.y,
+                    }
+                    .launch(algo, ws, (one, zero), &a, &b, &mut out),
+                    Algo::BackwardData(algo) => ConvBackwardData {
+                        conv: &d.conv,
+                        dx: &d.x,
+                        w: &d.w,
+                        dy: &d.y,
+                    }
+                    .launch(algo, ws, (one, zero), &mut out, &b, &a),
+                    Algo::BackwardFilter(algo) => ConvBackwardFilter {
+                        conv: &d.conv,
+                        x: &d.x,
+                        dw: &d.w,
+                        dy: &d.y,
+                    }
+                    .launch(algo, ws, (one, zero), &a, &mut out, &b),
+                }
+            }
+            .map_err(wrap)
+        })
     })?;
     Ok(CudaStorage::wrap_cuda_slice(out, dev))
 }

@@ -169,6 +169,7 @@ impl Trainer {
             cfg.precision = Precision::Bf16;
             cfg.legacy_bf16 = false;
         }
+        liverseg_model::set_cudnn_deterministic(cfg.deterministic);
         let world = World::from_env()?;
         let last = cfg.out.join("last");
         // Finish a checkpoint swap a kill interrupted, and clear what killed
