@@ -4,6 +4,7 @@
 //! give back the label volume voxel for voxel.
 
 mod common;
+use common::dciodvfy;
 
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, open_file};
@@ -180,24 +181,6 @@ fn rank_along_normal(grid: &Volume<f32>) -> Vec<u32> {
     (0..nz)
         .map(|k| if along { k + 1 } else { nz - k })
         .collect()
-}
-
-/// Counts dciodvfy's "Error" and "Warning" lines for one file, printing them.
-fn dciodvfy(path: &Path) -> (usize, usize) {
-    let out = Command::new("dciodvfy").arg(path).output().unwrap();
-    let all =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let (mut errors, mut warnings) = (0, 0);
-    for line in all.lines() {
-        if line.starts_with("Error") {
-            errors += 1;
-            eprintln!("dciodvfy: {line}");
-        } else if line.starts_with("Warning") {
-            warnings += 1;
-            eprintln!("dciodvfy: {line}");
-        }
-    }
-    (errors, warnings)
 }
 
 /// Reads the SEG with highdicom: the label map per source image (in volume

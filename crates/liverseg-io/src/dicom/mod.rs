@@ -10,11 +10,14 @@
 use std::path::PathBuf;
 
 mod anatomy;
+mod contours;
+mod rtstruct_write;
 mod seg_write;
 mod uid;
 mod write;
 mod write_elements;
 
+pub use rtstruct_write::{RtStructOptions, write_rtstruct};
 pub use seg_write::{CodedConcept, SegOptions, SegmentDef, write_seg};
 pub use uid::new_uid;
 pub use write::{WriteSeriesOptions, write_series};

@@ -455,7 +455,7 @@ fn dimension_item(uid: &str, index: Tag, group: Tag, label: &str) -> InMemDicomO
 }
 
 /// A ReferencedSOPClassUID + ReferencedSOPInstanceUID item.
-fn referenced_image(slice: &SliceRef) -> InMemDicomObject {
+pub(crate) fn referenced_image(slice: &SliceRef) -> InMemDicomObject {
     let mut item = InMemDicomObject::new_empty();
     put_str(
         &mut item,
@@ -529,7 +529,7 @@ fn frame_item(
 }
 
 /// Checks that `reference` names a valid series with one image per slice.
-fn check_reference(path: &Path, reference: &SeriesHeader, nslices: usize) -> Result<()> {
+pub(crate) fn check_reference(path: &Path, reference: &SeriesHeader, nslices: usize) -> Result<()> {
     if reference.slices.len() != nslices {
         return Err(Error::request(
             path,
@@ -617,7 +617,7 @@ fn check_segments(path: &Path, opts: &SegOptions) -> Result<()> {
 }
 
 /// Checks that every non-zero label is a defined segment number.
-fn check_label_values(path: &Path, labels: &Volume<u8>, nsegments: usize) -> Result<()> {
+pub(crate) fn check_label_values(path: &Path, labels: &Volume<u8>, nsegments: usize) -> Result<()> {
     let mut counts = [0usize; 256];
     for &v in labels.data() {
         counts[usize::from(v)] += 1;

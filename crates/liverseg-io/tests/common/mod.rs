@@ -39,6 +39,24 @@ pub fn dciodvfy_available() -> bool {
     tool_available("dciodvfy", Command::new("dciodvfy").arg("-version"))
 }
 
+/// Counts dciodvfy's "Error" and "Warning" lines for one file, printing them.
+pub fn dciodvfy(path: &Path) -> (usize, usize) {
+    let out = Command::new("dciodvfy").arg(path).output().unwrap();
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let (mut errors, mut warnings) = (0, 0);
+    for line in all.lines() {
+        if line.starts_with("Error") {
+            errors += 1;
+            eprintln!("dciodvfy: {line}");
+        } else if line.starts_with("Warning") {
+            warnings += 1;
+            eprintln!("dciodvfy: {line}");
+        }
+    }
+    (errors, warnings)
+}
+
 /// dcm2niix (`-h` prints its usage and exits 0).
 pub fn dcm2niix_available() -> bool {
     tool_available("dcm2niix", Command::new("dcm2niix").arg("-h"))
