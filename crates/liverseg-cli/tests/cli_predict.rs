@@ -258,8 +258,42 @@ fn dicom_series_in_seg_out() {
         &["--format", "both"],
     );
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--format both"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the output is the NIfTI file"));
     assert!(!tmp.path().join("both.dcm").exists());
+    // A SEG and an RT Structure Set: the SEG at the output, the contours
+    // beside it.
+    let seg_out = tmp.path().join("case.dcm");
+    ok(&predict(
+        &model,
+        &series,
+        &seg_out,
+        &[
+            "--format",
+            "seg,rtstruct",
+            "--preprocess",
+            "none",
+            "--roi",
+            "32,32,16",
+        ],
+    ));
+    let rt = tmp.path().join("case_rtstruct.dcm");
+    let bytes = std::fs::read(&rt).unwrap();
+    let rt_class = b"1.2.840.10008.5.1.4.1.1.481.3";
+    assert!(bytes.windows(rt_class.len()).any(|w| w == rt_class));
+    let seg = liverseg_io::dicom::read_seg(&seg_out, Some((m.dims(), m.affine()))).unwrap();
+    assert_eq!(seg.label_map().unwrap().unwrap().data(), m.data());
+    if common::tool_available(
+        "dciodvfy",
+        std::process::Command::new("dciodvfy").arg("-version"),
+    ) {
+        let out = std::process::Command::new("dciodvfy")
+            .arg(&rt)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!text.lines().any(|l| l.starts_with("Error")), "{text}");
+    }
     let nii = tmp.path().join("hu.nii.gz");
     nifti::write(&nii, &ct, &nifti::WriteOptions::default()).unwrap();
     // A NIfTI input cannot become a SEG.

@@ -17,8 +17,8 @@ pub mod journal;
 pub mod manifest;
 
 use crate::commands::predict::{
-    CaseOutputs, CaseReport, Format, Input, Loaded, PredictArgs, case_report, load_case,
-    print_case, write_outputs,
+    CaseOutputs, CaseReport, Input, Loaded, PredictArgs, case_report, load_case, print_case,
+    write_outputs,
 };
 use crate::exit::bad_input;
 use crate::shard::Shard;
@@ -88,7 +88,7 @@ struct Job {
 
 /// Where a case's outputs go inside the output folder.
 fn outputs_of(args: &PredictArgs, c: &BatchCase) -> CaseOutputs {
-    let ext = if args.format == Format::Seg {
+    let ext = if !args.formats().nifti {
         "dcm"
     } else {
         "nii.gz"

@@ -25,8 +25,58 @@ pub enum Format {
     Nifti,
     /// A DICOM SEG referencing the input series (the input must be DICOM).
     Seg,
-    /// Both: the NIfTI at OUT and the SEG beside it (`.dcm`).
+    /// A DICOM RT Structure Set of contours referencing the input series.
+    Rtstruct,
+    /// NIfTI and SEG (as `nifti,seg`).
     Both,
+}
+
+/// The outputs `--format` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Formats {
+    pub nifti: bool,
+    pub seg: bool,
+    pub rtstruct: bool,
+}
+
+impl Formats {
+    fn of(list: &[Format]) -> Formats {
+        let has = |f: Format| list.contains(&f);
+        Formats {
+            nifti: has(Format::Nifti) || has(Format::Both),
+            seg: has(Format::Seg) || has(Format::Both),
+            rtstruct: has(Format::Rtstruct),
+        }
+    }
+
+    /// Whether an output is DICOM (it needs a DICOM series as input).
+    pub(crate) fn dicom(&self) -> bool {
+        self.seg || self.rtstruct
+    }
+
+    /// Where the SEG and the RTSTRUCT go for a case whose main output is
+    /// `out`: `out` is the NIfTI when there is one (the others beside it:
+    /// `CASE.dcm`, `CASE_rtstruct.dcm`), else the SEG (the RTSTRUCT
+    /// beside it), else the RTSTRUCT.
+    pub(crate) fn paths(&self, out: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
+        let seg = self.seg.then(|| {
+            if self.nifti {
+                seg_beside(out)
+            } else {
+                out.to_path_buf()
+            }
+        });
+        let rtstruct = self.rtstruct.then(|| {
+            if self.nifti || self.seg {
+                let name = case_name(out);
+                let stem = name.strip_suffix(".dcm").unwrap_or(&name);
+                out.with_file_name(format!("{stem}_rtstruct.dcm"))
+            } else {
+                out.to_path_buf()
+            }
+        });
+        (seg, rtstruct)
+    }
 }
 
 /// Preprocessing choice.
@@ -60,9 +110,10 @@ pub struct PredictArgs {
     /// manifest; it also holds the batch's records, `.liverseg/`).
     #[arg(long)]
     pub output: PathBuf,
-    /// nifti, seg or both.
-    #[arg(long, value_enum, default_value = "nifti")]
-    pub format: Format,
+    /// nifti, seg, rtstruct, or several joined by commas (`seg,rtstruct`;
+    /// `both` is `nifti,seg`).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "nifti")]
+    pub format: Vec<Format>,
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -189,6 +240,11 @@ impl Input {
 }
 
 impl PredictArgs {
+    /// The outputs `--format` asks for.
+    pub(crate) fn formats(&self) -> Formats {
+        Formats::of(&self.format)
+    }
+
     /// The input (channel 0's file with several `--input`s).
     pub fn input(&self) -> &Path {
         &self.inputs[0]
@@ -242,35 +298,44 @@ pub(crate) fn write_outputs(
     let out = to.mask.as_path();
     let mut outputs = Outputs::new(overwrite);
     let mut written = Vec::new();
-    if matches!(args.format, Format::Nifti | Format::Both) {
+    let formats = args.formats();
+    if formats.nifti {
         let staged = outputs.stage(out)?;
         nifti::write(&staged, &pred.labels, &nifti::WriteOptions::default())?;
         written.push(out.to_path_buf());
     }
-    if matches!(args.format, Format::Seg | Format::Both) {
+    let (seg_path, rtstruct_path) = formats.paths(out);
+    if formats.dicom() {
         let (Some(ct), Some(series)) = (ct, series) else {
             return Err(bad_input(format!(
-                "{}: --format seg needs a DICOM series as input",
+                "{}: --format seg or rtstruct needs a DICOM series as input",
                 args.input().display()
             )));
         };
-        let seg_path = if args.format == Format::Both {
-            seg_beside(out)
-        } else {
-            out.to_path_buf()
-        };
+        // One segment (and ROI) per class present, numbered in order.
         let (numbered, segments) = seg_of(&pred.labels, &pred.classes, &pred.values);
-        let opts = SegOptions {
-            segments,
-            algorithm_name: "liverseg".into(),
-            ..Default::default()
-        };
-        if !opts.segments.is_empty() {
+        if segments.is_empty() {
+            tracing::warn!(output = %out.display(), "empty mask: no SEG or RTSTRUCT written");
+        }
+        if let Some(seg_path) = seg_path.filter(|_| !segments.is_empty()) {
+            let opts = SegOptions {
+                segments: segments.clone(),
+                algorithm_name: "liverseg".into(),
+                ..Default::default()
+            };
             let staged = outputs.stage(&seg_path)?;
             dicom::write_seg(&staged, &numbered, ct, series, &opts)?;
             written.push(seg_path);
-        } else {
-            tracing::warn!(path = %seg_path.display(), "empty mask: no SEG written");
+        }
+        if let Some(rt_path) = rtstruct_path.filter(|_| !segments.is_empty()) {
+            let opts = dicom::RtStructOptions {
+                rois: segments,
+                algorithm_name: "liverseg".into(),
+                ..Default::default()
+            };
+            let staged = outputs.stage(&rt_path)?;
+            dicom::write_rtstruct(&staged, &numbered, ct, series, &opts)?;
+            written.push(rt_path);
         }
     }
     if let Some(p) = &to.probabilities {
@@ -306,7 +371,7 @@ pub(crate) struct Loaded {
 
 /// True when the outputs need the CT itself (a SEG, an overlay).
 pub(crate) fn needs_ct(args: &PredictArgs) -> bool {
-    args.overlay.is_some() || args.format != Format::Nifti
+    args.overlay.is_some() || args.formats().dicom()
 }
 
 /// Reads one case and runs the model's preprocessing on it.
@@ -524,20 +589,22 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
             args.overlap
         )));
     }
-    if args.format == Format::Both && !is_nifti_name(&args.output) {
+    let formats = args.formats();
+    if formats.nifti && formats.dicom() && single.is_some() && !is_nifti_name(&args.output) {
         return Err(bad_input(format!(
-            "{}: with --format both the output is the NIfTI file (.nii.gz); the SEG goes beside it",
+            "{}: with a NIfTI and DICOM outputs the output is the NIfTI file (.nii.gz); the others go beside it",
             args.output.display()
         )));
     }
-    if args.format != Format::Nifti && matches!(single, Some(Input::Nifti(_) | Input::Channels(_)))
-    {
+    if formats.dicom() && matches!(single, Some(Input::Nifti(_) | Input::Channels(_))) {
         return Err(bad_input(format!(
-            "{}: --format seg needs a DICOM series as input",
+            "{}: --format seg or rtstruct needs a DICOM series as input",
             args.input().display()
         )));
     }
-    let seg = (args.format == Format::Both).then(|| seg_beside(&args.output));
+    let (seg, rtstruct) = formats.paths(&args.output);
+    let beside = |p: Option<PathBuf>| p.filter(|p| *p != args.output);
+    let (seg, rtstruct) = (beside(seg), beside(rtstruct));
     let mut check = crate::formats::PathCheck::new()
         .input(args.input())
         .output(&args.output);
@@ -552,6 +619,7 @@ fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
     if single.is_some() {
         check = check
             .output_opt(seg.as_deref())
+            .output_opt(rtstruct.as_deref())
             .output_opt(args.save_probabilities.as_deref())
             .output_opt(args.overlay.as_deref());
     }
