@@ -1,5 +1,6 @@
 //! Recognising what a path on the command line holds.
 
+use crate::commands::predict::Format;
 use crate::exit::bad_input;
 use std::path::{Component, Path, PathBuf};
 
@@ -176,5 +177,53 @@ mod tests {
         assert!(PathCheck::new().output(&a).output(&b).check().is_err());
         let c = d.join("overlay.png");
         PathCheck::new().output(&a).output(&c).check().unwrap();
+    }
+}
+
+/// The outputs `--format` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Formats {
+    pub nifti: bool,
+    pub seg: bool,
+    pub rtstruct: bool,
+}
+
+impl Formats {
+    pub(crate) fn of(list: &[Format]) -> Formats {
+        let has = |f: Format| list.contains(&f);
+        Formats {
+            nifti: has(Format::Nifti) || has(Format::Both),
+            seg: has(Format::Seg) || has(Format::Both),
+            rtstruct: has(Format::Rtstruct),
+        }
+    }
+
+    /// Whether an output is DICOM (it needs a DICOM series as input).
+    pub(crate) fn dicom(&self) -> bool {
+        self.seg || self.rtstruct
+    }
+
+    /// Where the SEG and the RTSTRUCT go for a case whose main output is
+    /// `out`: `out` is the NIfTI when there is one (the others beside it:
+    /// `CASE.dcm`, `CASE_rtstruct.dcm`), else the SEG (the RTSTRUCT
+    /// beside it), else the RTSTRUCT.
+    pub(crate) fn paths(&self, out: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
+        let seg = self.seg.then(|| {
+            if self.nifti {
+                crate::commands::predict::seg_beside(out)
+            } else {
+                out.to_path_buf()
+            }
+        });
+        let rtstruct = self.rtstruct.then(|| {
+            if self.nifti || self.seg {
+                let name = crate::commands::predict::case_name(out);
+                let stem = name.strip_suffix(".dcm").unwrap_or(&name);
+                out.with_file_name(format!("{stem}_rtstruct.dcm"))
+            } else {
+                out.to_path_buf()
+            }
+        });
+        (seg, rtstruct)
     }
 }

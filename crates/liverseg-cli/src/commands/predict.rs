@@ -4,7 +4,7 @@
 use super::dicom::seg_of;
 use crate::batch::manifest::BatchCase;
 use crate::exit::bad_input;
-use crate::formats::InputKind;
+use crate::formats::{Formats, InputKind};
 use crate::shard::Shard;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -29,54 +29,6 @@ pub enum Format {
     Rtstruct,
     /// NIfTI and SEG (as `nifti,seg`).
     Both,
-}
-
-/// The outputs `--format` asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Formats {
-    pub nifti: bool,
-    pub seg: bool,
-    pub rtstruct: bool,
-}
-
-impl Formats {
-    fn of(list: &[Format]) -> Formats {
-        let has = |f: Format| list.contains(&f);
-        Formats {
-            nifti: has(Format::Nifti) || has(Format::Both),
-            seg: has(Format::Seg) || has(Format::Both),
-            rtstruct: has(Format::Rtstruct),
-        }
-    }
-
-    /// Whether an output is DICOM (it needs a DICOM series as input).
-    pub(crate) fn dicom(&self) -> bool {
-        self.seg || self.rtstruct
-    }
-
-    /// Where the SEG and the RTSTRUCT go for a case whose main output is
-    /// `out`: `out` is the NIfTI when there is one (the others beside it:
-    /// `CASE.dcm`, `CASE_rtstruct.dcm`), else the SEG (the RTSTRUCT
-    /// beside it), else the RTSTRUCT.
-    pub(crate) fn paths(&self, out: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
-        let seg = self.seg.then(|| {
-            if self.nifti {
-                seg_beside(out)
-            } else {
-                out.to_path_buf()
-            }
-        });
-        let rtstruct = self.rtstruct.then(|| {
-            if self.nifti || self.seg {
-                let name = case_name(out);
-                let stem = name.strip_suffix(".dcm").unwrap_or(&name);
-                out.with_file_name(format!("{stem}_rtstruct.dcm"))
-            } else {
-                out.to_path_buf()
-            }
-        });
-        (seg, rtstruct)
-    }
 }
 
 /// Preprocessing choice.
@@ -268,7 +220,7 @@ pub(crate) fn overwrite(force: bool) -> Overwrite {
 }
 
 /// The SEG's path with `--format both`: beside the NIfTI mask, `.dcm`.
-fn seg_beside(out: &Path) -> PathBuf {
+pub(crate) fn seg_beside(out: &Path) -> PathBuf {
     out.with_file_name(format!("{}.dcm", case_name(out)))
 }
 
