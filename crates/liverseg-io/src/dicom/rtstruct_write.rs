@@ -10,7 +10,7 @@
 //! the image of its slice.
 
 use super::contours::slice_contours;
-use super::seg_write::{SegmentDef, check_label_values, check_reference, referenced_image};
+use super::seg_write::{SegmentDef, check_label_values, check_on_reference, referenced_image};
 use super::uid::new_uid;
 use super::write_elements::{
     check_text, dicom_now, ds, file_object, needs_utf8, put_equipment, put_patient_study, put_seq,
@@ -97,18 +97,8 @@ pub fn write_rtstruct<T: Voxel>(
     reference: &SeriesHeader,
     opts: &RtStructOptions,
 ) -> Result<()> {
-    if !labels.same_grid(reference_grid, 1e-3) {
-        return Err(Error::request(
-            path,
-            "the label volume is not on the reference grid; resample it onto the reference series first",
-        ));
-    }
+    check_on_reference(path, labels, reference_grid, reference)?;
     let [nx, ny, nz] = labels.dims();
-    if nz == 0 || reference.slices.len() != nz {
-        check_reference(path, reference, nz)?;
-        return Err(Error::request(path, "the label volume has no slices"));
-    }
-    check_reference(path, reference, nz)?;
     if opts.rois.is_empty() || opts.rois.len() > 255 {
         return Err(Error::request(
             path,

@@ -154,25 +154,9 @@ pub fn write_seg<T: Voxel>(
     reference: &SeriesHeader,
     opts: &SegOptions,
 ) -> Result<()> {
-    if !labels.same_grid(reference_grid, 1e-3) {
-        return Err(Error::request(
-            path,
-            format!(
-                "the label volume ({:?}, affine {:?}) is not on the reference grid ({:?}, \
-                 affine {:?}); resample it onto the reference series first",
-                labels.dims(),
-                labels.affine().rows(),
-                reference_grid.dims(),
-                reference_grid.affine().rows()
-            ),
-        ));
-    }
+    check_on_reference(path, labels, reference_grid, reference)?;
     let [nx, ny, nz] = labels.dims();
     let (rows, columns) = image_size(nx, ny).map_err(|r| Error::request(path, r))?;
-    if nz == 0 {
-        return Err(Error::request(path, "the label volume has no slices"));
-    }
-    check_reference(path, reference, nz)?;
     check_segments(path, opts)?;
     let geom = plane_geometry(labels.affine(), nz).map_err(|r| Error::request(path, r))?;
     check_label_values(path, labels, opts.segments.len())?;
@@ -529,7 +513,36 @@ fn frame_item(
 }
 
 /// Checks that `reference` names a valid series with one image per slice.
-pub(crate) fn check_reference(path: &Path, reference: &SeriesHeader, nslices: usize) -> Result<()> {
+/// Checks that `labels` lies on the grid of `reference_grid`, has slices,
+/// and that `reference` lists one valid image per slice: what every object
+/// written over a source series (SEG, RT Structure Set) needs.
+pub(crate) fn check_on_reference<T: Voxel>(
+    path: &Path,
+    labels: &Volume<u8>,
+    reference_grid: &Volume<T>,
+    reference: &SeriesHeader,
+) -> Result<()> {
+    if !labels.same_grid(reference_grid, 1e-3) {
+        return Err(Error::request(
+            path,
+            format!(
+                "the label volume ({:?}, affine {:?}) is not on the reference grid ({:?}, \
+                 affine {:?}); resample it onto the reference series first",
+                labels.dims(),
+                labels.affine().rows(),
+                reference_grid.dims(),
+                reference_grid.affine().rows()
+            ),
+        ));
+    }
+    let nz = labels.dims()[2];
+    if nz == 0 {
+        return Err(Error::request(path, "the label volume has no slices"));
+    }
+    check_reference(path, reference, nz)
+}
+
+fn check_reference(path: &Path, reference: &SeriesHeader, nslices: usize) -> Result<()> {
     if reference.slices.len() != nslices {
         return Err(Error::request(
             path,

@@ -21,11 +21,11 @@ fn err(what: impl std::fmt::Display) -> Error {
     Error::Distributed(what.to_string())
 }
 
-/// FNV-1a, 64 bits: the same on every build, unlike `DefaultHasher`.
+/// The token's FNV-1a hash, the same on every build.
 fn fingerprint(token: &str) -> u64 {
-    token.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    let mut h = crate::data::Fnv::new();
+    h.write(token.as_bytes());
+    h.finish()
 }
 
 /// One connection, buffered both ways.
