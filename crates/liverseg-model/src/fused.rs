@@ -6,8 +6,9 @@
 //! passes and as many temporaries per call, and their backward passes were
 //! the largest item of a training step (see `docs/benchmarks.md`). The
 //! layers in `layers.rs` use these ops on the CPU and on CUDA (the `cuda`
-//! feature: `fused_cuda.rs`, the same gradients as GPU kernels) and the
-//! composed candle ops elsewhere.
+//! feature: `fused_cuda.rs`, the same formulas as GPU kernels; compiled
+//! by NVRTC in a test, compared with the CPU by `liverseg device-check`,
+//! not yet run on a GPU) and the composed candle ops elsewhere.
 //!
 //! Reductions run in a fixed order (per channel, then per sample, in 8
 //! f64 lanes), so results do not depend on the thread count.

@@ -17,7 +17,8 @@
 //! backward passes; every forward algorithm is deterministic).
 //!
 //! Precision: float32 convolutions use FMA math only (no TF32 tensor
-//! cores), so results stay within 1e-4 of the CPU kernels; bfloat16
+//! cores), aiming at the 1e-4 agreement with the CPU kernels that
+//! `liverseg device-check` measures (not yet run on a GPU); bfloat16
 //! convolutions accumulate in float32 on tensor cores.
 
 use super::geom::ConvGeom;
