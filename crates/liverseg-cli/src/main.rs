@@ -61,6 +61,8 @@ enum Command {
     ImportMonai(commands::import_monai::ImportArgs),
     /// The whole path on synthetic phantoms in minutes: data, training, prediction, evaluation, report.
     Demo(commands::demo::DemoArgs),
+    /// Write a model (or the built-in one) as ONNX for ONNX Runtime, TensorRT, OpenVINO or Triton.
+    ExportOnnx(commands::export_onnx::ExportOnnxArgs),
     /// Describe the built-in model, or model files: classes, training, network, preprocessing.
     Models(commands::models::ModelsArgs),
     /// Read a dataset's fingerprint and plan its training as nnU-Net does: spacing, patch, batch, network, normalisation.
@@ -161,6 +163,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(&args, cli.verbose),
         Command::Info(args) => commands::info::run(&args),
         Command::Models(args) => commands::models::run(&args),
+        Command::ExportOnnx(args) => commands::export_onnx::run(&args),
         Command::Plan(args) => commands::plan::run(&args),
         Command::Convert(args) => commands::convert::run(&args),
         Command::ImportMonai(args) => commands::import_monai::run(&args),

@@ -2,6 +2,7 @@
 //! tensors, with PyTorch's parameter names and defaults.
 
 use crate::fused::{GroupStats, NormOp, PReluOp};
+use crate::onnx::{Emit, Graph, OnnxAttr};
 use crate::{Error, Result};
 use candle_core::{D, ModuleT, Tensor, Var};
 use candle_nn::VarBuilder;
@@ -163,6 +164,7 @@ impl BatchNorm3d {
 /// per channel.
 #[derive(Clone, Debug)]
 pub struct InstanceNorm3d {
+    channels: usize,
     affine: Option<(Tensor, Tensor)>,
     eps: f64,
 }
@@ -178,7 +180,11 @@ impl InstanceNorm3d {
         } else {
             None
         };
-        Ok(InstanceNorm3d { affine, eps: 1e-5 })
+        Ok(InstanceNorm3d {
+            channels,
+            affine,
+            eps: 1e-5,
+        })
     }
 }
 
@@ -296,6 +302,85 @@ impl ModuleT for Dropout {
     }
 }
 
+impl Emit for BatchNorm3d {
+    /// Evaluation mode: ONNX `BatchNormalization` over the running statistics.
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        // The running statistics are copies (`Var`s); name them after the weight.
+        let prefix = g
+            .name_of(&self.weight)
+            .and_then(|n| n.strip_suffix("weight").map(str::to_string))
+            .unwrap_or_else(|| "bn.".into());
+        let scale = g.param(&self.weight, &format!("{prefix}weight"), None)?;
+        let bias = g.param(&self.bias, &format!("{prefix}bias"), None)?;
+        let mean = g.param(
+            self.running_mean.as_tensor(),
+            &format!("{prefix}running_mean"),
+            None,
+        )?;
+        let var = g.param(
+            self.running_var.as_tensor(),
+            &format!("{prefix}running_var"),
+            None,
+        )?;
+        Ok(g.op(
+            "BatchNormalization",
+            &[x, &scale, &bias, &mean, &var],
+            vec![("epsilon", OnnxAttr::Float(BN_EPS as f32))],
+        ))
+    }
+}
+
+impl Emit for InstanceNorm3d {
+    /// ONNX `InstanceNormalization`; without affine parameters the scale is
+    /// ones and the bias zeros.
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let (scale, bias) = match &self.affine {
+            Some((w, b)) => (
+                g.param(w, "norm.weight", None)?,
+                g.param(b, "norm.bias", None)?,
+            ),
+            None => (
+                g.constant(
+                    "instance_norm.ones",
+                    &[self.channels],
+                    &vec![1.0; self.channels],
+                ),
+                g.constant(
+                    "instance_norm.zeros",
+                    &[self.channels],
+                    &vec![0.0; self.channels],
+                ),
+            ),
+        };
+        Ok(g.op(
+            "InstanceNormalization",
+            &[x, &scale, &bias],
+            vec![("epsilon", OnnxAttr::Float(self.eps as f32))],
+        ))
+    }
+}
+
+impl Emit for PReLU {
+    /// ONNX `PRelu`; a per-channel slope is shaped `(C, 1, 1, 1)` to
+    /// broadcast over `(N, C, X, Y, Z)`.
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let c = self.weight.elem_count();
+        let dims: &[usize] = if c == 1 { &[1] } else { &[c, 1, 1, 1] };
+        let slope = g.param(&self.weight, "prelu.weight", Some(dims))?;
+        Ok(g.op("PRelu", &[x, &slope], Vec::new()))
+    }
+}
+
+impl Emit for LeakyReLU {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        Ok(g.op(
+            "LeakyRelu",
+            &[x],
+            vec![("alpha", OnnxAttr::Float(self.negative_slope as f32))],
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +482,7 @@ mod tests {
         let w = Var::from_tensor(&seeded(&[3], 6)).unwrap();
         let b = Var::from_tensor(&seeded(&[3], 7)).unwrap();
         let inorm = InstanceNorm3d {
+            channels: 3,
             affine: Some((w.as_tensor().clone(), b.as_tensor().clone())),
             eps: 1e-5,
         };

@@ -27,6 +27,7 @@ mod fused;
 mod fused_cuda;
 mod layers;
 mod loss;
+mod onnx;
 mod plain_unet;
 mod precision;
 mod sliding;
@@ -49,6 +50,7 @@ pub use loss::{
     deep_supervision_loss, deep_supervision_weights, dice_ce_loss, dice_loss, one_hot, subsample,
     subsample_xyz, weighted_dice_loss,
 };
+pub use onnx::{ONNX_OPSET, export_onnx};
 pub use plain_unet::{PlainUNet, PlainUNetConfig};
 pub use precision::Precision;
 pub use sliding::{

@@ -9,6 +9,7 @@
 
 use crate::conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
 use crate::layers::{InstanceNorm3d, LeakyReLU};
+use crate::onnx::{Emit, Graph, OnnxAttr};
 use crate::{Error, Result};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
@@ -324,6 +325,50 @@ impl ModuleT for PlainUNet {
             .into_iter()
             .next()
             .ok_or_else(|| candle_core::Error::Msg("no output".into()))
+    }
+}
+
+impl Emit for ConvBlock {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let y = self.conv.emit(g, x)?;
+        let y = self.norm.emit(g, &y)?;
+        LeakyReLU {
+            negative_slope: 0.01,
+        }
+        .emit(g, &y)
+    }
+}
+
+fn emit_stage(blocks: &[ConvBlock], g: &mut Graph, x: &str) -> Result<String> {
+    let mut y = x.to_string();
+    for b in blocks {
+        y = b.emit(g, &y)?;
+    }
+    Ok(y)
+}
+
+impl Emit for PlainUNet {
+    /// The full-resolution output only (deep supervision is for training).
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let mut skips = Vec::with_capacity(self.encoder.len());
+        let mut y = x.to_string();
+        for s in &self.encoder {
+            y = emit_stage(s, g, &y)?;
+            skips.push(y.clone());
+        }
+        let mut low = skips
+            .pop()
+            .ok_or_else(|| Error::Config("plain U-Net without encoder stages".into()))?;
+        for (i, (t, stage)) in self.transpconvs.iter().zip(&self.decoder).enumerate() {
+            let up = t.emit(g, &low)?;
+            let skip = &skips[skips.len() - 1 - i];
+            let cat = g.op("Concat", &[&up, skip], vec![("axis", OnnxAttr::Int(1))]);
+            low = emit_stage(stage, g, &cat)?;
+        }
+        self.seg_layers
+            .last()
+            .ok_or_else(|| Error::Config("plain U-Net without decoder stages".into()))?
+            .emit(g, &low)
     }
 }
 

@@ -12,6 +12,7 @@
 
 use crate::conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
 use crate::layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};
+use crate::onnx::{Emit, Graph, OnnxAttr};
 use crate::{Error, Result};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
@@ -516,6 +517,87 @@ impl ModuleT for UNet {
             );
         }
         self.model.forward_t(x, train)
+    }
+}
+
+// ONNX export (`crate::onnx`): the same structure, in evaluation mode.
+
+impl Emit for Adn {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let y = match &self.norm {
+            Some(NormLayer::Batch(n)) => n.emit(g, x)?,
+            Some(NormLayer::Instance(n)) => n.emit(g, x)?,
+            None => x.to_string(),
+        };
+        match &self.act {
+            ActLayer::Prelu(p) => p.emit(g, &y),
+            ActLayer::Relu => Ok(g.op("Relu", &[&y], Vec::new())),
+            ActLayer::Leaky(l) => l.emit(g, &y),
+        }
+    }
+}
+
+impl Emit for Convolution {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let y = match &self.conv {
+            AnyConv::Conv(c) => c.emit(g, x)?,
+            AnyConv::Transposed(c) => c.emit(g, x)?,
+        };
+        match &self.adn {
+            Some(a) => a.emit(g, &y),
+            None => Ok(y),
+        }
+    }
+}
+
+impl Emit for ResidualUnit {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let res = match &self.residual {
+            Some(r) => r.emit(g, x)?,
+            None => x.to_string(),
+        };
+        let mut y = x.to_string();
+        for u in &self.units {
+            y = u.emit(g, &y)?;
+        }
+        Ok(g.op("Add", &[&y, &res], Vec::new()))
+    }
+}
+
+impl Emit for DownLayer {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        match self {
+            DownLayer::Residual(r) => r.emit(g, x),
+            DownLayer::Plain(c) => c.emit(g, x),
+        }
+    }
+}
+
+impl Emit for UpLayer {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let y = self.conv.emit(g, x)?;
+        match &self.ru {
+            Some(r) => r.emit(g, &y),
+            None => Ok(y),
+        }
+    }
+}
+
+impl Emit for Level {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        let h = self.down.emit(g, x)?;
+        let inner = match &self.inner {
+            Inner::Level(l) => l.emit(g, &h)?,
+            Inner::Bottom(b) => b.emit(g, &h)?,
+        };
+        let cat = g.op("Concat", &[&h, &inner], vec![("axis", OnnxAttr::Int(1))]);
+        self.up.emit(g, &cat)
+    }
+}
+
+impl Emit for UNet {
+    fn emit(&self, g: &mut Graph, x: &str) -> Result<String> {
+        self.model.emit(g, x)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod device_check;
 pub mod dicom;
 pub mod evaluate;
+pub mod export_onnx;
 pub mod import_monai;
 pub mod info;
 pub mod models;

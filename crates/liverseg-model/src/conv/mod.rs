@@ -347,3 +347,39 @@ impl Module for ConvTranspose3d {
         }
     }
 }
+
+/// The parameters of a (transposed) convolution as ONNX inputs.
+fn onnx_inputs(
+    g: &mut crate::onnx::Graph,
+    x: &str,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Vec<String>> {
+    let mut inputs = vec![x.to_string(), g.param(weight, "conv.weight", None)?];
+    if let Some(b) = bias {
+        inputs.push(g.param(b, "conv.bias", None)?);
+    }
+    Ok(inputs)
+}
+
+impl crate::onnx::Emit for Conv3d {
+    fn emit(&self, g: &mut crate::onnx::Graph, x: &str) -> Result<String> {
+        let inputs = onnx_inputs(g, x, &self.weight, self.bias.as_ref())?;
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let mut attrs = crate::onnx::geometry_attrs(&self.geom);
+        attrs.push(("group", crate::onnx::OnnxAttr::Int(1)));
+        Ok(g.op("Conv", &inputs, attrs))
+    }
+}
+
+impl crate::onnx::Emit for ConvTranspose3d {
+    fn emit(&self, g: &mut crate::onnx::Graph, x: &str) -> Result<String> {
+        let inputs = onnx_inputs(g, x, &self.weight, self.bias.as_ref())?;
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let mut attrs = crate::onnx::geometry_attrs(&self.cfg.geom);
+        let op = self.cfg.output_padding.iter().map(|&p| p as i64).collect();
+        attrs.push(("output_padding", crate::onnx::OnnxAttr::Ints(op)));
+        attrs.push(("group", crate::onnx::OnnxAttr::Int(1)));
+        Ok(g.op("ConvTranspose", &inputs, attrs))
+    }
+}
