@@ -2,7 +2,9 @@
 //! (forward, Dice loss, backward, Adam) at input (1, 1, 128, 128, 64), and a
 //! sliding-window pass over (1, 1, 256, 256, 160) in windows of 128×128×64
 //! (overlap 0.25, Gaussian blending), each followed by the same case in
-//! PyTorch + MONAI (`tools/bench/bench_torch_unet.py`).
+//! PyTorch + MONAI (`tools/bench/bench_torch_unet.py`); the forward case
+//! also beside ONNX Runtime running the same network exported to ONNX
+//! (`tools/bench/bench_onnxruntime.py`).
 //!
 //! ```text
 //! cargo bench -p liverseg-model --bench unet
@@ -83,14 +85,22 @@ fn python() -> Option<PathBuf> {
     }
 }
 
-/// Runs `tools/bench/bench_torch_unet.py` on `cases` and returns its
-/// results by case; `None` (having said why) when it did not measure.
-fn run_torch(python: &Path, cases: &[&str], reps: usize) -> Option<Value> {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bench/bench_torch_unet.py");
+/// Runs `tools/bench/{script}` with `args` (and `--reps`, `--threads`) and
+/// returns its `@@RESULT@@`; `None` (having said why) when it did not
+/// measure. `side` names the reference in messages.
+fn run_reference(
+    python: &Path,
+    script: &str,
+    args: &[&str],
+    reps: usize,
+    side: &str,
+) -> Option<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tools/bench")
+        .join(script);
     let out = Command::new(python)
         .arg(&script)
-        .args(["--only", &cases.join(",")])
+        .args(args)
         .args(["--reps", &reps.to_string()])
         .args(["--threads", &rayon::current_num_threads().to_string()])
         .output();
@@ -98,7 +108,7 @@ fn run_torch(python: &Path, cases: &[&str], reps: usize) -> Option<Value> {
         Ok(out) => out,
         Err(e) => {
             eprintln!(
-                "PyTorch side SKIPPED: cannot run `{}` ({e}); set LIVERSEG_BENCH_PYTHON to a Python with torch and monai",
+                "{side} side SKIPPED: cannot run `{}` ({e}); set LIVERSEG_BENCH_PYTHON to a Python with its packages",
                 python.display()
             );
             return None;
@@ -113,7 +123,7 @@ fn run_torch(python: &Path, cases: &[&str], reps: usize) -> Option<Value> {
         Some(Ok(v)) if out.status.success() => v,
         _ => {
             eprintln!(
-                "PyTorch side failed ({}):\n{}",
+                "{side} side failed ({}):\n{}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -121,7 +131,7 @@ fn run_torch(python: &Path, cases: &[&str], reps: usize) -> Option<Value> {
         }
     };
     if let Some(why) = v.get("skipped") {
-        eprintln!("PyTorch side SKIPPED: {}", why.as_str().unwrap_or_default());
+        eprintln!("{side} side SKIPPED: {}", why.as_str().unwrap_or_default());
         return None;
     }
     Some(v)
@@ -143,6 +153,59 @@ fn record(name: &str, times: &[f64], gflop: f64, extra: Value) -> Value {
         v.extend(extra);
     }
     v
+}
+
+/// Exports the network to ONNX (`liverseg export-onnx`'s exporter) and
+/// times ONNX Runtime's CPU forward on the same window beside liverseg's
+/// record `ours`.
+fn onnx_runtime_beside(
+    python: &Path,
+    varmap: &VarMap,
+    ours: &Value,
+    reps: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let tensors = varmap
+        .data()
+        .lock()
+        .map_err(|_| "poisoned")?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let file = liverseg_model::ModelFile {
+        architecture: liverseg_model::Architecture::MonaiUnet(UNetConfig::default()),
+        tensors,
+        metadata: Default::default(),
+    };
+    let path = std::env::temp_dir().join(format!("liverseg-bench-{}.onnx", std::process::id()));
+    std::fs::write(&path, liverseg_model::export_onnx(&file)?)?;
+    let ort = run_reference(
+        python,
+        "bench_onnxruntime.py",
+        &[
+            path.to_str().unwrap_or_default(),
+            "--shape",
+            "1,1,128,128,64",
+        ],
+        reps,
+        "ONNX Runtime",
+    );
+    let _ = std::fs::remove_file(&path);
+    if let Some(t) = ort {
+        let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        println!("ONNX Runtime: {t}");
+        println!(
+            "| forward, ONNX Runtime {} | {:.3} s ({:.3}) | {:.3} s ({:.3}) | **{:.2}x** | {:.0} MiB | {:.0} MiB |",
+            t["versions"]["onnxruntime"].as_str().unwrap_or("?"),
+            f(ours, "median_s"),
+            f(ours, "min_s"),
+            f(&t, "median_s"),
+            f(&t, "min_s"),
+            f(&t, "median_s") / f(ours, "median_s"),
+            f(ours, "peak_rss_mib"),
+            f(&t, "peak_rss_mib"),
+        );
+    }
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -172,6 +235,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let r = record("cpu_unet_eval_forward", &times, 12.1, json!({}));
         println!("{r}");
+        if let Some(py) = python() {
+            onnx_runtime_beside(&py, &varmap, &r, reps)?;
+        }
         ours.push(("forward", r));
     }
     if only.is_empty() || only.contains("train") {
@@ -246,7 +312,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ours.push(("sliding", r));
     }
     let cases: Vec<&str> = ours.iter().map(|(c, _)| *c).collect();
-    let Some(torch) = python().and_then(|py| run_torch(&py, &cases, reps)) else {
+    let torch = python().and_then(|py| {
+        let only = cases.join(",");
+        run_reference(
+            &py,
+            "bench_torch_unet.py",
+            &["--only", &only],
+            reps,
+            "PyTorch",
+        )
+    });
+    let Some(torch) = torch else {
         return Ok(());
     };
     println!("PyTorch: {torch}");
