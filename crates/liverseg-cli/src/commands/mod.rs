@@ -11,6 +11,7 @@ pub mod info;
 pub mod models;
 pub mod plan;
 pub mod predict;
+pub mod predict_web;
 pub mod preprocess;
 pub mod report;
 pub mod train;

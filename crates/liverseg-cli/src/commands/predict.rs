@@ -41,7 +41,7 @@ pub enum Preprocess {
 }
 
 /// Arguments of `liverseg predict`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct PredictArgs {
     /// A liverseg model file (`liverseg train` or `liverseg import-monai`),
     /// or `builtin`, the liver model this binary carries (the default; see
@@ -55,16 +55,24 @@ pub struct PredictArgs {
     /// `input_NNNN` column per channel, and optionally `output`); for a
     /// model of several input channels, one NIfTI file per channel, channel
     /// 0 first (`--input a_0000.nii.gz --input a_0001.nii.gz`), all on one
-    /// grid, or one 4-D file.
+    /// grid, or one 4-D file. Or a DICOMweb URL: a series
+    /// (`https://HOST/dicom-web/studies/S/series/R`, retrieved with
+    /// WADO-RS) or a study (`.../studies/S`, its CT series found with
+    /// QIDO-RS; `?Modality=MR` or other filters may follow); credentials
+    /// from LIVERSEG_DICOMWEB_AUTH (`bearer TOKEN`, `basic USER:PASSWORD`)
+    /// or the file LIVERSEG_DICOMWEB_AUTH_FILE names.
     #[arg(long = "input", required = true)]
     pub inputs: Vec<PathBuf>,
     /// The mask file (a folder when the input is a folder of cases or a
-    /// manifest; it also holds the batch's records, `.liverseg/`).
+    /// manifest; it also holds the batch's records, `.liverseg/`), or a
+    /// DICOMweb service root (`https://HOST/dicom-web`) where the SEG and
+    /// RTSTRUCT are stored with STOW-RS into the source's study.
     #[arg(long)]
     pub output: PathBuf,
     /// nifti, seg, rtstruct, or several joined by commas (`seg,rtstruct`;
-    /// `both` is `nifti,seg`).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "nifti")]
+    /// `both` is `nifti,seg`). Default: nifti, or seg for a DICOMweb
+    /// output.
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub format: Vec<Format>,
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
@@ -194,7 +202,11 @@ impl Input {
 impl PredictArgs {
     /// The outputs `--format` asks for.
     pub(crate) fn formats(&self) -> Formats {
-        Formats::of(&self.format)
+        match self.format.as_slice() {
+            [] if super::predict_web::is_url(&self.output) => Formats::of(&[Format::Seg]),
+            [] => Formats::of(&[Format::Nifti]),
+            list => Formats::of(list),
+        }
     }
 
     /// The input (channel 0's file with several `--input`s).
@@ -526,6 +538,12 @@ fn classify_input(inputs: &[PathBuf]) -> Result<Target> {
     Ok(Target::Batch(cases))
 }
 
+/// True when `inputs` name a batch (a folder of cases or a manifest)
+/// rather than one case.
+pub(crate) fn is_batch(inputs: &[PathBuf]) -> Result<bool> {
+    Ok(matches!(classify_input(inputs)?, Target::Batch(_)))
+}
+
 /// Checks the arguments that need no model: option values, and the paths
 /// read and written (see `formats::PathCheck`).
 fn check_args(args: &PredictArgs, single: Option<&Input>) -> Result<()> {
@@ -631,6 +649,14 @@ fn load_models(args: &PredictArgs, device: &candle_core::Device) -> Result<(Pred
 
 /// Runs `liverseg predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
+    if super::predict_web::involved(args) {
+        return super::predict_web::run(args);
+    }
+    run_local(args)
+}
+
+/// Runs `liverseg predict` on local files.
+pub(crate) fn run_local(args: &PredictArgs) -> Result<()> {
     let target = classify_input(&args.inputs)?;
     let shard = match (&target, &args.shard) {
         (Target::One(_), Some(_)) => {

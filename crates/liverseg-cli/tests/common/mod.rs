@@ -2,6 +2,8 @@
 //! and pass paths as arguments. Each test file uses a part of them.
 #![allow(dead_code)]
 
+pub mod orthanc;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -17,6 +17,8 @@ pub struct DicomProbe {
     pub modality: String,
     /// The transfer syntax UID of the data set.
     pub transfer_syntax_uid: String,
+    /// (0020,000D) StudyInstanceUID.
+    pub study_instance_uid: String,
     /// (0020,000E) SeriesInstanceUID.
     pub series_instance_uid: String,
     /// (0028,0010) Rows.
@@ -61,6 +63,7 @@ pub fn probe(path: &Path) -> Result<DicomProbe> {
         sop_class_uid: a.string(tags::SOP_CLASS_UID),
         modality: a.string(tags::MODALITY),
         transfer_syntax_uid,
+        study_instance_uid: a.string(tags::STUDY_INSTANCE_UID),
         series_instance_uid: a.string(tags::SERIES_INSTANCE_UID),
         rows: a.uint(tags::ROWS)?.unwrap_or(0),
         columns: a.uint(tags::COLUMNS)?.unwrap_or(0),
@@ -80,6 +83,11 @@ mod tests {
         let ct = probe(&dir.join("CT_small.dcm")).unwrap();
         assert_eq!((ct.rows, ct.columns, ct.frames), (128, 128, 1));
         assert_eq!(ct.modality, "CT");
+        // pydicom: CT_small.dcm's StudyInstanceUID.
+        assert_eq!(
+            ct.study_instance_uid,
+            "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
+        );
         assert_eq!(ct.stored_dtype(), "int16");
         assert!(!ct.is_segmentation());
         let seg = probe(&dir.join("liver_1frame.dcm")).unwrap();
