@@ -69,6 +69,8 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// Segment a CT (NIfTI, DICOM series), a folder of them or a manifest; batches are sharded and resumable.
     Predict(commands::predict::PredictArgs),
+    /// A DICOM node: receive CT/MR series (C-STORE), segment each, send SEG and RTSTRUCT back; --status lists its series.
+    Serve(commands::serve::ServeArgs),
     /// Merge a batch's shard records into one CSV and JSON; list failed and missing cases.
     Report(commands::report::ReportArgs),
     /// Train a U-Net on a Decathlon-layout dataset (defaults: the MONAI liver tutorial).
@@ -160,6 +162,7 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(&args, cli.verbose),
         Command::Predict(args) => commands::predict::run(&args),
         Command::Report(args) => commands::report::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
         Command::Demo(args) => commands::demo::run(&args, cli.verbose),
         Command::Info(args) => commands::info::run(&args),
         Command::Models(args) => commands::models::run(&args),

@@ -22,5 +22,6 @@
 
 pub mod dicomweb;
 mod error;
+pub mod node;
 
 pub use error::{Error, Result};

@@ -14,4 +14,5 @@ pub mod predict;
 pub mod predict_web;
 pub mod preprocess;
 pub mod report;
+pub mod serve;
 pub mod train;

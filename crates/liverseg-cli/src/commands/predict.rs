@@ -436,7 +436,7 @@ pub(crate) fn case_report(
 }
 
 /// Runs one case: read, preprocess, network, map back, write.
-fn run_case(
+pub(crate) fn run_case(
     args: &PredictArgs,
     predictor: &Predictor,
     opts: &PredictOptions,
@@ -627,7 +627,10 @@ fn load_model(name: &str, device: &candle_core::Device) -> Result<(Predictor, St
 
 /// The predictor `--model` names (an ensemble for several) and its hash
 /// (of the members' hashes for an ensemble).
-fn load_models(args: &PredictArgs, device: &candle_core::Device) -> Result<(Predictor, String)> {
+pub(crate) fn load_models(
+    args: &PredictArgs,
+    device: &candle_core::Device,
+) -> Result<(Predictor, String)> {
     let mut members = Vec::new();
     let mut hashes = Vec::new();
     for m in &args.models {
@@ -653,6 +656,27 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         return super::predict_web::run(args);
     }
     run_local(args)
+}
+
+/// The prediction options `args` ask for, stopped by `cancel`.
+pub(crate) fn options(
+    args: &PredictArgs,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> PredictOptions {
+    PredictOptions {
+        roi: args.roi,
+        overlap: args.overlap,
+        tta: args.tta,
+        preprocess: match args.preprocess {
+            Preprocess::Auto => PreprocessMode::Auto,
+            Preprocess::None => PreprocessMode::None,
+        },
+        postprocess: !args.no_postprocess,
+        fast: args.fast,
+        keep_probabilities: args.save_probabilities.is_some(),
+        cancel: Some(cancel),
+        sw_batch_size: args.sw_batch_size,
+    }
 }
 
 /// Runs `liverseg predict` on local files.
@@ -685,20 +709,7 @@ pub(crate) fn run_local(args: &PredictArgs) -> Result<()> {
         );
     }
     let cancel = crate::batch::on_termination()?;
-    let opts = PredictOptions {
-        roi: args.roi,
-        overlap: args.overlap,
-        tta: args.tta,
-        preprocess: match args.preprocess {
-            Preprocess::Auto => PreprocessMode::Auto,
-            Preprocess::None => PreprocessMode::None,
-        },
-        postprocess: !args.no_postprocess,
-        fast: args.fast,
-        keep_probabilities: args.save_probabilities.is_some(),
-        cancel: Some(cancel.clone()),
-        sw_batch_size: args.sw_batch_size,
-    };
+    let opts = options(args, cancel.clone());
     if let Some(roi) = args.roi {
         predictor
             .check_window(roi)
