@@ -234,3 +234,351 @@ fn dicomweb_in_and_out_puts_seg_and_rtstruct_into_the_study() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("use https"));
 }
+
+/// The node's settings for a test: Orthanc allowed and answered back.
+fn node_toml(dir: &Path, port: u16, model: &Path, pacs: &Orthanc) -> PathBuf {
+    let p = dir.join("node.toml");
+    let text = format!(
+        r#"ae_title = "LIVERSEG"
+bind = "127.0.0.1"
+port = {port}
+spool = "{spool}"
+model = "{model}"
+formats = ["seg", "rtstruct"]
+quiet_seconds = 1
+retry_seconds = 1
+
+[[allow]]
+ae_title = "ORTHANC"
+host = "127.0.0.1"
+port = {pacs_port}
+"#,
+        spool = dir.join("spool").display(),
+        model = model.display(),
+        pacs_port = pacs.dicom_port,
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A running `liverseg serve`, killed (SIGKILL) when dropped.
+struct Node(std::process::Child);
+
+impl Node {
+    fn start(config: &Path, port: u16) -> Node {
+        let child = Command::new(env!("CARGO_BIN_EXE_liverseg"))
+            .args(["serve", "--config", s(config)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed().as_secs() < 30, "the node did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Node(child)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The spool's series states.
+fn states(spool: &Path) -> Vec<serde_json::Value> {
+    let Ok(dir) = std::fs::read_dir(spool.join("state")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let p = e.ok()?.path();
+        (p.extension()? == "json").then(|| serde_json::from_slice(&std::fs::read(p).ok()?).ok())?
+    })
+    .collect()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed().as_secs() < secs,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// One implicit VR little endian element.
+fn element(out: &mut Vec<u8>, elem: u16, value: &[u8]) {
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&elem.to_le_bytes());
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value);
+}
+
+/// A C-STORE-RQ command set, written by hand from PS3.7 §9.3.1.1.
+fn c_store_rq(class: &str, instance: &str) -> Vec<u8> {
+    let uid = |u: &str| {
+        let mut v = u.as_bytes().to_vec();
+        if v.len() % 2 == 1 {
+            v.push(0);
+        }
+        v
+    };
+    let mut body = Vec::new();
+    element(&mut body, 0x0002, &uid(class));
+    element(&mut body, 0x0100, &1u16.to_le_bytes());
+    element(&mut body, 0x0110, &1u16.to_le_bytes());
+    element(&mut body, 0x0700, &0u16.to_le_bytes());
+    element(&mut body, 0x0800, &0u16.to_le_bytes());
+    element(&mut body, 0x1000, &uid(instance));
+    let mut out = Vec::new();
+    element(&mut out, 0x0000, &(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+/// The Status (0000,0900) of a response command set.
+fn status_of(cmd: &[u8]) -> u16 {
+    let mut i = 0;
+    while i + 8 <= cmd.len() {
+        let elem = u16::from_le_bytes([cmd[i + 2], cmd[i + 3]]);
+        let len = u32::from_le_bytes(cmd[i + 4..i + 8].try_into().unwrap()) as usize;
+        if elem == 0x0900 {
+            return u16::from_le_bytes([cmd[i + 8], cmd[i + 9]]);
+        }
+        i += 8 + len;
+    }
+    panic!("no status in the response");
+}
+
+/// An association to the node as ORTHANC, proposing CT image storage.
+fn associate(port: u16) -> dicom_ul::ClientAssociation<std::net::TcpStream> {
+    dicom_ul::ClientAssociationOptions::new()
+        .calling_ae_title("ORTHANC")
+        .called_ae_title("LIVERSEG")
+        .with_presentation_context("1.2.840.10008.5.1.4.1.1.2", vec!["1.2.840.10008.1.2.1"])
+        .establish_with(&format!("LIVERSEG@127.0.0.1:{port}"))
+        .unwrap()
+}
+
+fn pdv(data: Vec<u8>, command: bool, is_last: bool) -> dicom_ul::pdu::Pdu {
+    use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+    Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: 1,
+            value_type: if command {
+                PDataValueType::Command
+            } else {
+                PDataValueType::Data
+            },
+            is_last,
+            data,
+        }],
+    }
+}
+
+/// The SEG and RTSTRUCT instances in a study (Orthanc ID), by modality.
+fn results_in_study(pacs: &Orthanc, study: &str) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = pacs
+        .series_of_study(study)
+        .into_iter()
+        .filter(|(_, m)| m != "CT")
+        .map(|(id, m)| {
+            let n = pacs
+                .get_json(&format!("/series/{id}/instances"))
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len();
+            (m, n)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_dicom_node_segments_what_orthanc_sends_once_across_kills() {
+    let port = common::orthanc::free_port();
+    let Some(pacs) = Orthanc::start(port) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, series) = model_and_series(tmp.path());
+    let config = node_toml(tmp.path(), port, &model, &pacs);
+    let spool = tmp.path().join("spool");
+    let study = pacs.upload_dir(&series);
+    let ct_series = pacs.series_of_study(&study)[0].0.clone();
+
+    // C-ECHO from an allowed AE; an unknown calling AE is rejected.
+    let node = Node::start(&config, port);
+    let echo = pacs.post("/modalities/LIVERSEG/echo", b"{}");
+    assert!(echo.is_object(), "{echo}");
+    if tool_available("echoscu (dcmtk)", Command::new("echoscu").arg("--version")) {
+        let o = Command::new("echoscu")
+            .args([
+                "-aet",
+                "INTRUDER",
+                "-aec",
+                "LIVERSEG",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "an unknown AE was let in");
+        let o = Command::new("echoscu")
+            .args([
+                "-aet",
+                "ORTHANC",
+                "-aec",
+                "LIVERSEG",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    // A bad object is refused with a DIMSE status; the node carries on.
+    let mut a = associate(port);
+    a.send(&pdv(
+        c_store_rq("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4"),
+        true,
+        true,
+    ))
+    .unwrap();
+    a.send(&pdv(b"not a data set at all".to_vec(), false, true))
+        .unwrap();
+    let dicom_ul::pdu::Pdu::PData { data } = a.receive().unwrap() else {
+        panic!()
+    };
+    assert_eq!(status_of(&data[0].data), 0xC000);
+    let _ = a.release();
+
+    // Kill the node while it segments: after a restart the series is
+    // segmented again and its results sent once.
+    pacs.post("/modalities/LIVERSEG/store", ct_series.as_bytes());
+    wait_for("the series to be segmented", 60, || {
+        states(&spool).iter().any(|s| s["stage"] == "running")
+    });
+    drop(node);
+    assert_eq!(states(&spool)[0]["stage"], "running");
+    assert!(results_in_study(&pacs, &study).is_empty());
+    let node = Node::start(&config, port);
+    wait_for("the results to be sent", 60, || {
+        states(&spool).iter().all(|s| s["stage"] == "done")
+    });
+    assert_eq!(
+        results_in_study(&pacs, &study),
+        [("RTSTRUCT".to_string(), 1), ("SEG".to_string(), 1)]
+    );
+    assert_eq!(states(&spool)[0]["sent"].as_array().unwrap().len(), 2);
+
+    // Kill the node during a transfer: half an instance in flight.
+    let second = tmp.path().join("second");
+    ok(&liverseg(&["convert", s(&golden("ct.nii.gz")), s(&second)]));
+    let study2 = pacs.upload_dir(&second);
+    let first_file = std::fs::read_dir(&second)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "dcm"))
+        .unwrap();
+    let bytes = std::fs::read(&first_file).unwrap();
+    let mut f = std::io::Cursor::new(&bytes[128..]);
+    let meta = dicom_object::FileMetaTable::from_reader(&mut f).unwrap();
+    let data = bytes[128 + f.position() as usize..].to_vec();
+    let mut a = associate(port);
+    a.send(&pdv(
+        c_store_rq(
+            meta.media_storage_sop_class_uid(),
+            meta.media_storage_sop_instance_uid(),
+        ),
+        true,
+        true,
+    ))
+    .unwrap();
+    a.send(&pdv(data[..data.len() / 2].to_vec(), false, false))
+        .unwrap();
+    wait_for("the partial instance", 30, || {
+        std::fs::read_dir(spool.join("incoming")).unwrap().count() == 1
+    });
+    drop(node);
+    drop(a);
+    let node = Node::start(&config, port);
+    assert_eq!(
+        std::fs::read_dir(spool.join("incoming")).unwrap().count(),
+        0
+    );
+    assert_eq!(states(&spool).len(), 1, "a partial instance was admitted");
+    let series2 = pacs.series_of_study(&study2)[0].0.clone();
+    pacs.post("/modalities/LIVERSEG/store", series2.as_bytes());
+    wait_for("the second series", 60, || {
+        let st = states(&spool);
+        st.len() == 2 && st.iter().all(|s| s["stage"] == "done")
+    });
+    assert_eq!(
+        results_in_study(&pacs, &study2),
+        [("RTSTRUCT".to_string(), 1), ("SEG".to_string(), 1)]
+    );
+    // Nothing more is sent for the first study, and the results are
+    // valid DICOM that highdicom reads.
+    assert_eq!(results_in_study(&pacs, &study).len(), 2);
+    let (seg_id, _) = pacs
+        .series_of_study(&study2)
+        .into_iter()
+        .find(|(_, m)| m == "SEG")
+        .unwrap();
+    let (rt_id, _) = pacs
+        .series_of_study(&study2)
+        .into_iter()
+        .find(|(_, m)| m == "RTSTRUCT")
+        .unwrap();
+    let seg = tmp.path().join("node_seg.dcm");
+    let rt = tmp.path().join("node_rt.dcm");
+    std::fs::write(&seg, pacs.first_instance(&seg_id)).unwrap();
+    std::fs::write(&rt, pacs.first_instance(&rt_id)).unwrap();
+    assert_eq!(dciodvfy_errors(&seg), Vec::<String>::new());
+    assert_eq!(dciodvfy_errors(&rt), Vec::<String>::new());
+    if let Some(h) = highdicom_reads(&seg, &rt) {
+        assert_eq!(h["labels"], serde_json::json!(["Liver"]));
+    }
+    // The status lists both series as done.
+    let o = liverseg(&["serve", "--config", s(&config), "--status"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 series: 2 done"));
+    drop(node);
+
+    // Limits: an instance over max_object_mb is refused with 0xA700
+    // (out of resources) and nothing is admitted.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("quiet_seconds = 1", "quiet_seconds = 1\nmax_object_mb = 0"),
+    )
+    .unwrap();
+    let _node = Node::start(&config, port);
+    let mut a = associate(port);
+    a.send(&pdv(
+        c_store_rq(meta.media_storage_sop_class_uid(), "1.2.999.1"),
+        true,
+        true,
+    ))
+    .unwrap();
+    a.send(&pdv(data.clone(), false, true)).unwrap();
+    let dicom_ul::pdu::Pdu::PData { data: answer } = a.receive().unwrap() else {
+        panic!()
+    };
+    assert_eq!(status_of(&answer[0].data), 0xA700);
+    let _ = a.release();
+    assert_eq!(states(&spool).len(), 2);
+    assert_eq!(
+        std::fs::read_dir(spool.join("incoming")).unwrap().count(),
+        0
+    );
+}

@@ -80,12 +80,20 @@ pub(crate) fn send(files: &[&Path], calling: &str, to: &Peer, max_pdu: u32) -> R
         let mut w = assoc.send_pdata(pc);
         std::io::Write::write_all(&mut w, data).map_err(|e| format!("{address}: {e}"))?;
         w.finish().map_err(|e| format!("{address}: {e}"))?;
+        // The response's command set, possibly in several fragments.
+        let mut bytes = Vec::new();
         let answer = loop {
             match assoc.receive().map_err(|e| format!("{address}: {e}"))? {
                 Pdu::PData { data } => {
-                    let bytes: Vec<u8> = data.into_iter().flat_map(|v| v.data).collect();
-                    break Command::parse(&bytes)
-                        .ok_or_else(|| format!("{address}: unreadable C-STORE-RSP"))?;
+                    let mut last = false;
+                    for v in data {
+                        last |= v.is_last && v.value_type == PDataValueType::Command;
+                        bytes.extend(v.data);
+                    }
+                    if last {
+                        break Command::parse(&bytes)
+                            .ok_or_else(|| format!("{address}: unreadable C-STORE-RSP"))?;
+                    }
                 }
                 other => {
                     return Err(format!(

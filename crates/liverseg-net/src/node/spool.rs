@@ -326,3 +326,67 @@ pub(crate) struct Header {
     pub series: String,
     pub modality: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(series: &str, sop: &str) -> Header {
+        Header {
+            sop_class: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance: sop.into(),
+            study: "1.2".into(),
+            series: series.into(),
+            modality: "CT".into(),
+        }
+    }
+
+    #[test]
+    fn a_restart_drops_partial_work_and_queues_interrupted_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        // Two instances of one series, one of them sent twice.
+        for sop in ["1.2.3.1", "1.2.3.2", "1.2.3.2"] {
+            let part = spool.incoming(sop);
+            std::fs::write(&part, b"0123456789").unwrap();
+            spool
+                .admit(&part, &header("1.2.3", sop), "ORTHANC")
+                .unwrap();
+        }
+        let s = spool.state("1.2.3").unwrap().unwrap();
+        assert_eq!((s.instances, s.bytes, s.stage), (2, 20, Stage::Receiving));
+        assert_eq!(spool.held_bytes(), 20);
+        // A crash mid-transfer and mid-segmentation.
+        std::fs::write(spool.incoming("9-9"), b"half").unwrap();
+        std::fs::create_dir_all(spool.results_dir("1.2.3").with_extension("tmp")).unwrap();
+        spool.update("1.2.3", |s| s.stage = Stage::Running).unwrap();
+        drop(spool);
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("incoming"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(!spool.results_dir("1.2.3").with_extension("tmp").exists());
+        assert_eq!(spool.state("1.2.3").unwrap().unwrap().stage, Stage::Queued);
+        assert_eq!(spool.held_bytes(), 20);
+        // Done, then a new instance reopens the series.
+        spool.update("1.2.3", |s| s.stage = Stage::Done).unwrap();
+        let part = spool.incoming("x");
+        std::fs::write(&part, b"0123").unwrap();
+        spool
+            .admit(&part, &header("1.2.3", "1.2.3.3"), "ORTHANC")
+            .unwrap();
+        let s = spool.state("1.2.3").unwrap().unwrap();
+        assert_eq!((s.instances, s.stage), (3, Stage::Receiving));
+        // --status reads without touching anything.
+        assert_eq!(Spool::inspect(dir.path()).states().unwrap().len(), 1);
+        assert!(
+            Spool::inspect(&dir.path().join("absent"))
+                .states()
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
