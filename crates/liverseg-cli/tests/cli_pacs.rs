@@ -575,3 +575,133 @@ fn the_dicom_node_segments_what_orthanc_sends_once_across_kills() {
         0
     );
 }
+
+/// A test CA and a server certificate it signed for 127.0.0.1, made with
+/// openssl: (server PEM with its key, CA PEM); `None` without openssl.
+fn certificates(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    if !tool_available("openssl", Command::new("openssl").arg("version")) {
+        return None;
+    }
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=liverseg test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let mut pem = std::fs::read(dir.join("srv.key")).unwrap();
+    pem.extend(std::fs::read(dir.join("srv.crt")).unwrap());
+    std::fs::write(dir.join("server.pem"), pem).unwrap();
+    Some((dir.join("server.pem"), dir.join("ca.pem")))
+}
+
+#[test]
+fn dicomweb_over_https_checks_the_server_against_the_given_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((server, ca)) = certificates(tmp.path()) else {
+        return;
+    };
+    if !tool_available("socat", Command::new("socat").arg("-V")) {
+        return;
+    }
+    let Some(pacs) = Orthanc::start_with(common::orthanc::free_port(), Some((&server, &ca))) else {
+        return;
+    };
+    let (model, series) = model_and_series(tmp.path());
+    let study_id = pacs.upload_dir(&series);
+    let (study, series_uids) = pacs.uids(&study_id);
+    let url = format!(
+        "{}/studies/{study}/series/{}",
+        pacs.dicomweb(),
+        series_uids[0]
+    );
+    assert!(url.starts_with("https://127.0.0.1:"));
+    let auth = format!("basic {USER}:{PASSWORD}");
+    let run = |ca: Option<&Path>, out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_liverseg"));
+        c.args([
+            "predict",
+            "--model",
+            s(&model),
+            "--input",
+            &url,
+            "--output",
+            s(out),
+        ])
+        .args(["--preprocess", "none", "--roi", "32,32,16"])
+        .env("LIVERSEG_DICOMWEB_AUTH", &auth)
+        .env_remove("LIVERSEG_DICOMWEB_CA");
+        if let Some(ca) = ca {
+            c.env("LIVERSEG_DICOMWEB_CA", ca);
+        }
+        c.output().unwrap()
+    };
+    // Mozilla's roots do not know the test CA: the server is refused.
+    let o = run(None, &tmp.path().join("refused.nii.gz"));
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(
+        err.contains("certificate") || err.contains("issuer"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("refused.nii.gz").exists());
+    // With the hospital's CA it is trusted.
+    let out = tmp.path().join("mask.nii.gz");
+    ok(&run(Some(&ca), &out));
+    let m: liverseg_io::Volume<u8> = liverseg_io::nifti::read(&out, &Default::default()).unwrap();
+    assert!(m.data().contains(&1));
+}

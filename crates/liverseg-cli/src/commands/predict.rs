@@ -60,7 +60,9 @@ pub struct PredictArgs {
     /// WADO-RS) or a study (`.../studies/S`, its CT series found with
     /// QIDO-RS; `?Modality=MR` or other filters may follow); credentials
     /// from LIVERSEG_DICOMWEB_AUTH (`bearer TOKEN`, `basic USER:PASSWORD`)
-    /// or the file LIVERSEG_DICOMWEB_AUTH_FILE names.
+    /// or the file LIVERSEG_DICOMWEB_AUTH_FILE names; HTTPS servers are
+    /// checked against the CA certificates of the PEM file
+    /// LIVERSEG_DICOMWEB_CA when set (Mozilla's roots otherwise).
     #[arg(long = "input", required = true)]
     pub inputs: Vec<PathBuf>,
     /// The mask file (a folder when the input is a folder of cases or a

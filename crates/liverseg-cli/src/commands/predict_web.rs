@@ -7,7 +7,7 @@
 use super::predict::PredictArgs;
 use crate::exit::bad_input;
 use anyhow::{Context, Result};
-use liverseg_net::dicomweb::{Client, Credentials, Limits, Resource, SeriesRef, redacted};
+use liverseg_net::dicomweb::{Client, Limits, Resource, SeriesRef, redacted};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -100,7 +100,7 @@ pub(crate) fn run(args: &PredictArgs) -> Result<()> {
             "a DICOMweb --output stores DICOM objects: --format seg, rtstruct or seg,rtstruct",
         ));
     }
-    let client = Client::new(Credentials::from_env().map_err(net)?).map_err(net)?;
+    let client = Client::from_env().map_err(net)?;
     let work = tempfile::Builder::new()
         .prefix("liverseg-dicomweb-")
         .tempdir()

@@ -12,6 +12,8 @@ pub const PASSWORD: &str = "liverseg-test";
 /// A running Orthanc.
 pub struct Orthanc {
     child: Child,
+    /// A TLS front (socat) and its port, when serving HTTPS.
+    tls: Option<(Child, u16)>,
     _dir: tempfile::TempDir,
     /// Its HTTP port.
     pub http_port: u16,
@@ -47,6 +49,14 @@ impl Orthanc {
     /// `LIVERSEG_REQUIRE_TOOLS=1`) when Orthanc or its DICOMweb plugin is
     /// not installed.
     pub fn start(node_port: u16) -> Option<Orthanc> {
+        Orthanc::start_with(node_port, None)
+    }
+
+    /// [`Orthanc::start`], serving HTTPS with `tls`: the server's PEM
+    /// (private key and certificate) and the PEM of the CA that signed it.
+    /// Debian's Orthanc 1.10 resets its own TLS connections after the
+    /// handshake, so socat terminates TLS in front of it.
+    pub fn start_with(node_port: u16, tls: Option<(&Path, &Path)>) -> Option<Orthanc> {
         let plugin = Path::new("/usr/share/orthanc/plugins/libOrthancDicomWeb.so");
         let what = "Orthanc with orthanc-dicomweb";
         let Some(bin) = binary().filter(|_| plugin.exists()) else {
@@ -78,13 +88,40 @@ impl Orthanc {
             .stderr(log)
             .spawn()
             .unwrap();
+        let mut tls_config = ureq::tls::TlsConfig::builder();
+        if let Some((_, ca)) = tls {
+            let pem = std::fs::read(ca).unwrap();
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i.unwrap() {
+                    ureq::tls::PemItem::Certificate(c) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            tls_config = tls_config.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
+            .tls_config(tls_config.build())
             .build()
             .into();
+        let front = tls.map(|(server, _)| {
+            let port = free_port();
+            let front = Command::new("socat")
+                .arg(format!(
+                    "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},verify=0",
+                    server.display()
+                ))
+                .arg(format!("TCP:127.0.0.1:{http_port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            (front, port)
+        });
         let o = Orthanc {
             child,
+            tls: front,
             _dir: dir,
             http_port,
             dicom_port,
@@ -102,9 +139,13 @@ impl Orthanc {
         Some(o)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` and the TLS front's port when
+    /// serving HTTPS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        match &self.tls {
+            Some((_, port)) => format!("https://127.0.0.1:{port}"),
+            None => format!("http://127.0.0.1:{}", self.http_port),
+        }
     }
 
     /// The DICOMweb root.
@@ -228,6 +269,10 @@ impl Orthanc {
 
 impl Drop for Orthanc {
     fn drop(&mut self) {
+        if let Some((front, _)) = &mut self.tls {
+            let _ = front.kill();
+            let _ = front.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

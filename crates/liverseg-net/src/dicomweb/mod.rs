@@ -70,6 +70,20 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// True when `url`'s host is this machine.
+fn is_local(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    host.eq_ignore_ascii_case("localhost") || host == "[::1]" || host.starts_with("127.")
+}
+
 fn is_uid(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
@@ -86,16 +100,7 @@ impl Resource {
         let rest = if let Some(r) = lower.strip_prefix("https://") {
             r
         } else if let Some(r) = lower.strip_prefix("http://") {
-            let host = r.split(['/', '?']).next().unwrap_or("");
-            let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-                if p.bytes().all(|b| b.is_ascii_digit()) {
-                    h
-                } else {
-                    host
-                }
-            });
-            let local = host == "localhost" || host == "[::1]" || host.starts_with("127.");
-            if !local {
+            if !is_local(url) {
                 return Err(bad("plain http is only for this machine; use https"));
             }
             r
@@ -177,14 +182,48 @@ fn detail(resp: ureq::http::Response<ureq::Body>) -> String {
         .collect()
 }
 
+/// The environment variable naming a PEM file of the certificate
+/// authorities HTTPS servers are checked against (a hospital's own CA), in
+/// place of the Mozilla roots built in.
+pub const CA_ENV: &str = "LIVERSEG_DICOMWEB_CA";
+
+/// The certificates of a PEM file.
+fn read_roots(path: &Path) -> Result<ureq::tls::RootCerts> {
+    let bad = |why: String| Error::Request(format!("{}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
 impl Client {
-    /// A client sending `credentials` with every request.
+    /// A client sending `credentials` with every request, checking HTTPS
+    /// servers against Mozilla's roots.
     pub fn new(credentials: Credentials) -> Result<Self> {
+        Client::with_roots(credentials, None)
+    }
+
+    /// [`Client::new`], checking HTTPS servers against the certificates of
+    /// the PEM file `ca` instead when given.
+    pub fn with_roots(credentials: Credentials, ca: Option<&Path>) -> Result<Self> {
+        let roots = ca.map(read_roots).transpose()?;
         let config = || {
+            let mut tls = ureq::tls::TlsConfig::builder();
+            if let Some(r) = &roots {
+                tls = tls.root_certs(r.clone());
+            }
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_connect(Some(Duration::from_secs(30)))
                 .timeout_recv_response(Some(Duration::from_secs(600)))
+                .tls_config(tls.build())
         };
         Ok(Client {
             agent: config().build().into(),
@@ -194,8 +233,15 @@ impl Client {
         })
     }
 
+    /// A client from the environment: credentials ([`AUTH_ENV`],
+    /// [`AUTH_FILE_ENV`]) and certificate authorities ([`CA_ENV`]).
+    pub fn from_env() -> Result<Self> {
+        let ca = std::env::var_os(CA_ENV).map(PathBuf::from);
+        Client::with_roots(Credentials::from_env()?, ca.as_deref())
+    }
+
     fn agent(&self, url: &str) -> &ureq::Agent {
-        if url.to_ascii_lowercase().starts_with("http://") {
+        if is_local(url) {
             &self.local_agent
         } else {
             &self.agent
