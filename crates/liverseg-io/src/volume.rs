@@ -47,11 +47,23 @@ pub trait Voxel: Copy + Send + Sync + Default + PartialOrd + std::fmt::Debug + '
         let _ = voxels;
         None
     }
+
+    /// The voxels' memory as bytes when it is exactly their little-endian
+    /// NIfTI encoding, so a writer can write it as it is. `None` otherwise
+    /// (the default).
+    #[doc(hidden)]
+    fn le_bytes(voxels: &[Self]) -> Option<&[u8]> {
+        let _ = voxels;
+        None
+    }
 }
 
 impl Voxel for f32 {
     fn le_bytes_mut(voxels: &mut [Self]) -> Option<&mut [u8]> {
         cfg!(target_endian = "little").then(|| bytemuck::cast_slice_mut(voxels))
+    }
+    fn le_bytes(voxels: &[Self]) -> Option<&[u8]> {
+        cfg!(target_endian = "little").then(|| bytemuck::cast_slice(voxels))
     }
     const DTYPE: DType = DType::Float32;
     fn to_f64(self) -> f64 {
@@ -69,6 +81,9 @@ impl Voxel for i16 {
     fn le_bytes_mut(voxels: &mut [Self]) -> Option<&mut [u8]> {
         cfg!(target_endian = "little").then(|| bytemuck::cast_slice_mut(voxels))
     }
+    fn le_bytes(voxels: &[Self]) -> Option<&[u8]> {
+        cfg!(target_endian = "little").then(|| bytemuck::cast_slice(voxels))
+    }
     const DTYPE: DType = DType::Int16;
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -85,6 +100,9 @@ impl Voxel for i16 {
 impl Voxel for u8 {
     fn le_bytes_mut(voxels: &mut [Self]) -> Option<&mut [u8]> {
         cfg!(target_endian = "little").then(|| bytemuck::cast_slice_mut(voxels))
+    }
+    fn le_bytes(voxels: &[Self]) -> Option<&[u8]> {
+        cfg!(target_endian = "little").then(|| bytemuck::cast_slice(voxels))
     }
     const DTYPE: DType = DType::Uint8;
     fn to_f64(self) -> f64 {

@@ -209,6 +209,10 @@ pub(crate) fn stored_size<T: Voxel>() -> usize {
 
 /// Appends voxels as little-endian bytes of their own type.
 pub(crate) fn encode_le_into<T: Voxel>(data: &[T], out: &mut Vec<u8>) {
+    if let Some(bytes) = T::le_bytes(data) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let at = out.len();
     out.resize(at + data.len() * stored_size::<T>(), 0);
     let bytes = &mut out[at..];

@@ -131,6 +131,17 @@ fn write_nifti<T: Voxel>(
     let hdr = prepare(path, vols, opts)?;
     let total = hdr.len() + vols.iter().map(|v| v.len()).sum::<usize>() * data::stored_size::<T>();
     if !gz {
+        // The voxels' memory is their encoding (little-endian machines):
+        // written as it is, with no copy.
+        if vols.iter().all(|v| T::le_bytes(v.data()).is_some()) {
+            return write_file_atomic(path, opts.overwrite, |w| {
+                w.write_all(&hdr)?;
+                for v in vols {
+                    w.write_all(T::le_bytes(v.data()).unwrap_or_default())?;
+                }
+                Ok(())
+            });
+        }
         const BLOCK: usize = 1 << 20;
         return write_file_atomic(path, opts.overwrite, |w| {
             let mut buf = Vec::with_capacity(BLOCK);
