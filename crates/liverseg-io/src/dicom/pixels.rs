@@ -289,6 +289,39 @@ impl<'a> PixelSource<'a> {
         Ok(PixelSource::Native(bytes))
     }
 
+    /// Frame `frame` through the Modality LUT into `out` (one value per
+    /// pixel): native samples go straight from the file's bytes into the
+    /// voxels, with no intermediate buffer.
+    pub(crate) fn frame_into<T: crate::Voxel>(
+        &self,
+        path: &Path,
+        obj: &DefaultDicomObject,
+        fmt: &PixelFormat,
+        frame: usize,
+        modality: &super::planes::Modality,
+        out: &mut [T],
+    ) -> Result<()> {
+        let n = fmt.frame_pixels();
+        if out.len() != n {
+            return Err(Error::invalid(
+                path,
+                format!("frame of {n} pixels for a slice of {}", out.len()),
+            ));
+        }
+        match self {
+            PixelSource::Native(bytes) if frame < fmt.frames => {
+                // Lengths were checked in `of`, so every sample is in bounds.
+                let first = frame * n;
+                let stored = (first..first + n).map(|p| fmt.sample(bytes, p));
+                super::read::apply_modality_into(path, stored, modality, out)
+            }
+            _ => {
+                let stored = self.frame(path, obj, fmt, frame)?;
+                super::read::apply_modality_into(path, stored.into_iter(), modality, out)
+            }
+        }
+    }
+
     /// The stored values of frame `frame` (0-based), row by row, column
     /// index fastest.
     pub fn frame(

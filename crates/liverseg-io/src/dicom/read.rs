@@ -178,8 +178,8 @@ fn assemble<T: Voxel>(
         opts.equalise_gaps,
     )?;
 
-    // The volume, and at most as much again in decoded slices, before any
-    // pixel is decoded.
+    // The volume, with as much again for what decoding holds (a compressed
+    // frame's samples, the parsed files), before any pixel is decoded.
     crate::budget::check_grid(
         format!(
             "the volume of {} slices of {cols}x{rows}",
@@ -189,26 +189,25 @@ fn assemble<T: Voxel>(
         size_of::<T>() as u64,
     )
     .map_err(|b| Error::over_budget(path, b))?;
-    // Slice k of the volume is sources[order[k]]; decode file by file so an
-    // Enhanced object is opened once, files in parallel.
+    // Slice k of the volume is sources[order[k]]. Each file decodes its
+    // planes straight into their slices of the volume (disjoint chunks),
+    // files in parallel, an Enhanced object opened once.
     let per_slice = rows * cols;
-    let mut wanted: Vec<Vec<(usize, &PlaneRef)>> = vec![Vec::new(); files.len()];
-    for (k, &n) in geometry.order.iter().enumerate() {
-        wanted[sources[n].file].push((k, &sources[n].plane));
-    }
-    let decoded: Vec<Vec<(usize, Vec<T>)>> = {
+    let nz = geometry.order.len();
+    let mut data = vec![T::default(); per_slice * nz];
+    {
         use rayon::prelude::*;
+        let mut wanted: Vec<Vec<(&mut [T], &PlaneRef)>> =
+            (0..files.len()).map(|_| Vec::new()).collect();
+        for (slot, &n) in data.chunks_mut(per_slice).zip(&geometry.order) {
+            wanted[sources[n].file].push((slot, &sources[n].plane));
+        }
         files
             .par_iter()
             .zip(&infos)
-            .zip(&wanted)
+            .zip(wanted.into_par_iter())
             .map(|((f, info), want)| decode_file(f, &info.format, want, complete))
-            .collect::<Result<_>>()?
-    };
-    let nz = geometry.order.len();
-    let mut data = vec![T::default(); per_slice * nz];
-    for (k, slice) in decoded.into_iter().flatten() {
-        data[k * per_slice..(k + 1) * per_slice].copy_from_slice(&slice);
+            .collect::<Result<()>>()?;
     }
     let (data, nz, slice_taps) = match &geometry.uneven {
         None => (data, nz, None),
@@ -280,15 +279,15 @@ fn name(root: &Path, file: &Path) -> String {
         .to_string()
 }
 
-/// Decodes the wanted frames of one file into output voxel values.
+/// Decodes the wanted frames of one file into their slices of the volume.
 fn decode_file<T: Voxel>(
     file: &Scanned,
     format: &PixelFormat,
-    want: &[(usize, &PlaneRef)],
+    want: Vec<(&mut [T], &PlaneRef)>,
     complete: bool,
-) -> Result<Vec<(usize, Vec<T>)>> {
+) -> Result<()> {
     if want.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let full;
     let obj = if complete {
@@ -298,12 +297,10 @@ fn decode_file<T: Voxel>(
         &full
     };
     let source = PixelSource::of(&file.path, obj, format)?;
-    want.iter()
-        .map(|&(k, p)| {
-            let stored = source.frame(&file.path, obj, format, p.frame)?;
-            Ok((k, apply_modality(&file.path, &stored, &p.modality)?))
-        })
-        .collect()
+    for (out, p) in want {
+        source.frame_into(&file.path, obj, format, p.frame, &p.modality, out)?;
+    }
+    Ok(())
 }
 
 /// Refuses a series whose images do not all use the same kind of Modality
@@ -332,8 +329,19 @@ pub(crate) fn apply_modality<T: Voxel>(
     stored: &[f64],
     modality: &Modality,
 ) -> Result<Vec<T>> {
-    let mut out = Vec::with_capacity(stored.len());
-    for &s in stored {
+    let mut out = vec![T::default(); stored.len()];
+    apply_modality_into(path, stored.iter().copied(), modality, &mut out)?;
+    Ok(out)
+}
+
+/// [`apply_modality`] into `out`, one value per stored sample.
+pub(crate) fn apply_modality_into<T: Voxel>(
+    path: &Path,
+    stored: impl Iterator<Item = f64>,
+    modality: &Modality,
+    out: &mut [T],
+) -> Result<()> {
+    for (o, s) in out.iter_mut().zip(stored) {
         let v = modality.apply(s);
         if !T::holds_exactly(v) {
             return Err(Error::request(
@@ -344,7 +352,7 @@ pub(crate) fn apply_modality<T: Voxel>(
                 ),
             ));
         }
-        out.push(T::from_f64(v));
+        *o = T::from_f64(v);
     }
-    Ok(out)
+    Ok(())
 }
