@@ -705,3 +705,37 @@ fn dicomweb_over_https_checks_the_server_against_the_given_ca() {
     let m: liverseg_io::Volume<u8> = liverseg_io::nifti::read(&out, &Default::default()).unwrap();
     assert!(m.data().contains(&1));
 }
+
+#[test]
+fn bad_node_settings_exit_2_naming_the_file_and_the_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("node.toml");
+    let allow = "[[allow]]\nae_title = \"ORTHANC\"\nhost = \"127.0.0.1\"\nport = 4242\n";
+    let spool = format!("spool = \"{}\"\n", tmp.path().join("spool").display());
+    for (text, says) in [
+        (format!("{spool}"), "allow"),
+        (format!("{spool}colour = \"blue\"\n{allow}"), "colour"),
+        (format!("{spool}formats = [\"nifti\"]\n{allow}"), "nifti"),
+        (format!("{spool}device = \"gpu:9\"\n{allow}"), "gpu:9"),
+        (
+            format!("{spool}ae_title = \"A_TITLE_FAR_TOO_LONG\"\n{allow}"),
+            "ae_title",
+        ),
+    ] {
+        std::fs::write(&cfg, &text).unwrap();
+        let o = liverseg(&["serve", "--config", s(&cfg)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{text}: {err}");
+        assert!(
+            err.contains("node.toml") || err.contains("node settings"),
+            "{err}"
+        );
+        assert!(err.contains(says), "{text}: {err}");
+    }
+    // The status of a spool that does not exist yet is empty, not an error.
+    std::fs::write(&cfg, format!("{spool}{allow}")).unwrap();
+    let o = liverseg(&["serve", "--config", s(&cfg), "--status"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 series: none"));
+    assert!(!tmp.path().join("spool").exists());
+}

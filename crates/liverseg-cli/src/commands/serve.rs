@@ -76,8 +76,10 @@ fn processor(cfg: &NodeConfig, stop: Arc<std::sync::atomic::AtomicBool>) -> Resu
     ])
     .map_err(|e| bad_input(format!("node settings: {e}")))?
     .args;
-    let (predictor, _) = super::predict::load_models(&args, &candle_core::Device::Cpu)?;
-    tracing::info!(model = %cfg.model, "model loaded");
+    let device = liverseg_infer::device(&cfg.device)
+        .map_err(|e| bad_input(format!("node settings: device {:?}: {e}", cfg.device)))?;
+    let (predictor, _) = super::predict::load_models(&args, &device)?;
+    tracing::info!(model = %cfg.model, device = %cfg.device, "model loaded");
     let opts = super::predict::options(&args, stop);
     let name = if cfg.formats.iter().any(|f| f == "seg") {
         "seg.dcm"

@@ -62,6 +62,9 @@ pub struct NodeConfig {
     /// The model (`builtin` or a model file).
     #[serde(default = "default_model")]
     pub model: String,
+    /// Where the model runs: `cpu` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
     /// What is sent back: `seg`, `rtstruct` or both.
     #[serde(default = "default_formats")]
     pub formats: Vec<String>,
@@ -106,6 +109,9 @@ fn default_port() -> u16 {
 }
 fn default_model() -> String {
     "builtin".into()
+}
+fn default_device() -> String {
+    "cpu".into()
 }
 fn default_formats() -> Vec<String> {
     vec!["seg".into(), "rtstruct".into()]
