@@ -713,7 +713,7 @@ fn bad_node_settings_exit_2_naming_the_file_and_the_setting() {
     let allow = "[[allow]]\nae_title = \"ORTHANC\"\nhost = \"127.0.0.1\"\nport = 4242\n";
     let spool = format!("spool = \"{}\"\n", tmp.path().join("spool").display());
     for (text, says) in [
-        (format!("{spool}"), "allow"),
+        (spool.clone(), "allow"),
         (format!("{spool}colour = \"blue\"\n{allow}"), "colour"),
         (format!("{spool}formats = [\"nifti\"]\n{allow}"), "nifti"),
         (format!("{spool}device = \"gpu:9\"\n{allow}"), "gpu:9"),
