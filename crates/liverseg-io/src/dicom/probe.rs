@@ -17,6 +17,8 @@ pub struct DicomProbe {
     pub modality: String,
     /// The transfer syntax UID of the data set.
     pub transfer_syntax_uid: String,
+    /// (0008,0018) SOPInstanceUID.
+    pub sop_instance_uid: String,
     /// (0020,000D) StudyInstanceUID.
     pub study_instance_uid: String,
     /// (0020,000E) SeriesInstanceUID.
@@ -63,6 +65,7 @@ pub fn probe(path: &Path) -> Result<DicomProbe> {
         sop_class_uid: a.string(tags::SOP_CLASS_UID),
         modality: a.string(tags::MODALITY),
         transfer_syntax_uid,
+        sop_instance_uid: a.string(tags::SOP_INSTANCE_UID),
         study_instance_uid: a.string(tags::STUDY_INSTANCE_UID),
         series_instance_uid: a.string(tags::SERIES_INSTANCE_UID),
         rows: a.uint(tags::ROWS)?.unwrap_or(0),

@@ -54,8 +54,18 @@ fn number(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<u16> {
 }
 
 impl Command {
-    /// Parses a command set; `None` when it is not one.
+    /// Parses a command set; `None` when it is not one. Every element's
+    /// length is checked against the bytes first: the parser allocates a
+    /// declared length before reading it.
     pub(crate) fn parse(bytes: &[u8]) -> Option<Command> {
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let len = u32::from_le_bytes(bytes.get(at + 4..at + 8)?.try_into().ok()?) as usize;
+            at = at.checked_add(8)?.checked_add(len)?;
+            if at > bytes.len() {
+                return None;
+            }
+        }
         let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
         let obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts).ok()?;
         let field = number(&obj, tags::COMMAND_FIELD)?;
@@ -149,5 +159,9 @@ mod tests {
             (C_STORE_RSP, 7, 0xA700, false)
         );
         assert!(Command::parse(b"garbage").is_none());
+        // A length claiming 4 GiB is refused before any allocation.
+        let mut huge = rq.clone();
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Command::parse(&huge).is_none());
     }
 }

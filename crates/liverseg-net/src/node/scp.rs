@@ -5,7 +5,6 @@
 use super::NodeConfig;
 use super::dimse::{self, Command, status};
 use super::spool::{Header, Spool};
-use dicom_dictionary_std::tags;
 use dicom_ul::association::server::{AccessControl, ServerAssociation};
 use dicom_ul::pdu::{
     AssociationRJServiceUserReason, PDataValue, PDataValueType, Pdu, UserIdentity,
@@ -64,30 +63,21 @@ impl AccessControl for AllowList {
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// Reads what the node needs from a received instance; `Err` is the DIMSE
-/// status to answer and why.
+/// status to answer and why. liverseg-io's probe walks the element lengths
+/// before parsing, so a header claiming gigabytes costs nothing.
 fn read_header(path: &Path, sop_class: &str, sop_instance: &str) -> Result<Header, (u16, String)> {
-    let obj = dicom_object::OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| {
-            (
-                status::CANNOT_UNDERSTAND,
-                format!("unreadable data set: {e}"),
-            )
-        })?;
-    let text = |tag| {
-        obj.element(tag)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-            .unwrap_or_default()
-    };
+    let p = liverseg_io::dicom::probe(path).map_err(|e| {
+        (
+            status::CANNOT_UNDERSTAND,
+            format!("unreadable data set: {e}"),
+        )
+    })?;
     let h = Header {
-        sop_class: text(tags::SOP_CLASS_UID),
-        sop_instance: text(tags::SOP_INSTANCE_UID),
-        study: text(tags::STUDY_INSTANCE_UID),
-        series: text(tags::SERIES_INSTANCE_UID),
-        modality: text(tags::MODALITY),
+        sop_class: p.sop_class_uid,
+        sop_instance: p.sop_instance_uid,
+        study: p.study_instance_uid,
+        series: p.series_instance_uid,
+        modality: p.modality,
     };
     if h.sop_class != sop_class || h.sop_instance != sop_instance {
         return Err((
