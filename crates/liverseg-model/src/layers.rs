@@ -2,7 +2,7 @@
 //! tensors, with PyTorch's parameter names and defaults.
 
 use crate::fused::{GroupStats, NormOp, PReluOp};
-use crate::onnx::{Emit, Graph, OnnxAttr};
+use crate::onnx::{Attr, Emit, Graph};
 use crate::{Error, Result};
 use candle_core::{D, ModuleT, Tensor, Var};
 use candle_nn::VarBuilder;
@@ -325,7 +325,7 @@ impl Emit for BatchNorm3d {
         Ok(g.op(
             "BatchNormalization",
             &[x, &scale, &bias, &mean, &var],
-            vec![("epsilon", OnnxAttr::Float(BN_EPS as f32))],
+            vec![("epsilon", Attr::Float(BN_EPS as f32))],
         ))
     }
 }
@@ -355,7 +355,7 @@ impl Emit for InstanceNorm3d {
         Ok(g.op(
             "InstanceNormalization",
             &[x, &scale, &bias],
-            vec![("epsilon", OnnxAttr::Float(self.eps as f32))],
+            vec![("epsilon", Attr::Float(self.eps as f32))],
         ))
     }
 }
@@ -376,7 +376,7 @@ impl Emit for LeakyReLU {
         Ok(g.op(
             "LeakyRelu",
             &[x],
-            vec![("alpha", OnnxAttr::Float(self.negative_slope as f32))],
+            vec![("alpha", Attr::Float(self.negative_slope as f32))],
         ))
     }
 }

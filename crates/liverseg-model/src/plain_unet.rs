@@ -9,7 +9,7 @@
 
 use crate::conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
 use crate::layers::{InstanceNorm3d, LeakyReLU};
-use crate::onnx::{Emit, Graph, OnnxAttr};
+use crate::onnx::{Attr, Emit, Graph};
 use crate::{Error, Result};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
@@ -362,7 +362,7 @@ impl Emit for PlainUNet {
         for (i, (t, stage)) in self.transpconvs.iter().zip(&self.decoder).enumerate() {
             let up = t.emit(g, &low)?;
             let skip = &skips[skips.len() - 1 - i];
-            let cat = g.op("Concat", &[&up, skip], vec![("axis", OnnxAttr::Int(1))]);
+            let cat = g.op("Concat", &[&up, skip], vec![("axis", Attr::Int(1))]);
             low = emit_stage(stage, g, &cat)?;
         }
         self.seg_layers

@@ -12,7 +12,7 @@
 
 use crate::conv::{Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig};
 use crate::layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};
-use crate::onnx::{Emit, Graph, OnnxAttr};
+use crate::onnx::{Attr, Emit, Graph};
 use crate::{Error, Result};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
@@ -590,7 +590,7 @@ impl Emit for Level {
             Inner::Level(l) => l.emit(g, &h)?,
             Inner::Bottom(b) => b.emit(g, &h)?,
         };
-        let cat = g.op("Concat", &[&h, &inner], vec![("axis", OnnxAttr::Int(1))]);
+        let cat = g.op("Concat", &[&h, &inner], vec![("axis", Attr::Int(1))]);
         self.up.emit(g, &cat)
     }
 }

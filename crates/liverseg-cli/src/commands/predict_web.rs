@@ -57,7 +57,7 @@ fn series_of(client: &Client, url: &str) -> Result<Vec<SeriesRef>> {
 }
 
 /// The DICOM files a run left in `dir` (not its records), sorted.
-fn results_in(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn results_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -104,13 +104,7 @@ fn processor(cfg: &NodeConfig, stop: Arc<std::sync::atomic::AtomicBool>) -> Resu
         )
         .map_err(|e| format!("{e:#}"))?;
         tracing::info!(series = %series.display(), volumes_ml = ?report.volumes_ml, seconds = report.seconds, "segmented");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(out)
-            .map_err(|e| format!("{}: {e}", out.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
-            .collect();
-        files.sort();
-        Ok(files)
+        super::predict_web::results_in(out).map_err(|e| format!("{e:#}"))
     }))
 }
 

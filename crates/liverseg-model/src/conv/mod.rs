@@ -367,7 +367,7 @@ impl crate::onnx::Emit for Conv3d {
         let inputs = onnx_inputs(g, x, &self.weight, self.bias.as_ref())?;
         let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let mut attrs = crate::onnx::geometry_attrs(&self.geom);
-        attrs.push(("group", crate::onnx::OnnxAttr::Int(1)));
+        attrs.push(("group", crate::onnx::Attr::Int(1)));
         Ok(g.op("Conv", &inputs, attrs))
     }
 }
@@ -378,8 +378,8 @@ impl crate::onnx::Emit for ConvTranspose3d {
         let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let mut attrs = crate::onnx::geometry_attrs(&self.cfg.geom);
         let op = self.cfg.output_padding.iter().map(|&p| p as i64).collect();
-        attrs.push(("output_padding", crate::onnx::OnnxAttr::Ints(op)));
-        attrs.push(("group", crate::onnx::OnnxAttr::Int(1)));
+        attrs.push(("output_padding", crate::onnx::Attr::Ints(op)));
+        attrs.push(("group", crate::onnx::Attr::Int(1)));
         Ok(g.op("ConvTranspose", &inputs, attrs))
     }
 }

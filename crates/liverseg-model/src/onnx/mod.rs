@@ -16,10 +16,10 @@ use crate::checkpoint::{Architecture, ModelFile};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use proto::{Attr, Dim, Msg};
+pub(crate) use proto::Attr;
+use proto::{Dim, Msg};
 use std::collections::HashMap;
 
-pub(crate) use proto::Attr as OnnxAttr;
 /// The operator set the exported graph uses.
 pub const ONNX_OPSET: i64 = 17;
 /// The IR version matching [`ONNX_OPSET`].

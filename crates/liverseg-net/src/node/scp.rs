@@ -372,21 +372,7 @@ fn finish(
         .sync_all()
         .map_err(fail)?;
     let header = read_header(path, &cmd.sop_class, &cmd.sop_instance)?;
-    if let Some(s) = spool
-        .state(&header.series)
-        .map_err(|e| (status::OUT_OF_RESOURCES, e.to_string()))?
-        && s.bytes > cfg.max_series_bytes()
-    {
-        return Err((
-            status::OUT_OF_RESOURCES,
-            format!(
-                "series {} is over {} bytes",
-                header.series,
-                cfg.max_series_bytes()
-            ),
-        ));
-    }
     spool
-        .admit(path, &header, calling)
+        .admit(path, &header, calling, cfg.max_series_bytes())
         .map_err(|e| (status::OUT_OF_RESOURCES, e.to_string()))
 }

@@ -257,19 +257,17 @@ impl Spool {
     }
 
     /// Moves a fully received, fsynced instance into its series and records
-    /// it. A series done before is reopened by an instance it did not hold.
-    pub(crate) fn admit(&self, part: &Path, header: &Header, sender: &str) -> Result<()> {
+    /// it, unless the series already holds more than `max_series_bytes`
+    /// (checked under the spool's lock, from the one read of its state). A
+    /// series done before is reopened by an instance it did not hold.
+    pub(crate) fn admit(
+        &self,
+        part: &Path,
+        header: &Header,
+        sender: &str,
+        max_series_bytes: u64,
+    ) -> Result<()> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let dir = self.series_dir(&header.series);
-        std::fs::create_dir_all(&dir).map_err(io(&dir, "cannot create"))?;
-        let target = dir.join(format!("{}.dcm", header.sop_instance));
-        let bytes = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-        let known = target.exists();
-        std::fs::rename(part, &target).map_err(io(&target, "cannot store"))?;
-        sync_dir(&dir);
-        if !known {
-            self.held.fetch_add(bytes, Ordering::Relaxed);
-        }
         let mut s = self.state(&header.series)?.unwrap_or_else(|| SeriesState {
             series: header.series.clone(),
             study: header.study.clone(),
@@ -285,6 +283,22 @@ impl Spool {
             results: Vec::new(),
             sent: Vec::new(),
         });
+        if s.bytes > max_series_bytes {
+            return Err(Error::Request(format!(
+                "series {} is over {max_series_bytes} bytes",
+                header.series
+            )));
+        }
+        let dir = self.series_dir(&header.series);
+        std::fs::create_dir_all(&dir).map_err(io(&dir, "cannot create"))?;
+        let target = dir.join(format!("{}.dcm", header.sop_instance));
+        let bytes = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+        let known = target.exists();
+        std::fs::rename(part, &target).map_err(io(&target, "cannot store"))?;
+        sync_dir(&dir);
+        if !known {
+            self.held.fetch_add(bytes, Ordering::Relaxed);
+        }
         if !known {
             s.instances += 1;
             s.bytes += bytes;
@@ -350,7 +364,7 @@ mod tests {
             let part = spool.incoming(sop);
             std::fs::write(&part, b"0123456789").unwrap();
             spool
-                .admit(&part, &header("1.2.3", sop), "ORTHANC")
+                .admit(&part, &header("1.2.3", sop), "ORTHANC", u64::MAX)
                 .unwrap();
         }
         let s = spool.state("1.2.3").unwrap().unwrap();
@@ -376,7 +390,7 @@ mod tests {
         let part = spool.incoming("x");
         std::fs::write(&part, b"0123").unwrap();
         spool
-            .admit(&part, &header("1.2.3", "1.2.3.3"), "ORTHANC")
+            .admit(&part, &header("1.2.3", "1.2.3.3"), "ORTHANC", u64::MAX)
             .unwrap();
         let s = spool.state("1.2.3").unwrap().unwrap();
         assert_eq!((s.instances, s.stage), (3, Stage::Receiving));
