@@ -109,7 +109,7 @@ fn read_voxels<T: Voxel>(
 ) -> Result<Vec<T>> {
     use rayon::prelude::*;
     use std::os::unix::fs::FileExt;
-    const BLOCK: usize = 1 << 20;
+    const BLOCK: usize = 1 << 17;
     let size = header::datatype_info(info.datatype)
         .ok_or_else(|| unsupported_datatype(path, info))?
         .1;

@@ -160,44 +160,92 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Every destination channel at grid positions `0..span`, as chunks of
-    /// `cpad` rows × [`CHUNK`].
-    fn compute(&self, span: usize) -> Vec<f32> {
-        let chunks = span / CHUNK;
-        let mut out = vec![0f32; chunks * self.cpad * CHUNK];
-        if self.terms.is_empty() {
-            return out;
+    /// Computes every destination channel at the positions of the box
+    /// `outs` (`m0 × m1 × m2`) of `grid` and hands each row of results to
+    /// `write(dst, c, m0 − first, m1, m2, values)`, where `dst` is channel
+    /// `c`'s part of `dest` holding output planes `first..` of one task.
+    ///
+    /// `dest` holds `channels` channels of `chan_len` floats; in each, the
+    /// outputs of plane `m0` lie in `[m0·plane_len, (m0 + 1)·plane_len)`.
+    /// Tasks are (block of `cb` destination channels, run of planes), each
+    /// owning its planes of its channels, and compute a plane's positions
+    /// a [`CHUNK`] at a time into a buffer that stays in cache, so no
+    /// full-size intermediate is written, cleared or read back. The sum at
+    /// every position is the same whatever the tiling.
+    #[allow(clippy::too_many_arguments)]
+    fn compute_into<W>(
+        &self,
+        grid: Flat,
+        outs: [usize; 3],
+        dest: &mut [f32],
+        channels: usize,
+        chan_len: usize,
+        plane_len: usize,
+        write: W,
+    ) where
+        W: Fn(&mut [f32], usize, usize, usize, usize, &[f32]) + Sync,
+    {
+        if outs.contains(&0) || channels == 0 {
+            return;
         }
-        // One task per chunk and block of `cb` destination channels: the
-        // block's rows of one chunk are contiguous in `out`.
+        // Planes per task: enough positions for the kernel's setup to pay,
+        // while leaving several tasks per thread.
+        let plane_positions = grid.ext[1] * grid.ext[2];
         let blocks = self.cpad / self.cb;
-        out.par_chunks_mut(self.cb * CHUNK)
-            .enumerate()
-            .for_each(|(i, out)| {
-                let (k, co0) = (i / blocks, (i % blocks) * self.cb);
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the public entry points are only chosen after
-                // `available()` found AVX-512F and FMA.
-                unsafe {
-                    forward_block(self, co0, k * CHUNK, out)
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let _ = (k, co0, out);
-            });
-        out
-    }
-}
-
-/// Row `n` values of destination channel `co` from grid position `q` of a
-/// chunked result.
-fn read_row(res: &[f32], cpad: usize, co: usize, mut q: usize, row: &mut [f32]) {
-    let mut at = 0;
-    while at < row.len() {
-        let (k, c) = (q / CHUNK, q % CHUNK);
-        let n = (CHUNK - c).min(row.len() - at);
-        row[at..at + n].copy_from_slice(&res[(k * cpad + co) * CHUNK + c..][..n]);
-        at += n;
-        q += n;
+        let mut per_task = (2 * CHUNK / plane_positions.max(1)).max(1);
+        while per_task > 1 && blocks * outs[0].div_ceil(per_task) < 8 * rayon::current_num_threads()
+        {
+            per_task /= 2;
+        }
+        let mut planes: Vec<_> = dest[..channels * chan_len]
+            .chunks_mut(chan_len.max(1))
+            .map(|c| c.chunks_mut((per_task * plane_len).max(1)))
+            .collect();
+        let mut tasks = Vec::with_capacity(blocks * outs[0].div_ceil(per_task));
+        for first in (0..outs[0]).step_by(per_task) {
+            for b in 0..blocks {
+                let co0 = b * self.cb;
+                let dsts: Vec<&mut [f32]> = planes
+                    [co0.min(channels)..(co0 + self.cb).min(channels)]
+                    .iter_mut()
+                    .map(|p| p.next().expect("a slice per run of planes"))
+                    .collect();
+                tasks.push((co0, first, dsts));
+            }
+        }
+        let last = (outs[1] - 1) * grid.ext[2] + outs[2];
+        tasks.into_par_iter().for_each_init(
+            || vec![0f32; self.cb * CHUNK],
+            |buf, (co0, first, mut dsts)| {
+                for m0 in first..(first + per_task).min(outs[0]) {
+                    let (start, end) = (grid.at([m0, 0, 0]), grid.at([m0, 0, 0]) + last);
+                    let mut q = start;
+                    while q < end {
+                        let cols = (end - q).min(CHUNK);
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: the public entry points are only chosen
+                        // after `available()` found AVX-512F and FMA.
+                        unsafe {
+                            forward_block(self, co0, q, cols, buf)
+                        };
+                        // Rows of plane m0 that meet [q, q + cols).
+                        let e2 = grid.ext[2];
+                        for r in (q - start) / e2..=(q + cols - 1 - start) / e2 {
+                            let lo = q.max(start + r * e2);
+                            let hi = (q + cols).min(start + r * e2 + outs[2]);
+                            if lo >= hi {
+                                continue;
+                            }
+                            for (c, dst) in dsts.iter_mut().enumerate() {
+                                let vals = &buf[c * CHUNK + lo - q..][..hi - lo];
+                                write(dst, co0 + c, m0 - first, r, lo - start - r * e2, vals);
+                            }
+                        }
+                        q += cols;
+                    }
+                }
+            },
+        );
     }
 }
 
@@ -258,8 +306,9 @@ unsafe fn forward_tile<const CB: usize, const NB: usize>(
     }
 }
 
-/// Every tile of one chunk for the `CB` destination channels from `co0`,
-/// into `out` (`CB` rows of [`CHUNK`]).
+/// Every tile of positions `q0..q0 + cols` (`cols ≤` [`CHUNK`], rounded up
+/// to whole tiles) for the `CB` destination channels from `co0`, into
+/// `out` (`CB` rows of [`CHUNK`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -269,32 +318,33 @@ unsafe fn forward_cols<const CB: usize, const NB: usize>(
     run: &Run<'_>,
     co0: usize,
     q0: usize,
+    cols: usize,
     out: &mut [f32],
 ) {
     let mut col = 0;
-    while col < CHUNK {
+    while col < cols {
         // SAFETY: AVX-512F is available (this function's contract).
         unsafe { forward_tile::<CB, NB>(run, co0, q0 + col, out, col) };
         col += NB * L;
     }
 }
 
-/// One task of a forward run: destination channels `co0..co0 + cb` at grid
-/// positions `q0..q0 + CHUNK`.
+/// One piece of a forward run: destination channels `co0..co0 + cb` at
+/// grid positions `q0..q0 + cols`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and FMA ([`available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn forward_block(run: &Run<'_>, co0: usize, q0: usize, out: &mut [f32]) {
+unsafe fn forward_block(run: &Run<'_>, co0: usize, q0: usize, cols: usize, out: &mut [f32]) {
     // SAFETY: this function runs with AVX-512F enabled (its own
     // contract), which is all the tiles require.
     unsafe {
         match run.cb {
-            8 => forward_cols::<8, 3>(run, co0, q0, out),
-            4 => forward_cols::<4, 6>(run, co0, q0, out),
-            2 => forward_cols::<2, 12>(run, co0, q0, out),
-            _ => forward_cols::<1, 16>(run, co0, q0, out),
+            8 => forward_cols::<8, 3>(run, co0, q0, cols, out),
+            4 => forward_cols::<4, 6>(run, co0, q0, cols, out),
+            2 => forward_cols::<2, 12>(run, co0, q0, cols, out),
+            _ => forward_cols::<1, 16>(run, co0, q0, cols, out),
         }
     }
 }
@@ -368,8 +418,6 @@ impl ForwardPlan {
 /// it, for the forward pass and the weight gradient.
 struct Prepared {
     plan: ForwardPlan,
-    /// Positions the forward pass computes (whole [`CHUNK`]s).
-    span: usize,
     /// Positions the weight gradient sums over (whole [`WCHUNK`]s).
     wspan: usize,
     stride: usize,
@@ -384,7 +432,8 @@ fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3
     let span = plan.grid.span(dout, CHUNK);
     let wspan = plan.grid.span(dout, WCHUNK);
     let max_off = offs.iter().map(|t| t.1).max().unwrap_or(0);
-    let stride = (wspan + max_off).max(plan.grid.len());
+    // The forward kernel may compute up to a tile past the last output.
+    let stride = (wspan.max(span + CHUNK) + max_off).max(plan.grid.len());
     let phases = g.stride.iter().product();
     let src = place(x, cin, din, g.stride, plan.low, plan.grid, stride);
     let terms = offs
@@ -394,7 +443,6 @@ fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3
         .collect();
     Prepared {
         plan,
-        span,
         wspan,
         stride,
         phases,
@@ -443,22 +491,24 @@ pub(crate) fn conv_forward(
         cpad,
         cb,
     };
-    let res = run.compute(p.span);
     let vol: usize = dout.iter().product();
-    y[..cout * vol]
-        .par_chunks_mut(vol.max(1))
-        .enumerate()
-        .for_each(|(co, dst)| {
-            for d in 0..dout[0] {
-                for h in 0..dout[1] {
-                    let row = &mut dst[(d * dout[1] + h) * dout[2]..][..dout[2]];
-                    read_row(&res, cpad, co, p.plan.grid.at([d, h, 0]), row);
-                    if let Some(b) = bias {
-                        row.iter_mut().for_each(|v| *v += b[co]);
-                    }
-                }
+    let plane_len = dout[1] * dout[2];
+    run.compute_into(
+        p.plan.grid,
+        dout,
+        y,
+        cout,
+        vol,
+        plane_len,
+        |dst, co, m0, m1, m2, vals| {
+            let at = (m0 * dout[1] + m1) * dout[2] + m2;
+            let dst = &mut dst[at..at + vals.len()];
+            match bias {
+                Some(b) => dst.iter_mut().zip(vals).for_each(|(d, v)| *d = v + b[co]),
+                None => dst.copy_from_slice(vals),
             }
-        });
+        },
+    );
 }
 
 /// Gradient of a convolution with respect to its input for one sample,
@@ -536,7 +586,7 @@ pub(crate) fn conv_backward_input(
     let stride = phases
         .iter()
         .map(|(_, outs, terms)| {
-            grid.span(*outs, CHUNK) + terms.iter().map(|t: &Term| t.1).max().unwrap_or(0)
+            grid.span(*outs, CHUNK) + CHUNK + terms.iter().map(|t: &Term| t.1).max().unwrap_or(0)
         })
         .max()
         .unwrap_or(0)
@@ -555,11 +605,17 @@ pub(crate) fn conv_backward_input(
     }
     let vol: usize = din.iter().product();
     let b = |ci: usize| bias.map_or(0.0, |b| b[ci]);
-    // Phases that no tap reaches keep this value.
-    gx[..cin * vol]
-        .par_chunks_mut(vol.max(1))
-        .enumerate()
-        .for_each(|(ci, plane)| plane.fill(b(ci)));
+    // Phases that no tap reaches keep the bias; the others are written
+    // whole below.
+    if phases
+        .iter()
+        .any(|(_, outs, terms)| terms.is_empty() && !outs.contains(&0))
+    {
+        gx[..cin * vol]
+            .par_chunks_mut(vol.max(1))
+            .enumerate()
+            .for_each(|(ci, plane)| plane.fill(b(ci)));
+    }
     for (r, outs, terms) in &phases {
         if outs.contains(&0) || terms.is_empty() {
             continue;
@@ -574,25 +630,23 @@ pub(crate) fn conv_backward_input(
             cpad,
             cb,
         };
-        let res = run.compute(grid.span(*outs, CHUNK));
         let s = g.stride;
-        gx[..cin * vol]
-            .par_chunks_mut(vol.max(1))
-            .enumerate()
-            .for_each(|(ci, dst)| {
-                let mut row = vec![0f32; outs[2]];
-                for m0 in 0..outs[0] {
-                    for m1 in 0..outs[1] {
-                        read_row(&res, cpad, ci, grid.at([m0, m1, 0]), &mut row);
-                        let (d, h) = (s[0] * m0 + r[0], s[1] * m1 + r[1]);
-                        let line = &mut dst[(d * din[1] + h) * din[2]..][..din[2]];
-                        let bias = b(ci);
-                        for (m2, v) in row.iter().enumerate() {
-                            line[s[2] * m2 + r[2]] = *v + bias;
-                        }
-                    }
+        run.compute_into(
+            grid,
+            *outs,
+            gx,
+            cin,
+            vol,
+            s[0] * din[1] * din[2],
+            |dst, ci, m0, m1, m2, vals| {
+                let (d, h) = (s[0] * m0 + r[0], s[1] * m1 + r[1]);
+                let line = &mut dst[(d * din[1] + h) * din[2]..][..din[2]];
+                let bias = b(ci);
+                for (i, v) in vals.iter().enumerate() {
+                    line[s[2] * (m2 + i) + r[2]] = *v + bias;
                 }
-            });
+            },
+        );
     }
 }
 

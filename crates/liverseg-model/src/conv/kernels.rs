@@ -508,6 +508,10 @@ mod tests {
             (ConvGeom::cubic(3, 2, 1, 1), 3, 6, [7, 6, 33]),
             (ConvGeom::cubic(3, 2, 1, 1), 1, 16, [6, 8, 32]),
             (ConvGeom::cubic(2, 2, 0, 1), 2, 3, [4, 5, 34]),
+            // Planes longer than one chunk of the kernel, and many
+            // channel blocks; a strided one whose phases end unevenly.
+            (ConvGeom::cubic(3, 1, 1, 1), 2, 19, [3, 30, 40]),
+            (ConvGeom::cubic(3, 2, 1, 1), 3, 10, [5, 41, 35]),
             (
                 ConvGeom {
                     kernel: [3, 2, 5],
