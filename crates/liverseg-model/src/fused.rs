@@ -13,6 +13,7 @@
 //! Reductions run in a fixed order (per channel, then per sample, in 8
 //! f64 lanes), so results do not depend on the thread count.
 
+use crate::buffers;
 #[cfg(feature = "cuda")]
 use crate::fused_cuda;
 #[cfg(feature = "cuda")]
@@ -252,18 +253,12 @@ impl CustomOp3 for NormOp {
         if gamma.len() != c || beta.len() != c || self.mean.len() != groups {
             candle_core::bail!("{name}: {c} channels but parameters of another size");
         }
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(m.max(1))
-            .zip(x.par_chunks(m.max(1)))
-            .enumerate()
-            .for_each(|(p, (y, x))| {
-                let (ch, g) = (p % c, self.group(p, c));
-                let scale = self.invstd[g] * gamma[ch];
-                let shift = beta[ch] - self.mean[g] * scale;
-                for (y, x) in y.iter_mut().zip(x) {
-                    *y = x * scale + shift;
-                }
-            });
+        let y = buffers::map_planes(x, m, |p, x| {
+            let (ch, g) = (p % c, self.group(p, c));
+            let scale = self.invstd[g] * gamma[ch];
+            let shift = beta[ch] - self.mean[g] * scale;
+            x.iter().map(move |x| x * scale + shift)
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -443,25 +438,21 @@ impl CustomOp3 for NormBackward {
             Part::Affine => Ok((CpuStorage::F32(self.affine(&sums, c)), Shape::from(2 * c))),
             Part::Input => {
                 let count = (groups_len(n, self.op.per_sample) * m).max(1) as f32;
-                let mut gx = vec![0f32; gy.len()];
-                gx.par_chunks_mut(m.max(1)).enumerate().for_each(|(p, gx)| {
+                let batch_stats = self.op.batch_stats;
+                let gx = buffers::map_planes(gy, m, |p, gy| {
                     let (ch, g) = (p % c, self.op.group(p, c));
                     let (mean, invstd) = (self.op.mean[g], self.op.invstd[g]);
                     let k = gamma[ch] * invstd;
-                    let (gy, x) = (&gy[p * m..(p + 1) * m], &x[p * m..(p + 1) * m]);
-                    if self.op.batch_stats {
-                        // gx = γ·invstd·(gy − Σgy/M − x̂·Σ(gy·x̂)/M)
-                        let mg = sums[g].0 as f32 / count;
-                        let mgx = sums[g].1 as f32 / count;
-                        for ((o, gy), x) in gx.iter_mut().zip(gy).zip(x) {
-                            let xhat = (x - mean) * invstd;
-                            *o = k * (gy - mg - xhat * mgx);
-                        }
-                    } else {
-                        for (o, gy) in gx.iter_mut().zip(gy) {
-                            *o = k * gy;
-                        }
-                    }
+                    // With batch statistics, gx = γ·invstd·(gy − Σgy/M −
+                    // x̂·Σ(gy·x̂)/M); with running ones, γ·invstd·gy.
+                    let (mg, mgx) = match batch_stats {
+                        true => (sums[g].0 as f32 / count, sums[g].1 as f32 / count),
+                        false => (0.0, 0.0),
+                    };
+                    gy.iter().zip(&x[span(p)]).map(move |(gy, x)| {
+                        let xhat = (x - mean) * invstd;
+                        k * (gy - mg - xhat * mgx)
+                    })
                 });
                 Ok((CpuStorage::F32(gx), l1.shape().clone()))
             }
@@ -496,16 +487,10 @@ impl CustomOp2 for PReluOp {
         let x = f32_data(self.name(), s1, l1)?;
         let (_, c, m) = ncm(self.name(), l1)?;
         let a = slopes(self.name(), f32_data(self.name(), s2, l2)?, c)?;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(m.max(1))
-            .zip(x.par_chunks(m.max(1)))
-            .enumerate()
-            .for_each(|(p, (y, x))| {
-                let a = a(p % c);
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = if x > 0.0 { x } else { a * x };
-                }
-            });
+        let y = buffers::map_planes(x, m, |p, x| {
+            let a = a(p % c);
+            x.iter().map(move |&x| if x > 0.0 { x } else { a * x })
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -617,16 +602,13 @@ impl CustomOp3 for PReluBackward {
             let out: Vec<f32> = out.iter().map(|&v| v as f32).collect();
             return Ok((CpuStorage::F32(out), l3.shape().clone()));
         }
-        let mut gx = vec![0f32; gy.len()];
-        gx.par_chunks_mut(m)
-            .zip(gy.par_chunks(m).zip(x.par_chunks(m)))
-            .enumerate()
-            .for_each(|(p, (o, (gy, x)))| {
-                let a = a(p % c);
-                for ((o, g), x) in o.iter_mut().zip(gy).zip(x) {
-                    *o = if *x > 0.0 { *g } else { a * g };
-                }
-            });
+        let gx = buffers::map_planes(gy, m, |p, gy| {
+            let a = a(p % c);
+            let x = &x[p * m..(p + 1) * m];
+            gy.iter()
+                .zip(x)
+                .map(move |(g, x)| if *x > 0.0 { *g } else { a * g })
+        });
         Ok((CpuStorage::F32(gx), l1.shape().clone()))
     }
 }

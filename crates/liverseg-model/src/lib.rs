@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod buffers;
 mod checkpoint;
 mod conv;
 mod error;

@@ -101,11 +101,13 @@ fn place(
 ) -> Vec<f32> {
     let vol: usize = din.iter().product();
     let phases = s[0] * s[1] * s[2];
-    let mut out = vec![0f32; channels * phases * stride];
     let e = grid.ext;
-    out.par_chunks_mut((phases * stride).max(1))
-        .zip(x[..channels * vol].par_chunks(vol.max(1)))
-        .for_each(|(dst, src)| {
+    let x = &x[..channels * vol];
+    crate::buffers::zeroed_chunks(
+        channels * phases * stride,
+        (phases * stride).max(1),
+        |c, dst| {
+            let src = &x[c * vol..(c + 1) * vol];
             for d in 0..din[0] {
                 let g0 = d / s[0] + low[0];
                 if g0 >= e[0] {
@@ -136,8 +138,8 @@ fn place(
                     }
                 }
             }
-        });
-    out
+        },
+    )
 }
 
 /// One kernel term: the tap whose weight it uses and the offset (phase

@@ -171,7 +171,7 @@ impl ConvOp {
         }
         match self.kind {
             Kind::Forward => {
-                let mut y = vec![0.0f32; n * ys];
+                let mut y = crate::buffers::zeros(n * ys);
                 // Samples run one after another; each kernel parallelises
                 // internally (column fill and gemm).
                 for (s, y) in y.chunks_mut(ys.max(1)).enumerate() {
@@ -190,7 +190,7 @@ impl ConvOp {
                 Ok((CpuStorage::F32(y), Shape::from(dims.y.to_vec())))
             }
             Kind::BackwardInput { .. } => {
-                let mut gx = vec![0.0f32; n * xs];
+                let mut gx = crate::buffers::zeros(n * xs);
                 for (s, gx) in gx.chunks_mut(xs.max(1)).enumerate() {
                     kernels::conv_backward_input(
                         &a[s * ys..(s + 1) * ys],
