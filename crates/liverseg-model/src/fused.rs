@@ -20,6 +20,7 @@ use crate::fused_cuda;
 use candle_core::CudaStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::sync::{Arc, OnceLock};
 
 /// The contiguous f32 data of a storage, or an error naming the op.
 pub(crate) fn f32_data<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
@@ -302,12 +303,15 @@ impl CustomOp3 for NormOp {
         let grad = grad.contiguous()?;
         let x = x.contiguous()?;
         let gamma = gamma.contiguous()?;
+        // Both parts need the same group sums: the first computes them.
+        let sums = Arc::new(OnceLock::new());
         let g = grad.apply_op3_no_bwd(
             &x,
             &gamma,
             &NormBackward {
                 op: self.clone(),
                 part: Part::Input,
+                sums: sums.clone(),
             },
         )?;
         let gg = grad.apply_op3_no_bwd(
@@ -316,6 +320,7 @@ impl CustomOp3 for NormOp {
             &NormBackward {
                 op: self.clone(),
                 part: Part::Affine,
+                sums,
             },
         )?;
         let c = gamma.elem_count();
@@ -339,6 +344,9 @@ enum Part {
 struct NormBackward {
     op: NormOp,
     part: Part,
+    /// The CPU's group sums, shared by the two parts of one backward pass
+    /// (same gradient, same input).
+    sums: Arc<OnceLock<Vec<(f64, f64)>>>,
 }
 
 impl NormBackward {
@@ -433,7 +441,9 @@ impl CustomOp3 for NormBackward {
         let gamma = f32_data(name, s3, l3)?;
         let (n, c, m) = ncm(name, l1)?;
         let span = |p: usize| p * m..(p + 1) * m;
-        let sums = self.group_sums(n, c, |p| dot_sums(&gy[span(p)], &x[span(p)]));
+        let sums = self
+            .sums
+            .get_or_init(|| self.group_sums(n, c, |p| dot_sums(&gy[span(p)], &x[span(p)])));
         match self.part {
             Part::Affine => Ok((CpuStorage::F32(self.affine(&sums, c)), Shape::from(2 * c))),
             Part::Input => {
