@@ -47,6 +47,16 @@ fn patch_preset_normalises_and_samples_reproducible_patches() {
     // Padded up to a whole patch.
     let d = img.dims();
     assert!(d[0] >= 128 && d[1] >= 128 && d[2] >= 64, "{d:?}");
+    // Cropped to the body (above −500 HU) after resampling: the air
+    // around the phantom is not slid over.
+    // (Records are kept for the spatial steps, which prediction inverts.)
+    let names: Vec<&str> = out.records.iter().map(|r| r.step.as_str()).collect();
+    assert_eq!(
+        names,
+        ["spacing", "orientation", "crop_foreground", "spatial_pad"]
+    );
+    let crop = &out.records[2];
+    assert!(crop.output.len() < crop.input.len(), "{crop:?}");
     // CT normalisation from the case's own labelled voxels: liver voxels
     // have mean 0 and std 1 after it.
     let label = out.pair.label.as_ref().unwrap();
