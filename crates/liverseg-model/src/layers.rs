@@ -111,6 +111,49 @@ impl ModuleT for BatchNorm3d {
 }
 
 impl BatchNorm3d {
+    /// The running mean and `1/√(var + eps)` per channel.
+    fn running_stats(&self) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+        let mean = self.running_mean.as_tensor().to_vec1::<f32>()?;
+        let invstd = self
+            .running_var
+            .as_tensor()
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&v| (1.0 / (f64::from(v) + BN_EPS).sqrt()) as f32)
+            .collect();
+        Ok((mean, invstd))
+    }
+
+    /// Inference-mode batch norm then `act` in one pass over `x`, where the
+    /// fused kernels run and `x` is float32 (`None` elsewhere): the same
+    /// arithmetic as the two layers one after the other.
+    pub(crate) fn forward_eval_prelu(
+        &self,
+        x: &Tensor,
+        act: &PReLU,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
+            return Ok(None);
+        }
+        let (mean, invstd) = self.running_stats()?;
+        let gamma = self.weight.to_vec1::<f32>()?;
+        let beta = self.bias.to_vec1::<f32>()?;
+        // As `NormOp` computes them.
+        let scale: Vec<f32> = invstd.iter().zip(&gamma).map(|(i, g)| i * g).collect();
+        let shift = beta
+            .iter()
+            .zip(&mean)
+            .zip(&scale)
+            .map(|((b, m), k)| b - m * k)
+            .collect();
+        let op = crate::fused::AffinePreluOp {
+            scale,
+            shift,
+            slopes: act.weight.to_vec1::<f32>()?,
+        };
+        Ok(Some(x.contiguous()?.apply_op1(op)?))
+    }
+
     fn forward_f32(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         if !crate::fused::supported(x.device()) {
             return self.fallback.forward_t(x, train);
@@ -136,14 +179,7 @@ impl BatchNorm3d {
             self.running_var.set(&rv)?;
             return Ok(y);
         }
-        let mean = self.running_mean.as_tensor().to_vec1::<f32>()?;
-        let invstd = self
-            .running_var
-            .as_tensor()
-            .to_vec1::<f32>()?
-            .iter()
-            .map(|&v| (1.0 / (f64::from(v) + BN_EPS).sqrt()) as f32)
-            .collect();
+        let (mean, invstd) = self.running_stats()?;
         x.contiguous()?.apply_op3(
             &self.weight.contiguous()?,
             &self.bias.contiguous()?,
@@ -472,6 +508,49 @@ mod tests {
                 assert!(moved > 1e-3, "running mean not updated");
             }
         }
+    }
+
+    /// Inference-mode batch norm and PReLU fused into one pass give the two
+    /// layers' output bit for bit, with one slope and one per channel.
+    #[test]
+    fn fused_eval_batch_norm_prelu_equals_the_two_layers() {
+        let dev = Device::Cpu;
+        let x = seeded(&[2, 3, 4, 5, 17], 3);
+        let map = candle_nn::VarMap::new();
+        let bn = BatchNorm3d::new(3, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+        for (name, v) in map.data().lock().unwrap().iter() {
+            let t = seeded(&[3], name.len() as u64 + 20);
+            v.set(&if name.contains("var") {
+                (t.abs().unwrap() + 0.5).unwrap()
+            } else {
+                t
+            })
+            .unwrap();
+        }
+        for slopes in [vec![0.25f32], vec![0.1, -0.3, 0.7]] {
+            let prelu = PReLU {
+                weight: Tensor::new(slopes.as_slice(), &dev).unwrap(),
+            };
+            let want = prelu
+                .forward_t(&bn.forward_t(&x, false).unwrap(), false)
+                .unwrap();
+            let got = bn
+                .forward_eval_prelu(&x, &prelu)
+                .unwrap()
+                .expect("fused on the CPU");
+            let (want, got) = (
+                want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert!(want.iter().any(|v| *v < 0.0) && want.iter().any(|v| *v > 0.0));
+            assert_eq!(want, got);
+        }
+        // Not fused for other types.
+        let half = x.to_dtype(DType::BF16).unwrap();
+        let prelu = PReLU {
+            weight: Tensor::new(&[0.25f32], &dev).unwrap(),
+        };
+        assert!(bn.forward_eval_prelu(&half, &prelu).unwrap().is_none());
     }
 
     /// The fused instance norm and PReLU against their composed

@@ -172,6 +172,14 @@ impl Adn {
 
 impl ModuleT for Adn {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        if let (false, Some(NormLayer::Batch(n)), ActLayer::Prelu(a)) =
+            (train, &self.norm, &self.act)
+        {
+            // Dropout is the identity at inference.
+            if let Some(y) = n.forward_eval_prelu(x, a)? {
+                return Ok(y);
+            }
+        }
         let mut x = match &self.norm {
             Some(NormLayer::Batch(n)) => n.forward_t(x, train)?,
             Some(NormLayer::Instance(n)) => n.forward_t(x, train)?,
