@@ -91,6 +91,57 @@ fn dot_sums_avx512(a: &[f32], b: &[f32]) -> (f64, f64) {
     (sa.iter().sum(), pa.iter().sum())
 }
 
+/// `Σ g·x` over the elements with `x ≤ 0` (the PReLU slope's gradient),
+/// in 8 f64 lanes (element `i` in lane `i mod 8`) summed at the end; as
+/// one AVX-512 vector where the CPU has it, with the same result.
+fn neg_dot_sum(g: &[f32], x: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F, the only feature the function
+        // is compiled for (checked just above).
+        #[allow(unsafe_code)]
+        return unsafe { neg_dot_sum_avx512(g, x) };
+    }
+    neg_dot_sum_lanes(g, x, 0, [0.0; 8])
+}
+
+/// The loop of [`neg_dot_sum`] from element `from`, into lanes `s`.
+fn neg_dot_sum_lanes(g: &[f32], x: &[f32], from: usize, mut s: [f64; 8]) -> f64 {
+    for (i, (g, x)) in g.iter().zip(x).enumerate().skip(from) {
+        if *x <= 0.0 {
+            s[i % 8] += f64::from(*g) * f64::from(*x);
+        }
+    }
+    s.iter().sum()
+}
+
+/// [`neg_dot_sum_lanes`] with its 8 lanes in one AVX-512 register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(unsafe_code)]
+fn neg_dot_sum_avx512(g: &[f32], x: &[f32]) -> f64 {
+    use std::arch::x86_64::*;
+    let n = g.len().min(x.len()) / 8 * 8;
+    let mut s = [0f64; 8];
+    // SAFETY: AVX-512F is enabled for this function (callers check the
+    // CPU); every load reads 8 floats at `i + 8 ≤ n ≤` both lengths, and
+    // the store writes 8 doubles into an 8-element array.
+    unsafe {
+        let mut acc = _mm512_setzero_pd();
+        let mut i = 0;
+        while i < n {
+            let xv = _mm512_cvtps_pd(_mm256_loadu_ps(x.as_ptr().add(i)));
+            let gv = _mm512_cvtps_pd(_mm256_loadu_ps(g.as_ptr().add(i)));
+            let neg = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(xv, _mm512_setzero_pd());
+            acc = _mm512_mask_add_pd(acc, neg, acc, _mm512_mul_pd(gv, xv));
+            i += 8;
+        }
+        _mm512_storeu_pd(s.as_mut_ptr(), acc);
+    }
+    // `n` is a multiple of 8, so the tail's lanes continue as the loop's.
+    neg_dot_sum_lanes(g, x, n, s)
+}
+
 /// The loop of [`dot_sums`]: 8 independent f64 lanes, summed at the end.
 fn dot_sums_lanes(a: &[f32], b: &[f32]) -> (f64, f64) {
     let (mut s, mut p) = ([0f64; 8], [0f64; 8]);
@@ -685,15 +736,7 @@ impl CustomOp3 for PReluBackward {
             let sums: Vec<f64> = gy
                 .par_chunks(m)
                 .zip(x.par_chunks(m))
-                .map(|(gy, x)| {
-                    let mut s = [0f64; 8];
-                    for (i, (g, x)) in gy.iter().zip(x).enumerate() {
-                        if *x <= 0.0 {
-                            s[i % 8] += f64::from(*g) * f64::from(*x);
-                        }
-                    }
-                    s.iter().sum()
-                })
+                .map(|(gy, x)| neg_dot_sum(gy, x))
                 .collect();
             let mut out = vec![0f64; a_raw.len()];
             for (p, s) in sums.iter().enumerate() {
@@ -730,6 +773,12 @@ mod tests {
             #[allow(unsafe_code)]
             // SAFETY: the CPU has AVX-512F (checked just above).
             let got = unsafe { dot_sums_avx512(&a, &b) };
+            assert_eq!(got, want);
+            let want = neg_dot_sum_lanes(&b, &a, 0, [0.0; 8]);
+            assert_ne!(want, 0.0);
+            // SAFETY: as above.
+            #[allow(unsafe_code)]
+            let got = unsafe { neg_dot_sum_avx512(&b, &a) };
             assert_eq!(got, want);
         } else {
             eprintln!("SKIPPED: no AVX-512F here; the vector dot sums are not tested");
