@@ -544,7 +544,7 @@ impl CustomOp3 for NormBackward {
             .sums
             .get_or_init(|| self.group_sums(n, c, |p| dot_sums(&gy[span(p)], &x[span(p)])));
         match self.part {
-            Part::Affine => Ok((CpuStorage::F32(self.affine(&sums, c)), Shape::from(2 * c))),
+            Part::Affine => Ok((CpuStorage::F32(self.affine(sums, c)), Shape::from(2 * c))),
             Part::Input => {
                 let count = (groups_len(n, self.op.per_sample) * m).max(1) as f32;
                 let batch_stats = self.op.batch_stats;
