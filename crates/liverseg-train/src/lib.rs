@@ -6,6 +6,7 @@
 //! decision validation shares with prediction, model cards, the tensor
 //! bridge, devices).
 
+mod adam_cpu;
 pub mod config;
 pub mod data;
 pub mod distributed;

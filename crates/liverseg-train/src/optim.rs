@@ -252,6 +252,43 @@ fn adam_update(
     amsgrad: bool,
     t: i32,
 ) -> Result<Tensor> {
+    let bc1 = 1.0 - b1.powi(t);
+    let bc2 = 1.0 - b2.powi(t);
+    let fused = crate::adam_cpu::AdamStep {
+        b1,
+        b2,
+        eps,
+        bc1,
+        bc2,
+        lr,
+        amsgrad,
+    };
+    let state = (slot.m.as_ref(), slot.v.as_ref(), slot.vmax.as_ref());
+    if let Some((p, m, v, vmax)) =
+        crate::adam_cpu::adam_step(p, g, state.0, state.1, state.2, fused)?
+    {
+        slot.m = Some(m);
+        slot.v = Some(v);
+        if vmax.is_some() {
+            slot.vmax = vmax;
+        }
+        return Ok(p);
+    }
+    adam_update_composed(p, g, slot, lr, (b1, b2), eps, amsgrad, t)
+}
+
+/// [`adam_update`] with candle's element-wise ops (any device and type).
+#[allow(clippy::too_many_arguments)]
+fn adam_update_composed(
+    p: &Tensor,
+    g: &Tensor,
+    slot: &mut Slot,
+    lr: f64,
+    (b1, b2): (f64, f64),
+    eps: f64,
+    amsgrad: bool,
+    t: i32,
+) -> Result<Tensor> {
     let m = match &slot.m {
         None => (g * (1.0 - b1))?,
         Some(m) => ((m * b1)? + (g * (1.0 - b1))?)?,
@@ -389,6 +426,77 @@ mod tests {
         [0.812_275_8, -1.972_344_8],
         [0.895_369_8, -2.277_336_8],
     ];
+
+    /// The one-pass CPU update is candle's composed ops bit for bit, moments
+    /// included, with and without AMSGrad, over blocks of the parameter.
+    #[test]
+    fn fused_adam_equals_the_composed_ops() {
+        let n = 70_001;
+        let wave = |k: f32| -> Vec<f32> {
+            (0..n)
+                .map(|i| {
+                    let x = ((i as f32) * k).sin();
+                    if i % 97 == 0 { 0.0 } else { x }
+                })
+                .collect()
+        };
+        let t = |v: Vec<f32>| Tensor::from_vec(v, n, &Device::Cpu).unwrap();
+        for amsgrad in [false, true] {
+            // The fused pass does take these tensors.
+            let k = crate::adam_cpu::AdamStep {
+                b1: 0.9,
+                b2: 0.999,
+                eps: 1e-8,
+                bc1: 0.1,
+                bc2: 0.001,
+                lr: 1e-3,
+                amsgrad,
+            };
+            let p = t(wave(0.3));
+            assert!(
+                crate::adam_cpu::adam_step(&p, &p, None, None, None, k)
+                    .unwrap()
+                    .is_some()
+            );
+            let (mut fused, mut composed) = (Slot::default(), Slot::default());
+            let (mut pf, mut pc) = (t(wave(0.3)), t(wave(0.3)));
+            for step in 1..=3 {
+                let g = t(wave(0.7 + step as f32));
+                let args = (1e-3, (0.9, 0.999), 1e-8, amsgrad, step);
+                pf = adam_update(&pf, &g, &mut fused, args.0, args.1, args.2, args.3, args.4)
+                    .unwrap();
+                pc = adam_update_composed(
+                    &pc,
+                    &g,
+                    &mut composed,
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                )
+                .unwrap();
+                let bits = |t: &Tensor| -> Vec<u32> {
+                    t.to_vec1::<f32>()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect()
+                };
+                assert_eq!(bits(&pf), bits(&pc), "p, step {step}, amsgrad {amsgrad}");
+                for (a, b) in [
+                    (&fused.m, &composed.m),
+                    (&fused.v, &composed.v),
+                    (&fused.vmax, &composed.vmax),
+                ] {
+                    assert_eq!(a.is_some(), b.is_some());
+                    if let (Some(a), Some(b)) = (a, b) {
+                        assert_eq!(bits(a), bits(b), "state, step {step}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn state_round_trips() {
