@@ -183,3 +183,57 @@ fn conv_transpose_doubles_the_grid() {
     assert_eq!(v(1), 8.0);
     assert_eq!(v(2), 1.0);
 }
+
+/// A gradient nothing reads is not computed: with the input a plain
+/// tensor (the network's input) only the weight and bias get gradients,
+/// the same as when the input is a variable too; likewise with a frozen
+/// weight, for the plain and the transposed convolution.
+#[test]
+fn gradients_of_untracked_operands_are_skipped() {
+    let dev = Device::Cpu;
+    let (xs, ws) = ([1, 2, 5, 6, 17], [3, 2, 3, 3, 3]);
+    let g = ConvGeom::cubic(3, 2, 1, 1);
+    for transposed in [false, true] {
+        let ws = if transposed { [2, 3, 3, 3, 3] } else { ws };
+        let make = |x: &Tensor, w: &Tensor| -> Tensor {
+            let y = if transposed {
+                let cfg = ConvTranspose3dConfig {
+                    geom: g,
+                    output_padding: [1, 1, 1],
+                    bias: false,
+                };
+                ConvTranspose3d::from_tensors(w.clone(), None, cfg)
+                    .unwrap()
+                    .forward(x)
+            } else {
+                Conv3d::from_tensors(w.clone(), None, g).unwrap().forward(x)
+            };
+            y.unwrap().sqr().unwrap().sum_all().unwrap()
+        };
+        let xv = Var::from_vec(seeded(&xs, 1), &xs, &dev).unwrap();
+        let wv = Var::from_vec(seeded(&ws, 2), &ws, &dev).unwrap();
+        let both = make(xv.as_tensor(), wv.as_tensor()).backward().unwrap();
+        let plain_x = Tensor::from_vec(seeded(&xs, 1), &xs, &dev).unwrap();
+        let only_w = make(&plain_x, wv.as_tensor()).backward().unwrap();
+        assert!(only_w.get(&plain_x).is_none(), "transposed {transposed}");
+        let (a, b) = (
+            only_w.get(wv.as_tensor()).unwrap(),
+            both.get(wv.as_tensor()).unwrap(),
+        );
+        assert_eq!(
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        let frozen = Tensor::from_vec(seeded(&ws, 2), &ws, &dev).unwrap();
+        let only_x = make(xv.as_tensor(), &frozen).backward().unwrap();
+        assert!(only_x.get(&frozen).is_none());
+        let (a, b) = (
+            only_x.get(xv.as_tensor()).unwrap(),
+            both.get(xv.as_tensor()).unwrap(),
+        );
+        assert_eq!(
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+    }
+}

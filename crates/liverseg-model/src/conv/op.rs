@@ -295,23 +295,29 @@ impl CustomOp2 for ConvOp {
                 // arg1 = x (N, cin, din), arg2 = w (cout, cin, k).
                 let (_, _, d, h, w) = arg1.dims5()?;
                 let (cout, cin, ..) = arg2.dims5()?;
-                let gx = grad.apply_op2_no_bwd(
-                    arg2,
-                    &ConvOp {
-                        geom: g,
-                        kind: Kind::BackwardInput { din: [d, h, w] },
-                        transposed: false,
-                    },
-                )?;
-                let gw = arg1.apply_op2_no_bwd(
-                    &grad,
-                    &ConvOp {
-                        geom: g,
-                        kind: Kind::BackwardWeight { cout, cin },
-                        transposed: false,
-                    },
-                )?;
-                Ok((Some(gx), Some(gw)))
+                // A gradient nothing will read (the network's input, a
+                // frozen weight) is not computed.
+                let gx = needed(arg1, || {
+                    grad.apply_op2_no_bwd(
+                        arg2,
+                        &ConvOp {
+                            geom: g,
+                            kind: Kind::BackwardInput { din: [d, h, w] },
+                            transposed: false,
+                        },
+                    )
+                })?;
+                let gw = needed(arg2, || {
+                    arg1.apply_op2_no_bwd(
+                        &grad,
+                        &ConvOp {
+                            geom: g,
+                            kind: Kind::BackwardWeight { cout, cin },
+                            transposed: false,
+                        },
+                    )
+                })?;
+                Ok((gx, gw))
             }
             (Kind::BackwardInput { .. }, true) => {
                 // Transposed convolution: arg1 = x on the small grid
@@ -320,22 +326,35 @@ impl CustomOp2 for ConvOp {
                 // convolution of the output gradient; the weight gradient is
                 // that of a convolution from the big grid to the small one.
                 let (c_small, c_big, ..) = arg2.dims5()?;
-                let gx = grad.apply_op2_no_bwd(arg2, &ConvOp::conv(g))?;
-                let gw = grad.apply_op2_no_bwd(
-                    arg1,
-                    &ConvOp {
-                        geom: g,
-                        kind: Kind::BackwardWeight {
-                            cout: c_small,
-                            cin: c_big,
+                let gx = needed(arg1, || grad.apply_op2_no_bwd(arg2, &ConvOp::conv(g)))?;
+                let gw = needed(arg2, || {
+                    grad.apply_op2_no_bwd(
+                        arg1,
+                        &ConvOp {
+                            geom: g,
+                            kind: Kind::BackwardWeight {
+                                cout: c_small,
+                                cin: c_big,
+                            },
+                            transposed: false,
                         },
-                        transposed: false,
-                    },
-                )?;
-                Ok((Some(gx), Some(gw)))
+                    )
+                })?;
+                Ok((gx, gw))
             }
             _ => Err(candle_core::Error::BackwardNotSupported { op: self.name() }),
         }
+    }
+}
+
+/// `f()`, the gradient of `arg`, where candle's backward pass will use it:
+/// `arg` is a variable or the result of an op (`track_op`); candle drops
+/// the gradients of other operands unread.
+fn needed(arg: &Tensor, f: impl FnOnce() -> Result<Tensor>) -> Result<Option<Tensor>> {
+    if arg.track_op() {
+        f().map(Some)
+    } else {
+        Ok(None)
     }
 }
 
