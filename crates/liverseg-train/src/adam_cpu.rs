@@ -31,6 +31,21 @@ pub(crate) struct AdamStep {
     pub(crate) amsgrad: bool,
 }
 
+impl AdamStep {
+    /// Step `t` (from 1) with learning rate `lr`.
+    pub(crate) fn new(lr: f64, (b1, b2): (f64, f64), eps: f64, amsgrad: bool, t: i32) -> Self {
+        AdamStep {
+            b1,
+            b2,
+            eps,
+            bc1: 1.0 - b1.powi(t),
+            bc2: 1.0 - b2.powi(t),
+            lr,
+            amsgrad,
+        }
+    }
+}
+
 /// A parameter after one step, with its new first and second moments and
 /// AMSGrad's maximum.
 pub(crate) type Stepped = (Tensor, Tensor, Tensor, Option<Tensor>);

@@ -13,6 +13,7 @@ use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::adam_cpu::AdamStep;
 use crate::config::{OptimizerConfig, ScheduleConfig};
 use crate::{Error, Result};
 
@@ -157,7 +158,7 @@ impl Optimizer {
                     } else {
                         g.clone()
                     };
-                    adam_update(p, &g, slot, lr, betas, eps, amsgrad, t)?
+                    adam_update(p, &g, slot, AdamStep::new(lr, betas, eps, amsgrad, t))?
                 }
                 OptimizerConfig::AdamW {
                     weight_decay,
@@ -166,7 +167,7 @@ impl Optimizer {
                     ..
                 } => {
                     let decayed = (p * (1.0 - lr * weight_decay))?;
-                    adam_update(&decayed, g, slot, lr, betas, eps, false, t)?
+                    adam_update(&decayed, g, slot, AdamStep::new(lr, betas, eps, false, t))?
                 }
                 OptimizerConfig::Sgd {
                     momentum,
@@ -240,33 +241,11 @@ impl Optimizer {
     }
 }
 
-/// PyTorch's Adam step for one parameter (without weight decay).
-#[allow(clippy::too_many_arguments)]
-fn adam_update(
-    p: &Tensor,
-    g: &Tensor,
-    slot: &mut Slot,
-    lr: f64,
-    (b1, b2): (f64, f64),
-    eps: f64,
-    amsgrad: bool,
-    t: i32,
-) -> Result<Tensor> {
-    let bc1 = 1.0 - b1.powi(t);
-    let bc2 = 1.0 - b2.powi(t);
-    let fused = crate::adam_cpu::AdamStep {
-        b1,
-        b2,
-        eps,
-        bc1,
-        bc2,
-        lr,
-        amsgrad,
-    };
+/// PyTorch's Adam step for one parameter (without weight decay): one
+/// pass on the CPU where it applies, candle's ops elsewhere.
+fn adam_update(p: &Tensor, g: &Tensor, slot: &mut Slot, k: AdamStep) -> Result<Tensor> {
     let state = (slot.m.as_ref(), slot.v.as_ref(), slot.vmax.as_ref());
-    if let Some((p, m, v, vmax)) =
-        crate::adam_cpu::adam_step(p, g, state.0, state.1, state.2, fused)?
-    {
+    if let Some((p, m, v, vmax)) = crate::adam_cpu::adam_step(p, g, state.0, state.1, state.2, k)? {
         slot.m = Some(m);
         slot.v = Some(v);
         if vmax.is_some() {
@@ -274,21 +253,20 @@ fn adam_update(
         }
         return Ok(p);
     }
-    adam_update_composed(p, g, slot, lr, (b1, b2), eps, amsgrad, t)
+    adam_update_composed(p, g, slot, k)
 }
 
 /// [`adam_update`] with candle's element-wise ops (any device and type).
-#[allow(clippy::too_many_arguments)]
-fn adam_update_composed(
-    p: &Tensor,
-    g: &Tensor,
-    slot: &mut Slot,
-    lr: f64,
-    (b1, b2): (f64, f64),
-    eps: f64,
-    amsgrad: bool,
-    t: i32,
-) -> Result<Tensor> {
+fn adam_update_composed(p: &Tensor, g: &Tensor, slot: &mut Slot, k: AdamStep) -> Result<Tensor> {
+    let AdamStep {
+        b1,
+        b2,
+        eps,
+        bc1,
+        bc2,
+        lr,
+        amsgrad,
+    } = k;
     let m = match &slot.m {
         None => (g * (1.0 - b1))?,
         Some(m) => ((m * b1)? + (g * (1.0 - b1))?)?,
@@ -298,8 +276,6 @@ fn adam_update_composed(
         None => (g2 * (1.0 - b2))?,
         Some(v) => ((v * b2)? + (g2 * (1.0 - b2))?)?,
     };
-    let bc1 = 1.0 - b1.powi(t);
-    let bc2 = 1.0 - b2.powi(t);
     let second = if amsgrad {
         let vmax = match &slot.vmax {
             None => v.clone(),
@@ -443,15 +419,7 @@ mod tests {
         let t = |v: Vec<f32>| Tensor::from_vec(v, n, &Device::Cpu).unwrap();
         for amsgrad in [false, true] {
             // The fused pass does take these tensors.
-            let k = crate::adam_cpu::AdamStep {
-                b1: 0.9,
-                b2: 0.999,
-                eps: 1e-8,
-                bc1: 0.1,
-                bc2: 0.001,
-                lr: 1e-3,
-                amsgrad,
-            };
+            let k = AdamStep::new(1e-3, (0.9, 0.999), 1e-8, amsgrad, 1);
             let p = t(wave(0.3));
             assert!(
                 crate::adam_cpu::adam_step(&p, &p, None, None, None, k)
@@ -462,20 +430,9 @@ mod tests {
             let (mut pf, mut pc) = (t(wave(0.3)), t(wave(0.3)));
             for step in 1..=3 {
                 let g = t(wave(0.7 + step as f32));
-                let args = (1e-3, (0.9, 0.999), 1e-8, amsgrad, step);
-                pf = adam_update(&pf, &g, &mut fused, args.0, args.1, args.2, args.3, args.4)
-                    .unwrap();
-                pc = adam_update_composed(
-                    &pc,
-                    &g,
-                    &mut composed,
-                    args.0,
-                    args.1,
-                    args.2,
-                    args.3,
-                    args.4,
-                )
-                .unwrap();
+                let k = AdamStep::new(1e-3, (0.9, 0.999), 1e-8, amsgrad, step);
+                pf = adam_update(&pf, &g, &mut fused, k).unwrap();
+                pc = adam_update_composed(&pc, &g, &mut composed, k).unwrap();
                 let bits = |t: &Tensor| -> Vec<u32> {
                     t.to_vec1::<f32>()
                         .unwrap()
