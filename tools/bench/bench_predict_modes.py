@@ -79,21 +79,22 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         weights = os.path.join(tmp, "unet.pth")
         write_weights(weights)
+        # Each binary imports the weights itself, so each model file holds
+        # that build's definition of the preset.
         models = {}
-        for p in presets:
-            models[p] = os.path.join(tmp, f"{p}.safetensors")
-            cmd = [args.liverseg, "import-monai", weights, "--out", models[p]]
-            if p != "seed":
-                cmd += ["--preset", p]
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        for name, binary in binaries.items():
+            for p in presets:
+                models[name, p] = os.path.join(tmp, f"{name}-{p}.safetensors")
+                cmd = [binary, "import-monai", weights, "--out", models[name, p]]
+                if p != "seed":
+                    cmd += ["--preset", p]
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         for ct in args.ct:
             for p in presets:
                 for rep in range(args.reps):
                     for name, binary in binaries.items():
-                        if name == "baseline" and p != "seed":
-                            continue  # older builds know only the seed preset here
                         out = os.path.join(tmp, "mask.nii.gz")
-                        cmd = [binary, "predict", "--model", models[p], "--input", ct, "--output", out,
+                        cmd = [binary, "predict", "--model", models[name, p], "--input", ct, "--output", out,
                                "--force", "--json"]
                         if p == "fast":
                             cmd.append("--fast")

@@ -738,4 +738,10 @@ fn bad_node_settings_exit_2_naming_the_file_and_the_setting() {
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("0 series: none"));
     assert!(!tmp.path().join("spool").exists());
+    // --json only changes --status's output; alone it is a usage error,
+    // not a node started with the flag ignored.
+    let o = liverseg(&["serve", "--config", s(&cfg), "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--status"));
+    assert!(!tmp.path().join("spool").exists());
 }

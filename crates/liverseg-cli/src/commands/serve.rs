@@ -21,7 +21,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub status: bool,
     /// With --status: one JSON object per series.
-    #[arg(long)]
+    #[arg(long, requires = "status")]
     pub json: bool,
 }
 
