@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 pub(crate) enum Family {
     /// Column tiles fed to `gemm` (any geometry, any CPU).
     Columns,
-    /// The register-blocked direct kernels of `direct.rs` (stride 1,
+    /// The register-blocked direct kernels of `direct/` (stride 1,
     /// AVX-512).
     Direct,
 }

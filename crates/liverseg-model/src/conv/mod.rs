@@ -2,7 +2,7 @@
 //!
 //! candle has no 3-D convolution. On the CPU these layers run either
 //! register-blocked direct kernels on padded, phase-split grids (AVX-512,
-//! `direct.rs`) or tiled column matrices fed to `gemm` (`kernels.rs`
+//! `direct/`) or tiled column matrices fed to `gemm` (`kernels.rs`
 //! chooses per call); the backward passes use the same kernels. On other
 //! devices 1 × 1 × 1 convolutions and transposed convolutions whose kernel
 //! equals their stride are matrix products (`matmul.rs`); the others run
