@@ -84,11 +84,7 @@ fn dot_sums_avx512(a: &[f32], b: &[f32]) -> (f64, f64) {
         _mm512_storeu_pd(sa.as_mut_ptr(), s);
         _mm512_storeu_pd(pa.as_mut_ptr(), p);
     }
-    for (x, y) in a[n..].iter().zip(&b[n..]) {
-        sa[0] += f64::from(*x);
-        pa[0] += f64::from(*x) * f64::from(*y);
-    }
-    (sa.iter().sum(), pa.iter().sum())
+    dot_sums_finish(&a[n..], &b[n..], sa, pa)
 }
 
 /// `Σ g·x` over the elements with `x ≤ 0` (the PReLU slope's gradient),
@@ -153,7 +149,13 @@ fn dot_sums_lanes(a: &[f32], b: &[f32]) -> (f64, f64) {
             p[i] += f64::from(x[i]) * f64::from(y[i]);
         }
     }
-    for (x, y) in ra.iter().zip(rb) {
+    dot_sums_finish(ra, rb, s, p)
+}
+
+/// The end of [`dot_sums`] in either form: the elements after the last
+/// whole 8 added to lane 0, then the lanes summed in order.
+fn dot_sums_finish(a: &[f32], b: &[f32], mut s: [f64; 8], mut p: [f64; 8]) -> (f64, f64) {
+    for (x, y) in a.iter().zip(b) {
         s[0] += f64::from(*x);
         p[0] += f64::from(*x) * f64::from(*y);
     }
@@ -328,6 +330,24 @@ impl NormOp {
     fn group(&self, plane: usize, c: usize) -> usize {
         if self.per_sample { plane } else { plane % c }
     }
+
+    /// Fails unless `γ` and `β` have `c` entries and the statistics one
+    /// per group of an `(n, c, …)` input.
+    fn check_params(&self, n: usize, c: usize, gamma: &[f32], beta: &[f32]) -> Result<()> {
+        let groups = if self.per_sample { n * c } else { c };
+        if gamma.len() != c || beta.len() != c || self.mean.len() != groups {
+            candle_core::bail!("norm: {c} channels but parameters of another size");
+        }
+        Ok(())
+    }
+
+    /// `(scale, shift)` of plane `p` (of `c` channels): the forward pass is
+    /// `y = x·scale + shift` there.
+    fn plane_affine(&self, p: usize, c: usize, gamma: &[f32], beta: &[f32]) -> (f32, f32) {
+        let (ch, g) = (p % c, self.group(p, c));
+        let scale = self.invstd[g] * gamma[ch];
+        (scale, beta[ch] - self.mean[g] * scale)
+    }
 }
 
 impl CustomOp3 for NormOp {
@@ -349,14 +369,9 @@ impl CustomOp3 for NormOp {
         let gamma = f32_data(name, s2, l2)?;
         let beta = f32_data(name, s3, l3)?;
         let (n, c, m) = ncm(name, l1)?;
-        let groups = if self.per_sample { n * c } else { c };
-        if gamma.len() != c || beta.len() != c || self.mean.len() != groups {
-            candle_core::bail!("{name}: {c} channels but parameters of another size");
-        }
+        self.check_params(n, c, gamma, beta)?;
         let y = buffers::map_planes(x, m, |p, x| {
-            let (ch, g) = (p % c, self.group(p, c));
-            let scale = self.invstd[g] * gamma[ch];
-            let shift = beta[ch] - self.mean[g] * scale;
+            let (scale, shift) = self.plane_affine(p, c, gamma, beta);
             x.iter().map(move |x| x * scale + shift)
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -375,17 +390,10 @@ impl CustomOp3 for NormOp {
         let name = self.name();
         let (gamma, beta) = (download(s2, l2, name)?, download(s3, l3, name)?);
         let (n, c, m) = ncm(name, l1)?;
-        let groups = if self.per_sample { n * c } else { c };
-        if gamma.len() != c || beta.len() != c || self.mean.len() != groups {
-            candle_core::bail!("{name}: {c} channels but parameters of another size");
-        }
-        let (mut scale, mut shift) = (Vec::with_capacity(n * c), Vec::with_capacity(n * c));
-        for p in 0..n * c {
-            let (ch, g) = (p % c, self.group(p, c));
-            let k = self.invstd[g] * gamma[ch];
-            scale.push(k);
-            shift.push(beta[ch] - self.mean[g] * k);
-        }
+        self.check_params(n, c, &gamma, &beta)?;
+        let (scale, shift): (Vec<f32>, Vec<f32>) = (0..n * c)
+            .map(|p| self.plane_affine(p, c, &gamma, &beta))
+            .unzip();
         let zero = vec![0f32; n * c];
         let y = fused_cuda::plane_affine((s1, l1), (s1, l1), [&scale, &zero, &shift], m)?;
         Ok((y, l1.shape().clone()))
@@ -577,10 +585,11 @@ impl CustomOp3 for NormBackward {
 /// no gradient (candle reports one asked for as unsupported).
 #[derive(Clone, Debug)]
 pub(crate) struct AffinePreluOp {
-    /// Per channel.
-    pub(crate) scale: Vec<f32>,
-    /// Per channel.
-    pub(crate) shift: Vec<f32>,
+    /// The normalisation, with running statistics.
+    pub(crate) norm: NormOp,
+    /// `γ` and `β`, per channel.
+    pub(crate) gamma: Vec<f32>,
+    pub(crate) beta: Vec<f32>,
     /// One slope, or one per channel.
     pub(crate) slopes: Vec<f32>,
 }
@@ -592,16 +601,13 @@ impl CustomOp1 for AffinePreluOp {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(self.name(), s1, l1)?;
-        let (_, c, m) = ncm(self.name(), l1)?;
-        if self.scale.len() != c || self.shift.len() != c {
-            candle_core::bail!(
-                "{}: {c} channels but parameters of another size",
-                self.name()
-            );
-        }
+        let (n, c, m) = ncm(self.name(), l1)?;
+        let (gamma, beta) = (&self.gamma, &self.beta);
+        self.norm.check_params(n, c, gamma, beta)?;
         let a = slopes(self.name(), &self.slopes, c)?;
         let y = buffers::map_planes(x, m, |p, x| {
-            let (scale, shift, a) = (self.scale[p % c], self.shift[p % c], a(p % c));
+            let (scale, shift) = self.norm.plane_affine(p, c, gamma, beta);
+            let a = a(p % c);
             x.iter().map(move |x| {
                 let v = x * scale + shift;
                 if v > 0.0 { v } else { a * v }

@@ -111,8 +111,9 @@ impl ModuleT for BatchNorm3d {
 }
 
 impl BatchNorm3d {
-    /// The running mean and `1/√(var + eps)` per channel.
-    fn running_stats(&self) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+    /// The normalisation with the running mean and `1/√(var + eps)` per
+    /// channel (inference).
+    fn running_norm(&self) -> candle_core::Result<NormOp> {
         let mean = self.running_mean.as_tensor().to_vec1::<f32>()?;
         let invstd = self
             .running_var
@@ -121,7 +122,12 @@ impl BatchNorm3d {
             .iter()
             .map(|&v| (1.0 / (f64::from(v) + BN_EPS).sqrt()) as f32)
             .collect();
-        Ok((mean, invstd))
+        Ok(NormOp {
+            per_sample: false,
+            batch_stats: false,
+            mean,
+            invstd,
+        })
     }
 
     /// Inference-mode batch norm then `act` in one pass over `x`, where the
@@ -135,20 +141,10 @@ impl BatchNorm3d {
         if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
             return Ok(None);
         }
-        let (mean, invstd) = self.running_stats()?;
-        let gamma = self.weight.to_vec1::<f32>()?;
-        let beta = self.bias.to_vec1::<f32>()?;
-        // As `NormOp` computes them.
-        let scale: Vec<f32> = invstd.iter().zip(&gamma).map(|(i, g)| i * g).collect();
-        let shift = beta
-            .iter()
-            .zip(&mean)
-            .zip(&scale)
-            .map(|((b, m), k)| b - m * k)
-            .collect();
         let op = crate::fused::AffinePreluOp {
-            scale,
-            shift,
+            norm: self.running_norm()?,
+            gamma: self.weight.to_vec1::<f32>()?,
+            beta: self.bias.to_vec1::<f32>()?,
             slopes: act.weight.to_vec1::<f32>()?,
         };
         Ok(Some(x.contiguous()?.apply_op1(op)?))
@@ -179,16 +175,10 @@ impl BatchNorm3d {
             self.running_var.set(&rv)?;
             return Ok(y);
         }
-        let (mean, invstd) = self.running_stats()?;
         x.contiguous()?.apply_op3(
             &self.weight.contiguous()?,
             &self.bias.contiguous()?,
-            NormOp {
-                per_sample: false,
-                batch_stats: false,
-                mean,
-                invstd,
-            },
+            self.running_norm()?,
         )
     }
 }
