@@ -74,8 +74,8 @@ impl Preset {
     /// int16 CT is resampled straight from its stored values, with no
     /// full-size float copy), cropping to the body (voxels above −500 HU, as
     /// [`fast`](Self::fast): the air around the patient and beside the
-    /// table holds no organ, and on a 512 × 512 CT it is a third of the
-    /// grid the network would otherwise slide over), CT normalisation
+    /// table holds no organ: on the 512 × 512 × 200 bench phantom it takes
+    /// the 1.5 mm grid from 299 × 299 × 170 to 288 × 163 × 170 voxels), CT normalisation
     /// (dataset statistics filled in by training), padding to at least
     /// one 128 × 128 × 64 patch; at training time,
     /// 128 × 128 × 64 patches with one in three centred on foreground
@@ -92,10 +92,7 @@ impl Preset {
                 Step::Orientation {
                     axcodes: "RAS".into(),
                 },
-                Step::CropForeground(CropForegroundOptions {
-                    threshold: -500.0,
-                    ..Default::default()
-                }),
+                body_crop(),
                 Step::CtNormalize { stats: None },
                 Step::SpatialPad {
                     size: [128, 128, 64],
@@ -112,9 +109,9 @@ impl Preset {
     /// (dataset statistics filled in by training), padding to at least one
     /// 96 × 96 × 64 patch (288 × 288 × 192 mm, a whole liver with its
     /// surroundings); at training time, patches of that size with
-    /// [`patch_augmentation`]. On a 512 × 512 × 200 CT the network sees
-    /// about a tenth of the voxels of the 1.5 mm [`patch`](Self::patch)
-    /// path (the bench phantoms' grids are in docs/benchmarks.md).
+    /// [`patch_augmentation`]. On the 512 × 512 × 200 bench phantom the
+    /// network sees 144 × 96 × 85 voxels, a seventh of the 1.5 mm
+    /// [`patch`](Self::patch) path's 288 × 163 × 170.
     ///
     /// Spacing comes before Orientation (the same grid at an isotropic
     /// spacing) so an int16 CT goes straight into the one resampling pass
@@ -131,10 +128,7 @@ impl Preset {
                 Step::Orientation {
                     axcodes: "RAS".into(),
                 },
-                Step::CropForeground(CropForegroundOptions {
-                    threshold: -500.0,
-                    ..Default::default()
-                }),
+                body_crop(),
                 Step::CtNormalize { stats: None },
                 Step::SpatialPad {
                     size: patch,
@@ -267,6 +261,15 @@ impl Preset {
             .map_err(|e| Error::Param(format!("{name}: cannot read the preset: {e}")))?;
         serde_json::from_str(&text).map_err(|e| Error::Param(format!("{name}: not a preset: {e}")))
     }
+}
+
+/// The crop of the `patch` and `fast` presets: the box of the voxels above
+/// −500 HU (the body, without the air around it).
+fn body_crop() -> Step {
+    Step::CropForeground(CropForegroundOptions {
+        threshold: -500.0,
+        ..Default::default()
+    })
 }
 
 /// nnU-Net's default augmentation, in MONAI terms, for patches of `patch`
