@@ -82,9 +82,6 @@ pub(crate) fn adam_step(
         }
     }
     let n = p.elem_count();
-    let c = |x: f64| x as f32;
-    let (b1, b1c, b2, b2c) = (c(k.b1), c(1.0 - k.b1), c(k.b2), c(1.0 - k.b2));
-    let (inv_sqrt_bc2, eps, step) = (c(1.0 / k.bc2.sqrt()), c(k.eps), c(k.lr / k.bc1));
     let (mut pn, mut mn, mut vn) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
     let mut wn = if k.amsgrad { vec![0f32; n] } else { Vec::new() };
     let mut outs: Vec<&mut [f32]> = vec![&mut pn, &mut mn, &mut vn];
@@ -97,15 +94,7 @@ pub(crate) fn adam_step(
         let outs: Vec<&mut [f32]> = blocks.iter_mut().filter_map(|b| b.next()).collect();
         tasks.push((i * BLOCK, outs));
     }
-    let consts = Consts {
-        b1,
-        b1c,
-        b2,
-        b2c,
-        inv_sqrt_bc2,
-        eps,
-        step,
-    };
+    let consts = Consts::new(&k);
     tasks.into_par_iter().for_each(|(at, outs)| {
         let len = outs[0].len();
         let input = |j: usize| &data[j][at..at + len];
@@ -139,7 +128,7 @@ pub(crate) fn adam_step(
     )))
 }
 
-/// Adam's constants rounded to float32.
+/// Adam's constants rounded to float32, as candle's scalar ops round them.
 struct Consts {
     b1: f32,
     b1c: f32,
@@ -148,6 +137,22 @@ struct Consts {
     inv_sqrt_bc2: f32,
     eps: f32,
     step: f32,
+}
+
+impl Consts {
+    fn new(k: &AdamStep) -> Self {
+        let c = |x: f64| x as f32;
+        Consts {
+            b1: c(k.b1),
+            b1c: c(1.0 - k.b1),
+            b2: c(k.b2),
+            b2c: c(1.0 - k.b2),
+            // candle's `t / c` multiplies by `1 / c`.
+            inv_sqrt_bc2: c(1.0 / k.bc2.sqrt()),
+            eps: c(k.eps),
+            step: c(k.lr / k.bc1),
+        }
+    }
 }
 
 /// One block's inputs: parameter, gradient, the previous moments (none on

@@ -298,8 +298,6 @@ impl Spool {
         sync_dir(&dir);
         if !known {
             self.held.fetch_add(bytes, Ordering::Relaxed);
-        }
-        if !known {
             s.instances += 1;
             s.bytes += bytes;
             if matches!(s.stage, Stage::Done | Stage::Failed) {
