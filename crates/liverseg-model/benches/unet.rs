@@ -32,128 +32,15 @@ use liverseg_model::{
     sliding_window_inference,
 };
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Instant;
 
 #[path = "common/alloc.rs"]
 mod alloc;
+#[path = "common/harness.rs"]
+mod harness;
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.to_string())
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// The folder above `crates/liverseg-model`.
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .nth(2)
-        .unwrap_or(manifest)
-        .to_path_buf()
-}
-
-/// The Python that runs the PyTorch side: `LIVERSEG_BENCH_PYTHON` (a path
-/// with a `/` taken from the workspace root when relative: `cargo bench`
-/// runs this binary in the crate's folder), `python3` when unset, none when
-/// set empty.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("LIVERSEG_BENCH_PYTHON") {
-        Some(p) if p.is_empty() => None,
-        Some(p) if Path::new(&p).is_relative() && Path::new(&p).components().count() > 1 => {
-            Some(workspace_root().join(p))
-        }
-        Some(p) => Some(p.into()),
-        None => Some("python3".into()),
-    }
-}
-
-/// Runs `tools/bench/{script}` with `args` (and `--reps`, `--threads`) and
-/// returns its `@@RESULT@@`; `None` (having said why) when it did not
-/// measure. `side` names the reference in messages.
-fn run_reference(
-    python: &Path,
-    script: &str,
-    args: &[&str],
-    reps: usize,
-    side: &str,
-) -> Option<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tools/bench")
-        .join(script);
-    let out = Command::new(python)
-        .arg(&script)
-        .args(args)
-        .args(["--reps", &reps.to_string()])
-        .args(["--threads", &rayon::current_num_threads().to_string()])
-        .output();
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!(
-                "{side} side SKIPPED: cannot run `{}` ({e}); set LIVERSEG_BENCH_PYTHON to a Python with its packages",
-                python.display()
-            );
-            return None;
-        }
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("@@RESULT@@"));
-    let v: Value = match result.map(serde_json::from_str::<Value>) {
-        Some(Ok(v)) if out.status.success() => v,
-        _ => {
-            eprintln!(
-                "{side} side failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
-    };
-    if let Some(why) = v.get("skipped") {
-        eprintln!("{side} side SKIPPED: {}", why.as_str().unwrap_or_default());
-        return None;
-    }
-    Some(v)
-}
-
-/// The record of one case.
-fn record(name: &str, times: &[f64], gflop: f64, extra: Value) -> Value {
-    let m = median(times.to_vec());
-    let mut v = json!({
-        "name": name,
-        "median_s": m,
-        "min_s": times.iter().copied().fold(f64::INFINITY, f64::min),
-        "gflops": gflop / m,
-        "all_s": times,
-        "peak_rss_mib": peak_rss_mib(),
-        "threads": rayon::current_num_threads(),
-    });
-    if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
-        v.extend(extra);
-    }
-    v
-}
+use harness::{python, record, run_reference};
 
 /// Exports the network to ONNX (`liverseg export-onnx`'s exporter) and
 /// times ONNX Runtime's CPU forward on the same window beside liverseg's
