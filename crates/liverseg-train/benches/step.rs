@@ -54,11 +54,16 @@ const PLAIN_GFLOP: f64 = 2860.0;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// The network's outputs (full resolution first).
+type Forward = Box<dyn Fn(&Tensor) -> candle_core::Result<Vec<Tensor>>>;
+/// The loss of the outputs against a label.
+type Loss = Box<dyn Fn(&[Tensor], &Tensor) -> liverseg_model::Result<Tensor>>;
+
 /// A network under training, its loss and its optimiser: `step` is one
 /// update.
 struct Case {
-    forward: Box<dyn Fn(&Tensor) -> candle_core::Result<Vec<Tensor>>>,
-    loss: Box<dyn Fn(&[Tensor], &Tensor) -> liverseg_model::Result<Tensor>>,
+    forward: Forward,
+    loss: Loss,
     opt: Optimizer,
     lr: f64,
     x: Tensor,
