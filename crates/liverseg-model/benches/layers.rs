@@ -1,5 +1,6 @@
 //! Per-layer CPU timing of the tutorial UNet's convolutions and
-//! normalisation blocks at their real shapes (input 128×128×64), forward and
+//! normalisation blocks at their real shapes (input 128×128×64), and of the
+//! top stages of nnU-Net's plain U-Net at a 128³ patch, forward and
 //! backward, with achieved GFLOP/s. `cargo bench -p liverseg-model --bench
 //! layers`; `LIVERSEG_BENCH_REPS` (default 5), `LIVERSEG_BENCH_ONLY` (a
 //! substring of the layer names to run, such as `T 32→2`).
@@ -49,13 +50,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (64, 16, [32, 32, 16], 2, 3, true),
         (32, 2, [64, 64, 32], 2, 3, true),
         (2, 2, [128, 128, 64], 1, 3, false),
+        // The plain U-Net's top stages at a 128³ patch.
+        (1, 32, [128, 128, 128], 1, 3, false),
+        (32, 32, [128, 128, 128], 1, 3, false),
+        (32, 64, [128, 128, 128], 2, 3, false),
+        (64, 64, [64, 64, 64], 1, 3, false),
+        (64, 128, [64, 64, 64], 2, 3, false),
+        (128, 128, [32, 32, 32], 1, 3, false),
+        (128, 64, [32, 32, 32], 2, 2, true),
+        (128, 64, [64, 64, 64], 1, 3, false),
+        (64, 32, [64, 64, 64], 2, 2, true),
+        (64, 32, [128, 128, 128], 1, 3, false),
+        (32, 2, [128, 128, 128], 1, 1, false),
     ];
     println!("| layer | forward s | GFLOP/s | backward s | GFLOP/s |");
     let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
     for &(cin, cout, ext, stride, k, transposed) in cases {
         let name = format!(
-            "{}{cin}→{cout} s{stride}",
-            if transposed { "T " } else { "" }
+            "{}{cin}→{cout} s{stride}{}",
+            if transposed { "T " } else { "" },
+            if k == 3 {
+                String::new()
+            } else {
+                format!(" k{k}")
+            }
         );
         if !name.contains(only.as_str()) {
             continue;
@@ -75,7 +93,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 cout,
                 ConvTranspose3dConfig {
                     geom,
-                    output_padding: [stride - 1; 3],
+                    // The output is `stride` times the input.
+                    output_padding: [stride + 2 * ((k - 1) / 2) - k; 3],
                     bias: true,
                 },
                 vb,

@@ -1,10 +1,10 @@
 //! Normalisation, activation and dropout layers for 5-D `(N, C, D, H, W)`
 //! tensors, with PyTorch's parameter names and defaults.
 
-use crate::fused::{GroupStats, NormOp, PReluOp};
+use crate::fused::{GroupStats, LeakyReluOp, NormOp, PReluOp};
 use crate::onnx::{Attr, Emit, Graph};
 use crate::{Error, Result};
-use candle_core::{D, ModuleT, Tensor, Var};
+use candle_core::{D, DType, ModuleT, Tensor, Var};
 use candle_nn::VarBuilder;
 
 /// Normalises `x` with statistics computed from it, through the fused CPU
@@ -304,7 +304,16 @@ pub struct LeakyReLU {
 }
 
 impl ModuleT for LeakyReLU {
+    /// One fused pass on the CPU and CUDA for `(N, C, …)` float32 input
+    /// (bit for bit PyTorch's formula and gradient); composed candle ops
+    /// elsewhere.
     fn forward_t(&self, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        if crate::fused::supported(x.device()) && x.dtype() == DType::F32 && x.rank() >= 2 {
+            let op = LeakyReluOp {
+                slope: self.negative_slope as f32,
+            };
+            return x.contiguous()?.apply_op1(op);
+        }
         let pos = x.relu()?;
         let neg = (x - &pos)?;
         pos + (neg * self.negative_slope)?

@@ -1,5 +1,5 @@
 //! Fused CPU kernels for the element-wise layers around every convolution:
-//! batch/instance normalisation and PReLU, each one pass over the data
+//! batch/instance normalisation, PReLU and leaky ReLU (`act.rs`), each one pass over the data
 //! forward and (at most) two backward, with hand-written gradients.
 //!
 //! Composed from candle's element-wise ops these layers cost a dozen full
@@ -13,12 +13,17 @@
 //! Reductions run in a fixed order (per channel, then per sample, in 8
 //! f64 lanes), so results do not depend on the thread count.
 
+mod act;
+
+use act::slopes;
+pub(crate) use act::{LeakyReluOp, PReluOp};
+
 use crate::buffers;
 #[cfg(feature = "cuda")]
 use crate::fused_cuda;
 #[cfg(feature = "cuda")]
 use candle_core::CudaStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, OnceLock};
 
@@ -35,7 +40,7 @@ pub(crate) fn f32_data<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<
 }
 
 /// `(N, C, M)` of an `(N, C, …)` tensor with `M` voxels per plane.
-fn ncm(name: &str, l: &Layout) -> Result<(usize, usize, usize)> {
+pub(super) fn ncm(name: &str, l: &Layout) -> Result<(usize, usize, usize)> {
     let d = l.shape().dims();
     if d.len() < 2 {
         candle_core::bail!("{name}: expected an (N, C, …) tensor, got shape {d:?}");
@@ -85,57 +90,6 @@ fn dot_sums_avx512(a: &[f32], b: &[f32]) -> (f64, f64) {
         _mm512_storeu_pd(pa.as_mut_ptr(), p);
     }
     dot_sums_finish(&a[n..], &b[n..], sa, pa)
-}
-
-/// `Σ g·x` over the elements with `x ≤ 0` (the PReLU slope's gradient),
-/// in 8 f64 lanes (element `i` in lane `i mod 8`) summed at the end; as
-/// one AVX-512 vector where the CPU has it, with the same result.
-fn neg_dot_sum(g: &[f32], x: &[f32]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F, the only feature the function
-        // is compiled for (checked just above).
-        #[allow(unsafe_code)]
-        return unsafe { neg_dot_sum_avx512(g, x) };
-    }
-    neg_dot_sum_lanes(g, x, 0, [0.0; 8])
-}
-
-/// The loop of [`neg_dot_sum`] from element `from`, into lanes `s`.
-fn neg_dot_sum_lanes(g: &[f32], x: &[f32], from: usize, mut s: [f64; 8]) -> f64 {
-    for (i, (g, x)) in g.iter().zip(x).enumerate().skip(from) {
-        if *x <= 0.0 {
-            s[i % 8] += f64::from(*g) * f64::from(*x);
-        }
-    }
-    s.iter().sum()
-}
-
-/// [`neg_dot_sum_lanes`] with its 8 lanes in one AVX-512 register.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(unsafe_code)]
-fn neg_dot_sum_avx512(g: &[f32], x: &[f32]) -> f64 {
-    use std::arch::x86_64::*;
-    let n = g.len().min(x.len()) / 8 * 8;
-    let mut s = [0f64; 8];
-    // SAFETY: AVX-512F is enabled for this function (callers check the
-    // CPU); every load reads 8 floats at `i + 8 ≤ n ≤` both lengths, and
-    // the store writes 8 doubles into an 8-element array.
-    unsafe {
-        let mut acc = _mm512_setzero_pd();
-        let mut i = 0;
-        while i < n {
-            let xv = _mm512_cvtps_pd(_mm256_loadu_ps(x.as_ptr().add(i)));
-            let gv = _mm512_cvtps_pd(_mm256_loadu_ps(g.as_ptr().add(i)));
-            let neg = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(xv, _mm512_setzero_pd());
-            acc = _mm512_mask_add_pd(acc, neg, acc, _mm512_mul_pd(gv, xv));
-            i += 8;
-        }
-        _mm512_storeu_pd(s.as_mut_ptr(), acc);
-    }
-    // `n` is a multiple of 8, so the tail's lanes continue as the loop's.
-    neg_dot_sum_lanes(g, x, n, s)
 }
 
 /// The loop of [`dot_sums`]: 8 independent f64 lanes, summed at the end.
@@ -254,7 +208,7 @@ impl GroupStats {
 
 /// A small host vector as a device tensor's storage, on `like`'s device.
 #[cfg(feature = "cuda")]
-fn upload(like: &CudaStorage, v: &[f32]) -> Result<CudaStorage> {
+pub(super) fn upload(like: &CudaStorage, v: &[f32]) -> Result<CudaStorage> {
     use candle_core::backend::BackendStorage;
     let dev = like.device().clone();
     let slice = dev.clone_htod(v)?;
@@ -263,7 +217,7 @@ fn upload(like: &CudaStorage, v: &[f32]) -> Result<CudaStorage> {
 
 /// A small device operand on the host (affine parameters, slopes).
 #[cfg(feature = "cuda")]
-fn download(s: &CudaStorage, l: &Layout, name: &str) -> Result<Vec<f32>> {
+pub(super) fn download(s: &CudaStorage, l: &Layout, name: &str) -> Result<Vec<f32>> {
     use candle_core::backend::BackendStorage;
     let (a, b) = l
         .contiguous_offsets()
@@ -617,151 +571,6 @@ impl CustomOp1 for AffinePreluOp {
     }
 }
 
-/// PReLU over `(x, a)`: `y = x` where `x > 0`, else `a·x`, with `a` one
-/// shared slope or one per channel.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PReluOp;
-
-fn slopes<'a>(name: &str, a: &'a [f32], c: usize) -> Result<impl Fn(usize) -> f32 + 'a> {
-    if a.len() != 1 && a.len() != c {
-        candle_core::bail!("{name}: {} slopes for {c} channels", a.len());
-    }
-    Ok(move |ch: usize| if a.len() == 1 { a[0] } else { a[ch] })
-}
-
-impl CustomOp2 for PReluOp {
-    fn name(&self) -> &'static str {
-        "prelu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_data(self.name(), s1, l1)?;
-        let (_, c, m) = ncm(self.name(), l1)?;
-        let a = slopes(self.name(), f32_data(self.name(), s2, l2)?, c)?;
-        let y = buffers::map_planes(x, m, |p, x| {
-            let a = a(p % c);
-            x.iter().map(move |&x| if x > 0.0 { x } else { a * x })
-        });
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &CudaStorage,
-        l1: &Layout,
-        s2: &CudaStorage,
-        l2: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
-        let (n, c, m) = ncm(self.name(), l1)?;
-        let a_raw = download(s2, l2, self.name())?;
-        let a = slopes(self.name(), &a_raw, c)?;
-        let per_plane: Vec<f32> = (0..n * c).map(|p| a(p % c)).collect();
-        let y = fused_cuda::prelu((s1, l1), (s1, l1), &per_plane, m)?;
-        Ok((y, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        a: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (grad, x, a) = (grad.contiguous()?, x.contiguous()?, a.contiguous()?);
-        let gx = grad.apply_op3_no_bwd(&x, &a, &PReluBackward { slope: false })?;
-        let ga = grad.apply_op3_no_bwd(&x, &a, &PReluBackward { slope: true })?;
-        Ok((Some(gx), Some(ga)))
-    }
-}
-
-/// The gradients of [`PReluOp`] over `(grad, x, a)`: `gy` or `a·gy` for
-/// the input, `Σ gy·x` over `x ≤ 0` for each slope.
-#[derive(Clone, Copy, Debug)]
-struct PReluBackward {
-    slope: bool,
-}
-
-impl CustomOp3 for PReluBackward {
-    fn name(&self) -> &'static str {
-        "prelu-backward"
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &CudaStorage,
-        l1: &Layout,
-        s2: &CudaStorage,
-        l2: &Layout,
-        s3: &CudaStorage,
-        l3: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
-        let name = self.name();
-        let (n, c, m) = ncm(name, l1)?;
-        let a_raw = download(s3, l3, name)?;
-        if self.slope {
-            let (_, dots) = fused_cuda::plane_sums((s1, l1), (s2, l2), n * c, m, true)?;
-            let mut out = vec![0f64; a_raw.len()];
-            for (p, s) in dots.iter().enumerate() {
-                out[if a_raw.len() == 1 { 0 } else { p % c }] += s;
-            }
-            let out: Vec<f32> = out.iter().map(|&v| v as f32).collect();
-            return Ok((upload(s1, &out)?, l3.shape().clone()));
-        }
-        let a = slopes(name, &a_raw, c)?;
-        let per_plane: Vec<f32> = (0..n * c).map(|p| a(p % c)).collect();
-        let gx = fused_cuda::prelu((s1, l1), (s2, l2), &per_plane, m)?;
-        Ok((gx, l1.shape().clone()))
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let gy = f32_data(name, s1, l1)?;
-        let x = f32_data(name, s2, l2)?;
-        let a_raw = f32_data(name, s3, l3)?;
-        let (_, c, m) = ncm(name, l1)?;
-        let a = slopes(name, a_raw, c)?;
-        let m = m.max(1);
-        if self.slope {
-            // Per-plane sums in f64, then combined in plane order.
-            let sums: Vec<f64> = gy
-                .par_chunks(m)
-                .zip(x.par_chunks(m))
-                .map(|(gy, x)| neg_dot_sum(gy, x))
-                .collect();
-            let mut out = vec![0f64; a_raw.len()];
-            for (p, s) in sums.iter().enumerate() {
-                out[if a_raw.len() == 1 { 0 } else { p % c }] += s;
-            }
-            let out: Vec<f32> = out.iter().map(|&v| v as f32).collect();
-            return Ok((CpuStorage::F32(out), l3.shape().clone()));
-        }
-        let gx = buffers::map_planes(gy, m, |p, gy| {
-            let a = a(p % c);
-            let x = &x[p * m..(p + 1) * m];
-            gy.iter()
-                .zip(x)
-                .map(move |(g, x)| if *x > 0.0 { *g } else { a * g })
-        });
-        Ok((CpuStorage::F32(gx), l1.shape().clone()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -779,12 +588,6 @@ mod tests {
             #[allow(unsafe_code)]
             // SAFETY: the CPU has AVX-512F (checked just above).
             let got = unsafe { dot_sums_avx512(&a, &b) };
-            assert_eq!(got, want);
-            let want = neg_dot_sum_lanes(&b, &a, 0, [0.0; 8]);
-            assert_ne!(want, 0.0);
-            // SAFETY: as above.
-            #[allow(unsafe_code)]
-            let got = unsafe { neg_dot_sum_avx512(&b, &a) };
             assert_eq!(got, want);
         } else {
             eprintln!("SKIPPED: no AVX-512F here; the vector dot sums are not tested");
