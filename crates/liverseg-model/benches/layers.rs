@@ -1,7 +1,8 @@
 //! Per-layer CPU timing of the tutorial UNet's convolutions and
 //! normalisation blocks at their real shapes (input 128×128×64), and of the
-//! top stages of nnU-Net's plain U-Net at a 128³ patch, forward and
-//! backward, with achieved GFLOP/s. `cargo bench -p liverseg-model --bench
+//! top stages of nnU-Net's plain U-Net at a 128³ patch, forward, backward
+//! (input and weight gradients) and the weight gradient alone, with
+//! achieved GFLOP/s. `cargo bench -p liverseg-model --bench
 //! layers`; `LIVERSEG_BENCH_REPS` (default 5), `LIVERSEG_BENCH_ONLY` (a
 //! substring of the layer names to run, such as `T 32→2`).
 
@@ -63,7 +64,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (64, 32, [128, 128, 128], 1, 3, false),
         (32, 2, [128, 128, 128], 1, 1, false),
     ];
-    println!("| layer | forward s | GFLOP/s | backward s | GFLOP/s |");
+    println!(
+        "| layer | forward s | GFLOP/s | backward s | GFLOP/s | weight gradient s | GFLOP/s |"
+    );
     let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
     for &(cin, cout, ext, stride, k, transposed) in cases {
         let name = format!(
@@ -119,10 +122,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let y = layer.forward(x.as_tensor())?;
             y.sum_all()?.backward().map(|_| ())
         })? - tf;
+        // The input untracked: the weight (and bias) gradient alone, as
+        // for a network's first layer.
+        let plain = x.as_tensor().detach();
+        let tw = time(reps, || {
+            let y = layer.forward(&plain)?;
+            y.sum_all()?.backward().map(|_| ())
+        })? - tf;
         println!(
-            "| {name} @{ext:?} | {tf:.4} | {:.0} | {tb:.4} | {:.0} |",
+            "| {name} @{ext:?} | {tf:.4} | {:.0} | {tb:.4} | {:.0} | {tw:.4} | {:.0} |",
             flops / tf,
-            2.0 * flops / tb
+            2.0 * flops / tb,
+            flops / tw
         );
     }
     for &(c, ext) in &[

@@ -9,13 +9,15 @@
 // in `available()`; every raw load is bounds-checked up front.
 #![allow(unsafe_code)]
 
-use super::{L, Prepared, Term, WCHUNK, available, place, prepare};
+use super::{CHUNK, L, Prepared, Term, WCHUNK, available, place, prepare};
 use crate::conv::geom::ConvGeom;
 use rayon::prelude::*;
 
 /// `Σ_q gy[co][q] · xc[q + off_t]` for `CB` output channels × `TB` terms
-/// (the first `offs.len() ≤ TB` of them) over `n` vectors from grid
-/// position `q0`; `gy` rows are `gstride` floats apart.
+/// over `n` vectors from grid position `q0`, lane by lane (the 16 lanes
+/// are summed later); `gy` rows are `gstride` floats apart. Every count is
+/// a constant so that the sums stay in registers: `CB · TB + CB + TB ≤ 32`
+/// even when the compiler issues every load of a step first.
 ///
 /// # Safety
 /// The CPU must support AVX-512F (the caller is a `target_feature`
@@ -27,13 +29,12 @@ unsafe fn weight_tile<const CB: usize, const TB: usize>(
     gyp: &[f32],
     gstride: usize,
     xc: &[f32],
-    offs: &[Term],
+    offs: &[Term; TB],
     co0: usize,
     q0: usize,
     n: usize,
-) -> [[f32; TB]; CB] {
+) -> [[std::arch::x86_64::__m512; CB]; TB] {
     use std::arch::x86_64::*;
-    let tb = offs.len().min(TB);
     let max_off = offs.iter().map(|t| t.1).max().unwrap_or(0);
     // Bounds, checked once for every load below.
     assert!((co0 + CB - 1) * gstride + q0 + n * L <= gyp.len());
@@ -41,8 +42,9 @@ unsafe fn weight_tile<const CB: usize, const TB: usize>(
     // SAFETY: the CPU has AVX-512F (contract); the loads are within the
     // slices by the asserts above.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); TB]; CB];
+        let mut acc = [[_mm512_setzero_ps(); CB]; TB];
         let (g, x) = (gyp.as_ptr(), xc.as_ptr());
+        let offs: [*const f32; TB] = std::array::from_fn(|t| x.add(offs[t].1));
         for v in 0..n {
             let q = q0 + v * L;
             let mut gv = [_mm512_setzero_ps(); CB];
@@ -50,27 +52,42 @@ unsafe fn weight_tile<const CB: usize, const TB: usize>(
                 // (co0 + c)·gstride + q + L ≤ gyp.len().
                 *r = _mm512_loadu_ps(g.add((co0 + c) * gstride + q));
             }
-            for t in 0..tb {
+            for (a, xt) in acc.iter_mut().zip(offs) {
                 // q + off + L ≤ q0 + n·L + max_off ≤ xc.len().
-                let xv = _mm512_loadu_ps(x.add(q + offs[t].1));
+                let xv = _mm512_loadu_ps(xt.add(q));
                 for c in 0..CB {
-                    acc[c][t] = _mm512_fmadd_ps(gv[c], xv, acc[c][t]);
+                    a[c] = _mm512_fmadd_ps(gv[c], xv, a[c]);
                 }
             }
         }
-        let mut out = [[0f32; TB]; CB];
-        for c in 0..CB {
-            for t in 0..TB {
-                out[c][t] = _mm512_reduce_add_ps(acc[c][t]);
-            }
-        }
-        out
+        acc
     }
+}
+
+/// Grid positions a tile walks before its sums are set aside: short
+/// enough that the tile's rows of `gy` and the input rows all its taps
+/// read stay in the L1 cache while the tile moves on to the next taps
+/// and channels (with the whole [`WCHUNK`] they came from L2, and the
+/// kernel ran at half the forward's rate).
+const SUB: usize = CHUNK;
+
+/// Terms per weight tile for a kernel of `taps` taps: all of them up to 7,
+/// else the block of 4 to 7 that wastes the fewest padded terms (the
+/// larger on a tie): 7 for 3×3×3, 4 for 2×2×2.
+fn terms_per_tile(taps: usize) -> usize {
+    if taps <= 7 {
+        return taps.max(1);
+    }
+    (4..=7)
+        .rev()
+        .min_by_key(|&tb| taps.div_ceil(tb) * tb)
+        .unwrap_or(4)
 }
 
 /// One task of the weight gradient: `part[co][t]` (`cpad` output
 /// channels) for input channel `ci`, summed over grid positions
-/// `q0..q0 + WCHUNK`.
+/// `q0..q0 + WCHUNK` in pieces of [`SUB`]; each sum is kept in 16 lanes
+/// until the end of the task.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and FMA ([`available`]).
@@ -85,26 +102,65 @@ unsafe fn weight_block(
     q0: usize,
     part: &mut [f32],
 ) {
+    // SAFETY: AVX-512F and FMA are enabled here (this function's
+    // contract), which is all the blocks require.
+    unsafe {
+        match terms_per_tile(p.terms.len()) {
+            7 => weight_terms::<7>(gyp, gstride, p, ci, cpad, q0, part),
+            6 => weight_terms::<6>(gyp, gstride, p, ci, cpad, q0, part),
+            5 => weight_terms::<5>(gyp, gstride, p, ci, cpad, q0, part),
+            4 => weight_terms::<4>(gyp, gstride, p, ci, cpad, q0, part),
+            3 => weight_terms::<3>(gyp, gstride, p, ci, cpad, q0, part),
+            2 => weight_terms::<2>(gyp, gstride, p, ci, cpad, q0, part),
+            _ => weight_terms::<1>(gyp, gstride, p, ci, cpad, q0, part),
+        }
+    }
+}
+
+/// [`weight_block`] with tiles of `TB` terms.
+///
+/// # Safety
+/// The CPU must support AVX-512F and FMA ([`available`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn weight_terms<const TB: usize>(
+    gyp: &[f32],
+    gstride: usize,
+    p: &Prepared,
+    ci: usize,
+    cpad: usize,
+    q0: usize,
+    part: &mut [f32],
+) {
+    use std::arch::x86_64::*;
     const CB: usize = 4;
-    const TB: usize = 6;
     let taps = p.terms.len();
     let xc = &p.src[ci * p.phases * p.stride..];
-    let mut co0 = 0;
-    while co0 < cpad {
-        let mut t0 = 0;
-        while t0 < taps {
-            let tb = (taps - t0).min(TB);
-            let o = &p.terms[t0..t0 + tb];
-            // SAFETY: AVX-512F is available (this function's contract).
-            let s = unsafe { weight_tile::<CB, TB>(gyp, gstride, xc, o, co0, q0, WCHUNK / L) };
-            for c in 0..CB {
-                for t in 0..tb {
-                    part[(co0 + c) * taps + t0 + t] += s[c][t];
+    // SAFETY: the CPU has AVX-512F (contract), all the intrinsics need;
+    // the tiles check their own bounds.
+    unsafe {
+        // The lanes of every sum, `(co, t)` at `co · taps + t`.
+        let mut lanes = vec![_mm512_setzero_ps(); cpad * taps];
+        for q in (q0..q0 + WCHUNK).step_by(SUB) {
+            for co0 in (0..cpad).step_by(CB) {
+                for t0 in (0..taps).step_by(TB) {
+                    let tb = (taps - t0).min(TB);
+                    // The last block's missing terms repeat its last one;
+                    // their sums are dropped.
+                    let o: [Term; TB] = std::array::from_fn(|t| p.terms[t0 + t.min(tb - 1)]);
+                    let s = weight_tile::<CB, TB>(gyp, gstride, xc, &o, co0, q, SUB / L);
+                    for (t, s) in s.iter().take(tb).enumerate() {
+                        for (c, v) in s.iter().enumerate() {
+                            let l = &mut lanes[(co0 + c) * taps + t0 + t];
+                            *l = _mm512_add_ps(*l, *v);
+                        }
+                    }
                 }
             }
-            t0 += tb;
         }
-        co0 += CB;
+        for (p, l) in part.iter_mut().zip(&lanes) {
+            *p += _mm512_reduce_add_ps(*l);
+        }
     }
 }
 
