@@ -49,6 +49,57 @@ pub(crate) fn zeros(n: usize) -> Vec<f32> {
     zeroed_chunks(n, GRAIN, |_, _| {})
 }
 
+/// Writes one chunk of a buffer front to back, each element once.
+pub(crate) struct Writer<'a> {
+    out: &'a mut [MaybeUninit<f32>],
+    at: usize,
+}
+
+impl Writer<'_> {
+    /// Appends `n` zeros (fewer where the chunk ends first).
+    pub(crate) fn zeros(&mut self, n: usize) {
+        let end = (self.at + n).min(self.out.len());
+        self.out[self.at..end].fill(MaybeUninit::new(0.0));
+        self.at = end;
+    }
+
+    /// Appends `v` (cut where the chunk ends).
+    pub(crate) fn copy(&mut self, v: &[f32]) {
+        let n = v.len().min(self.out.len() - self.at);
+        for (slot, x) in self.out[self.at..self.at + n].iter_mut().zip(v) {
+            slot.write(*x);
+        }
+        self.at += n;
+    }
+}
+
+/// A vector of `n` elements whose chunk `i` (of `chunk` elements; the last
+/// may be shorter) is written front to back by `fill(i, writer)` on the
+/// rayon pool, with no clearing pass first; whatever `fill` leaves
+/// unwritten at the end of a chunk is zero.
+pub(crate) fn written_chunks<F>(n: usize, chunk: usize, fill: F) -> Vec<f32>
+where
+    F: Fn(usize, &mut Writer<'_>) + Sync,
+{
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, part)| {
+            let mut w = Writer { out: part, at: 0 };
+            fill(i, &mut w);
+            let rest = w.out.len() - w.at;
+            w.zeros(rest);
+        });
+    // SAFETY: the chunks partition the first `n` elements of the spare
+    // capacity (`n` ≤ capacity by `with_capacity`). A `Writer` only moves
+    // `at` forward over elements it has just written, and after `fill`
+    // the rest of the chunk, `at..len`, is written with zeros, so every
+    // element is initialised once `for_each` returns.
+    unsafe { v.set_len(n) };
+    v
+}
+
 /// `x` mapped plane by plane (planes of `m` elements): plane `p` of the
 /// result is the iterator `f(p, plane p of x)`, written straight into
 /// fresh memory with no clearing pass. An iterator shorter than its plane
@@ -95,6 +146,19 @@ mod tests {
         assert_eq!(v, [1., 0., 0., 0., 2., 0., 0., 0., 3., 0.]);
         assert_eq!(zeros(GRAIN * 2 + 3), vec![0.0; GRAIN * 2 + 3]);
         assert!(zeros(0).is_empty());
+    }
+
+    #[test]
+    fn chunks_are_written_front_to_back_and_ended_with_zeros() {
+        let v = written_chunks(11, 4, |i, w| {
+            w.copy(&[i as f32 + 1.0]);
+            w.zeros(1);
+            w.copy(&[7.0, 8.0, 9.0]);
+        });
+        assert_eq!(v, [1., 0., 7., 8., 2., 0., 7., 8., 3., 0., 7.]);
+        let v = written_chunks(5, 5, |_, w| w.copy(&[2.0]));
+        assert_eq!(v, [2., 0., 0., 0., 0.]);
+        assert!(written_chunks(0, 3, |_, w| w.zeros(9)).is_empty());
     }
 
     #[test]

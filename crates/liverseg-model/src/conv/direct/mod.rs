@@ -106,6 +106,29 @@ fn place(
     let phases = s[0] * s[1] * s[2];
     let e = grid.ext;
     let x = &x[..channels * vol];
+    if phases == 1 && (0..3).all(|a| low[a] < e[a]) {
+        // One buffer per channel, written in order: each element once.
+        return crate::buffers::written_chunks(channels * stride, stride.max(1), |c, w| {
+            let src = &x[c * vol..(c + 1) * vol];
+            let (n0, n1) = (
+                din[0].min(e[0].saturating_sub(low[0])),
+                din[1].min(e[1].saturating_sub(low[1])),
+            );
+            let n2 = din[2].min(e[2].saturating_sub(low[2]));
+            w.zeros(low[0] * e[1] * e[2]);
+            for d in 0..n0 {
+                w.zeros(low[1] * e[2]);
+                for h in 0..n1 {
+                    w.zeros(low[2]);
+                    w.copy(&src[(d * din[1] + h) * din[2]..][..n2]);
+                    w.zeros(e[2] - low[2] - n2);
+                }
+                w.zeros((e[1] - low[1] - n1) * e[2]);
+            }
+            // The planes after the data, and the buffer's tail, are the
+            // zeros `written_chunks` ends every chunk with.
+        });
+    }
     crate::buffers::zeroed_chunks(
         channels * phases * stride,
         (phases * stride).max(1),
