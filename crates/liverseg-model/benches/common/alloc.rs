@@ -17,3 +17,18 @@ pub fn keep_freed_memory() {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1)
     };
 }
+
+/// Hands the memory freed so far back to the kernel (and goes on keeping
+/// what is freed later), so that a reference run next in the same machine
+/// finds it free, as it would after this process had exited.
+#[allow(dead_code)]
+pub fn release_freed_memory() {
+    // SAFETY: as in `keep_freed_memory`; `mi_collect` may be called at any
+    // time from any thread, and only returns free pages to the system.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_collect(true);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+    }
+}
