@@ -28,8 +28,9 @@ inputs are random tensors; no file is read.
 backward of this network (the GFLOP the Rust bench divides by).
 
 The case runs in a child process (this script with --child), so its peak
-RSS (`VmHWM`) is its own; torch uses `--threads` threads. One warm-up, then
-`--reps` timed repetitions, median reported. Needs torch and
+RSS (`VmHWM`) is its own; torch uses `--threads` threads. Three warm-up
+steps (torch's step time settles only after them), then `--reps` timed
+repetitions, median reported. Needs torch and
 dynamic_network_architectures (`pip install dynamic_network_architectures`);
 without them it says SKIPPED and measures nothing.
 """
@@ -44,6 +45,9 @@ import benchenv
 FEATURES = [32, 64, 128, 256, 320, 320]
 STRIDES = [1, 2, 2, 2, 2, 2]
 SHAPE = (1, 1, 128, 128, 128)
+# torch's step settles after about three steps (21.5, 20.9, 21.2 s, then
+# 19.3-20.4 s on the 2-core machine); the Rust bench warms up as long.
+WARMUP = 3
 
 
 def build():
@@ -105,8 +109,9 @@ def child(args):
     benchenv.emit(res)
 
 
-def timed(fn, reps):
-    fn()  # warm-up
+def timed(fn, reps, warmup=WARMUP):
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()

@@ -20,7 +20,7 @@
 //! ```
 //!
 //! One JSON line per case (median and all repetition times after one
-//! warm-up, `LIVERSEG_BENCH_REPS`, default 5; GFLOP/s against the fixed
+//! warm-up step, three for `plain`, `LIVERSEG_BENCH_REPS`, default 5; GFLOP/s against the fixed
 //! counts below; peak RSS of the process so far), each followed, unless
 //! `LIVERSEG_BENCH_PYTHON` is set empty, by the same case in PyTorch with
 //! as many threads as rayon has here (after this process has handed the
@@ -169,25 +169,30 @@ fn main() -> BoxResult<()> {
     let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
     let dev = Device::Cpu;
     type Make = fn(&Device) -> BoxResult<Case>;
-    let cases: [(&str, &str, Make, f64); 2] = [
+    // (case, record name, network, GFLOP per step, warm-up steps): the
+    // plain case warms up with 3 steps as its PyTorch side does.
+    let cases: [(&str, &str, Make, f64, usize); 2] = [
         (
             "tutorial",
             "cpu_train_step_tutorial",
             tutorial,
             TUTORIAL_GFLOP,
+            1,
         ),
-        ("plain", "cpu_train_step_plain_128", plain, PLAIN_GFLOP),
+        ("plain", "cpu_train_step_plain_128", plain, PLAIN_GFLOP, 3),
     ];
     let py = python();
     // (case, liverseg record, PyTorch record): each reference runs right
     // after its case, with the memory the case freed handed back first.
     let mut rows: Vec<(&str, Value, Option<Value>)> = Vec::new();
-    for (case, name, make, gflop) in cases {
+    for (case, name, make, gflop, warmup) in cases {
         if !(only.is_empty() || only.split(',').any(|c| c == case)) {
             continue;
         }
         let mut c = make(&dev)?;
-        c.step()?;
+        for _ in 0..warmup {
+            c.step()?;
+        }
         let mut times = Vec::new();
         for _ in 0..reps {
             let t = Instant::now();
