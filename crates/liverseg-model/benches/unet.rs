@@ -40,7 +40,7 @@ mod alloc;
 #[path = "common/harness.rs"]
 mod harness;
 
-use harness::{python, record, run_reference};
+use harness::{python, ratio_table, record, run_reference};
 
 /// Exports the network to ONNX (`liverseg export-onnx`'s exporter) and
 /// times ONNX Runtime's CPU forward on the same window beside liverseg's
@@ -213,23 +213,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     };
     println!("PyTorch: {torch}");
-    println!(
-        "| benchmark | liverseg median (min) | PyTorch median (min) | ratio (PyTorch / liverseg) | peak RSS liverseg | peak RSS PyTorch |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    for (case, r) in &ours {
-        let t = &torch[*case];
-        println!(
-            "| {case} | {:.3} s ({:.3}) | {:.3} s ({:.3}) | **{:.2}x** | {:.0} MiB | {:.0} MiB |",
-            f(r, "median_s"),
-            f(r, "min_s"),
-            f(t, "median_s"),
-            f(t, "min_s"),
-            f(t, "median_s") / f(r, "median_s"),
-            f(r, "peak_rss_mib"),
-            f(t, "peak_rss_mib"),
-        );
-    }
+    let rows: Vec<(&str, &Value, &Value)> = ours
+        .iter()
+        .map(|(case, r)| (*case, r, &torch[*case]))
+        .collect();
+    ratio_table("benchmark", &rows);
     Ok(())
 }

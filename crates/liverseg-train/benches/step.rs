@@ -44,7 +44,7 @@ mod alloc;
 #[path = "../../liverseg-model/benches/common/harness.rs"]
 mod harness;
 
-use harness::{python, record, run_reference};
+use harness::{python, ratio_table, record, run_reference};
 
 /// MONAI's FlopCounterMode count of one tutorial training step (as the
 /// model bench).
@@ -222,23 +222,10 @@ fn main() -> BoxResult<()> {
     if py.is_none() {
         return Ok(());
     }
-    println!(
-        "| training step | liverseg median (min) | PyTorch median (min) | ratio (PyTorch / liverseg) | peak RSS liverseg | peak RSS PyTorch |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    for (case, r, t) in &rows {
-        let Some(t) = t else { continue };
-        println!(
-            "| {case} | {:.3} s ({:.3}) | {:.3} s ({:.3}) | **{:.2}x** | {:.0} MiB | {:.0} MiB |",
-            f(r, "median_s"),
-            f(r, "min_s"),
-            f(t, "median_s"),
-            f(t, "min_s"),
-            f(t, "median_s") / f(r, "median_s"),
-            f(r, "peak_rss_mib"),
-            f(t, "peak_rss_mib"),
-        );
-    }
+    let table: Vec<(&str, &Value, &Value)> = rows
+        .iter()
+        .filter_map(|(case, r, t)| Some((*case, r, t.as_ref()?)))
+        .collect();
+    ratio_table("training step", &table);
     Ok(())
 }

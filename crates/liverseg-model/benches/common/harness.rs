@@ -120,3 +120,26 @@ pub fn record(name: &str, times: &[f64], gflop: f64, extra: Value) -> Value {
     }
     v
 }
+
+/// Prints the markdown table of `(case, liverseg record, PyTorch record)`
+/// rows, first column headed `what`: medians, minima, the ratio (PyTorch
+/// over liverseg) and both peak RSS.
+pub fn ratio_table(what: &str, rows: &[(&str, &Value, &Value)]) {
+    println!(
+        "| {what} | liverseg median (min) | PyTorch median (min) | ratio (PyTorch / liverseg) | peak RSS liverseg | peak RSS PyTorch |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    for (case, r, t) in rows {
+        println!(
+            "| {case} | {:.3} s ({:.3}) | {:.3} s ({:.3}) | **{:.2}x** | {:.0} MiB | {:.0} MiB |",
+            f(r, "median_s"),
+            f(r, "min_s"),
+            f(t, "median_s"),
+            f(t, "min_s"),
+            f(t, "median_s") / f(r, "median_s"),
+            f(r, "peak_rss_mib"),
+            f(t, "peak_rss_mib"),
+        );
+    }
+}
