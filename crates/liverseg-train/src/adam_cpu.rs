@@ -67,65 +67,83 @@ pub(crate) fn adam_step(
     if !first && (v.is_none() || (k.amsgrad && vmax.is_none())) {
         return Ok(None);
     }
-    let guards: Vec<_> = [Some(p), Some(g), m, v, vmax.filter(|_| k.amsgrad)]
+    let ins: Vec<&Tensor> = [Some(p), Some(g), m, v, vmax.filter(|_| k.amsgrad)]
         .into_iter()
         .flatten()
-        .map(|t| t.storage_and_layout())
         .collect();
+    let n = p.elem_count();
+    let consts = Consts::new(&k);
+    let outs = with_cpu_f32(&ins, n, |data| {
+        par_blocks(n, if k.amsgrad { 4 } else { 3 }, |at, outs| {
+            let len = outs[0].len();
+            let input = |j: usize| &data[j][at..at + len];
+            let ins = Inputs {
+                p: input(0),
+                g: input(1),
+                mv: (!first).then(|| (input(2), input(3))),
+                w: (k.amsgrad && !first).then(|| input(4)),
+            };
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F, the only feature the
+                // function is compiled for (checked just above).
+                #[allow(unsafe_code)]
+                unsafe {
+                    block_avx512(&consts, &ins, outs)
+                };
+                return;
+            }
+            block(&consts, &ins, outs);
+        })
+    });
+    let Some(outs) = outs else {
+        return Ok(None);
+    };
+    let (shape, dev) = (p.shape().clone(), p.device());
+    let mut t = outs
+        .into_iter()
+        .map(|v| Tensor::from_vec(v, shape.clone(), dev));
+    let (Some(pn), Some(mn), Some(vn)) = (t.next(), t.next(), t.next()) else {
+        return Ok(None);
+    };
+    Ok(Some((pn?, mn?, vn?, t.next().transpose()?)))
+}
+
+/// Runs `f` over the data of `ts` when every one is a contiguous float32
+/// CPU tensor of `n` elements; `None` (and `f` not run) otherwise.
+pub(crate) fn with_cpu_f32<R>(
+    ts: &[&Tensor],
+    n: usize,
+    f: impl FnOnce(&[&[f32]]) -> R,
+) -> Option<R> {
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
     let mut data = Vec::with_capacity(guards.len());
     for (storage, layout) in &guards {
         match (&**storage, layout.contiguous_offsets()) {
-            (Storage::Cpu(CpuStorage::F32(d)), Some((a, b))) if b - a == p.elem_count() => {
-                data.push(&d[a..b])
-            }
-            _ => return Ok(None),
+            (Storage::Cpu(CpuStorage::F32(d)), Some((a, b))) if b - a == n => data.push(&d[a..b]),
+            _ => return None,
         }
     }
-    let n = p.elem_count();
-    let (mut pn, mut mn, mut vn) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-    let mut wn = if k.amsgrad { vec![0f32; n] } else { Vec::new() };
-    let mut outs: Vec<&mut [f32]> = vec![&mut pn, &mut mn, &mut vn];
-    if k.amsgrad {
-        outs.push(&mut wn);
-    }
-    let mut blocks: Vec<_> = outs.into_iter().map(|o| o.chunks_mut(BLOCK)).collect();
+    Some(f(&data))
+}
+
+/// `outs` vectors of `n` floats filled block by block on the rayon pool:
+/// `fill(at, blocks)` gets, for the block starting at element `at`, one
+/// slice of each output (blocks of [`BLOCK`] elements, the last shorter).
+pub(crate) fn par_blocks(
+    n: usize,
+    outs: usize,
+    fill: impl Fn(usize, Vec<&mut [f32]>) + Sync,
+) -> Vec<Vec<f32>> {
+    let mut vs: Vec<Vec<f32>> = (0..outs).map(|_| vec![0f32; n]).collect();
+    let mut blocks: Vec<_> = vs.iter_mut().map(|o| o.chunks_mut(BLOCK)).collect();
     let mut tasks = Vec::with_capacity(n.div_ceil(BLOCK));
     for i in 0..n.div_ceil(BLOCK) {
         let outs: Vec<&mut [f32]> = blocks.iter_mut().filter_map(|b| b.next()).collect();
         tasks.push((i * BLOCK, outs));
     }
-    let consts = Consts::new(&k);
-    tasks.into_par_iter().for_each(|(at, outs)| {
-        let len = outs[0].len();
-        let input = |j: usize| &data[j][at..at + len];
-        let ins = Inputs {
-            p: input(0),
-            g: input(1),
-            mv: (!first).then(|| (input(2), input(3))),
-            w: (k.amsgrad && !first).then(|| input(4)),
-        };
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, the only feature the
-            // function is compiled for (checked just above).
-            #[allow(unsafe_code)]
-            unsafe {
-                block_avx512(&consts, &ins, outs)
-            };
-            return;
-        }
-        block(&consts, &ins, outs);
-    });
-    drop(blocks);
-    drop(guards);
-    let (shape, dev) = (p.shape().clone(), p.device());
-    let t = |v: Vec<f32>| Tensor::from_vec(v, shape.clone(), dev);
-    Ok(Some((
-        t(pn)?,
-        t(mn)?,
-        t(vn)?,
-        if k.amsgrad { Some(t(wn)?) } else { None },
-    )))
+    tasks.into_par_iter().for_each(|(at, outs)| fill(at, outs));
+    vs
 }
 
 /// Adam's constants rounded to float32, as candle's scalar ops round them.

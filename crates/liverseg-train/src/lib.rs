@@ -12,6 +12,7 @@ pub mod data;
 pub mod distributed;
 mod error;
 pub mod optim;
+mod sgd_cpu;
 pub mod trainer;
 
 pub use config::TrainConfig;

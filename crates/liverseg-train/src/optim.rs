@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::adam_cpu::AdamStep;
 use crate::config::{OptimizerConfig, ScheduleConfig};
+use crate::sgd_cpu::SgdStep;
 use crate::{Error, Result};
 
 /// Per-parameter optimiser state.
@@ -174,28 +175,17 @@ impl Optimizer {
                     nesterov,
                     weight_decay,
                     ..
-                } => {
-                    let g = if weight_decay != 0.0 {
-                        (g + (p * weight_decay)?)?
-                    } else {
-                        g.clone()
-                    };
-                    let d = if momentum != 0.0 {
-                        let buf = match &slot.m {
-                            None => g.clone(),
-                            Some(b) => ((b * momentum)? + &g)?,
-                        };
-                        slot.m = Some(buf.detach());
-                        if nesterov {
-                            (&g + (buf * momentum)?)?
-                        } else {
-                            buf
-                        }
-                    } else {
-                        g
-                    };
-                    (p - (d * lr)?)?
-                }
+                } => sgd_update(
+                    p,
+                    g,
+                    slot,
+                    SgdStep {
+                        lr,
+                        momentum,
+                        nesterov,
+                        weight_decay,
+                    },
+                )?,
             };
             var.set(&new)?;
         }
@@ -239,6 +229,48 @@ impl Optimizer {
         self.step = steps;
         Ok(())
     }
+}
+
+/// PyTorch's SGD step for one parameter (dampening 0): one pass on the
+/// CPU where it applies, candle's ops elsewhere.
+fn sgd_update(p: &Tensor, g: &Tensor, slot: &mut Slot, k: SgdStep) -> Result<Tensor> {
+    if let Some((p, buf)) = crate::sgd_cpu::sgd_step(p, g, slot.m.as_ref(), k)? {
+        if buf.is_some() {
+            slot.m = buf;
+        }
+        return Ok(p);
+    }
+    sgd_update_composed(p, g, slot, k)
+}
+
+/// [`sgd_update`] with candle's element-wise ops (any device and type).
+fn sgd_update_composed(p: &Tensor, g: &Tensor, slot: &mut Slot, k: SgdStep) -> Result<Tensor> {
+    let SgdStep {
+        lr,
+        momentum,
+        nesterov,
+        weight_decay,
+    } = k;
+    let g = if weight_decay != 0.0 {
+        (g + (p * weight_decay)?)?
+    } else {
+        g.clone()
+    };
+    let d = if momentum != 0.0 {
+        let buf = match &slot.m {
+            None => g.clone(),
+            Some(b) => ((b * momentum)? + &g)?,
+        };
+        slot.m = Some(buf.detach());
+        if nesterov {
+            (&g + (buf * momentum)?)?
+        } else {
+            buf
+        }
+    } else {
+        g
+    };
+    Ok((p - (d * lr)?)?)
 }
 
 /// PyTorch's Adam step for one parameter (without weight decay): one
@@ -452,6 +484,56 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The one-pass CPU SGD update is candle's composed ops bit for bit,
+    /// momentum buffer included, with and without momentum, Nesterov and
+    /// weight decay, over blocks of the parameter.
+    #[test]
+    fn fused_sgd_equals_the_composed_ops() {
+        let n = 70_001;
+        let wave = |k: f32| -> Vec<f32> {
+            (0..n)
+                .map(|i| {
+                    let x = ((i as f32) * k).sin();
+                    if i % 97 == 0 { 0.0 } else { x }
+                })
+                .collect()
+        };
+        let t = |v: Vec<f32>| Tensor::from_vec(v, n, &Device::Cpu).unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        for (momentum, nesterov, weight_decay) in
+            [(0.99, true, 3e-5), (0.9, false, 0.0), (0.0, false, 1e-4)]
+        {
+            let k = SgdStep {
+                lr: 0.01,
+                momentum,
+                nesterov,
+                weight_decay,
+            };
+            let p = t(wave(0.3));
+            // The fused pass does take these tensors.
+            assert!(crate::sgd_cpu::sgd_step(&p, &p, None, k).unwrap().is_some());
+            let (mut fused, mut composed) = (Slot::default(), Slot::default());
+            let (mut pf, mut pc) = (p.clone(), p);
+            for step in 1..=3 {
+                let g = t(wave(0.7 + step as f32));
+                pf = sgd_update(&pf, &g, &mut fused, k).unwrap();
+                pc = sgd_update_composed(&pc, &g, &mut composed, k).unwrap();
+                assert_eq!(bits(&pf), bits(&pc), "p, step {step}, {k:?}");
+                assert_eq!(fused.m.is_some(), composed.m.is_some());
+                if let (Some(a), Some(b)) = (&fused.m, &composed.m) {
+                    assert_eq!(bits(a), bits(b), "momentum, step {step}, {k:?}");
+                }
+            }
+            assert_ne!(bits(&pf), bits(&t(wave(0.3))), "the parameter moved");
         }
     }
 
