@@ -99,14 +99,20 @@ pub(crate) fn adam_step(
     let Some(outs) = outs else {
         return Ok(None);
     };
-    let (shape, dev) = (p.shape().clone(), p.device());
-    let mut t = outs
-        .into_iter()
-        .map(|v| Tensor::from_vec(v, shape.clone(), dev));
+    let mut t = tensors_like(outs, p)?.into_iter();
     let (Some(pn), Some(mn), Some(vn)) = (t.next(), t.next(), t.next()) else {
         return Ok(None);
     };
-    Ok(Some((pn?, mn?, vn?, t.next().transpose()?)))
+    Ok(Some((pn, mn, vn, t.next())))
+}
+
+/// `outs` as tensors of `like`'s shape on its device.
+pub(crate) fn tensors_like(outs: Vec<Vec<f32>>, like: &Tensor) -> Result<Vec<Tensor>> {
+    let (shape, dev) = (like.shape(), like.device());
+    Ok(outs
+        .into_iter()
+        .map(|v| Tensor::from_vec(v, shape.clone(), dev))
+        .collect::<candle_core::Result<_>>()?)
 }
 
 /// Runs `f` over the data of `ts` when every one is a contiguous float32

@@ -11,7 +11,7 @@
 use candle_core::Tensor;
 
 use crate::Result;
-use crate::adam_cpu::{par_blocks, with_cpu_f32};
+use crate::adam_cpu::{par_blocks, tensors_like, with_cpu_f32};
 
 /// One SGD step's settings (`torch.optim.SGD` with dampening 0).
 #[derive(Clone, Copy, Debug)]
@@ -78,12 +78,9 @@ pub(crate) fn sgd_step(
     let Some(outs) = outs else {
         return Ok(None);
     };
-    let (shape, dev) = (p.shape().clone(), p.device());
-    let mut t = outs
-        .into_iter()
-        .map(|v| Tensor::from_vec(v, shape.clone(), dev));
+    let mut t = tensors_like(outs, p)?.into_iter();
     let Some(pn) = t.next() else {
         return Ok(None);
     };
-    Ok(Some((pn?, t.next().transpose()?)))
+    Ok(Some((pn, t.next())))
 }
