@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Elements per task when a buffer has no natural chunk.
-const GRAIN: usize = 1 << 16;
+pub(crate) const GRAIN: usize = 1 << 16;
 
 /// A vector of `n` elements, chunk `i` (of `chunk` elements; the last may
 /// be shorter) first set to zero and then handed to `fill(i, chunk)`, each

@@ -222,8 +222,9 @@ pub(crate) struct LeakyReluOp {
     pub(crate) slope: f32,
 }
 
-/// The planes of `l` and their length, for splitting the work (and one
-/// slope per plane on CUDA).
+/// The planes of `l` and their length: one slope per plane for the CUDA
+/// kernel.
+#[cfg(feature = "cuda")]
 fn planes(name: &str, l: &Layout) -> Result<(usize, usize)> {
     let (n, c, m) = ncm(name, l)?;
     Ok((n * c, m))
@@ -236,9 +237,10 @@ impl CustomOp1 for LeakyReluOp {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(self.name(), s1, l1)?;
-        let (_, m) = planes(self.name(), l1)?;
         let a = self.slope;
-        let y = buffers::map_planes(x, m, |_, x| {
+        // One slope for every element: fixed-size pieces, whatever the
+        // planes (an (N, C) input has planes of one element).
+        let y = buffers::map_planes(x, buffers::GRAIN, |_, x| {
             x.iter().map(move |&x| if x > 0.0 { x } else { a * x })
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -283,8 +285,7 @@ impl CustomOp2 for LeakyReluBackward {
         if gy.len() != x.len() {
             candle_core::bail!("{name}: {} gradients for {} inputs", gy.len(), x.len());
         }
-        let (_, m) = planes(name, l1)?;
-        let a = self.slope;
+        let (a, m) = (self.slope, buffers::GRAIN);
         let gx = buffers::map_planes(gy, m, |p, gy| {
             let x = &x[p * m..(p * m + gy.len())];
             gy.iter()

@@ -110,11 +110,8 @@ fn place(
         // One buffer per channel, written in order: each element once.
         return crate::buffers::written_chunks(channels * stride, stride.max(1), |c, w| {
             let src = &x[c * vol..(c + 1) * vol];
-            let (n0, n1) = (
-                din[0].min(e[0].saturating_sub(low[0])),
-                din[1].min(e[1].saturating_sub(low[1])),
-            );
-            let n2 = din[2].min(e[2].saturating_sub(low[2]));
+            // Samples inside the grid along each axis (`low < e` above).
+            let [n0, n1, n2] = std::array::from_fn(|a| din[a].min(e[a] - low[a]));
             w.zeros(low[0] * e[1] * e[2]);
             for d in 0..n0 {
                 w.zeros(low[1] * e[2]);
