@@ -37,6 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    // `LIVERSEG_BENCH_BF16=1`: the convolutions round to bfloat16 on AMX.
+    if std::env::var("LIVERSEG_BENCH_BF16").is_ok_and(|v| v == "1") {
+        liverseg_model::set_cpu_bf16_convolutions(true);
+    }
     let dev = Device::Cpu;
     let cases: &[Case] = &[
         (1, 16, [128, 128, 64], 2, 3, false),

@@ -41,8 +41,9 @@ pub use checkpoint::{
     check_parameters, import_monai, save, save_as, save_with_metadata,
 };
 pub use conv::{
-    Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig, cudnn_deterministic,
-    set_composed_convolutions_on_cpu, set_cudnn_deterministic,
+    Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig, cpu_bf16_available,
+    cpu_bf16_convolutions, cudnn_deterministic, set_composed_convolutions_on_cpu,
+    set_cpu_bf16_convolutions, set_cudnn_deterministic,
 };
 pub use error::{Error, Result};
 pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};

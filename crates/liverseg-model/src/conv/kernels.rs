@@ -11,6 +11,7 @@
 //! product. Tiles bound the column matrix to 16 MiB, so memory stays a small
 //! multiple of the activations whatever the layer.
 
+use super::Math;
 use super::direct;
 use super::gemm::{MatRef, sgemm};
 use super::geom::ConvGeom;
@@ -217,9 +218,10 @@ pub(crate) fn conv_forward(
     g: &ConvGeom,
     dout: [usize; 3],
     y: &mut [f32],
+    math: Math,
 ) {
     if family(dout) == Family::Direct {
-        direct::conv_forward(x, cin, din, w, bias, cout, g, dout, y);
+        direct::conv_forward(x, cin, din, w, bias, cout, g, dout, y, math);
     } else {
         columns_forward(x, cin, din, w, cout, g, dout, y);
         add_bias(y, bias, dout.iter().product());
@@ -276,9 +278,10 @@ pub(crate) fn conv_backward_input(
     g: &ConvGeom,
     din: [usize; 3],
     gx: &mut [f32],
+    math: Math,
 ) {
     if family(dout) == Family::Direct {
-        direct::conv_backward_input(gy, cout, dout, w, bias, cin, g, din, gx);
+        direct::conv_backward_input(gy, cout, dout, w, bias, cin, g, din, gx, math);
     } else {
         columns_backward_input(gy, cout, dout, w, cin, g, din, gx);
         add_bias(gx, bias, din.iter().product());
@@ -396,9 +399,10 @@ pub(crate) fn conv_backward_weight(
     g: &ConvGeom,
     dout: [usize; 3],
     gw: &mut [f32],
+    math: Math,
 ) {
     if family(dout) == Family::Direct {
-        direct::conv_backward_weight(x, cin, din, gy, cout, g, dout, gw);
+        direct::conv_backward_weight(x, cin, din, gy, cout, g, dout, gw, math);
     } else {
         columns_backward_weight(x, cin, din, gy, cout, g, dout, gw);
     }
@@ -543,7 +547,18 @@ mod tests {
             let mut y = vec![f32::NAN; want.len()];
             // With a bias: the definition plus the bias of each channel.
             let bias: Vec<f32> = (0..cout).map(|c| c as f32 * 0.5 - 1.0).collect();
-            direct::conv_forward(&x, cin, din, &w, Some(&bias), cout, &g, dout, &mut y);
+            direct::conv_forward(
+                &x,
+                cin,
+                din,
+                &w,
+                Some(&bias),
+                cout,
+                &g,
+                dout,
+                &mut y,
+                Math::F32,
+            );
             let plane: usize = dout.iter().product();
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                 let b = b + bias[i / plane];
@@ -551,7 +566,18 @@ mod tests {
             }
             let gy = data(want.len(), 3.0);
             let (mut gx_d, mut gx_c) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
-            direct::conv_backward_input(&gy, cout, dout, &w, None, cin, &g, din, &mut gx_d);
+            direct::conv_backward_input(
+                &gy,
+                cout,
+                dout,
+                &w,
+                None,
+                cin,
+                &g,
+                din,
+                &mut gx_d,
+                Math::F32,
+            );
             columns_backward_input(&gy, cout, dout, &w, cin, &g, din, &mut gx_c);
             for (a, b) in gx_d.iter().zip(&gx_c) {
                 assert!((a - b).abs() < 1e-4, "input gradient {a} vs {b} for {g:?}");
@@ -568,6 +594,7 @@ mod tests {
                 &g,
                 din,
                 &mut gx_d,
+                Math::F32,
             );
             for (i, (a, b)) in gx_d.iter().zip(&gx_c).enumerate() {
                 let b = b + bias_t[i / vol];
@@ -577,7 +604,7 @@ mod tests {
                 );
             }
             let (mut gw_d, mut gw_c) = (vec![0.25; w.len()], vec![0.25; w.len()]);
-            direct::conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw_d);
+            direct::conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw_d, Math::F32);
             columns_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw_c);
             for (a, b) in gw_d.iter().zip(&gw_c) {
                 assert!((a - b).abs() < 1e-3, "weight gradient {a} vs {b} for {g:?}");
@@ -602,7 +629,7 @@ mod tests {
             let w = data(cout * cin * g.taps(), 1.5);
             let (want, dout) = naive_conv(&x, cin, din, &w, cout, &g);
             let mut y = vec![f32::NAN; want.len()];
-            conv_forward(&x, cin, din, &w, None, cout, &g, dout, &mut y);
+            conv_forward(&x, cin, din, &w, None, cout, &g, dout, &mut y, Math::F32);
             for (a, b) in y.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b} for {g:?}");
             }
@@ -629,14 +656,14 @@ mod tests {
             let p: usize = dout.iter().product();
             let gy = data(cout * p, 7.0);
             let mut y = vec![0.0; cout * p];
-            conv_forward(&x, cin, din, &w, None, cout, &g, dout, &mut y);
+            conv_forward(&x, cin, din, &w, None, cout, &g, dout, &mut y, Math::F32);
             let lhs: f64 = y
                 .iter()
                 .zip(&gy)
                 .map(|(a, b)| f64::from(*a) * f64::from(*b))
                 .sum();
             let mut gx = vec![0.0; x.len()];
-            conv_backward_input(&gy, cout, dout, &w, None, cin, &g, din, &mut gx);
+            conv_backward_input(&gy, cout, dout, &w, None, cin, &g, din, &mut gx, Math::F32);
             let rhs: f64 = x
                 .iter()
                 .zip(&gx)
@@ -647,7 +674,7 @@ mod tests {
                 "{lhs} vs {rhs}"
             );
             let mut gw = vec![0.0; w.len()];
-            conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw);
+            conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw, Math::F32);
             let rhs_w: f64 = w
                 .iter()
                 .zip(&gw)

@@ -29,6 +29,7 @@ use op::ConvOp;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static CUDNN_DETERMINISTIC: AtomicBool = AtomicBool::new(false);
+static BF16_ON_CPU: AtomicBool = AtomicBool::new(false);
 static COMPOSED_ON_CPU: AtomicBool = AtomicBool::new(false);
 
 /// Runs float32 convolutions on the CPU through the candle compositions
@@ -38,6 +39,43 @@ static COMPOSED_ON_CPU: AtomicBool = AtomicBool::new(false);
 /// never needed for anything else.
 pub fn set_composed_convolutions_on_cpu(on: bool) {
     COMPOSED_ON_CPU.store(on, Ordering::Relaxed);
+}
+
+/// The arithmetic of one convolution on the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Math {
+    /// float32 operands and sums.
+    F32,
+    /// Operands rounded to bfloat16, products summed in float32, on AMX
+    /// tiles where the CPU has them (float32 elsewhere).
+    Bf16,
+}
+
+/// Lets float32 convolutions on the CPU round their operands to bfloat16
+/// and sum the products in float32 on AMX tiles, for as long as it is on:
+/// the forward pass (input and weight), the input gradient (output
+/// gradient and weight) and the weight gradient (input and output
+/// gradient), as PyTorch's CPU autocast to bfloat16 rounds a
+/// convolution's operands. Activations, outputs, gradients and
+/// everything outside the convolutions stay float32. Process-wide; a CPU
+/// without AMX-BF16 (see [`cpu_bf16_available`]) keeps float32, and so do
+/// convolutions with fewer than 8 input channels (too few to fill a tile).
+/// Networks whose activations are bfloat16 (`Precision::Bf16`) take the
+/// AMX kernels whether or not this is on.
+pub fn set_cpu_bf16_convolutions(on: bool) {
+    BF16_ON_CPU.store(on, Ordering::Relaxed);
+}
+
+/// Whether float32 convolutions on the CPU round to bfloat16
+/// ([`set_cpu_bf16_convolutions`]).
+pub fn cpu_bf16_convolutions() -> bool {
+    BF16_ON_CPU.load(Ordering::Relaxed)
+}
+
+/// Whether this CPU (and OS) runs the bfloat16 AMX convolution kernels:
+/// AMX-BF16 and AVX-512, the tile state granted to the process.
+pub fn cpu_bf16_available() -> bool {
+    direct::available() && direct::amx_available()
 }
 
 /// Asks for deterministic cuDNN algorithms from now on (the same result for
@@ -207,6 +245,17 @@ fn on_cpu(
     f(&x.to_dtype(F32)?, &w.to_dtype(F32)?, &b32)?.to_dtype(x.dtype())
 }
 
+/// The CPU kernels' arithmetic for input `x`: bfloat16 operands for
+/// bfloat16 activations (exact: they already are bfloat16) or when asked
+/// for ([`set_cpu_bf16_convolutions`]), float32 otherwise.
+fn cpu_math(x: &Tensor) -> Math {
+    if x.dtype() != DType::F32 || cpu_bf16_convolutions() {
+        Math::Bf16
+    } else {
+        Math::F32
+    }
+}
+
 /// Applies `op` to `x` and `weight` on a device other than the CPU: the op
 /// (cuDNN) then a broadcast bias, whose gradient candle derives.
 fn apply_device(
@@ -250,7 +299,10 @@ impl Module for Conv3d {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (w, b) = in_type_of(x, &self.weight, self.bias.as_ref())?;
         match route(x) {
-            Route::Cpu => on_cpu(x, &w, &b, |x, w, b| apply(x, w, b, ConvOp::conv(self.geom))),
+            Route::Cpu => {
+                let op = ConvOp::conv(self.geom).with_math(cpu_math(x));
+                on_cpu(x, &w, &b, |x, w, b| apply(x, w, b, op))
+            }
             _ if matmul::is_pointwise(&self.geom) => matmul::pointwise(x, &w, b.as_ref()),
             Route::Native => apply_device(x, &w, b.as_ref(), ConvOp::conv(self.geom)),
             Route::Composed => generic::conv3d(x, &w, b.as_ref(), &self.geom),
@@ -334,6 +386,7 @@ impl Module for ConvTranspose3d {
         match route(x) {
             Route::Cpu => {
                 let op = ConvOp::conv_transpose(geom, self.transposed_out(x)?);
+                let op = op.with_math(cpu_math(x));
                 on_cpu(x, &w, &b, |x, w, b| apply(x, w, b, op))
             }
             _ if matmul::is_tiling(&geom, pad) => matmul::tiling_transpose(x, &w, b.as_ref()),

@@ -1,6 +1,7 @@
 //! candle custom ops wrapping the 3-D convolution kernels, with backward
 //! passes so the layers take part in autograd.
 
+use super::Math;
 #[cfg(feature = "cudnn")]
 use super::cudnn::Routine;
 use super::geom::ConvGeom;
@@ -50,6 +51,8 @@ pub(crate) struct ConvOp {
     /// When this op is the forward pass of a transposed convolution, its
     /// backward pass differs from that of a plain `BackwardInput`.
     transposed: bool,
+    /// The arithmetic of the kernels, its gradients' included.
+    math: Math,
 }
 
 impl ConvOp {
@@ -58,6 +61,7 @@ impl ConvOp {
             geom,
             kind: Kind::Forward,
             transposed: false,
+            math: Math::F32,
         }
     }
 
@@ -66,7 +70,13 @@ impl ConvOp {
             geom,
             kind: Kind::BackwardInput { din: dout },
             transposed: true,
+            math: Math::F32,
         }
+    }
+
+    /// The op computing in `math`, its backward passes too.
+    pub(crate) fn with_math(self, math: Math) -> Self {
+        ConvOp { math, ..self }
     }
 }
 
@@ -185,6 +195,7 @@ impl ConvOp {
                         g,
                         dout,
                         y,
+                        self.math,
                     );
                 }
                 Ok((CpuStorage::F32(y), Shape::from(dims.y.to_vec())))
@@ -202,6 +213,7 @@ impl ConvOp {
                         g,
                         din,
                         gx,
+                        self.math,
                     );
                 }
                 Ok((CpuStorage::F32(gx), Shape::from(dims.x.to_vec())))
@@ -223,6 +235,7 @@ impl ConvOp {
                             g,
                             dout,
                             &mut gw,
+                            self.math,
                         );
                         gw
                     })
@@ -304,6 +317,7 @@ impl CustomOp2 for ConvOp {
                             geom: g,
                             kind: Kind::BackwardInput { din: [d, h, w] },
                             transposed: false,
+                            math: self.math,
                         },
                     )
                 })?;
@@ -314,6 +328,7 @@ impl CustomOp2 for ConvOp {
                             geom: g,
                             kind: Kind::BackwardWeight { cout, cin },
                             transposed: false,
+                            math: self.math,
                         },
                     )
                 })?;
@@ -326,7 +341,9 @@ impl CustomOp2 for ConvOp {
                 // convolution of the output gradient; the weight gradient is
                 // that of a convolution from the big grid to the small one.
                 let (c_small, c_big, ..) = arg2.dims5()?;
-                let gx = needed(arg1, || grad.apply_op2_no_bwd(arg2, &ConvOp::conv(g)))?;
+                let gx = needed(arg1, || {
+                    grad.apply_op2_no_bwd(arg2, &ConvOp::conv(g).with_math(self.math))
+                })?;
                 let gw = needed(arg2, || {
                     grad.apply_op2_no_bwd(
                         arg1,
@@ -337,6 +354,7 @@ impl CustomOp2 for ConvOp {
                                 cin: c_big,
                             },
                             transposed: false,
+                            math: self.math,
                         },
                     )
                 })?;

@@ -35,8 +35,13 @@
 use super::geom::ConvGeom;
 use rayon::prelude::*;
 
+mod amx;
+mod amx_weight;
 mod weight;
+pub(crate) use amx::available as amx_available;
 pub(crate) use weight::conv_backward_weight;
+
+use super::Math;
 
 /// Lanes of one vector.
 const L: usize = 16;
@@ -182,6 +187,9 @@ struct Run<'a> {
     taps: usize,
     cpad: usize,
     cb: usize,
+    /// The bfloat16 operands when the run takes the AMX kernel (the float32
+    /// ones above are then unused).
+    amx: Option<amx::AmxRun<'a>>,
 }
 
 impl Run<'_> {
@@ -247,12 +255,16 @@ impl Run<'_> {
                     let mut q = start;
                     while q < end {
                         let cols = (end - q).min(CHUNK);
-                        #[cfg(target_arch = "x86_64")]
-                        // SAFETY: the public entry points are only chosen
-                        // after `available()` found AVX-512F and FMA.
-                        unsafe {
-                            forward_block(self, co0, q, cols, buf)
-                        };
+                        match &self.amx {
+                            Some(run) => amx::block(run, co0, q, cols, buf),
+                            #[cfg(target_arch = "x86_64")]
+                            // SAFETY: the public entry points are only
+                            // chosen after `available()` found AVX-512F
+                            // and FMA.
+                            None => unsafe { forward_block(self, co0, q, cols, buf) },
+                            #[cfg(not(target_arch = "x86_64"))]
+                            None => {}
+                        }
                         // Rows of plane m0 that meet [q, q + cols).
                         let e2 = grid.ext[2];
                         for r in (q - start) / e2..=(q + cols - 1 - start) / e2 {
@@ -385,6 +397,95 @@ fn channel_block(n: usize) -> (usize, usize) {
     (cb, n.div_ceil(cb) * cb)
 }
 
+/// The operands of the forward microkernel for one convolution: its
+/// padded sources and packed weights, in float32, or in bfloat16 for the
+/// AMX kernel when [`Math::Bf16`] asks for it, the CPU has AMX-BF16 and
+/// the sources are enough channels to fill a tile's rows (8 or more).
+struct Operands {
+    sources: usize,
+    row: usize,
+    taps: usize,
+    cb: usize,
+    cpad: usize,
+    src: Vec<f32>,
+    wpk: Vec<f32>,
+    amx: Option<(Vec<u32>, Vec<u16>, amx::Blocks)>,
+}
+
+impl Operands {
+    /// `src` holds `sources` channels `row` floats apart; `weight(dest,
+    /// source, tap)` is the weight of each term.
+    fn new(
+        math: Math,
+        src: Vec<f32>,
+        sources: usize,
+        row: usize,
+        dests: usize,
+        taps: usize,
+        weight: impl Fn(usize, usize, usize) -> f32,
+    ) -> Self {
+        if math == Math::Bf16 && sources >= 8 && amx::available() {
+            let blocks = amx::Blocks::new(sources, dests);
+            let pairs = amx::pair_sources(&src, sources, row, &blocks);
+            drop(src);
+            let wt = amx::pack_weights(dests, sources, taps, &blocks, weight);
+            return Operands {
+                sources,
+                row,
+                taps,
+                cb: blocks.cb,
+                cpad: dests.div_ceil(blocks.cb) * blocks.cb,
+                src: Vec::new(),
+                wpk: Vec::new(),
+                amx: Some((pairs, wt, blocks)),
+            };
+        }
+        let (cb, cpad) = channel_block(dests);
+        // wpk[source][t][dest]: the weights a tap broadcasts, contiguous
+        // over the destination channel.
+        let mut wpk = vec![0f32; sources * taps * cpad];
+        for d in 0..dests {
+            for s in 0..sources {
+                for t in 0..taps {
+                    wpk[(s * taps + t) * cpad + d] = weight(d, s, t);
+                }
+            }
+        }
+        Operands {
+            sources,
+            row,
+            taps,
+            cb,
+            cpad,
+            src,
+            wpk,
+            amx: None,
+        }
+    }
+
+    /// A run of these operands over `terms`.
+    fn run<'a>(&'a self, terms: &'a [Term]) -> Run<'a> {
+        Run {
+            src: &self.src,
+            sources: self.sources,
+            ci_stride: self.row,
+            terms,
+            wpk: &self.wpk,
+            taps: self.taps,
+            cpad: self.cpad,
+            cb: self.cb,
+            amx: self.amx.as_ref().map(|(src, wt, blocks)| amx::AmxRun {
+                src,
+                row: self.row,
+                terms,
+                wt,
+                taps: self.taps,
+                blocks: *blocks,
+            }),
+        }
+    }
+}
+
 /// How a strided convolution reads its input along the three axes: the
 /// phase grid's extent and low padding, and each tap's `(phase, offset)`
 /// per axis.
@@ -490,32 +591,22 @@ pub(crate) fn conv_forward(
     g: &ConvGeom,
     dout: [usize; 3],
     y: &mut [f32],
+    math: Math,
 ) {
     // The intrinsics below are sound only on a CPU with AVX-512F and FMA;
     // this is a safe function, so it checks rather than trusts its caller.
     assert!(available(), "the direct kernels need AVX-512F and FMA");
-    let p = prepare(x, cin, din, g, dout);
-    let taps = g.taps();
-    let (cb, cpad) = channel_block(cout);
-    // wpk[ci][t][co]: the weights a tap broadcasts, contiguous over co.
-    let mut wpk = vec![0f32; cin * taps * cpad];
-    for co in 0..cout {
-        for ci in 0..cin {
-            for t in 0..taps {
-                wpk[(ci * taps + t) * cpad + co] = w[(co * cin + ci) * taps + t];
-            }
-        }
-    }
-    let run = Run {
-        src: &p.src,
-        sources: cin,
-        ci_stride: p.phases * p.stride,
-        terms: &p.terms,
-        wpk: &wpk,
-        taps,
-        cpad,
-        cb,
-    };
+    let mut p = prepare(x, cin, din, g, dout);
+    let operands = Operands::new(
+        math,
+        std::mem::take(&mut p.src),
+        cin,
+        p.phases * p.stride,
+        cout,
+        g.taps(),
+        |co, ci, t| w[(co * cin + ci) * g.taps() + t],
+    );
+    let run = operands.run(&p.terms);
     let vol: usize = dout.iter().product();
     let plane_len = dout[1] * dout[2];
     run.compute_into(
@@ -551,6 +642,7 @@ pub(crate) fn conv_backward_input(
     g: &ConvGeom,
     din: [usize; 3],
     gx: &mut [f32],
+    math: Math,
 ) {
     // The intrinsics below are sound only on a CPU with AVX-512F and FMA;
     // this is a safe function, so it checks rather than trusts its caller.
@@ -618,16 +710,9 @@ pub(crate) fn conv_backward_input(
         .max(grid.len());
     let src = place(gy, cout, dout, [1; 3], low, grid, stride);
     let taps = g.taps();
-    let (cb, cpad) = channel_block(cin);
-    // wpk[co][t][ci]: the weights, contiguous over the destination channel.
-    let mut wpk = vec![0f32; cout * taps * cpad];
-    for co in 0..cout {
-        for ci in 0..cin {
-            for t in 0..taps {
-                wpk[(co * taps + t) * cpad + ci] = w[(co * cin + ci) * taps + t];
-            }
-        }
-    }
+    let operands = Operands::new(math, src, cout, stride, cin, taps, |ci, co, t| {
+        w[(co * cin + ci) * taps + t]
+    });
     let vol: usize = din.iter().product();
     let b = |ci: usize| bias.map_or(0.0, |b| b[ci]);
     // Phases that no tap reaches keep the bias; the others are written
@@ -645,16 +730,7 @@ pub(crate) fn conv_backward_input(
         if outs.contains(&0) || terms.is_empty() {
             continue;
         }
-        let run = Run {
-            src: &src,
-            sources: cout,
-            ci_stride: stride,
-            terms,
-            wpk: &wpk,
-            taps,
-            cpad,
-            cb,
-        };
+        let run = operands.run(terms);
         let s = g.stride;
         run.compute_into(
             grid,

@@ -9,7 +9,8 @@
 // in `available()`; every raw load is bounds-checked up front.
 #![allow(unsafe_code)]
 
-use super::{CHUNK, L, Prepared, Term, WCHUNK, available, place, prepare};
+use super::{CHUNK, L, Prepared, Term, WCHUNK, amx, amx_weight, available, place, prepare};
+use crate::conv::Math;
 use crate::conv::geom::ConvGeom;
 use rayon::prelude::*;
 
@@ -166,7 +167,9 @@ unsafe fn weight_terms<const TB: usize>(
 
 /// Weight gradient of a convolution for one sample, added into `gw`
 /// (`(cout, cin, kd, kh, kw)`): `gw[co][ci][t] += Σ_o gy[co][o] ·
-/// x[ci][s·o + tap t]`. Panics unless [`available`].
+/// x[ci][s·o + tap t]`, on AMX tiles from bfloat16 operands when `math`
+/// asks for it and the CPU has them (and `cin` is 8 or more). Panics
+/// unless [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward_weight(
     x: &[f32],
@@ -177,6 +180,7 @@ pub(crate) fn conv_backward_weight(
     g: &ConvGeom,
     dout: [usize; 3],
     gw: &mut [f32],
+    math: Math,
 ) {
     // The intrinsics below are sound only on a CPU with AVX-512F and FMA;
     // this is a safe function, so it checks rather than trusts its caller.
@@ -187,6 +191,9 @@ pub(crate) fn conv_backward_weight(
     // and for the channels added to reach `cpad`).
     let gstride = p.stride;
     let mut gyp = place(gy, cout, dout, [1; 3], [0; 3], p.plan.grid, gstride);
+    if math == Math::Bf16 && cin >= 8 && amx::available() {
+        return amx_weight::conv_backward_weight(&p, cin, &gyp, gstride, cout, gw);
+    }
     gyp.resize(cpad * gstride, 0.0);
     let taps = g.taps();
     // Task i: chunk i / cin, input channel i % cin; partial sums combined

@@ -1,0 +1,517 @@
+//! The direct kernels' bfloat16 variant on Intel AMX tiles: the same
+//! padded, phase-split grids and terms as the float32 microkernel, with
+//! the operands rounded to bfloat16 and every product accumulated in
+//! float32 by `TDPBF16PS`.
+//!
+//! One tile instruction multiplies a 16 × K block of weights (16
+//! destination channels, `K ≤ 32` source channels of one tap) by a K × 16
+//! block of sources (16 grid positions) and adds the 16 × 16 products to
+//! a float32 accumulator tile. The source tile wants its K rows as pairs
+//! of channels, so the sources are laid out `[channel pair][position][2]`:
+//! a row of the tile is the 16 positions of one channel pair, 64
+//! contiguous bytes, and the rows of successive pairs lie one pair plane
+//! apart. The weights are packed once per call as the tiles they are
+//! loaded as. Accumulator rows are destination channels and columns grid
+//! positions, so a finished tile is stored straight into the `CB` rows of
+//! [`CHUNK`] floats that the float32 kernel fills.
+//!
+//! Linux hands the tile registers to a process only on request
+//! (`arch_prctl(ARCH_REQ_XCOMP_PERM)`); [`available`] asks once and says
+//! whether the CPU, the OS and that request all allow AMX-BF16.
+
+use super::{CHUNK, Term};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Positions of one tile row (16 float32 accumulators or 16 pairs).
+const N: usize = 16;
+
+/// Destination channels of one accumulator tile.
+const M: usize = 16;
+
+/// Most source channels one tile instruction sums (64 bytes of bfloat16).
+const KMAX: usize = 32;
+
+/// Whether this CPU and OS run the AMX kernels: AMX-TILE and AMX-BF16 by
+/// CPUID, the tile state enabled in XCR0, and (on Linux) this process
+/// granted the tile data state.
+pub(crate) fn available() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(detect)
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn detect() -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    // Leaf 7 is read only when leaf 0 reports it.
+    let max_leaf = __cpuid(0).eax;
+    if max_leaf < 7 {
+        return false;
+    }
+    let (leaf1, leaf7) = (__cpuid(1), __cpuid_count(7, 0));
+    let amx = (leaf7.edx >> 22) & 1 == 1 && (leaf7.edx >> 24) & 1 == 1;
+    let osxsave = (leaf1.ecx >> 27) & 1 == 1;
+    if !amx || !osxsave || !super::available() {
+        return false;
+    }
+    // SAFETY: XGETBV with ECX = 0 is valid once CPUID reports OSXSAVE
+    // (checked above); it only reads XCR0.
+    let xcr0 = unsafe { std::arch::x86_64::_xgetbv(0) };
+    // XTILECFG (bit 17) and XTILEDATA (bit 18).
+    if xcr0 & (0b11 << 17) != 0b11 << 17 {
+        return false;
+    }
+    const ARCH_REQ_XCOMP_PERM: libc::c_ulong = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_ulong = 18;
+    // SAFETY: arch_prctl with ARCH_REQ_XCOMP_PERM takes two integers and
+    // touches no memory of ours; it fails cleanly on kernels without it.
+    let granted = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        )
+    };
+    granted == 0
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn detect() -> bool {
+    false
+}
+
+/// `x` rounded to the nearest bfloat16, ties to even (NaN stays NaN).
+pub(crate) fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// How the sources of one run are split into tile-sized channel blocks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Blocks {
+    /// Source channels per block (even, at most [`KMAX`]).
+    pub kc: usize,
+    /// Blocks, `kc` channels each (zeros past the real channels).
+    pub kblocks: usize,
+    /// Destination channels per accumulator tile row block: 16, or fewer
+    /// when the run has fewer destinations.
+    pub rows: usize,
+    /// Destination channels per task (`rows`, or two tiles' 32).
+    pub cb: usize,
+}
+
+impl Blocks {
+    pub(crate) fn new(sources: usize, dests: usize) -> Self {
+        let even = sources.div_ceil(2) * 2;
+        let (kc, kblocks) = if even <= KMAX {
+            (even.max(2), 1)
+        } else {
+            (KMAX, even.div_ceil(KMAX))
+        };
+        let rows = dests.clamp(1, M);
+        let cb = if dests > M { 2 * M } else { rows };
+        Blocks {
+            kc,
+            kblocks,
+            rows,
+            cb,
+        }
+    }
+
+    /// Channel pairs, every block's included.
+    fn pairs(&self) -> usize {
+        self.kblocks * self.kc / 2
+    }
+}
+
+/// The operands of one AMX run.
+pub(crate) struct AmxRun<'a> {
+    /// `[pair][position]`: two bfloat16 sources per `u32`, low half the
+    /// even channel; `row` positions per pair.
+    pub src: &'a [u32],
+    pub row: usize,
+    pub terms: &'a [Term],
+    /// `[dest block][tap][k block][rows][kc]` bfloat16 weights.
+    pub wt: &'a [u16],
+    pub taps: usize,
+    pub blocks: Blocks,
+}
+
+/// `sources` channels of `ci_stride` floats each rounded to bfloat16 and
+/// interleaved by pairs, with the channels past `sources` up to the last
+/// block zero.
+pub(crate) fn pair_sources(src: &[f32], sources: usize, row: usize, b: &Blocks) -> Vec<u32> {
+    let mut out = vec![0u32; b.pairs() * row];
+    out.par_chunks_mut(row.max(1))
+        .enumerate()
+        .for_each(|(p, dst)| {
+            let plane = |c: usize| (c < sources).then(|| &src[c * row..(c + 1) * row]);
+            match (plane(2 * p), plane(2 * p + 1)) {
+                (Some(lo), Some(hi)) => {
+                    for ((d, l), h) in dst.iter_mut().zip(lo).zip(hi) {
+                        *d = bf16_bits(*l) as u32 | (bf16_bits(*h) as u32) << 16;
+                    }
+                }
+                (Some(lo), None) => {
+                    for (d, l) in dst.iter_mut().zip(lo) {
+                        *d = bf16_bits(*l) as u32;
+                    }
+                }
+                _ => {}
+            }
+        });
+    out
+}
+
+/// The weights as the tiles the kernel loads, `weight(dest, source, tap)`
+/// rounded to bfloat16, for destinations up to a whole task's `cb`;
+/// destinations past `dests` and sources past `sources` are zero.
+pub(crate) fn pack_weights(
+    dests: usize,
+    sources: usize,
+    taps: usize,
+    b: &Blocks,
+    weight: impl Fn(usize, usize, usize) -> f32,
+) -> Vec<u16> {
+    let dblocks = dests.div_ceil(b.cb) * (b.cb / b.rows);
+    let tile = b.rows * b.kc;
+    let mut out = vec![0u16; dblocks * taps * b.kblocks * tile];
+    for db in 0..dblocks {
+        for t in 0..taps {
+            for kb in 0..b.kblocks {
+                let at = ((db * taps + t) * b.kblocks + kb) * tile;
+                for r in 0..b.rows {
+                    let d = db * b.rows + r;
+                    for k in 0..b.kc {
+                        let s = kb * b.kc + k;
+                        if d < dests && s < sources {
+                            out[at + r * b.kc + k] = bf16_bits(weight(d, s, t));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The 64-byte tile configuration `LDTILECFG` reads (palette 1).
+#[repr(C, align(64))]
+pub(super) struct TileConfig(pub(super) [u8; 64]);
+
+impl TileConfig {
+    pub(super) fn new(tiles: &[(u8, u16)]) -> Self {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        for (i, &(rows, colsb)) in tiles.iter().enumerate() {
+            c[16 + 2 * i..18 + 2 * i].copy_from_slice(&colsb.to_le_bytes());
+            c[48 + i] = rows;
+        }
+        TileConfig(c)
+    }
+}
+
+/// Destination channels `co0..co0 + cb` at grid positions `q0..q0 + cols`
+/// (rounded up to whole steps, which [`CHUNK`] is a multiple of) into
+/// `out` (`cb` rows of [`CHUNK`] floats).
+///
+/// Panics unless [`available`]; the bounds of every tile load and store
+/// are checked before the first.
+pub(crate) fn block(run: &AmxRun<'_>, co0: usize, q0: usize, cols: usize, out: &mut [f32]) {
+    assert!(
+        available(),
+        "the AMX kernels need AMX-BF16 and the OS's leave"
+    );
+    let b = &run.blocks;
+    let step = if b.cb > M { 2 * N } else { 4 * N };
+    let end = q0 + cols.div_ceil(step) * step;
+    let max_off = run.terms.iter().map(|t| t.1).max().unwrap_or(0);
+    let max_tap = run.terms.iter().map(|t| t.0).max().unwrap_or(0);
+    let tile = b.rows * b.kc;
+    let dblock0 = co0 / b.rows;
+    let dblocks = b.cb / b.rows;
+    // Every B row read: the last pair's row, up to the step's end.
+    assert!(co0.is_multiple_of(b.rows) && cols <= CHUNK && CHUNK.is_multiple_of(step));
+    assert!((b.pairs() - 1) * run.row + end + max_off <= run.src.len() && end + max_off <= run.row);
+    assert!(max_tap < run.taps);
+    assert!(((dblock0 + dblocks) * run.taps * b.kblocks) * tile <= run.wt.len());
+    assert!((b.cb - 1) * CHUNK + cols.div_ceil(step) * step <= out.len());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `available()` holds (asserted above), so the CPU has AMX-TILE
+    // and AMX-BF16 and this process may use the tile data; every address
+    // the tile loads and stores touch was bounds-checked just above.
+    unsafe {
+        if b.cb > M {
+            block_2x2(run, dblock0, q0, cols, out)
+        } else {
+            block_1x4(run, dblock0, q0, cols, out)
+        }
+    }
+}
+
+/// Two accumulator tiles of destinations × two of positions (tmm0–3), the
+/// weight tiles in tmm4–5 and the source tiles in tmm6–7.
+///
+/// # Safety
+/// AMX must be [`available`] and the bounds checked as in [`block`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn block_2x2(run: &AmxRun<'_>, dblock0: usize, q0: usize, cols: usize, out: &mut [f32]) {
+    use std::arch::asm;
+    let b = &run.blocks;
+    let (kc, kb_n, taps) = (b.kc, b.kblocks, run.taps);
+    let tile = b.rows * kc;
+    let acc = (M as u8, (N * 4) as u16);
+    let wts = (M as u8, (kc * 2) as u16);
+    let srcs = ((kc / 2) as u8, (N * 4) as u16);
+    let cfg = TileConfig::new(&[acc, acc, acc, acc, wts, wts, srcs, srcs]);
+    let (astride, bstride, ostride) = (kc * 2, run.row * 4, CHUNK * 4);
+    let dblock_len = taps * kb_n * tile;
+    // SAFETY: the caller's contract; the offsets below stay within the
+    // ranges `block` checked.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        let mut col = 0;
+        while col < cols {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+            for kb in 0..kb_n {
+                let src = run.src.as_ptr().add(kb * (kc / 2) * run.row + q0 + col);
+                for &(t, off) in run.terms {
+                    let a0 = run
+                        .wt
+                        .as_ptr()
+                        .add(dblock0 * dblock_len + (t * kb_n + kb) * tile);
+                    let a1 = a0.add(dblock_len);
+                    let s = src.add(off);
+                    asm!(
+                        "tileloadd tmm4, [{a0} + {as}*1]",
+                        "tileloadd tmm5, [{a1} + {as}*1]",
+                        "tileloadd tmm6, [{s0} + {bs}*1]",
+                        "tileloadd tmm7, [{s1} + {bs}*1]",
+                        "tdpbf16ps tmm0, tmm4, tmm6",
+                        "tdpbf16ps tmm1, tmm4, tmm7",
+                        "tdpbf16ps tmm2, tmm5, tmm6",
+                        "tdpbf16ps tmm3, tmm5, tmm7",
+                        a0 = in(reg) a0,
+                        a1 = in(reg) a1,
+                        s0 = in(reg) s,
+                        s1 = in(reg) s.add(N),
+                        as = in(reg) astride,
+                        bs = in(reg) bstride,
+                        options(nostack, readonly)
+                    );
+                }
+            }
+            let o = out.as_mut_ptr().add(col);
+            asm!(
+                "tilestored [{o0} + {os}*1], tmm0",
+                "tilestored [{o1} + {os}*1], tmm1",
+                "tilestored [{o2} + {os}*1], tmm2",
+                "tilestored [{o3} + {os}*1], tmm3",
+                o0 = in(reg) o,
+                o1 = in(reg) o.add(N),
+                o2 = in(reg) o.add(M * CHUNK),
+                o3 = in(reg) o.add(M * CHUNK + N),
+                os = in(reg) ostride,
+                options(nostack)
+            );
+            col += 2 * N;
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+/// One accumulator tile of destinations × four of positions (tmm0–3),
+/// the weight tile in tmm4 and the source tiles in tmm5–7.
+///
+/// # Safety
+/// AMX must be [`available`] and the bounds checked as in [`block`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn block_1x4(run: &AmxRun<'_>, dblock0: usize, q0: usize, cols: usize, out: &mut [f32]) {
+    use std::arch::asm;
+    let b = &run.blocks;
+    let (kc, kb_n, taps) = (b.kc, b.kblocks, run.taps);
+    let tile = b.rows * kc;
+    let acc = (b.rows as u8, (N * 4) as u16);
+    let wts = (b.rows as u8, (kc * 2) as u16);
+    let srcs = ((kc / 2) as u8, (N * 4) as u16);
+    let cfg = TileConfig::new(&[acc, acc, acc, acc, wts, srcs, srcs, srcs]);
+    let (astride, bstride, ostride) = (kc * 2, run.row * 4, CHUNK * 4);
+    let dblock_len = taps * kb_n * tile;
+    // SAFETY: the caller's contract; the offsets below stay within the
+    // ranges `block` checked.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        let mut col = 0;
+        while col < cols {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+            for kb in 0..kb_n {
+                let src = run.src.as_ptr().add(kb * (kc / 2) * run.row + q0 + col);
+                for &(t, off) in run.terms {
+                    let a = run
+                        .wt
+                        .as_ptr()
+                        .add(dblock0 * dblock_len + (t * kb_n + kb) * tile);
+                    let s = src.add(off);
+                    asm!(
+                        "tileloadd tmm4, [{a} + {as}*1]",
+                        "tileloadd tmm5, [{s0} + {bs}*1]",
+                        "tileloadd tmm6, [{s1} + {bs}*1]",
+                        "tdpbf16ps tmm0, tmm4, tmm5",
+                        "tileloadd tmm7, [{s2} + {bs}*1]",
+                        "tdpbf16ps tmm1, tmm4, tmm6",
+                        "tileloadd tmm5, [{s3} + {bs}*1]",
+                        "tdpbf16ps tmm2, tmm4, tmm7",
+                        "tdpbf16ps tmm3, tmm4, tmm5",
+                        a = in(reg) a,
+                        s0 = in(reg) s,
+                        s1 = in(reg) s.add(N),
+                        s2 = in(reg) s.add(2 * N),
+                        s3 = in(reg) s.add(3 * N),
+                        as = in(reg) astride,
+                        bs = in(reg) bstride,
+                        options(nostack, readonly)
+                    );
+                }
+            }
+            let o = out.as_mut_ptr().add(col);
+            asm!(
+                "tilestored [{o0} + {os}*1], tmm0",
+                "tilestored [{o1} + {os}*1], tmm1",
+                "tilestored [{o2} + {os}*1], tmm2",
+                "tilestored [{o3} + {os}*1], tmm3",
+                o0 = in(reg) o,
+                o1 = in(reg) o.add(N),
+                o2 = in(reg) o.add(2 * N),
+                o3 = in(reg) o.add(3 * N),
+                os = in(reg) ostride,
+                options(nostack)
+            );
+            col += 4 * N;
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{conv_backward_input, conv_backward_weight, conv_forward};
+    use super::*;
+    use crate::conv::{ConvGeom, Math};
+
+    #[test]
+    fn bfloat16_rounds_to_nearest_ties_to_even() {
+        let cases = [
+            (1.0f32, 0x3f80u16),
+            (f32::from_bits(0x3f80_8000), 0x3f80), // tie, even below
+            (f32::from_bits(0x3f81_8000), 0x3f82), // tie, odd below: up
+            (f32::from_bits(0x3f80_8001), 0x3f81), // above the tie
+            (-2.5, 0xc020),
+            (f32::INFINITY, 0x7f80),
+            (f32::MAX, 0x7f80), // rounds past the largest bfloat16
+            (1e-40, 0x0001),    // subnormals keep their top bits
+        ];
+        for (x, want) in cases {
+            assert_eq!(bf16_bits(x), want, "{x:e}");
+        }
+        let nan = bf16_bits(f32::NAN);
+        assert!(nan & 0x7f80 == 0x7f80 && nan & 0x7f != 0, "{nan:#x}");
+    }
+
+    fn data(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+    }
+
+    fn rounded(v: &[f32]) -> Vec<f32> {
+        v.iter()
+            .map(|&x| f32::from_bits((bf16_bits(x) as u32) << 16))
+            .collect()
+    }
+
+    /// `a` equals `b` (both sums of the same exact products, in different
+    /// orders) within float32 rounding of `scale`, the sum of the
+    /// products' magnitudes.
+    fn close(a: &[f32], b: &[f32], scale: f32, what: &str) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * scale, "{what} [{i}]: {x} vs {y}");
+        }
+    }
+
+    /// The AMX kernels give the float32 kernels' results on operands that
+    /// are already bfloat16, for convolutions, transposed ones and weight
+    /// gradients, source
+    /// counts under, at and over one tile's 32, and destination counts
+    /// under, at and over one tile's 16 (and over two).
+    #[test]
+    fn amx_kernels_match_the_float32_kernels_on_bfloat16_operands() {
+        if !available() {
+            eprintln!(
+                "SKIPPED: this CPU or OS has no AMX-BF16; the AMX kernels are not tested here"
+            );
+            return;
+        }
+        for (g, cin, cout, din) in [
+            (ConvGeom::cubic(3, 1, 1, 1), 8, 16, [4, 5, 19]),
+            (ConvGeom::cubic(3, 1, 1, 1), 16, 2, [3, 30, 40]),
+            (ConvGeom::cubic(3, 1, 1, 1), 40, 20, [5, 6, 33]),
+            (ConvGeom::cubic(3, 1, 1, 1), 33, 40, [3, 4, 17]),
+            (ConvGeom::cubic(3, 2, 1, 1), 24, 48, [7, 6, 33]),
+            (ConvGeom::cubic(2, 2, 0, 1), 16, 64, [4, 5, 34]),
+            (ConvGeom::cubic(1, 1, 0, 1), 32, 3, [2, 3, 17]),
+        ] {
+            let vol: usize = din.iter().product();
+            let x = rounded(&data(cin * vol, 0.5));
+            let w = rounded(&data(cout * cin * g.taps(), 1.5));
+            let dout = g.conv_out(din).expect("a valid geometry");
+            let ys = cout * dout.iter().product::<usize>();
+            // Every |x|, |w| ≤ 1: a sum of cin · taps products.
+            let scale = (cin.max(cout) * g.taps()) as f32;
+            let bias: Vec<f32> = (0..cout).map(|c| c as f32 * 0.5 - 1.0).collect();
+            let run = |math| {
+                let mut y = vec![f32::NAN; ys];
+                conv_forward(&x, cin, din, &w, Some(&bias), cout, &g, dout, &mut y, math);
+                y
+            };
+            close(&run(Math::Bf16), &run(Math::F32), scale, &format!("{g:?}"));
+            let gy = rounded(&data(ys, 3.0));
+            let back = |math| {
+                let mut gx = vec![f32::NAN; x.len()];
+                conv_backward_input(&gy, cout, dout, &w, None, cin, &g, din, &mut gx, math);
+                gx
+            };
+            close(
+                &back(Math::Bf16),
+                &back(Math::F32),
+                scale,
+                &format!("{g:?} gx"),
+            );
+            let weight = |math| {
+                let mut gw = vec![0.25; w.len()];
+                conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw, math);
+                gw
+            };
+            let outs = dout.iter().product::<usize>() as f32;
+            close(
+                &weight(Math::Bf16),
+                &weight(Math::F32),
+                outs,
+                &format!("{g:?} gw"),
+            );
+        }
+    }
+}
