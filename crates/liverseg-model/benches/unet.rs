@@ -102,6 +102,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
+    // `LIVERSEG_BENCH_BF16=conv`: the convolutions round their operands to
+    // bfloat16 on AMX, beside PyTorch's `mkldnn.conv.fp32_precision = "bf16"`.
+    let bf16 = std::env::var("LIVERSEG_BENCH_BF16").unwrap_or_default();
+    if bf16 == "conv" {
+        liverseg_model::set_cpu_bf16_convolutions(true);
+    }
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let net = UNet::new(

@@ -14,25 +14,27 @@ use std::mem::MaybeUninit;
 pub(crate) const GRAIN: usize = 1 << 16;
 
 /// A vector of `n` elements, chunk `i` (of `chunk` elements; the last may
-/// be shorter) first set to zero and then handed to `fill(i, chunk)`, each
-/// chunk on the rayon pool by the thread that zeroed it.
-pub(crate) fn zeroed_chunks<F>(n: usize, chunk: usize, fill: F) -> Vec<f32>
+/// be shorter) first set to zero (`T::default()`) and then handed to
+/// `fill(i, chunk)`, each chunk on the rayon pool by the thread that
+/// zeroed it.
+pub(crate) fn zeroed_chunks<T, F>(n: usize, chunk: usize, fill: F) -> Vec<T>
 where
-    F: Fn(usize, &mut [f32]) + Sync,
+    T: Copy + Default + Send,
+    F: Fn(usize, &mut [T]) + Sync,
 {
-    let mut v: Vec<f32> = Vec::with_capacity(n);
+    let mut v: Vec<T> = Vec::with_capacity(n);
     v.spare_capacity_mut()[..n]
         .par_chunks_mut(chunk.max(1))
         .enumerate()
         .for_each(|(i, part)| {
-            part.fill(MaybeUninit::new(0.0));
+            part.fill(MaybeUninit::new(T::default()));
             // SAFETY: every element of `part` was initialised by the fill
-            // just above, and `MaybeUninit<f32>` has the size, alignment
-            // and layout of `f32`, so the same memory may be viewed as an
-            // initialised `&mut [f32]`; `part` is a unique borrow, so the
-            // new slice is the only reference to it while it lives.
+            // just above, and `MaybeUninit<T>` has the size, alignment and
+            // layout of `T`, so the same memory may be viewed as an
+            // initialised `&mut [T]`; `part` is a unique borrow, so the new
+            // slice is the only reference to it while it lives.
             let part = unsafe {
-                std::slice::from_raw_parts_mut(part.as_mut_ptr().cast::<f32>(), part.len())
+                std::slice::from_raw_parts_mut(part.as_mut_ptr().cast::<T>(), part.len())
             };
             fill(i, part);
         });
@@ -46,28 +48,30 @@ where
 
 /// `n` zeros, written in parallel.
 pub(crate) fn zeros(n: usize) -> Vec<f32> {
-    zeroed_chunks(n, GRAIN, |_, _| {})
+    zeroed_chunks(n, GRAIN, |_, _: &mut [f32]| {})
 }
 
 /// Writes one chunk of a buffer front to back, each element once.
-pub(crate) struct Writer<'a> {
-    out: &'a mut [MaybeUninit<f32>],
+pub(crate) struct Writer<'a, T> {
+    out: &'a mut [MaybeUninit<T>],
     at: usize,
 }
 
-impl Writer<'_> {
-    /// Appends `n` zeros (fewer where the chunk ends first).
+impl<T: Copy + Default> Writer<'_, T> {
+    /// Appends `n` zeros (`T::default()`; fewer where the chunk ends
+    /// first).
     pub(crate) fn zeros(&mut self, n: usize) {
         let end = (self.at + n).min(self.out.len());
-        self.out[self.at..end].fill(MaybeUninit::new(0.0));
+        self.out[self.at..end].fill(MaybeUninit::new(T::default()));
         self.at = end;
     }
 
-    /// Appends `v` (cut where the chunk ends).
-    pub(crate) fn copy(&mut self, v: &[f32]) {
-        let n = v.len().min(self.out.len() - self.at);
-        for (slot, x) in self.out[self.at..self.at + n].iter_mut().zip(v) {
-            slot.write(*x);
+    /// Appends the values of `v` (cut where the chunk ends).
+    pub(crate) fn extend(&mut self, v: impl IntoIterator<Item = T>) {
+        let mut n = 0;
+        for (slot, x) in self.out[self.at..].iter_mut().zip(v) {
+            slot.write(x);
+            n += 1;
         }
         self.at += n;
     }
@@ -77,11 +81,12 @@ impl Writer<'_> {
 /// may be shorter) is written front to back by `fill(i, writer)` on the
 /// rayon pool, with no clearing pass first; whatever `fill` leaves
 /// unwritten at the end of a chunk is zero.
-pub(crate) fn written_chunks<F>(n: usize, chunk: usize, fill: F) -> Vec<f32>
+pub(crate) fn written_chunks<T, F>(n: usize, chunk: usize, fill: F) -> Vec<T>
 where
-    F: Fn(usize, &mut Writer<'_>) + Sync,
+    T: Copy + Default + Send,
+    F: Fn(usize, &mut Writer<'_, T>) + Sync,
 {
-    let mut v: Vec<f32> = Vec::with_capacity(n);
+    let mut v: Vec<T> = Vec::with_capacity(n);
     v.spare_capacity_mut()[..n]
         .par_chunks_mut(chunk.max(1))
         .enumerate()
@@ -139,7 +144,7 @@ mod tests {
 
     #[test]
     fn chunks_are_zeroed_then_filled_in_place() {
-        let v = zeroed_chunks(10, 4, |i, c| {
+        let v = zeroed_chunks(10, 4, |i, c: &mut [f32]| {
             assert!(c.iter().all(|&x| x == 0.0));
             c[0] = i as f32 + 1.0;
         });
@@ -151,14 +156,16 @@ mod tests {
     #[test]
     fn chunks_are_written_front_to_back_and_ended_with_zeros() {
         let v = written_chunks(11, 4, |i, w| {
-            w.copy(&[i as f32 + 1.0]);
+            w.extend([i as f32 + 1.0]);
             w.zeros(1);
-            w.copy(&[7.0, 8.0, 9.0]);
+            w.extend([7.0, 8.0, 9.0]);
         });
         assert_eq!(v, [1., 0., 7., 8., 2., 0., 7., 8., 3., 0., 7.]);
-        let v = written_chunks(5, 5, |_, w| w.copy(&[2.0]));
+        let v = written_chunks(5, 5, |_, w| w.extend([2.0f32]));
         assert_eq!(v, [2., 0., 0., 0., 0.]);
-        assert!(written_chunks(0, 3, |_, w| w.zeros(9)).is_empty());
+        let v = written_chunks(5, 3, |i, w| w.extend([i as u16 + 7]));
+        assert_eq!(v, [7, 0, 0, 8, 0]);
+        assert!(written_chunks(0, 3, |_, w: &mut Writer<'_, f32>| w.zeros(9)).is_empty());
     }
 
     #[test]

@@ -20,7 +20,6 @@
 //! whether the CPU, the OS and that request all allow AMX-BF16.
 
 use super::{CHUNK, Term};
-use rayon::prelude::*;
 use std::sync::OnceLock;
 
 /// Positions of one tile row (16 float32 accumulators or 16 pairs).
@@ -122,7 +121,7 @@ impl Blocks {
     }
 
     /// Channel pairs, every block's included.
-    fn pairs(&self) -> usize {
+    pub(crate) fn pairs(&self) -> usize {
         self.kblocks * self.kc / 2
     }
 }
@@ -138,32 +137,6 @@ pub(crate) struct AmxRun<'a> {
     pub wt: &'a [u16],
     pub taps: usize,
     pub blocks: Blocks,
-}
-
-/// `sources` channels of `ci_stride` floats each rounded to bfloat16 and
-/// interleaved by pairs, with the channels past `sources` up to the last
-/// block zero.
-pub(crate) fn pair_sources(src: &[f32], sources: usize, row: usize, b: &Blocks) -> Vec<u32> {
-    let mut out = vec![0u32; b.pairs() * row];
-    out.par_chunks_mut(row.max(1))
-        .enumerate()
-        .for_each(|(p, dst)| {
-            let plane = |c: usize| (c < sources).then(|| &src[c * row..(c + 1) * row]);
-            match (plane(2 * p), plane(2 * p + 1)) {
-                (Some(lo), Some(hi)) => {
-                    for ((d, l), h) in dst.iter_mut().zip(lo).zip(hi) {
-                        *d = bf16_bits(*l) as u32 | (bf16_bits(*h) as u32) << 16;
-                    }
-                }
-                (Some(lo), None) => {
-                    for (d, l) in dst.iter_mut().zip(lo) {
-                        *d = bf16_bits(*l) as u32;
-                    }
-                }
-                _ => {}
-            }
-        });
-    out
 }
 
 /// The weights as the tiles the kernel loads, `weight(dest, source, tap)`

@@ -11,7 +11,8 @@
 //! positions before they are stored; chunk partial sums are combined in
 //! chunk order, so the result does not depend on the thread count.
 
-use super::amx::{TileConfig, available, bf16_bits};
+use super::amx::{TileConfig, available};
+use super::place::{Bf16Planes, F32Planes, Placement};
 use super::{Prepared, WCHUNK};
 use rayon::prelude::*;
 
@@ -41,36 +42,34 @@ impl Split {
     }
 }
 
-/// Weight gradient of one sample from the prepared input `p` (`cin`
-/// channels) and the output gradient `gyp` placed on the same grid (`cout`
-/// channels, `gstride` floats apart, zero off the outputs), with both
-/// rounded to bfloat16, added into `gw` (`(cout, cin, taps)`).
+/// Weight gradient of one sample from the input `x`, placed as `p` says,
+/// and the output gradient `gy`, placed by `gplace` on the same grid (zero
+/// off the outputs), both rounded to bfloat16, added into `gw` (`(cout,
+/// cin, taps)`).
 pub(crate) fn conv_backward_weight(
     p: &Prepared,
-    cin: usize,
-    gyp: &[f32],
-    gstride: usize,
-    cout: usize,
+    x: F32Planes<'_>,
+    gplace: &Placement,
+    gy: F32Planes<'_>,
     gw: &mut [f32],
 ) {
     assert!(
         available(),
         "the AMX kernels need AMX-BF16 and the OS's leave"
     );
+    let (cin, cout) = (x.channels, gy.channels);
     let taps = p.terms.len();
     let row = p.phases * p.stride;
     let sp = Split::new(cin, cout);
-    let mut xs = vec![0u16; sp.ci_pad * row];
-    xs.par_chunks_mut(row.max(1))
-        .take(cin)
-        .enumerate()
-        .for_each(|(c, dst)| {
-            let src = &p.src[c * row..(c + 1) * row];
-            dst.iter_mut()
-                .zip(src)
-                .for_each(|(d, s)| *d = bf16_bits(*s));
-        });
-    let gyb = gy_pairs(gyp, gstride, cout, p.wspan / 2, sp.co_pad);
+    let xs = p.placement.place(&Bf16Planes {
+        planes: x,
+        buffers: sp.ci_pad,
+    });
+    let gyh = gplace.place(&Bf16Planes {
+        planes: gy,
+        buffers: cout,
+    });
+    let gyb = gy_pairs(&gyh, gplace.stride, cout, p.wspan / 2, sp.co_pad);
     let max_off = p.terms.iter().map(|t| t.1).max().unwrap_or(0);
     // Every A row read ends before its channel's row does; every B row
     // lies within the pairs of the summed positions.
@@ -110,7 +109,7 @@ pub(crate) fn conv_backward_weight(
 
 /// `gy`'s first `pairs` position pairs as `[pair][channel]` words (low
 /// half the even position), `co_pad` channels per pair (zero past `cout`).
-fn gy_pairs(gyp: &[f32], gstride: usize, cout: usize, pairs: usize, co_pad: usize) -> Vec<u32> {
+fn gy_pairs(gyh: &[u16], gstride: usize, cout: usize, pairs: usize, co_pad: usize) -> Vec<u32> {
     const BLOCK: usize = 512;
     let mut out = vec![0u32; pairs * co_pad];
     out.par_chunks_mut(BLOCK * co_pad)
@@ -118,10 +117,9 @@ fn gy_pairs(gyp: &[f32], gstride: usize, cout: usize, pairs: usize, co_pad: usiz
         .for_each(|(b, dst)| {
             let pp0 = b * BLOCK;
             for co in 0..cout {
-                let src = &gyp[co * gstride + 2 * pp0..];
-                for (k, d) in dst.chunks_mut(co_pad).enumerate() {
-                    let (lo, hi) = (bf16_bits(src[2 * k]), bf16_bits(src[2 * k + 1]));
-                    d[co] = lo as u32 | (hi as u32) << 16;
+                let src = &gyh[co * gstride + 2 * pp0..];
+                for (d, pair) in dst.chunks_mut(co_pad).zip(src.chunks_exact(2)) {
+                    d[co] = pair[0] as u32 | (pair[1] as u32) << 16;
                 }
             }
         });

@@ -37,11 +37,13 @@ use rayon::prelude::*;
 
 mod amx;
 mod amx_weight;
+mod place;
 mod weight;
 pub(crate) use amx::available as amx_available;
 pub(crate) use weight::conv_backward_weight;
 
 use super::Math;
+use place::{Bf16Pairs, F32Planes, Placement};
 
 /// Lanes of one vector.
 const L: usize = 16;
@@ -91,83 +93,6 @@ impl Flat {
         let last = self.at([outs[0] - 1, outs[1] - 1, 0]) + outs[2];
         last.div_ceil(chunk) * chunk
     }
-}
-
-/// `channels` planes of `x` (extent `din`) split by phase (`c mod s` per
-/// axis) and placed on the grid `grid` at `c / s + low`: `phases =
-/// s0·s1·s2` buffers of `stride` floats per channel, zero elsewhere.
-/// Samples that land past the grid are not read by any output and are
-/// dropped.
-fn place(
-    x: &[f32],
-    channels: usize,
-    din: [usize; 3],
-    s: [usize; 3],
-    low: [usize; 3],
-    grid: Flat,
-    stride: usize,
-) -> Vec<f32> {
-    let vol: usize = din.iter().product();
-    let phases = s[0] * s[1] * s[2];
-    let e = grid.ext;
-    let x = &x[..channels * vol];
-    if phases == 1 && (0..3).all(|a| low[a] < e[a]) {
-        // One buffer per channel, written in order: each element once.
-        return crate::buffers::written_chunks(channels * stride, stride.max(1), |c, w| {
-            let src = &x[c * vol..(c + 1) * vol];
-            // Samples inside the grid along each axis (`low < e` above).
-            let [n0, n1, n2] = std::array::from_fn(|a| din[a].min(e[a] - low[a]));
-            w.zeros(low[0] * e[1] * e[2]);
-            for d in 0..n0 {
-                w.zeros(low[1] * e[2]);
-                for h in 0..n1 {
-                    w.zeros(low[2]);
-                    w.copy(&src[(d * din[1] + h) * din[2]..][..n2]);
-                    w.zeros(e[2] - low[2] - n2);
-                }
-                w.zeros((e[1] - low[1] - n1) * e[2]);
-            }
-            // The planes after the data, and the buffer's tail, are the
-            // zeros `written_chunks` ends every chunk with.
-        });
-    }
-    crate::buffers::zeroed_chunks(
-        channels * phases * stride,
-        (phases * stride).max(1),
-        |c, dst| {
-            let src = &x[c * vol..(c + 1) * vol];
-            for d in 0..din[0] {
-                let g0 = d / s[0] + low[0];
-                if g0 >= e[0] {
-                    continue;
-                }
-                for h in 0..din[1] {
-                    let g1 = h / s[1] + low[1];
-                    if g1 >= e[1] {
-                        continue;
-                    }
-                    let line = &src[(d * din[1] + h) * din[2]..][..din[2]];
-                    let ph01 = (d % s[0]) * s[1] + h % s[1];
-                    if s[2] == 1 {
-                        let at = ph01 * stride + grid.at([g0, g1, low[2]]);
-                        let n = din[2].min(e[2].saturating_sub(low[2]));
-                        dst[at..at + n].copy_from_slice(&line[..n]);
-                        continue;
-                    }
-                    for r in 0..s[2].min(din[2]) {
-                        let buf = &mut dst[(ph01 * s[2] + r) * stride..][..stride];
-                        let row = &mut buf[grid.at([g0, g1, 0])..][..e[2]];
-                        for (j, v) in line[r..].iter().step_by(s[2]).enumerate() {
-                            match row.get_mut(j + low[2]) {
-                                Some(slot) => *slot = *v,
-                                None => break,
-                            }
-                        }
-                    }
-                }
-            }
-        },
-    )
 }
 
 /// One kernel term: the tap whose weight it uses and the offset (phase
@@ -413,21 +338,25 @@ struct Operands {
 }
 
 impl Operands {
-    /// `src` holds `sources` channels `row` floats apart; `weight(dest,
-    /// source, tap)` is the weight of each term.
+    /// The sources `x` as `placement` places them; `weight(dest, source,
+    /// tap)` is the weight of each term.
     fn new(
         math: Math,
-        src: Vec<f32>,
-        sources: usize,
-        row: usize,
+        x: F32Planes<'_>,
+        placement: &Placement,
         dests: usize,
         taps: usize,
         weight: impl Fn(usize, usize, usize) -> f32,
     ) -> Self {
+        let sources = x.channels;
+        let s = placement.s;
+        let row = s[0] * s[1] * s[2] * placement.stride;
         if math == Math::Bf16 && sources >= 8 && amx::available() {
             let blocks = amx::Blocks::new(sources, dests);
-            let pairs = amx::pair_sources(&src, sources, row, &blocks);
-            drop(src);
+            let pairs = placement.place(&Bf16Pairs {
+                planes: x,
+                pairs: blocks.pairs(),
+            });
             let wt = amx::pack_weights(dests, sources, taps, &blocks, weight);
             return Operands {
                 sources,
@@ -440,6 +369,7 @@ impl Operands {
                 amx: Some((pairs, wt, blocks)),
             };
         }
+        let src = placement.place(&x);
         let (cb, cpad) = channel_block(dests);
         // wpk[source][t][dest]: the weights a tap broadcasts, contiguous
         // over the destination channel.
@@ -540,19 +470,20 @@ impl ForwardPlan {
     }
 }
 
-/// The padded, phase-split input of a convolution and the terms that read
-/// it, for the forward pass and the weight gradient.
+/// Where the input of a convolution goes on its padded, phase-split grid
+/// and the terms that read it, for the forward pass and the weight
+/// gradient.
 struct Prepared {
     plan: ForwardPlan,
     /// Positions the weight gradient sums over (whole [`WCHUNK`]s).
     wspan: usize,
     stride: usize,
     phases: usize,
-    src: Vec<f32>,
+    placement: Placement,
     terms: Vec<Term>,
 }
 
-fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3]) -> Prepared {
+fn prepare(din: [usize; 3], g: &ConvGeom, dout: [usize; 3]) -> Prepared {
     let plan = ForwardPlan::new(g, dout);
     let offs = plan.tap_offsets(g);
     let span = plan.grid.span(dout, CHUNK);
@@ -561,7 +492,13 @@ fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3
     // The forward kernel may compute up to a tile past the last output.
     let stride = (wspan.max(span + CHUNK) + max_off).max(plan.grid.len());
     let phases = g.stride.iter().product();
-    let src = place(x, cin, din, g.stride, plan.low, plan.grid, stride);
+    let placement = Placement {
+        din,
+        s: g.stride,
+        low: plan.low,
+        grid: plan.grid,
+        stride,
+    };
     let terms = offs
         .iter()
         .enumerate()
@@ -572,7 +509,7 @@ fn prepare(x: &[f32], cin: usize, din: [usize; 3], g: &ConvGeom, dout: [usize; 3
         wspan,
         stride,
         phases,
-        src,
+        placement,
         terms,
     }
 }
@@ -596,12 +533,16 @@ pub(crate) fn conv_forward(
     // The intrinsics below are sound only on a CPU with AVX-512F and FMA;
     // this is a safe function, so it checks rather than trusts its caller.
     assert!(available(), "the direct kernels need AVX-512F and FMA");
-    let mut p = prepare(x, cin, din, g, dout);
+    let p = prepare(din, g, dout);
+    let vol = din.iter().product();
     let operands = Operands::new(
         math,
-        std::mem::take(&mut p.src),
-        cin,
-        p.phases * p.stride,
+        F32Planes {
+            x,
+            channels: cin,
+            vol,
+        },
+        &p.placement,
         cout,
         g.taps(),
         |co, ci, t| w[(co * cin + ci) * g.taps() + t],
@@ -708,9 +649,20 @@ pub(crate) fn conv_backward_input(
         .max()
         .unwrap_or(0)
         .max(grid.len());
-    let src = place(gy, cout, dout, [1; 3], low, grid, stride);
+    let placement = Placement {
+        din: dout,
+        s: [1; 3],
+        low,
+        grid,
+        stride,
+    };
+    let gy = F32Planes {
+        x: gy,
+        channels: cout,
+        vol: dout.iter().product(),
+    };
     let taps = g.taps();
-    let operands = Operands::new(math, src, cout, stride, cin, taps, |ci, co, t| {
+    let operands = Operands::new(math, gy, &placement, cin, taps, |ci, co, t| {
         w[(co * cin + ci) * taps + t]
     });
     let vol: usize = din.iter().product();

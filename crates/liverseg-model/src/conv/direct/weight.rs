@@ -9,7 +9,8 @@
 // in `available()`; every raw load is bounds-checked up front.
 #![allow(unsafe_code)]
 
-use super::{CHUNK, L, Prepared, Term, WCHUNK, amx, amx_weight, available, place, prepare};
+use super::place::{F32Planes, Placement};
+use super::{CHUNK, L, Prepared, Term, WCHUNK, amx, amx_weight, available, prepare};
 use crate::conv::Math;
 use crate::conv::geom::ConvGeom;
 use rayon::prelude::*;
@@ -94,10 +95,12 @@ fn terms_per_tile(taps: usize) -> usize {
 /// The CPU must support AVX-512F and FMA ([`available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn weight_block(
     gyp: &[f32],
     gstride: usize,
     p: &Prepared,
+    src: &[f32],
     ci: usize,
     cpad: usize,
     q0: usize,
@@ -107,13 +110,13 @@ unsafe fn weight_block(
     // contract), which is all the blocks require.
     unsafe {
         match terms_per_tile(p.terms.len()) {
-            7 => weight_terms::<7>(gyp, gstride, p, ci, cpad, q0, part),
-            6 => weight_terms::<6>(gyp, gstride, p, ci, cpad, q0, part),
-            5 => weight_terms::<5>(gyp, gstride, p, ci, cpad, q0, part),
-            4 => weight_terms::<4>(gyp, gstride, p, ci, cpad, q0, part),
-            3 => weight_terms::<3>(gyp, gstride, p, ci, cpad, q0, part),
-            2 => weight_terms::<2>(gyp, gstride, p, ci, cpad, q0, part),
-            _ => weight_terms::<1>(gyp, gstride, p, ci, cpad, q0, part),
+            7 => weight_terms::<7>(gyp, gstride, p, src, ci, cpad, q0, part),
+            6 => weight_terms::<6>(gyp, gstride, p, src, ci, cpad, q0, part),
+            5 => weight_terms::<5>(gyp, gstride, p, src, ci, cpad, q0, part),
+            4 => weight_terms::<4>(gyp, gstride, p, src, ci, cpad, q0, part),
+            3 => weight_terms::<3>(gyp, gstride, p, src, ci, cpad, q0, part),
+            2 => weight_terms::<2>(gyp, gstride, p, src, ci, cpad, q0, part),
+            _ => weight_terms::<1>(gyp, gstride, p, src, ci, cpad, q0, part),
         }
     }
 }
@@ -124,10 +127,12 @@ unsafe fn weight_block(
 /// The CPU must support AVX-512F and FMA ([`available`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn weight_terms<const TB: usize>(
     gyp: &[f32],
     gstride: usize,
     p: &Prepared,
+    src: &[f32],
     ci: usize,
     cpad: usize,
     q0: usize,
@@ -136,7 +141,7 @@ unsafe fn weight_terms<const TB: usize>(
     use std::arch::x86_64::*;
     const CB: usize = 4;
     let taps = p.terms.len();
-    let xc = &p.src[ci * p.phases * p.stride..];
+    let xc = &src[ci * p.phases * p.stride..];
     // SAFETY: the CPU has AVX-512F (contract), all the intrinsics need;
     // the tiles check their own bounds.
     unsafe {
@@ -185,15 +190,33 @@ pub(crate) fn conv_backward_weight(
     // The intrinsics below are sound only on a CPU with AVX-512F and FMA;
     // this is a safe function, so it checks rather than trusts its caller.
     assert!(available(), "the direct kernels need AVX-512F and FMA");
-    let p = prepare(x, cin, din, g, dout);
+    let p = prepare(din, g, dout);
     let cpad = cout.div_ceil(4) * 4;
-    // The output gradient placed at its grid positions (zero elsewhere,
-    // and for the channels added to reach `cpad`).
+    let x = F32Planes {
+        x,
+        channels: cin,
+        vol: din.iter().product(),
+    };
+    let gy = F32Planes {
+        x: gy,
+        channels: cout,
+        vol: dout.iter().product(),
+    };
+    // The output gradient at its grid positions (zero elsewhere).
     let gstride = p.stride;
-    let mut gyp = place(gy, cout, dout, [1; 3], [0; 3], p.plan.grid, gstride);
+    let gplace = Placement {
+        din: dout,
+        s: [1; 3],
+        low: [0; 3],
+        grid: p.plan.grid,
+        stride: gstride,
+    };
     if math == Math::Bf16 && cin >= 8 && amx::available() {
-        return amx_weight::conv_backward_weight(&p, cin, &gyp, gstride, cout, gw);
+        return amx_weight::conv_backward_weight(&p, x, &gplace, gy, gw);
     }
+    let src = p.placement.place(&x);
+    // Zero also for the channels added to reach `cpad`.
+    let mut gyp = gplace.place(&gy);
     gyp.resize(cpad * gstride, 0.0);
     let taps = g.taps();
     // Task i: chunk i / cin, input channel i % cin; partial sums combined
@@ -210,6 +233,7 @@ pub(crate) fn conv_backward_weight(
                     &gyp,
                     gstride,
                     &p,
+                    &src,
                     i % cin,
                     cpad,
                     (i / cin) * WCHUNK,
