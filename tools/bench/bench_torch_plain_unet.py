@@ -2,7 +2,7 @@
 """PyTorch side of the plain U-Net training-step benchmark: nnU-Net's
 3d_fullres network at a 128^3 patch, one training step on the CPU.
 
-    python3 tools/bench/bench_torch_plain_unet.py [--reps 5] [--threads 2] [--out F]
+    python3 tools/bench/bench_torch_plain_unet.py [--reps 5] [--threads 2] [--bf16 off|conv|autocast] [--out F]
     python3 tools/bench/bench_torch_plain_unet.py --count-flops
 
 `cargo bench -p liverseg-train --bench step` runs this after its own `plain`
@@ -91,15 +91,17 @@ def child(args):
     weights[-1] = 0.0
     weights = [w / sum(weights) for w in weights]
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.99, nesterov=True, weight_decay=3e-5)
+    mixed = benchenv.bf16_context(args.bf16)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        outputs = model(x)
-        loss = sum(w * dice_ce(o, t) for w, o, t in zip(weights, outputs, targets) if w != 0)
+        with mixed():
+            outputs = model(x)
+            loss = sum(w * dice_ce(o.float(), t) for w, o, t in zip(weights, outputs, targets) if w != 0)
         loss.backward()
         opt.step()
 
-    res = {"name": "torch_plain_unet_train_step", "threads": args.threads,
+    res = {"name": "torch_plain_unet_train_step", "threads": args.threads, "bf16": args.bf16,
            "versions": {"torch": torch.__version__}}
     res["baseline_rss_mib"] = benchenv.rss_now_mib()
     times = timed(step, args.reps)
@@ -137,6 +139,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    ap.add_argument("--bf16", choices=benchenv.BF16_MODES, default="off",
+                    help="bfloat16 mode, see benchenv.bf16_context (default: %(default)s)")
     ap.add_argument("--out", help="write the result as JSON here")
     ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -148,7 +152,8 @@ def main():
     if args.child:
         child(args)
         return
-    r = benchenv.run_script_child([__file__, "--child", "--reps", str(args.reps), "--threads", str(args.threads)])
+    r = benchenv.run_script_child([__file__, "--child", "--reps", str(args.reps), "--threads", str(args.threads),
+                                   "--bf16", args.bf16])
     print(f"torch plain    median {r['median_s']:.4f} s  peak RSS {r['peak_rss_mib']:.0f} MiB",
           file=sys.stderr, flush=True)
     if args.out:

@@ -2,7 +2,7 @@
 """PyTorch + MONAI side of the UNet benchmark: the tutorial network's eval
 forward, one training step and a sliding-window pass, on the CPU.
 
-    python3 tools/bench/bench_torch_unet.py [--only forward,train,sliding] [--reps 5] [--threads 2] [--out F]
+    python3 tools/bench/bench_torch_unet.py [--only forward,train,sliding] [--reps 5] [--threads 2] [--bf16 off|conv|autocast] [--out F]
 
 `cargo bench -p liverseg-model --bench unet` runs this after its own cases
 (same names, same shapes) and prints the ratios. The inputs are random
@@ -18,6 +18,11 @@ tensors; no file is read.
 * sliding: `sliding_window_inference` over (1, 1, 256, 256, 160), roi
   (128, 128, 64), sw_batch_size 1, overlap 0.25, Gaussian blending, in eval
   mode under `torch.no_grad()` (27 windows).
+
+`--bf16` (see `benchenv.bf16_context`): `conv` lets oneDNN round the
+convolutions' operands to bfloat16 in the float32 network (as liverseg's
+`LIVERSEG_BENCH_BF16=conv`); `autocast` runs the forward (and loss) under
+CPU autocast to bfloat16.
 
 GFLOP/s use the same fixed counts as the Rust bench: 12.1 GFLOP per forward,
 36.2 per training step (MONAI's FlopCounterMode counts).
@@ -58,6 +63,11 @@ def timed(fn, reps):
     return times
 
 
+def mixed_call(mixed, model, x):
+    with mixed():
+        return model(x)
+
+
 def child(name, args):
     import monai
     import torch
@@ -65,14 +75,15 @@ def child(name, args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = build_unet()
-    res = {"name": f"torch_unet_{name}", "threads": args.threads,
+    mixed = benchenv.bf16_context(args.bf16)
+    res = {"name": f"torch_unet_{name}", "threads": args.threads, "bf16": args.bf16,
            "versions": {"torch": torch.__version__, "monai": monai.__version__}}
     if name == "forward":
         model.eval()
         x = torch.randn(1, 1, 128, 128, 64)
         with torch.no_grad():
             res["baseline_rss_mib"] = benchenv.rss_now_mib()
-            times = timed(lambda: model(x), args.reps)
+            times = timed(lambda: mixed_call(mixed, model, x), args.reps)
         gflop = FORWARD_GFLOP
     elif name == "train":
         from monai.losses import DiceLoss
@@ -85,7 +96,8 @@ def child(name, args):
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), label)
+            with mixed():
+                loss = loss_fn(model(x), label)
             loss.backward()
             opt.step()
 
@@ -101,7 +113,7 @@ def child(name, args):
 
         def predictor(t):
             windows[0] += 1
-            return model(t)
+            return mixed_call(mixed, model, t).float()
 
         def run():
             sliding_window_inference(x, roi_size=(128, 128, 64), sw_batch_size=1, predictor=predictor,
@@ -125,6 +137,7 @@ def main():
     ap.add_argument("--only", default=",".join(CASES), help="comma-separated subset of: " + ",".join(CASES))
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    ap.add_argument("--bf16", choices=benchenv.BF16_MODES, default="off", help="bfloat16 mode (default: %(default)s)")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -139,7 +152,7 @@ def main():
     results = {}
     for n in names:
         r = benchenv.run_script_child([__file__, "--child", n, "--reps", str(args.reps),
-                                       "--threads", str(args.threads)])
+                                       "--threads", str(args.threads), "--bf16", args.bf16])
         results[n] = r
         print(f"torch {n:8s} median {r['median_s']:.4f} s  {r['gflops']:.1f} GFLOP/s  "
               f"peak RSS {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)

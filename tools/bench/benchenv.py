@@ -117,3 +117,24 @@ def require(*modules):
     missing = missing_modules(*modules)
     if missing:
         skip(f"{sys.executable} lacks {', '.join(missing)} (pip install {' '.join(missing)})")
+
+
+BF16_MODES = ["off", "conv", "autocast"]
+
+
+def bf16_context(mode):
+    """The bfloat16 mode `--bf16` names, as a function returning the context
+    each timed call runs in. `conv`: float32 network, oneDNN allowed to
+    round convolution operands to bfloat16 (`torch.backends.mkldnn.conv.
+    fp32_precision = "bf16"`, liverseg's `set_cpu_bf16_convolutions`);
+    `autocast`: `torch.autocast("cpu", dtype=torch.bfloat16)` (bfloat16
+    activations, liverseg's `Precision::Bf16`); `off`: float32."""
+    import contextlib
+
+    import torch
+
+    if mode == "conv":
+        torch.backends.mkldnn.conv.fp32_precision = "bf16"
+    if mode == "autocast":
+        return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext

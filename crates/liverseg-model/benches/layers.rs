@@ -4,7 +4,8 @@
 //! (input and weight gradients) and the weight gradient alone, with
 //! achieved GFLOP/s. `cargo bench -p liverseg-model --bench
 //! layers`; `LIVERSEG_BENCH_REPS` (default 5), `LIVERSEG_BENCH_ONLY` (a
-//! substring of the layer names to run, such as `T 32→2`).
+//! substring of the layer names to run, such as `T 32→2`),
+//! `LIVERSEG_BENCH_BF16=conv` (the convolutions in bfloat16).
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -37,8 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    // `LIVERSEG_BENCH_BF16=1`: the convolutions round to bfloat16 on AMX.
-    if std::env::var("LIVERSEG_BENCH_BF16").is_ok_and(|v| v == "1") {
+    // `LIVERSEG_BENCH_BF16=conv`: the convolutions round their operands to
+    // bfloat16 (on AMX tiles where the CPU has them).
+    if std::env::var("LIVERSEG_BENCH_BF16").is_ok_and(|v| v == "conv") {
         liverseg_model::set_cpu_bf16_convolutions(true);
     }
     let dev = Device::Cpu;

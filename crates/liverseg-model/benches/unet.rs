@@ -10,7 +10,14 @@
 //! cargo bench -p liverseg-model --bench unet
 //! LIVERSEG_BENCH_REPS=11 LIVERSEG_BENCH_ONLY=forward,train cargo bench -p liverseg-model --bench unet
 //! LIVERSEG_BENCH_PYTHON= cargo bench -p liverseg-model --bench unet   # liverseg alone
+//! LIVERSEG_BENCH_BF16=conv cargo bench -p liverseg-model --bench unet   # bfloat16 convolutions
 //! ```
+//!
+//! `LIVERSEG_BENCH_BF16=conv` runs the float32 network with bfloat16
+//! convolutions beside PyTorch's oneDNN allowed the same, `net` the network
+//! in `Precision::Bf16` beside PyTorch's CPU autocast (see
+//! `common/harness.rs`, and `LIVERSEG_BENCH_TORCH_BF16` to pick the
+//! PyTorch side's mode).
 //!
 //! Prints one JSON line per case: median and all repetition times after one
 //! warm-up (`LIVERSEG_BENCH_REPS`, default 5), GFLOP/s against the forward's
@@ -102,12 +109,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
-    // `LIVERSEG_BENCH_BF16=conv`: the convolutions round their operands to
-    // bfloat16 on AMX, beside PyTorch's `mkldnn.conv.fp32_precision = "bf16"`.
-    let bf16 = std::env::var("LIVERSEG_BENCH_BF16").unwrap_or_default();
-    if bf16 == "conv" {
-        liverseg_model::set_cpu_bf16_convolutions(true);
-    }
+    let (torch_bf16, bf16) = harness::bf16_modes();
+    let precision = harness::precision(bf16);
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let net = UNet::new(
@@ -118,15 +121,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (PyTorch case name, liverseg record)
     let mut ours: Vec<(&str, Value)> = Vec::new();
     if only.is_empty() || only.contains("forward") {
-        net.forward_t(&x, false)?;
+        let forward = |x: &Tensor| precision.run(x, |x| net.forward_t(x, false));
+        forward(&x)?;
         let mut times = Vec::new();
         for _ in 0..reps {
             let t = Instant::now();
-            let y = net.forward_t(&x, false)?;
+            let y = forward(&x)?;
             y.sum_all()?.to_scalar::<f32>()?;
             times.push(t.elapsed().as_secs_f64());
         }
-        let r = record("cpu_unet_eval_forward", &times, 12.1, json!({}));
+        let r = record(
+            "cpu_unet_eval_forward",
+            &times,
+            12.1,
+            json!({ "bf16": bf16 }),
+        );
         println!("{r}");
         if let Some(py) = python() {
             onnx_runtime_beside(&py, &varmap, &r, reps)?;
@@ -154,7 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )?;
         let mut step = || -> Result<(), Box<dyn std::error::Error>> {
-            let y = net.forward_t(&x, true)?;
+            let y = precision.run(&x, |x| net.forward_t(x, true))?;
             let loss = dice_loss(&y, &target, &DiceLossConfig::default())?;
             opt.backward_step(&loss)?;
             Ok(())
@@ -166,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             step()?;
             times.push(t.elapsed().as_secs_f64());
         }
-        let r = record("cpu_unet_train_step", &times, 36.2, json!({}));
+        let r = record("cpu_unet_train_step", &times, 36.2, json!({ "bf16": bf16 }));
         println!("{r}");
         ours.push(("train", r));
     }
@@ -184,7 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let windows = std::cell::Cell::new(0usize);
         let mut predictor = |w: &Tensor| -> liverseg_model::Result<Tensor> {
             windows.set(windows.get() + 1);
-            Ok(net.forward_t(w, false)?)
+            Ok(precision.run(w, |w| net.forward_t(w, false))?)
         };
         sliding_window_inference(&big, &cfg, &mut predictor)?;
         let per_call = windows.get();
@@ -199,7 +208,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "cpu_sliding_window",
             &times,
             12.1 * per_call as f64,
-            json!({ "windows": per_call }),
+            json!({ "windows": per_call, "bf16": bf16 }),
         );
         println!("{r}");
         ours.push(("sliding", r));
@@ -210,7 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         run_reference(
             &py,
             "bench_torch_unet.py",
-            &["--only", &only],
+            &["--only", &only, "--bf16", &torch_bf16],
             reps,
             "PyTorch",
         )

@@ -17,7 +17,13 @@
 //! cargo bench -p liverseg-train --bench step
 //! LIVERSEG_BENCH_REPS=5 LIVERSEG_BENCH_ONLY=plain cargo bench -p liverseg-train --bench step
 //! LIVERSEG_BENCH_PYTHON= cargo bench -p liverseg-train --bench step   # liverseg alone
+//! LIVERSEG_BENCH_BF16=conv cargo bench -p liverseg-train --bench step   # bfloat16 convolutions
 //! ```
+//!
+//! `LIVERSEG_BENCH_BF16` (`conv`: bfloat16 convolutions in the float32
+//! network, beside PyTorch's oneDNN allowed the same; `net`: bfloat16
+//! activations, beside PyTorch's CPU autocast; `LIVERSEG_BENCH_TORCH_BF16`
+//! picks the PyTorch side's mode instead) is described in the harness.
 //!
 //! One JSON line per case (median and all repetition times after one
 //! warm-up step, three for `plain`, `LIVERSEG_BENCH_REPS`, default 5; GFLOP/s against the fixed
@@ -31,8 +37,8 @@
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use liverseg_model::{
-    DiceCeConfig, DiceLossConfig, PlainUNet, PlainUNetConfig, UNet, UNetConfig, deep_supervision,
-    dice_ce_loss, dice_loss,
+    DiceCeConfig, DiceLossConfig, PlainUNet, PlainUNetConfig, Precision, UNet, UNetConfig,
+    deep_supervision, dice_ce_loss, dice_loss,
 };
 use liverseg_train::config::OptimizerConfig;
 use liverseg_train::optim::{Optimizer, trainable};
@@ -95,7 +101,7 @@ fn label(shape: (usize, usize, usize, usize, usize), dev: &Device) -> BoxResult<
         .to_dtype(DType::F32)?)
 }
 
-fn tutorial(dev: &Device) -> BoxResult<Case> {
+fn tutorial(dev: &Device, precision: Precision) -> BoxResult<Case> {
     let varmap = VarMap::new();
     let net = UNet::new(
         &UNetConfig::default(),
@@ -113,7 +119,7 @@ fn tutorial(dev: &Device) -> BoxResult<Case> {
         trainable(&varmap)?,
     );
     Ok(Case {
-        forward: Box::new(move |x| Ok(vec![net.forward_t(x, true)?])),
+        forward: Box::new(move |x| Ok(vec![precision.run(x, |x| net.forward_t(x, true))?])),
         loss: Box::new(|o, y| dice_loss(&o[0], y, &DiceLossConfig::default())),
         opt,
         lr: 1e-5,
@@ -122,7 +128,7 @@ fn tutorial(dev: &Device) -> BoxResult<Case> {
     })
 }
 
-fn plain(dev: &Device) -> BoxResult<Case> {
+fn plain(dev: &Device, precision: Precision) -> BoxResult<Case> {
     let varmap = VarMap::new();
     let net = PlainUNet::new(
         &PlainUNetConfig::default(),
@@ -151,7 +157,11 @@ fn plain(dev: &Device) -> BoxResult<Case> {
         lambda_ce: 1.0,
     };
     Ok(Case {
-        forward: Box::new(move |x| net.forward_all(x, true)),
+        // In bfloat16, every output returns to float32 for the loss.
+        forward: Box::new(move |x| {
+            let outs = net.forward_all(&x.to_dtype(precision.dtype())?, true)?;
+            outs.iter().map(|o| o.to_dtype(DType::F32)).collect()
+        }),
         loss: Box::new(move |o, y| deep_supervision(o, y, |l, t| dice_ce_loss(l, t, &cfg))),
         opt,
         lr: 1e-2,
@@ -167,8 +177,10 @@ fn main() -> BoxResult<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
+    let (torch_bf16, bf16) = harness::bf16_modes();
     let dev = Device::Cpu;
-    type Make = fn(&Device) -> BoxResult<Case>;
+    let precision = harness::precision(bf16);
+    type Make = fn(&Device, Precision) -> BoxResult<Case>;
     // (case, record name, network, GFLOP per step, warm-up steps): the
     // plain case warms up with 3 steps as its PyTorch side does.
     let cases: [(&str, &str, Make, f64, usize); 2] = [
@@ -189,7 +201,7 @@ fn main() -> BoxResult<()> {
         if !(only.is_empty() || only.split(',').any(|c| c == case)) {
             continue;
         }
-        let mut c = make(&dev)?;
+        let mut c = make(&dev, precision)?;
         for _ in 0..warmup {
             c.step()?;
         }
@@ -200,19 +212,25 @@ fn main() -> BoxResult<()> {
             times.push(t.elapsed().as_secs_f64());
         }
         drop(c);
-        let r = record(name, &times, gflop, json!({}));
+        let r = record(name, &times, gflop, json!({ "bf16": bf16 }));
         println!("{r}");
         alloc::release_freed_memory();
         let theirs = py.as_deref().and_then(|py| match case {
             "tutorial" => run_reference(
                 py,
                 "bench_torch_unet.py",
-                &["--only", "train"],
+                &["--only", "train", "--bf16", &torch_bf16],
                 reps,
                 "PyTorch",
             )
             .map(|v| v["train"].clone()),
-            _ => run_reference(py, "bench_torch_plain_unet.py", &[], reps, "PyTorch"),
+            _ => run_reference(
+                py,
+                "bench_torch_plain_unet.py",
+                &["--bf16", &torch_bf16],
+                reps,
+                "PyTorch",
+            ),
         });
         if let Some(t) = &theirs {
             println!("PyTorch: {t}");

@@ -51,6 +51,43 @@ pub fn python() -> Option<PathBuf> {
     }
 }
 
+/// The bfloat16 modes of a run. `LIVERSEG_BENCH_BF16=conv` turns on
+/// liverseg's bfloat16 convolutions in the float32 network
+/// (`set_cpu_bf16_convolutions`) and gives the PyTorch side `--bf16 conv`
+/// (oneDNN's float32 convolutions allowed to round to bfloat16);
+/// `LIVERSEG_BENCH_BF16=net` runs the network in `Precision::Bf16`
+/// (bfloat16 activations) beside `--bf16 autocast`.
+/// `LIVERSEG_BENCH_TORCH_BF16` overrides the PyTorch side's mode. Returns
+/// the reference's `--bf16` value and liverseg's mode (`"off"`, `"conv"`
+/// or `"net"`).
+pub fn bf16_modes() -> (String, &'static str) {
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let (ours, theirs) = match env("LIVERSEG_BENCH_BF16").as_str() {
+        "conv" => ("conv", "conv"),
+        "net" => ("net", "autocast"),
+        _ => ("off", "off"),
+    };
+    if ours == "conv" {
+        liverseg_model::set_cpu_bf16_convolutions(true);
+    }
+    let torch = match env("LIVERSEG_BENCH_TORCH_BF16").as_str() {
+        "" => theirs.to_string(),
+        other => other.to_string(),
+    };
+    (torch, ours)
+}
+
+/// The precision a network runs in for liverseg's mode `ours` (from
+/// [`bf16_modes`]).
+#[allow(dead_code)]
+pub fn precision(ours: &str) -> liverseg_model::Precision {
+    if ours == "net" {
+        liverseg_model::Precision::Bf16
+    } else {
+        liverseg_model::Precision::F32
+    }
+}
+
 /// Runs `tools/bench/{script}` with `args` (and `--reps`, `--threads`) and
 /// returns its `@@RESULT@@`; `None` (having said why) when it did not
 /// measure. `side` names the reference in messages.
