@@ -28,15 +28,18 @@ pub(crate) enum Family {
     Direct,
 }
 
-/// The family for a convolution producing `dout` (any geometry): direct
-/// when its rows are long enough to fill vectors, on CPUs with AVX-512.
-/// `LIVERSEG_CONV_KERNEL=columns` forces the column kernels (for benchmarks
-/// and comparisons).
-pub(crate) fn family(dout: [usize; 3]) -> Family {
+/// The family for a convolution producing `dout` (any geometry) from
+/// `sources` channels in `math`: direct when its rows are long enough to
+/// fill vectors, on CPUs with AVX-512, or whenever the direct kernels run
+/// it on AMX tiles (whose rows of 16 positions waste no more on short
+/// rows than on any others). `LIVERSEG_CONV_KERNEL=columns` forces the
+/// column kernels (for benchmarks and comparisons).
+pub(crate) fn family(dout: [usize; 3], math: Math, sources: usize) -> Family {
     static FORCE_COLUMNS: OnceLock<bool> = OnceLock::new();
     let force = *FORCE_COLUMNS
         .get_or_init(|| std::env::var("LIVERSEG_CONV_KERNEL").is_ok_and(|v| v == "columns"));
-    if !force && dout[2] >= 8 && direct::available() {
+    let long_rows = dout[2] >= 8 || direct::takes_amx(math, sources);
+    if !force && long_rows && direct::available() {
         Family::Direct
     } else {
         Family::Columns
@@ -220,7 +223,7 @@ pub(crate) fn conv_forward(
     y: &mut [f32],
     math: Math,
 ) {
-    if family(dout) == Family::Direct {
+    if family(dout, math, cin) == Family::Direct {
         direct::conv_forward(x, cin, din, w, bias, cout, g, dout, y, math);
     } else {
         columns_forward(x, cin, din, w, cout, g, dout, y);
@@ -280,7 +283,7 @@ pub(crate) fn conv_backward_input(
     gx: &mut [f32],
     math: Math,
 ) {
-    if family(dout) == Family::Direct {
+    if family(dout, math, cout) == Family::Direct {
         direct::conv_backward_input(gy, cout, dout, w, bias, cin, g, din, gx, math);
     } else {
         columns_backward_input(gy, cout, dout, w, cin, g, din, gx);
@@ -401,7 +404,7 @@ pub(crate) fn conv_backward_weight(
     gw: &mut [f32],
     math: Math,
 ) {
-    if family(dout) == Family::Direct {
+    if family(dout, math, cin) == Family::Direct {
         direct::conv_backward_weight(x, cin, din, gy, cout, g, dout, gw, math);
     } else {
         columns_backward_weight(x, cin, din, gy, cout, g, dout, gw);
@@ -543,7 +546,7 @@ mod tests {
             let x = data(cin * vol, 0.5);
             let w = data(cout * cin * g.taps(), 1.5);
             let (want, dout) = naive_conv(&x, cin, din, &w, cout, &g);
-            assert_eq!(family(dout), Family::Direct, "{g:?}");
+            assert_eq!(family(dout, Math::F32, cin), Family::Direct, "{g:?}");
             let mut y = vec![f32::NAN; want.len()];
             // With a bias: the definition plus the bias of each channel.
             let bias: Vec<f32> = (0..cout).map(|c| c as f32 * 0.5 - 1.0).collect();

@@ -446,6 +446,9 @@ mod tests {
             (ConvGeom::cubic(3, 2, 1, 1), 24, 48, [7, 6, 33]),
             (ConvGeom::cubic(2, 2, 0, 1), 16, 64, [4, 5, 34]),
             (ConvGeom::cubic(1, 1, 0, 1), 32, 3, [2, 3, 17]),
+            // Rows shorter than a tile, which only the AMX kernels take.
+            (ConvGeom::cubic(3, 1, 1, 1), 64, 40, [4, 4, 4]),
+            (ConvGeom::cubic(3, 2, 1, 1), 16, 8, [4, 5, 3]),
         ] {
             let vol: usize = din.iter().product();
             let x = rounded(&data(cin * vol, 0.5));

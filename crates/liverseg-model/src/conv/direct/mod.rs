@@ -69,6 +69,13 @@ pub(crate) fn available() -> bool {
     }
 }
 
+/// Whether a run of `sources` channels in `math` takes the AMX kernels:
+/// bfloat16 asked for, the CPU and OS ready for AMX, and enough channels
+/// (8) to fill a tile's rows.
+pub(crate) fn takes_amx(math: Math, sources: usize) -> bool {
+    math == Math::Bf16 && sources >= 8 && amx::available()
+}
+
 /// A flattened 3-D grid of extent `ext` (w fastest).
 #[derive(Clone, Copy, Debug)]
 struct Flat {
@@ -351,7 +358,7 @@ impl Operands {
         let sources = x.channels;
         let s = placement.s;
         let row = s[0] * s[1] * s[2] * placement.stride;
-        if math == Math::Bf16 && sources >= 8 && amx::available() {
+        if takes_amx(math, sources) {
             let blocks = amx::Blocks::new(sources, dests);
             let pairs = placement.place(&Bf16Pairs {
                 planes: x,

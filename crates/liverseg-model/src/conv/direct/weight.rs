@@ -10,7 +10,7 @@
 #![allow(unsafe_code)]
 
 use super::place::{F32Planes, Placement};
-use super::{CHUNK, L, Prepared, Term, WCHUNK, amx, amx_weight, available, prepare};
+use super::{CHUNK, L, Prepared, Term, WCHUNK, amx_weight, available, prepare};
 use crate::conv::Math;
 use crate::conv::geom::ConvGeom;
 use rayon::prelude::*;
@@ -211,7 +211,7 @@ pub(crate) fn conv_backward_weight(
         grid: p.plan.grid,
         stride: gstride,
     };
-    if math == Math::Bf16 && cin >= 8 && amx::available() {
+    if super::takes_amx(math, cin) {
         return amx_weight::conv_backward_weight(&p, x, &gplace, gy, gw);
     }
     let src = p.placement.place(&x);
