@@ -147,28 +147,27 @@ pub(crate) fn pack_weights(
     sources: usize,
     taps: usize,
     b: &Blocks,
-    weight: impl Fn(usize, usize, usize) -> f32,
+    weight: impl Fn(usize, usize, usize) -> f32 + Sync,
 ) -> Vec<u16> {
     let dblocks = dests.div_ceil(b.cb) * (b.cb / b.rows);
-    let tile = b.rows * b.kc;
-    let mut out = vec![0u16; dblocks * taps * b.kblocks * tile];
-    for db in 0..dblocks {
-        for t in 0..taps {
-            for kb in 0..b.kblocks {
-                let at = ((db * taps + t) * b.kblocks + kb) * tile;
-                for r in 0..b.rows {
-                    let d = db * b.rows + r;
-                    for k in 0..b.kc {
-                        let s = kb * b.kc + k;
-                        if d < dests && s < sources {
-                            out[at + r * b.kc + k] = bf16_bits(weight(d, s, t));
-                        }
+    let per_tap = b.kblocks * b.rows * b.kc;
+    // One piece per (destination block, tap), written in order on the pool.
+    crate::buffers::written_chunks(dblocks * taps * per_tap, per_tap.max(1), |i, w| {
+        let (db, t) = (i / taps, i % taps);
+        for kb in 0..b.kblocks {
+            for r in 0..b.rows {
+                let d = db * b.rows + r;
+                w.extend((0..b.kc).map(|k| {
+                    let s = kb * b.kc + k;
+                    if d < dests && s < sources {
+                        bf16_bits(weight(d, s, t))
+                    } else {
+                        0
                     }
-                }
+                }));
             }
         }
-    }
-    out
+    })
 }
 
 /// The 64-byte tile configuration `LDTILECFG` reads (palette 1).

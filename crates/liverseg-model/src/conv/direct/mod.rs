@@ -353,7 +353,7 @@ impl Operands {
         placement: &Placement,
         dests: usize,
         taps: usize,
-        weight: impl Fn(usize, usize, usize) -> f32,
+        weight: impl Fn(usize, usize, usize) -> f32 + Sync,
     ) -> Self {
         let sources = x.channels;
         let s = placement.s;
@@ -379,15 +379,11 @@ impl Operands {
         let src = placement.place(&x);
         let (cb, cpad) = channel_block(dests);
         // wpk[source][t][dest]: the weights a tap broadcasts, contiguous
-        // over the destination channel.
-        let mut wpk = vec![0f32; sources * taps * cpad];
-        for d in 0..dests {
-            for s in 0..sources {
-                for t in 0..taps {
-                    wpk[(s * taps + t) * cpad + d] = weight(d, s, t);
-                }
-            }
-        }
+        // over the destination channel (zero past `dests`).
+        let wpk = crate::buffers::written_chunks(sources * taps * cpad, cpad, |i, w| {
+            let (s, t) = (i / taps, i % taps);
+            w.extend((0..dests).map(|d| weight(d, s, t)));
+        });
         Operands {
             sources,
             row,
