@@ -179,9 +179,15 @@ impl Run<'_> {
             }
         }
         let last = (outs[1] - 1) * grid.ext[2] + outs[2];
-        tasks.into_par_iter().for_each_init(
-            || vec![0f32; self.cb * CHUNK],
-            |buf, (co0, first, mut dsts)| {
+        // Each thread's chunk buffer lives on between calls: rayon calls a
+        // `for_each_init` initialiser once per split job, which cleared a
+        // fresh buffer dozens of times per convolution. Every value read
+        // from it was written by the kernel for the same chunk first.
+        tasks.into_par_iter().for_each(|(co0, first, mut dsts)| {
+            CHUNK_BUF.with_borrow_mut(|buf| {
+                if buf.len() < self.cb * CHUNK {
+                    buf.resize(self.cb * CHUNK, 0.0);
+                }
                 for m0 in first..(first + per_task).min(outs[0]) {
                     let (start, end) = (grid.at([m0, 0, 0]), grid.at([m0, 0, 0]) + last);
                     let mut q = start;
@@ -213,9 +219,15 @@ impl Run<'_> {
                         q += cols;
                     }
                 }
-            },
-        );
+            })
+        });
     }
+}
+
+thread_local! {
+    /// A thread's chunk buffer for [`Run::compute_into`] (`cb` rows of
+    /// [`CHUNK`] floats, grown on demand).
+    static CHUNK_BUF: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `CB` output channels × `NB` vectors at grid positions `q..q + NB·L`,
