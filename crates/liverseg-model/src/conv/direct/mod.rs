@@ -710,9 +710,13 @@ pub(crate) fn conv_backward_input(
                 let (d, h) = (s[0] * m0 + r[0], s[1] * m1 + r[1]);
                 let line = &mut dst[(d * din[1] + h) * din[2]..][..din[2]];
                 let bias = b(ci);
-                for (i, v) in vals.iter().enumerate() {
-                    line[s[2] * (m2 + i) + r[2]] = *v + bias;
+                if s[2] == 1 {
+                    let out = &mut line[m2 + r[2]..][..vals.len()];
+                    out.iter_mut().zip(vals).for_each(|(o, v)| *o = v + bias);
+                    return;
                 }
+                let out = line[s[2] * m2 + r[2]..].iter_mut().step_by(s[2]);
+                out.zip(vals).for_each(|(o, v)| *o = v + bias);
             },
         );
     }

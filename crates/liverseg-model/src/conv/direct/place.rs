@@ -133,6 +133,9 @@ impl Placement {
             buffers * phases * stride,
             (phases * stride).max(1),
             |b, dst| {
+                // One input row at a time, converted into `line` first so
+                // that the phase split reads a slice (for stride 2, pairs).
+                let mut line = Vec::with_capacity(din[2]);
                 for d in 0..din[0] {
                     let g0 = d / s[0] + low[0];
                     if g0 >= e[0] {
@@ -143,14 +146,45 @@ impl Placement {
                         if g1 >= e[1] {
                             continue;
                         }
-                        let line = x.row(b, (d * din[1] + h) * din[2], din[2]);
+                        line.clear();
+                        line.extend(x.row(b, (d * din[1] + h) * din[2], din[2]));
                         let ph01 = (d % s[0]) * s[1] + h % s[1];
-                        for r in 0..s[2].min(din[2]) {
-                            let buf = &mut dst[(ph01 * s[2] + r) * stride..][..stride];
-                            let row = &mut buf[grid.at([g0, g1, 0])..][..e[2]];
-                            let slots = row.iter_mut().skip(low[2]);
-                            for (slot, v) in slots.zip(line.clone().skip(r).step_by(s[2])) {
-                                *slot = v;
+                        let row = |r: usize, dst: &mut [P::T]| -> std::ops::Range<usize> {
+                            let at = (ph01 * s[2] + r) * stride + grid.at([g0, g1, low[2]]);
+                            let n = (din[2] - r).div_ceil(s[2]).min(e[2] - low[2]);
+                            debug_assert!(at + n <= dst.len());
+                            at..at + n
+                        };
+                        match s[2] {
+                            1 => {
+                                let at = row(0, dst);
+                                let n = at.len();
+                                dst[at].copy_from_slice(&line[..n]);
+                            }
+                            2 if din[2] >= 2 => {
+                                let (r0, r1) = (row(0, dst), row(1, dst));
+                                let pairs = line.chunks_exact(2);
+                                let odd = line.len() % 2 == 1;
+                                let (n0, n1) = (r0.len(), r1.len());
+                                // Two passes, each vectorisable.
+                                for (slot, p) in dst[r0].iter_mut().zip(pairs.clone()) {
+                                    *slot = p[0];
+                                }
+                                if odd && n0 == line.len().div_ceil(2) {
+                                    dst[row(0, dst).end - 1] = line[line.len() - 1];
+                                }
+                                for (slot, p) in dst[r1].iter_mut().zip(pairs).take(n1) {
+                                    *slot = p[1];
+                                }
+                            }
+                            _ => {
+                                for r in 0..s[2].min(din[2]) {
+                                    let at = row(r, dst);
+                                    let vals = line[r..].iter().step_by(s[2]);
+                                    for (slot, v) in dst[at].iter_mut().zip(vals) {
+                                        *slot = *v;
+                                    }
+                                }
                             }
                         }
                     }
