@@ -79,9 +79,11 @@ pub struct PredictArgs {
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// The network's number format: `f32`, or `bf16` (bfloat16 activations
-    /// and convolutions, float32 weights and outputs; on the CPU emulated
-    /// through the float32 kernels, slower, for checking its accuracy).
+    /// The network's number format: `f32`, or `bf16` (on a GPU bfloat16
+    /// activations and convolutions, float32 weights and outputs; on the
+    /// CPU float32 activations and convolutions whose operands are rounded
+    /// to bfloat16 and summed in float32 on AMX tiles, where the CPU has
+    /// them).
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub precision: Precision,
     /// Mirror test-time augmentation (8 passes).
@@ -704,10 +706,11 @@ pub(crate) fn run_local(args: &PredictArgs) -> Result<()> {
     check_args(args, single)?;
     let device = liverseg_infer::device(&args.device).context("--device")?;
     let (predictor, model_sha256) = load_models(args, &device)?;
-    let predictor = predictor.with_precision(args.precision);
-    if args.precision == Precision::Bf16 && device.is_cpu() {
+    let predictor = predictor.with_precision(args.precision.configure_for(&device));
+    if args.precision == Precision::Bf16 && device.is_cpu() && !liverseg_model::cpu_bf16_available()
+    {
         tracing::warn!(
-            "--precision bf16 on the CPU rounds as a GPU would but runs the float32 kernels: slower than f32"
+            "--precision bf16: this CPU has no AMX-BF16 tiles, so the convolutions run in float32"
         );
     }
     let cancel = crate::batch::on_termination()?;

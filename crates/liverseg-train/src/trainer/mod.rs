@@ -147,6 +147,10 @@ pub struct Trainer {
     progress: Reporter,
     /// The other processes of a data-parallel run (`None` alone).
     group: Option<Group>,
+    /// The precision the network runs in on `device`
+    /// (`Precision::configure_for`: float32 activations with bfloat16
+    /// convolutions for `bf16` on the CPU).
+    precision: Precision,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -179,6 +183,7 @@ impl Trainer {
             liverseg_io::recover(&cfg.out)?;
         }
         let device = device(&parallel_device(&cfg.device, world))?;
+        let run_precision = cfg.precision.configure_for(&device);
         let group = if world.size > 1 {
             let token = cfg.to_toml()?;
             Some(Group::connect(
@@ -337,6 +342,7 @@ impl Trainer {
             state,
             progress: Reporter::default(),
             group,
+            precision: run_precision,
         })
     }
 
@@ -535,7 +541,7 @@ impl Trainer {
         for batch in rx {
             let batch = batch?;
             samples += batch.x.dims()[0];
-            let outputs = self.net.forward_train(&batch.x, self.cfg.precision)?;
+            let outputs = self.net.forward_train(&batch.x, self.precision)?;
             let loss = self.loss(&outputs, &batch.y)?;
             let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
             if !value.is_finite() {
