@@ -83,7 +83,8 @@ fn predict_without_a_model_uses_the_built_in_one() {
     ]));
     let bm: Volume<u8> = nifti::read(&batched, &Default::default()).unwrap();
     assert_eq!(bm.data(), m.data());
-    // bfloat16 mixed precision (emulated on the CPU) moves few voxels.
+    // bfloat16 mixed precision (on the CPU: bfloat16 convolutions, on AMX
+    // tiles where the CPU has them) moves few voxels.
     let bf16 = t.join("bf16.nii.gz");
     ok(&liverseg(&[
         "predict",
