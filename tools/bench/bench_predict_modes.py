@@ -19,7 +19,7 @@ older build) right after, so before/after figures come from the same run.
 Each run is a fresh process; peak RSS is that process's (os.wait4).
 
     cargo build --release -p liverseg-cli
-    python3 tools/bench/bench_predict_modes.py [--liverseg BIN] [--ct CT ...] [--reps 2] \
+    python3 tools/bench/bench_predict_modes.py [--liverseg BIN] [--ct CT ...] [--reps 2] [--precision f32|bf16] \
         [--baseline OLD] [--out results.json]
 
 BIN defaults to target/release/liverseg of this checkout. Without `--ct`,
@@ -62,6 +62,7 @@ def main():
                     help="a CT NIfTI (repeatable; default: the ct and tall phantoms of the bench data)")
     ap.add_argument("--presets", default="seed,patch,fast")
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--precision", default="f32", help="`predict --precision` (f32 or bf16; default: %(default)s)")
     ap.add_argument("--out")
     args = ap.parse_args()
     benchenv.require("torch", "monai")
@@ -95,7 +96,7 @@ def main():
                     for name, binary in binaries.items():
                         out = os.path.join(tmp, "mask.nii.gz")
                         cmd = [binary, "predict", "--model", models[name, p], "--input", ct, "--output", out,
-                               "--force", "--json"]
+                               "--force", "--json", "--precision", args.precision]
                         if p == "fast":
                             cmd.append("--fast")
                         wall, rss, stdout = run_child(cmd)
