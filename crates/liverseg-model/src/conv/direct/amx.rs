@@ -224,6 +224,124 @@ pub(crate) fn block(run: &AmxRun<'_>, co0: usize, q0: usize, cols: usize, out: &
     }
 }
 
+/// Loads `cfg` as this thread's tile configuration.
+///
+/// # Safety
+/// AMX must be [`available`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn configure(cfg: &TileConfig) {
+    // SAFETY: AMX is available (contract); LDTILECFG reads the 64 bytes of
+    // `cfg`, which it borrows.
+    unsafe {
+        std::arch::asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+    }
+}
+
+/// Zeroes the four accumulator tiles tmm0–3.
+///
+/// # Safety
+/// AMX must be [`available`] and configured ([`configure`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn zero_accumulators() {
+    // SAFETY: the contract; TILEZERO touches registers only.
+    unsafe {
+        std::arch::asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+    }
+}
+
+/// Stores accumulator tiles tmm0–3 at `at[0..4]`, rows `stride` bytes
+/// apart.
+///
+/// # Safety
+/// AMX must be [`available`] and configured, and each tile's rows must lie
+/// in memory the caller may write.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn store_accumulators(at: [*mut f32; 4], stride: usize) {
+    // SAFETY: the contract.
+    unsafe {
+        std::arch::asm!(
+            "tilestored [{o0} + {os}*1], tmm0",
+            "tilestored [{o1} + {os}*1], tmm1",
+            "tilestored [{o2} + {os}*1], tmm2",
+            "tilestored [{o3} + {os}*1], tmm3",
+            o0 = in(reg) at[0],
+            o1 = in(reg) at[1],
+            o2 = in(reg) at[2],
+            o3 = in(reg) at[3],
+            os = in(reg) stride,
+            options(nostack)
+        );
+    }
+}
+
+/// Returns the tile state to its initial one (cheap to switch away from).
+///
+/// # Safety
+/// AMX must be [`available`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn release() {
+    // SAFETY: the contract; TILERELEASE touches registers only.
+    unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// Walks positions `q0..q0 + cols` in steps of `step`: accumulators
+/// zeroed, `product(weights, dest block length, sources)` called for every
+/// source block and term, then the accumulators stored at `stores`
+/// (offsets into `out` from the step's column, rows [`CHUNK`] apart).
+///
+/// # Safety
+/// AMX must be [`available`] and the bounds checked as in [`block`];
+/// `cfg` must configure the tiles `product` uses.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn walk(
+    run: &AmxRun<'_>,
+    dblock0: usize,
+    q0: usize,
+    cols: usize,
+    out: &mut [f32],
+    cfg: &TileConfig,
+    (step, stores): (usize, [usize; 4]),
+    product: impl Fn(*const u16, usize, *const u32),
+) {
+    let b = &run.blocks;
+    let (kc, kb_n) = (b.kc, b.kblocks);
+    let tile = b.rows * kc;
+    let dblock_len = run.taps * kb_n * tile;
+    // SAFETY: the caller's contract; the offsets below stay within the
+    // ranges `block` checked.
+    unsafe {
+        configure(cfg);
+        let mut col = 0;
+        while col < cols {
+            zero_accumulators();
+            for kb in 0..kb_n {
+                let src = run.src.as_ptr().add(kb * (kc / 2) * run.row + q0 + col);
+                for &(t, off) in run.terms {
+                    let a = run.wt.as_ptr();
+                    let a = a.add(dblock0 * dblock_len + (t * kb_n + kb) * tile);
+                    product(a, dblock_len, src.add(off));
+                }
+            }
+            let o = out.as_mut_ptr().add(col);
+            store_accumulators(stores.map(|at| o.add(at)), CHUNK * 4);
+            col += step;
+        }
+        release();
+    }
+}
+
 /// Two accumulator tiles of destinations × two of positions (tmm0–3), the
 /// weight tiles in tmm4–5 and the source tiles in tmm6–7.
 ///
@@ -231,73 +349,44 @@ pub(crate) fn block(run: &AmxRun<'_>, co0: usize, q0: usize, cols: usize, out: &
 /// AMX must be [`available`] and the bounds checked as in [`block`].
 #[cfg(target_arch = "x86_64")]
 unsafe fn block_2x2(run: &AmxRun<'_>, dblock0: usize, q0: usize, cols: usize, out: &mut [f32]) {
-    use std::arch::asm;
-    let b = &run.blocks;
-    let (kc, kb_n, taps) = (b.kc, b.kblocks, run.taps);
-    let tile = b.rows * kc;
+    let kc = run.blocks.kc;
     let acc = (M as u8, (N * 4) as u16);
     let wts = (M as u8, (kc * 2) as u16);
     let srcs = ((kc / 2) as u8, (N * 4) as u16);
     let cfg = TileConfig::new(&[acc, acc, acc, acc, wts, wts, srcs, srcs]);
-    let (astride, bstride, ostride) = (kc * 2, run.row * 4, CHUNK * 4);
-    let dblock_len = taps * kb_n * tile;
-    // SAFETY: the caller's contract; the offsets below stay within the
-    // ranges `block` checked.
+    let (astride, bstride) = (kc * 2, run.row * 4);
+    let stores = [0, N, M * CHUNK, M * CHUNK + N];
+    // SAFETY: the caller's contract, which `walk` shares; `walk` hands
+    // `product` addresses inside the checked ranges.
     unsafe {
-        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-        let mut col = 0;
-        while col < cols {
-            asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack, nomem)
-            );
-            for kb in 0..kb_n {
-                let src = run.src.as_ptr().add(kb * (kc / 2) * run.row + q0 + col);
-                for &(t, off) in run.terms {
-                    let a0 = run
-                        .wt
-                        .as_ptr()
-                        .add(dblock0 * dblock_len + (t * kb_n + kb) * tile);
-                    let a1 = a0.add(dblock_len);
-                    let s = src.add(off);
-                    asm!(
-                        "tileloadd tmm4, [{a0} + {as}*1]",
-                        "tileloadd tmm5, [{a1} + {as}*1]",
-                        "tileloadd tmm6, [{s0} + {bs}*1]",
-                        "tileloadd tmm7, [{s1} + {bs}*1]",
-                        "tdpbf16ps tmm0, tmm4, tmm6",
-                        "tdpbf16ps tmm1, tmm4, tmm7",
-                        "tdpbf16ps tmm2, tmm5, tmm6",
-                        "tdpbf16ps tmm3, tmm5, tmm7",
-                        a0 = in(reg) a0,
-                        a1 = in(reg) a1,
-                        s0 = in(reg) s,
-                        s1 = in(reg) s.add(N),
-                        as = in(reg) astride,
-                        bs = in(reg) bstride,
-                        options(nostack, readonly)
-                    );
-                }
-            }
-            let o = out.as_mut_ptr().add(col);
-            asm!(
-                "tilestored [{o0} + {os}*1], tmm0",
-                "tilestored [{o1} + {os}*1], tmm1",
-                "tilestored [{o2} + {os}*1], tmm2",
-                "tilestored [{o3} + {os}*1], tmm3",
-                o0 = in(reg) o,
-                o1 = in(reg) o.add(N),
-                o2 = in(reg) o.add(M * CHUNK),
-                o3 = in(reg) o.add(M * CHUNK + N),
-                os = in(reg) ostride,
-                options(nostack)
-            );
-            col += 2 * N;
-        }
-        asm!("tilerelease", options(nostack, nomem));
+        walk(
+            run,
+            dblock0,
+            q0,
+            cols,
+            out,
+            &cfg,
+            (2 * N, stores),
+            |a0, dblock_len, s| {
+                std::arch::asm!(
+                    "tileloadd tmm4, [{a0} + {as}*1]",
+                    "tileloadd tmm5, [{a1} + {as}*1]",
+                    "tileloadd tmm6, [{s0} + {bs}*1]",
+                    "tileloadd tmm7, [{s1} + {bs}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    a0 = in(reg) a0,
+                    a1 = in(reg) a0.add(dblock_len),
+                    s0 = in(reg) s,
+                    s1 = in(reg) s.add(N),
+                    as = in(reg) astride,
+                    bs = in(reg) bstride,
+                    options(nostack, readonly)
+                );
+            },
+        )
     }
 }
 
@@ -308,74 +397,46 @@ unsafe fn block_2x2(run: &AmxRun<'_>, dblock0: usize, q0: usize, cols: usize, ou
 /// AMX must be [`available`] and the bounds checked as in [`block`].
 #[cfg(target_arch = "x86_64")]
 unsafe fn block_1x4(run: &AmxRun<'_>, dblock0: usize, q0: usize, cols: usize, out: &mut [f32]) {
-    use std::arch::asm;
-    let b = &run.blocks;
-    let (kc, kb_n, taps) = (b.kc, b.kblocks, run.taps);
-    let tile = b.rows * kc;
-    let acc = (b.rows as u8, (N * 4) as u16);
-    let wts = (b.rows as u8, (kc * 2) as u16);
+    let (kc, rows) = (run.blocks.kc, run.blocks.rows);
+    let acc = (rows as u8, (N * 4) as u16);
+    let wts = (rows as u8, (kc * 2) as u16);
     let srcs = ((kc / 2) as u8, (N * 4) as u16);
     let cfg = TileConfig::new(&[acc, acc, acc, acc, wts, srcs, srcs, srcs]);
-    let (astride, bstride, ostride) = (kc * 2, run.row * 4, CHUNK * 4);
-    let dblock_len = taps * kb_n * tile;
-    // SAFETY: the caller's contract; the offsets below stay within the
-    // ranges `block` checked.
+    let (astride, bstride) = (kc * 2, run.row * 4);
+    let stores = [0, N, 2 * N, 3 * N];
+    // SAFETY: the caller's contract, which `walk` shares; `walk` hands
+    // `product` addresses inside the checked ranges.
     unsafe {
-        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
-        let mut col = 0;
-        while col < cols {
-            asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack, nomem)
-            );
-            for kb in 0..kb_n {
-                let src = run.src.as_ptr().add(kb * (kc / 2) * run.row + q0 + col);
-                for &(t, off) in run.terms {
-                    let a = run
-                        .wt
-                        .as_ptr()
-                        .add(dblock0 * dblock_len + (t * kb_n + kb) * tile);
-                    let s = src.add(off);
-                    asm!(
-                        "tileloadd tmm4, [{a} + {as}*1]",
-                        "tileloadd tmm5, [{s0} + {bs}*1]",
-                        "tileloadd tmm6, [{s1} + {bs}*1]",
-                        "tdpbf16ps tmm0, tmm4, tmm5",
-                        "tileloadd tmm7, [{s2} + {bs}*1]",
-                        "tdpbf16ps tmm1, tmm4, tmm6",
-                        "tileloadd tmm5, [{s3} + {bs}*1]",
-                        "tdpbf16ps tmm2, tmm4, tmm7",
-                        "tdpbf16ps tmm3, tmm4, tmm5",
-                        a = in(reg) a,
-                        s0 = in(reg) s,
-                        s1 = in(reg) s.add(N),
-                        s2 = in(reg) s.add(2 * N),
-                        s3 = in(reg) s.add(3 * N),
-                        as = in(reg) astride,
-                        bs = in(reg) bstride,
-                        options(nostack, readonly)
-                    );
-                }
-            }
-            let o = out.as_mut_ptr().add(col);
-            asm!(
-                "tilestored [{o0} + {os}*1], tmm0",
-                "tilestored [{o1} + {os}*1], tmm1",
-                "tilestored [{o2} + {os}*1], tmm2",
-                "tilestored [{o3} + {os}*1], tmm3",
-                o0 = in(reg) o,
-                o1 = in(reg) o.add(N),
-                o2 = in(reg) o.add(2 * N),
-                o3 = in(reg) o.add(3 * N),
-                os = in(reg) ostride,
-                options(nostack)
-            );
-            col += 4 * N;
-        }
-        asm!("tilerelease", options(nostack, nomem));
+        walk(
+            run,
+            dblock0,
+            q0,
+            cols,
+            out,
+            &cfg,
+            (4 * N, stores),
+            |a, _, s| {
+                std::arch::asm!(
+                    "tileloadd tmm4, [{a} + {as}*1]",
+                    "tileloadd tmm5, [{s0} + {bs}*1]",
+                    "tileloadd tmm6, [{s1} + {bs}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm5",
+                    "tileloadd tmm7, [{s2} + {bs}*1]",
+                    "tdpbf16ps tmm1, tmm4, tmm6",
+                    "tileloadd tmm5, [{s3} + {bs}*1]",
+                    "tdpbf16ps tmm2, tmm4, tmm7",
+                    "tdpbf16ps tmm3, tmm4, tmm5",
+                    a = in(reg) a,
+                    s0 = in(reg) s,
+                    s1 = in(reg) s.add(N),
+                    s2 = in(reg) s.add(2 * N),
+                    s3 = in(reg) s.add(3 * N),
+                    as = in(reg) astride,
+                    bs = in(reg) bstride,
+                    options(nostack, readonly)
+                );
+            },
+        )
     }
 }
 

@@ -12,6 +12,8 @@
 //! chunk order, so the result does not depend on the thread count.
 
 use super::amx::{TileConfig, available};
+#[cfg(target_arch = "x86_64")]
+use super::amx::{configure, release, store_accumulators, zero_accumulators};
 use super::place::{Bf16Planes, F32Planes, Placement};
 use super::{Prepared, WCHUNK};
 use rayon::prelude::*;
@@ -158,16 +160,10 @@ unsafe fn block(
     // are pairs `q/2..q/2 + 16 ≤ wspan/2` of `co_pad` words; C tiles are
     // stored inside `part`, whose length is asserted above.
     unsafe {
-        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        configure(&cfg);
         for (t, &(_, off)) in p.terms.iter().enumerate() {
             for co0 in (0..co_pad).step_by(2 * nc) {
-                asm!(
-                    "tilezero tmm0",
-                    "tilezero tmm1",
-                    "tilezero tmm2",
-                    "tilezero tmm3",
-                    options(nostack, nomem)
-                );
+                zero_accumulators();
                 let a0 = xs.as_ptr().add(ci0 * row + off);
                 let b0 = gyb.as_ptr().add(co0);
                 for q in (q0..q0 + WCHUNK).step_by(K) {
@@ -191,20 +187,10 @@ unsafe fn block(
                     );
                 }
                 let c = part.as_mut_ptr().add(t * 2 * mr * co_pad + co0);
-                asm!(
-                    "tilestored [{c0} + {cs}*1], tmm0",
-                    "tilestored [{c1} + {cs}*1], tmm1",
-                    "tilestored [{c2} + {cs}*1], tmm2",
-                    "tilestored [{c3} + {cs}*1], tmm3",
-                    c0 = in(reg) c,
-                    c1 = in(reg) c.add(nc),
-                    c2 = in(reg) c.add(mr * co_pad),
-                    c3 = in(reg) c.add(mr * co_pad + nc),
-                    cs = in(reg) cstride,
-                    options(nostack)
-                );
+                let at = [c, c.add(nc), c.add(mr * co_pad), c.add(mr * co_pad + nc)];
+                store_accumulators(at, cstride);
             }
         }
-        asm!("tilerelease", options(nostack, nomem));
+        release();
     }
 }
