@@ -223,6 +223,7 @@ pub(crate) fn conv_forward(
     y: &mut [f32],
     math: Math,
 ) {
+    let math = direct::worth_amx(math, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cin) == Family::Direct {
         direct::conv_forward(x, cin, din, w, bias, cout, g, dout, y, math);
     } else {
@@ -283,6 +284,7 @@ pub(crate) fn conv_backward_input(
     gx: &mut [f32],
     math: Math,
 ) {
+    let math = direct::worth_amx(math, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cout) == Family::Direct {
         direct::conv_backward_input(gy, cout, dout, w, bias, cin, g, din, gx, math);
     } else {
@@ -404,6 +406,7 @@ pub(crate) fn conv_backward_weight(
     gw: &mut [f32],
     math: Math,
 ) {
+    let math = direct::worth_amx(math, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cin) == Family::Direct {
         direct::conv_backward_weight(x, cin, din, gy, cout, g, dout, gw, math);
     } else {
