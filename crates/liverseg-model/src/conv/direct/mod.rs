@@ -565,7 +565,7 @@ pub(crate) fn conv_forward(
     // this is a safe function, so it checks rather than trusts its caller.
     assert!(available(), "the direct kernels need AVX-512F and FMA");
     let p = prepare(din, g, dout);
-    let vol = din.iter().product();
+    let (vol, taps) = (din.iter().product(), g.taps());
     let operands = Operands::new(
         math,
         F32Planes {
@@ -575,8 +575,8 @@ pub(crate) fn conv_forward(
         },
         &p.placement,
         cout,
-        g.taps(),
-        |co, ci, t| w[(co * cin + ci) * g.taps() + t],
+        taps,
+        |co, ci, t| w[(co * cin + ci) * taps + t],
     );
     let run = operands.run(&p.terms);
     let vol: usize = dout.iter().product();

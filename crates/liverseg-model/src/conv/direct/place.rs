@@ -164,16 +164,17 @@ impl Placement {
                             2 if din[2] >= 2 => {
                                 let (r0, r1) = (row(0, dst), row(1, dst));
                                 let pairs = line.chunks_exact(2);
-                                let odd = line.len() % 2 == 1;
-                                let (n0, n1) = (r0.len(), r1.len());
-                                // Two passes, each vectorisable.
+                                let n = pairs.len();
+                                // Two passes, each vectorisable; an odd
+                                // row's last sample ends phase 0.
+                                if let (Some(&v), true) = (pairs.remainder().first(), r0.len() > n)
+                                {
+                                    dst[r0.start + n] = v;
+                                }
                                 for (slot, p) in dst[r0].iter_mut().zip(pairs.clone()) {
                                     *slot = p[0];
                                 }
-                                if odd && n0 == line.len().div_ceil(2) {
-                                    dst[row(0, dst).end - 1] = line[line.len() - 1];
-                                }
-                                for (slot, p) in dst[r1].iter_mut().zip(pairs).take(n1) {
+                                for (slot, p) in dst[r1].iter_mut().zip(pairs) {
                                     *slot = p[1];
                                 }
                             }
