@@ -38,7 +38,7 @@ pub(crate) fn family(dout: [usize; 3], math: Math, sources: usize) -> Family {
     static FORCE_COLUMNS: OnceLock<bool> = OnceLock::new();
     let force = *FORCE_COLUMNS
         .get_or_init(|| std::env::var("LIVERSEG_CONV_KERNEL").is_ok_and(|v| v == "columns"));
-    let long_rows = dout[2] >= 8 || direct::takes_amx(math, sources);
+    let long_rows = dout[2] >= 8 || direct::Kernel::pick(math, sources) == direct::Kernel::Amx;
     if !force && long_rows && direct::available() {
         Family::Direct
     } else {

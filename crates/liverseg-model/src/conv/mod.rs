@@ -46,22 +46,29 @@ pub fn set_composed_convolutions_on_cpu(on: bool) {
 pub(crate) enum Math {
     /// float32 operands and sums.
     F32,
-    /// Operands rounded to bfloat16, products summed in float32, on AMX
-    /// tiles where the CPU has them (float32 elsewhere).
+    /// Operands rounded to bfloat16, products summed in float32: on AMX
+    /// tiles where the CPU has them, else with AVX-512 BF16 dot products
+    /// where it has those, else float32.
     Bf16,
+    /// As [`Math::Bf16`], with the AVX-512 BF16 dot products even on a CPU
+    /// with AMX (so that tests and benchmarks can compare the two).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Bf16Dot,
 }
 
 /// Lets float32 convolutions on the CPU round their operands to bfloat16
-/// and sum the products in float32 on AMX tiles, for as long as it is on:
+/// and sum the products in float32, on AMX tiles or with AVX-512 BF16 dot
+/// products, for as long as it is on:
 /// the forward pass (input and weight), the input gradient (output
 /// gradient and weight) and the weight gradient (input and output
 /// gradient), as PyTorch's CPU autocast to bfloat16 rounds a
 /// convolution's operands. Activations, outputs, gradients and
 /// everything outside the convolutions stay float32. Process-wide; a CPU
-/// without AMX-BF16 (see [`cpu_bf16_available`]) keeps float32, and so do
-/// convolutions with fewer than 8 input channels (too few to fill a tile).
-/// Networks whose activations are bfloat16 (`Precision::Bf16`) take the
-/// AMX kernels whether or not this is on.
+/// with neither AMX-BF16 nor AVX-512 BF16 (see [`cpu_bf16_available`])
+/// keeps float32, and so do convolutions with a single input channel, on
+/// AMX fewer than 8 (too few to fill a tile). Networks whose activations
+/// are bfloat16 (`Precision::Bf16`) take the bfloat16 kernels whether or
+/// not this is on.
 pub fn set_cpu_bf16_convolutions(on: bool) {
     BF16_ON_CPU.store(on, Ordering::Relaxed);
 }
@@ -72,10 +79,11 @@ pub fn cpu_bf16_convolutions() -> bool {
     BF16_ON_CPU.load(Ordering::Relaxed)
 }
 
-/// Whether this CPU (and OS) runs the bfloat16 AMX convolution kernels:
-/// AMX-BF16 and AVX-512, the tile state granted to the process.
+/// Whether this CPU (and OS) runs bfloat16 convolution kernels: AVX-512
+/// with AMX-BF16 (the tile state granted to the process) or with AVX-512
+/// BF16.
 pub fn cpu_bf16_available() -> bool {
-    direct::available() && direct::amx_available()
+    direct::available() && (direct::amx_available() || direct::dot_available())
 }
 
 /// Asks for deterministic cuDNN algorithms from now on (the same result for

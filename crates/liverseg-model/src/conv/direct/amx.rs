@@ -442,9 +442,7 @@ unsafe fn block_1x4(run: &AmxRun<'_>, dblock0: usize, q0: usize, cols: usize, ou
 
 #[cfg(test)]
 mod tests {
-    use super::super::{conv_backward_input, conv_backward_weight, conv_forward};
     use super::*;
-    use crate::conv::{ConvGeom, Math};
 
     #[test]
     fn bfloat16_rounds_to_nearest_ties_to_even() {
@@ -463,91 +461,5 @@ mod tests {
         }
         let nan = bf16_bits(f32::NAN);
         assert!(nan & 0x7f80 == 0x7f80 && nan & 0x7f != 0, "{nan:#x}");
-    }
-
-    fn data(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
-    }
-
-    fn rounded(v: &[f32]) -> Vec<f32> {
-        v.iter()
-            .map(|&x| f32::from_bits((bf16_bits(x) as u32) << 16))
-            .collect()
-    }
-
-    /// `a` equals `b` (both sums of the same exact products, in different
-    /// orders) within float32 rounding of `scale`, the sum of the
-    /// products' magnitudes.
-    fn close(a: &[f32], b: &[f32], scale: f32, what: &str) {
-        assert_eq!(a.len(), b.len());
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 1e-5 * scale, "{what} [{i}]: {x} vs {y}");
-        }
-    }
-
-    /// The AMX kernels give the float32 kernels' results on operands that
-    /// are already bfloat16, for convolutions, transposed ones and weight
-    /// gradients, source
-    /// counts under, at and over one tile's 32, and destination counts
-    /// under, at and over one tile's 16 (and over two).
-    #[test]
-    fn amx_kernels_match_the_float32_kernels_on_bfloat16_operands() {
-        if !available() {
-            eprintln!(
-                "SKIPPED: this CPU or OS has no AMX-BF16; the AMX kernels are not tested here"
-            );
-            return;
-        }
-        for (g, cin, cout, din) in [
-            (ConvGeom::cubic(3, 1, 1, 1), 8, 16, [4, 5, 19]),
-            (ConvGeom::cubic(3, 1, 1, 1), 16, 2, [3, 30, 40]),
-            (ConvGeom::cubic(3, 1, 1, 1), 40, 20, [5, 6, 33]),
-            (ConvGeom::cubic(3, 1, 1, 1), 33, 40, [3, 4, 17]),
-            (ConvGeom::cubic(3, 2, 1, 1), 24, 48, [7, 6, 33]),
-            (ConvGeom::cubic(2, 2, 0, 1), 16, 64, [4, 5, 34]),
-            (ConvGeom::cubic(1, 1, 0, 1), 32, 3, [2, 3, 17]),
-            // Rows shorter than a tile, which only the AMX kernels take.
-            (ConvGeom::cubic(3, 1, 1, 1), 64, 40, [4, 4, 4]),
-            (ConvGeom::cubic(3, 2, 1, 1), 16, 8, [4, 5, 3]),
-        ] {
-            let vol: usize = din.iter().product();
-            let x = rounded(&data(cin * vol, 0.5));
-            let w = rounded(&data(cout * cin * g.taps(), 1.5));
-            let dout = g.conv_out(din).expect("a valid geometry");
-            let ys = cout * dout.iter().product::<usize>();
-            // Every |x|, |w| ≤ 1: a sum of cin · taps products.
-            let scale = (cin.max(cout) * g.taps()) as f32;
-            let bias: Vec<f32> = (0..cout).map(|c| c as f32 * 0.5 - 1.0).collect();
-            let run = |math| {
-                let mut y = vec![f32::NAN; ys];
-                conv_forward(&x, cin, din, &w, Some(&bias), cout, &g, dout, &mut y, math);
-                y
-            };
-            close(&run(Math::Bf16), &run(Math::F32), scale, &format!("{g:?}"));
-            let gy = rounded(&data(ys, 3.0));
-            let back = |math| {
-                let mut gx = vec![f32::NAN; x.len()];
-                conv_backward_input(&gy, cout, dout, &w, None, cin, &g, din, &mut gx, math);
-                gx
-            };
-            close(
-                &back(Math::Bf16),
-                &back(Math::F32),
-                scale,
-                &format!("{g:?} gx"),
-            );
-            let weight = |math| {
-                let mut gw = vec![0.25; w.len()];
-                conv_backward_weight(&x, cin, din, &gy, cout, &g, dout, &mut gw, math);
-                gw
-            };
-            let outs = dout.iter().product::<usize>() as f32;
-            close(
-                &weight(Math::Bf16),
-                &weight(Math::F32),
-                outs,
-                &format!("{g:?} gw"),
-            );
-        }
     }
 }

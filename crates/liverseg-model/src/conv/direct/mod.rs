@@ -26,10 +26,20 @@
 //! otherwise. The order of every sum is fixed (tap by tap and channel by
 //! channel; chunk partial sums combined in chunk order), so results do not
 //! depend on the number of threads.
+//!
+//! With bfloat16 asked for ([`Math::Bf16`]) the same grids and terms run
+//! on bfloat16 operands with float32 sums: on AMX tiles (`amx.rs`,
+//! `amx_weight.rs`) where the CPU and OS allow them, else with AVX-512
+//! BF16 dot products (`lanes.rs`: the same microkernels, summing a pair
+//! of products per lane and instruction). `forward.rs` holds the forward
+//! microkernel and the runs that drive it; `weight.rs` the weight
+//! gradient.
 
-// `unsafe` appears only for the AVX-512 intrinsics and to call the
-// `#[target_feature]` functions, each call guarded by the runtime detection
-// in `available()`; every raw load and store is bounds-checked up front.
+// `unsafe` appears (in the submodules, which this allowance covers) only
+// for the AVX-512 intrinsics, the AMX instructions and to call the
+// `#[target_feature]` functions, each call guarded by the runtime
+// detection of the features it needs; every raw load and store is
+// bounds-checked up front.
 #![allow(unsafe_code)]
 
 use super::geom::ConvGeom;
@@ -37,13 +47,19 @@ use rayon::prelude::*;
 
 mod amx;
 mod amx_weight;
+#[cfg(test)]
+mod bf16_tests;
+mod forward;
+mod lanes;
 mod place;
 mod weight;
 pub(crate) use amx::available as amx_available;
+pub(crate) use lanes::{Kernel, dot_available};
 pub(crate) use weight::conv_backward_weight;
 
 use super::Math;
-use place::{Bf16Pairs, F32Planes, Placement};
+use forward::Operands;
+use place::{F32Planes, Placement};
 
 /// Lanes of one vector.
 const L: usize = 16;
@@ -69,13 +85,6 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// Whether a run of `sources` channels in `math` takes the AMX kernels:
-/// bfloat16 asked for, the CPU and OS ready for AMX, and enough channels
-/// (8) to fill a tile's rows.
-pub(crate) fn takes_amx(math: Math, sources: usize) -> bool {
-    math == Math::Bf16 && sources >= 8 && amx::available()
-}
-
 /// The arithmetic a convolution with `weights` weights producing `outputs`
 /// positions runs in when `math` is asked for: float32 where its output
 /// grid holds fewer than one position per 100 weights. There the tiles'
@@ -85,7 +94,7 @@ pub(crate) fn takes_amx(math: Math, sources: usize) -> bool {
 /// the transposed 384→64's 0.0029 against 0.0092 s), while at 16 × 16 × 8
 /// AMX is already faster (64→64: 0.0041 against 0.0016 s).
 pub(crate) fn worth_amx(math: Math, outputs: usize, weights: usize) -> Math {
-    if math == Math::Bf16 && outputs.saturating_mul(100) < weights {
+    if math != Math::F32 && outputs.saturating_mul(100) < weights {
         Math::F32
     } else {
         math
@@ -121,331 +130,6 @@ impl Flat {
 /// One kernel term: the tap whose weight it uses and the offset (phase
 /// buffer included) it reads at.
 type Term = (usize, usize);
-
-/// A run of the forward microkernel: the source buffers, the terms each
-/// output position sums, and the packed weights.
-struct Run<'a> {
-    /// Source channels, `ci_stride` floats apart.
-    src: &'a [f32],
-    sources: usize,
-    ci_stride: usize,
-    terms: &'a [Term],
-    /// `wpk[source][tap][dest]`, dest padded to `cpad`.
-    wpk: &'a [f32],
-    taps: usize,
-    cpad: usize,
-    cb: usize,
-    /// The bfloat16 operands when the run takes the AMX kernel (the float32
-    /// ones above are then unused).
-    amx: Option<amx::AmxRun<'a>>,
-}
-
-impl Run<'_> {
-    /// Computes every destination channel at the positions of the box
-    /// `outs` (`m0 × m1 × m2`) of `grid` and hands each row of results to
-    /// `write(dst, c, m0 − first, m1, m2, values)`, where `dst` is channel
-    /// `c`'s part of `dest` holding output planes `first..` of one task.
-    ///
-    /// `dest` holds `channels` channels of `chan_len` floats; in each, the
-    /// outputs of plane `m0` lie in `[m0·plane_len, (m0 + 1)·plane_len)`.
-    /// Tasks are (block of `cb` destination channels, run of planes), each
-    /// owning its planes of its channels, and compute a plane's positions
-    /// a [`CHUNK`] at a time into a buffer that stays in cache, so no
-    /// full-size intermediate is written, cleared or read back. The sum at
-    /// every position is the same whatever the tiling.
-    #[allow(clippy::too_many_arguments)]
-    fn compute_into<W>(
-        &self,
-        grid: Flat,
-        outs: [usize; 3],
-        dest: &mut [f32],
-        channels: usize,
-        chan_len: usize,
-        plane_len: usize,
-        write: W,
-    ) where
-        W: Fn(&mut [f32], usize, usize, usize, usize, &[f32]) + Sync,
-    {
-        if outs.contains(&0) || channels == 0 {
-            return;
-        }
-        // Planes per task: enough positions for the kernel's setup to pay,
-        // while leaving several tasks per thread.
-        let plane_positions = grid.ext[1] * grid.ext[2];
-        let blocks = self.cpad / self.cb;
-        let mut per_task = (2 * CHUNK / plane_positions.max(1)).max(1);
-        while per_task > 1 && blocks * outs[0].div_ceil(per_task) < 8 * rayon::current_num_threads()
-        {
-            per_task /= 2;
-        }
-        let mut planes: Vec<_> = dest[..channels * chan_len]
-            .chunks_mut(chan_len.max(1))
-            .map(|c| c.chunks_mut((per_task * plane_len).max(1)))
-            .collect();
-        let mut tasks = Vec::with_capacity(blocks * outs[0].div_ceil(per_task));
-        for first in (0..outs[0]).step_by(per_task) {
-            for b in 0..blocks {
-                let co0 = b * self.cb;
-                let dsts: Vec<&mut [f32]> = planes
-                    [co0.min(channels)..(co0 + self.cb).min(channels)]
-                    .iter_mut()
-                    .map(|p| p.next().expect("a slice per run of planes"))
-                    .collect();
-                tasks.push((co0, first, dsts));
-            }
-        }
-        let last = (outs[1] - 1) * grid.ext[2] + outs[2];
-        // Each thread's chunk buffer lives on between calls: rayon calls a
-        // `for_each_init` initialiser once per split job, which cleared a
-        // fresh buffer dozens of times per convolution. Every value read
-        // from it was written by the kernel for the same chunk first.
-        tasks.into_par_iter().for_each(|(co0, first, mut dsts)| {
-            CHUNK_BUF.with_borrow_mut(|buf| {
-                if buf.len() < self.cb * CHUNK {
-                    buf.resize(self.cb * CHUNK, 0.0);
-                }
-                for m0 in first..(first + per_task).min(outs[0]) {
-                    let (start, end) = (grid.at([m0, 0, 0]), grid.at([m0, 0, 0]) + last);
-                    let mut q = start;
-                    while q < end {
-                        let cols = (end - q).min(CHUNK);
-                        match &self.amx {
-                            Some(run) => amx::block(run, co0, q, cols, buf),
-                            #[cfg(target_arch = "x86_64")]
-                            // SAFETY: the public entry points are only
-                            // chosen after `available()` found AVX-512F
-                            // and FMA.
-                            None => unsafe { forward_block(self, co0, q, cols, buf) },
-                            #[cfg(not(target_arch = "x86_64"))]
-                            None => {}
-                        }
-                        // Rows of plane m0 that meet [q, q + cols).
-                        let e2 = grid.ext[2];
-                        for r in (q - start) / e2..=(q + cols - 1 - start) / e2 {
-                            let lo = q.max(start + r * e2);
-                            let hi = (q + cols).min(start + r * e2 + outs[2]);
-                            if lo >= hi {
-                                continue;
-                            }
-                            for (c, dst) in dsts.iter_mut().enumerate() {
-                                let vals = &buf[c * CHUNK + lo - q..][..hi - lo];
-                                write(dst, co0 + c, m0 - first, r, lo - start - r * e2, vals);
-                            }
-                        }
-                        q += cols;
-                    }
-                }
-            })
-        });
-    }
-}
-
-thread_local! {
-    /// A thread's chunk buffer for [`Run::compute_into`] (`cb` rows of
-    /// [`CHUNK`] floats, grown on demand).
-    static CHUNK_BUF: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// `CB` output channels × `NB` vectors at grid positions `q..q + NB·L`,
-/// summed over every source channel and term, written to `out` (`CB` rows
-/// of [`CHUNK`] floats, starting at column `col`).
-///
-/// # Safety
-/// The CPU must support AVX-512F (the caller is a `target_feature`
-/// function reached only after [`available`]).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn forward_tile<const CB: usize, const NB: usize>(
-    run: &Run<'_>,
-    co0: usize,
-    q: usize,
-    out: &mut [f32],
-    col: usize,
-) {
-    use std::arch::x86_64::*;
-    let (cpad, taps) = (run.cpad, run.taps);
-    let max_off = run.terms.iter().map(|t| t.1).max().unwrap_or(0);
-    let max_tap = run.terms.iter().map(|t| t.0).max().unwrap_or(0);
-    // Bounds, checked once: every load and store below stays inside these.
-    assert!((run.sources - 1) * run.ci_stride + q + max_off + NB * L <= run.src.len());
-    assert!(max_tap < taps && run.sources * taps * cpad <= run.wpk.len() && co0 + CB <= cpad);
-    assert!((CB - 1) * CHUNK + col + NB * L <= out.len());
-    // SAFETY: the CPU has AVX-512F (contract); the pointer offsets are
-    // within the slices by the asserts above.
-    unsafe {
-        let mut acc = [[_mm512_setzero_ps(); NB]; CB];
-        for ci in 0..run.sources {
-            let xc = run.src.as_ptr().add(ci * run.ci_stride + q);
-            let wc = run.wpk.as_ptr().add(ci * taps * cpad + co0);
-            for &(t, off) in run.terms {
-                let mut xv = [_mm512_setzero_ps(); NB];
-                for (j, v) in xv.iter_mut().enumerate() {
-                    // ci·ci_stride + q + off + j·L + L ≤ src.len().
-                    *v = _mm512_loadu_ps(xc.add(off + j * L));
-                }
-                let wt = wc.add(t * cpad);
-                for (c, a) in acc.iter_mut().enumerate() {
-                    // (ci·taps + t)·cpad + co0 + c < sources·taps·cpad.
-                    let wv = _mm512_set1_ps(*wt.add(c));
-                    for j in 0..NB {
-                        a[j] = _mm512_fmadd_ps(wv, xv[j], a[j]);
-                    }
-                }
-            }
-        }
-        for (c, a) in acc.iter().enumerate() {
-            let dst = out.as_mut_ptr().add(c * CHUNK + col);
-            for (j, v) in a.iter().enumerate() {
-                // c·CHUNK + col + j·L + L ≤ out.len().
-                _mm512_storeu_ps(dst.add(j * L), *v);
-            }
-        }
-    }
-}
-
-/// Every tile of positions `q0..q0 + cols` (`cols ≤` [`CHUNK`], rounded up
-/// to whole tiles) for the `CB` destination channels from `co0`, into
-/// `out` (`CB` rows of [`CHUNK`]).
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn forward_cols<const CB: usize, const NB: usize>(
-    run: &Run<'_>,
-    co0: usize,
-    q0: usize,
-    cols: usize,
-    out: &mut [f32],
-) {
-    let mut col = 0;
-    while col < cols {
-        // SAFETY: AVX-512F is available (this function's contract).
-        unsafe { forward_tile::<CB, NB>(run, co0, q0 + col, out, col) };
-        col += NB * L;
-    }
-}
-
-/// One piece of a forward run: destination channels `co0..co0 + cb` at
-/// grid positions `q0..q0 + cols`.
-///
-/// # Safety
-/// The CPU must support AVX-512F and FMA ([`available`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn forward_block(run: &Run<'_>, co0: usize, q0: usize, cols: usize, out: &mut [f32]) {
-    // SAFETY: this function runs with AVX-512F enabled (its own
-    // contract), which is all the tiles require.
-    unsafe {
-        match run.cb {
-            8 => forward_cols::<8, 3>(run, co0, q0, cols, out),
-            4 => forward_cols::<4, 6>(run, co0, q0, cols, out),
-            2 => forward_cols::<2, 12>(run, co0, q0, cols, out),
-            _ => forward_cols::<1, 16>(run, co0, q0, cols, out),
-        }
-    }
-}
-
-/// Destination channels per microkernel tile, and `n` rounded up to it.
-fn channel_block(n: usize) -> (usize, usize) {
-    let cb = match n {
-        c if c >= 8 => 8,
-        c if c >= 4 => 4,
-        c if c >= 2 => 2,
-        _ => 1,
-    };
-    (cb, n.div_ceil(cb) * cb)
-}
-
-/// The operands of the forward microkernel for one convolution: its
-/// padded sources and packed weights, in float32, or in bfloat16 for the
-/// AMX kernel when [`Math::Bf16`] asks for it, the CPU has AMX-BF16 and
-/// the sources are enough channels to fill a tile's rows (8 or more).
-struct Operands {
-    sources: usize,
-    row: usize,
-    taps: usize,
-    cb: usize,
-    cpad: usize,
-    src: Vec<f32>,
-    wpk: Vec<f32>,
-    amx: Option<(Vec<u32>, Vec<u16>, amx::Blocks)>,
-}
-
-impl Operands {
-    /// The sources `x` as `placement` places them; `weight(dest, source,
-    /// tap)` is the weight of each term.
-    fn new(
-        math: Math,
-        x: F32Planes<'_>,
-        placement: &Placement,
-        dests: usize,
-        taps: usize,
-        weight: impl Fn(usize, usize, usize) -> f32 + Sync,
-    ) -> Self {
-        let sources = x.channels;
-        let s = placement.s;
-        let row = s[0] * s[1] * s[2] * placement.stride;
-        if takes_amx(math, sources) {
-            let blocks = amx::Blocks::new(sources, dests);
-            let pairs = placement.place(&Bf16Pairs {
-                planes: x,
-                pairs: blocks.pairs(),
-            });
-            let wt = amx::pack_weights(dests, sources, taps, &blocks, weight);
-            return Operands {
-                sources,
-                row,
-                taps,
-                cb: blocks.cb,
-                cpad: dests.div_ceil(blocks.cb) * blocks.cb,
-                src: Vec::new(),
-                wpk: Vec::new(),
-                amx: Some((pairs, wt, blocks)),
-            };
-        }
-        let src = placement.place(&x);
-        let (cb, cpad) = channel_block(dests);
-        // wpk[source][t][dest]: the weights a tap broadcasts, contiguous
-        // over the destination channel (zero past `dests`).
-        let wpk = crate::buffers::written_chunks(sources * taps * cpad, cpad, |i, w| {
-            let (s, t) = (i / taps, i % taps);
-            w.extend((0..dests).map(|d| weight(d, s, t)));
-        });
-        Operands {
-            sources,
-            row,
-            taps,
-            cb,
-            cpad,
-            src,
-            wpk,
-            amx: None,
-        }
-    }
-
-    /// A run of these operands over `terms`.
-    fn run<'a>(&'a self, terms: &'a [Term]) -> Run<'a> {
-        Run {
-            src: &self.src,
-            sources: self.sources,
-            ci_stride: self.row,
-            terms,
-            wpk: &self.wpk,
-            taps: self.taps,
-            cpad: self.cpad,
-            cb: self.cb,
-            amx: self.amx.as_ref().map(|(src, wt, blocks)| amx::AmxRun {
-                src,
-                row: self.row,
-                terms,
-                wt,
-                taps: self.taps,
-                blocks: *blocks,
-            }),
-        }
-    }
-}
 
 /// How a strided convolution reads its input along the three axes: the
 /// phase grid's extent and low padding, and each tap's `(phase, offset)`

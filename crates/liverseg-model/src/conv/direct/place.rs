@@ -61,11 +61,37 @@ impl Planes for Bf16Planes<'_> {
         self.buffers
     }
     fn row(&self, b: usize, i: usize, n: usize) -> impl Iterator<Item = u16> + Clone + '_ {
-        // A plane past the last reads the last one, masked to zero.
-        let p = &self.planes;
-        let mask = if b < p.channels { u16::MAX } else { 0 };
-        p.row(b.min(p.channels.saturating_sub(1)), i, n)
-            .map(move |v| bf16_bits(v) & mask)
+        padded_row(&self.planes, b, i, n).map(bf16_bits)
+    }
+}
+
+/// Values `i..i + n` of plane `b` of `p`, or zeros for a plane past the
+/// last (which reads the last one, masked: the loop stays free of
+/// branches).
+fn padded_row<'a>(
+    p: &'a F32Planes<'_>,
+    b: usize,
+    i: usize,
+    n: usize,
+) -> impl Iterator<Item = f32> + Clone + 'a {
+    let keep = b < p.channels;
+    p.row(b.min(p.channels.saturating_sub(1)), i, n)
+        .map(move |v| if keep { v } else { 0.0 })
+}
+
+/// The float32 planes, and zero planes after them up to `buffers`.
+pub(super) struct Padded<'a> {
+    pub planes: F32Planes<'a>,
+    pub buffers: usize,
+}
+
+impl Planes for Padded<'_> {
+    type T = f32;
+    fn buffers(&self) -> usize {
+        self.buffers
+    }
+    fn row(&self, b: usize, i: usize, n: usize) -> impl Iterator<Item = f32> + Clone + '_ {
+        padded_row(&self.planes, b, i, n)
     }
 }
 

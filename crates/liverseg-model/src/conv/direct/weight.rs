@@ -9,28 +9,31 @@
 // in `available()`; every raw load is bounds-checked up front.
 #![allow(unsafe_code)]
 
-use super::place::{F32Planes, Placement};
-use super::{CHUNK, L, Prepared, Term, WCHUNK, amx_weight, available, prepare};
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{F32, Lanes, Positions};
+use super::lanes::{Kernel, dot_available};
+use super::place::{Bf16Planes, F32Planes, Padded, Placement};
+use super::{CHUNK, Prepared, Term, WCHUNK, amx_weight, available, prepare};
 use crate::conv::Math;
 use crate::conv::geom::ConvGeom;
 use rayon::prelude::*;
 
 /// `Σ_q gy[co][q] · xc[q + off_t]` for `CB` output channels × `TB` terms
-/// over `n` vectors from grid position `q0`, lane by lane (the 16 lanes
-/// are summed later); `gy` rows are `gstride` floats apart. Every count is
+/// over `n` vectors of `K` from grid position `q0`, lane by lane (the 16
+/// lanes are summed later); `gy` rows are `gstride` elements apart. Every count is
 /// a constant so that the sums stay in registers: `CB · TB + CB + TB ≤ 32`
 /// even when the compiler issues every load of a step first.
 ///
 /// # Safety
-/// The CPU must support AVX-512F (the caller is a `target_feature`
-/// function reached only after [`available`]).
+/// The CPU must support the features of `K` (the caller is a
+/// `target_feature` function reached only after they were detected).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn weight_tile<const CB: usize, const TB: usize>(
-    gyp: &[f32],
+unsafe fn weight_tile<K: Lanes, const CB: usize, const TB: usize>(
+    gyp: &[K::S],
     gstride: usize,
-    xc: &[f32],
+    xc: &[K::S],
     offs: &[Term; TB],
     co0: usize,
     q0: usize,
@@ -39,26 +42,27 @@ unsafe fn weight_tile<const CB: usize, const TB: usize>(
     use std::arch::x86_64::*;
     let max_off = offs.iter().map(|t| t.1).max().unwrap_or(0);
     // Bounds, checked once for every load below.
-    assert!((co0 + CB - 1) * gstride + q0 + n * L <= gyp.len());
-    assert!(q0 + n * L + max_off <= xc.len());
-    // SAFETY: the CPU has AVX-512F (contract); the loads are within the
-    // slices by the asserts above.
+    let per = K::PER;
+    assert!((co0 + CB - 1) * gstride + q0 + n * per <= gyp.len());
+    assert!(q0 + n * per + max_off <= xc.len());
+    // SAFETY: the CPU has K's features (contract); the loads are within
+    // the slices by the asserts above.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); CB]; TB];
         let (g, x) = (gyp.as_ptr(), xc.as_ptr());
-        let offs: [*const f32; TB] = std::array::from_fn(|t| x.add(offs[t].1));
+        let offs: [*const K::S; TB] = std::array::from_fn(|t| x.add(offs[t].1));
         for v in 0..n {
-            let q = q0 + v * L;
+            let q = q0 + v * per;
             let mut gv = [_mm512_setzero_ps(); CB];
             for (c, r) in gv.iter_mut().enumerate() {
-                // (co0 + c)·gstride + q + L ≤ gyp.len().
-                *r = _mm512_loadu_ps(g.add((co0 + c) * gstride + q));
+                // (co0 + c)·gstride + q + per ≤ gyp.len().
+                *r = K::load(g.add((co0 + c) * gstride + q));
             }
             for (a, xt) in acc.iter_mut().zip(offs) {
-                // q + off + L ≤ q0 + n·L + max_off ≤ xc.len().
-                let xv = _mm512_loadu_ps(xt.add(q));
+                // q + off + per ≤ q0 + n·per + max_off ≤ xc.len().
+                let xv = K::load(xt.add(q));
                 for c in 0..CB {
-                    a[c] = _mm512_fmadd_ps(gv[c], xv, a[c]);
+                    a[c] = K::madd(gv[c], xv, a[c]);
                 }
             }
         }
@@ -86,64 +90,88 @@ fn terms_per_tile(taps: usize) -> usize {
         .unwrap_or(4)
 }
 
+/// The operands of the weight gradient: the input placed on the forward
+/// grid and the output gradient placed on it (`cpad` channels, zero past
+/// the real ones), both `K`'s elements.
+struct WeightRun<'a, S> {
+    gyp: &'a [S],
+    src: &'a [S],
+    cpad: usize,
+}
+
 /// One task of the weight gradient: `part[co][t]` (`cpad` output
 /// channels) for input channel `ci`, summed over grid positions
 /// `q0..q0 + WCHUNK` in pieces of [`SUB`]; each sum is kept in 16 lanes
 /// until the end of the task.
 ///
 /// # Safety
-/// The CPU must support AVX-512F and FMA ([`available`]).
+/// The CPU must support the features of `K`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn weight_block(
-    gyp: &[f32],
-    gstride: usize,
+#[inline(always)]
+unsafe fn weight_block<K: Lanes>(
+    w: &WeightRun<'_, K::S>,
     p: &Prepared,
-    src: &[f32],
     ci: usize,
-    cpad: usize,
     q0: usize,
     part: &mut [f32],
 ) {
-    // SAFETY: AVX-512F and FMA are enabled here (this function's
-    // contract), which is all the blocks require.
+    // SAFETY: K's features are available (this function's contract),
+    // which is all the blocks require.
     unsafe {
         match terms_per_tile(p.terms.len()) {
-            7 => weight_terms::<7>(gyp, gstride, p, src, ci, cpad, q0, part),
-            6 => weight_terms::<6>(gyp, gstride, p, src, ci, cpad, q0, part),
-            5 => weight_terms::<5>(gyp, gstride, p, src, ci, cpad, q0, part),
-            4 => weight_terms::<4>(gyp, gstride, p, src, ci, cpad, q0, part),
-            3 => weight_terms::<3>(gyp, gstride, p, src, ci, cpad, q0, part),
-            2 => weight_terms::<2>(gyp, gstride, p, src, ci, cpad, q0, part),
-            _ => weight_terms::<1>(gyp, gstride, p, src, ci, cpad, q0, part),
+            7 => weight_terms::<K, 7>(w, p, ci, q0, part),
+            6 => weight_terms::<K, 6>(w, p, ci, q0, part),
+            5 => weight_terms::<K, 5>(w, p, ci, q0, part),
+            4 => weight_terms::<K, 4>(w, p, ci, q0, part),
+            3 => weight_terms::<K, 3>(w, p, ci, q0, part),
+            2 => weight_terms::<K, 2>(w, p, ci, q0, part),
+            _ => weight_terms::<K, 1>(w, p, ci, q0, part),
         }
     }
+}
+
+/// [`weight_block`] on float32 operands.
+///
+/// # Safety
+/// The CPU must support AVX-512F and FMA ([`available`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn weight_f32(w: &WeightRun<'_, f32>, p: &Prepared, ci: usize, q0: usize, part: &mut [f32]) {
+    // SAFETY: AVX-512F and FMA are enabled here (this function's contract).
+    unsafe { weight_block::<F32>(w, p, ci, q0, part) }
+}
+
+/// [`weight_block`] on bfloat16 operands, neighbouring positions paired.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512 BF16 ([`dot_available`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn weight_dot(w: &WeightRun<'_, u16>, p: &Prepared, ci: usize, q0: usize, part: &mut [f32]) {
+    // SAFETY: AVX-512F and AVX-512 BF16 are enabled here (this function's
+    // contract).
+    unsafe { weight_block::<Positions>(w, p, ci, q0, part) }
 }
 
 /// [`weight_block`] with tiles of `TB` terms.
 ///
 /// # Safety
-/// The CPU must support AVX-512F and FMA ([`available`]).
+/// The CPU must support the features of `K`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn weight_terms<const TB: usize>(
-    gyp: &[f32],
-    gstride: usize,
+unsafe fn weight_terms<K: Lanes, const TB: usize>(
+    w: &WeightRun<'_, K::S>,
     p: &Prepared,
-    src: &[f32],
     ci: usize,
-    cpad: usize,
     q0: usize,
     part: &mut [f32],
 ) {
     use std::arch::x86_64::*;
     const CB: usize = 4;
-    let taps = p.terms.len();
-    let xc = &src[ci * p.phases * p.stride..];
-    // SAFETY: the CPU has AVX-512F (contract), all the intrinsics need;
-    // the tiles check their own bounds.
+    let (taps, cpad, gstride) = (p.terms.len(), w.cpad, p.stride);
+    let xc = &w.src[ci * p.phases * p.stride..];
+    // SAFETY: the CPU has K's features (contract), all the intrinsics
+    // need; the tiles check their own bounds.
     unsafe {
         // The lanes of every sum, `(co, t)` at `co · taps + t`.
         let mut lanes = vec![_mm512_setzero_ps(); cpad * taps];
@@ -154,7 +182,8 @@ unsafe fn weight_terms<const TB: usize>(
                     // The last block's missing terms repeat its last one;
                     // their sums are dropped.
                     let o: [Term; TB] = std::array::from_fn(|t| p.terms[t0 + t.min(tb - 1)]);
-                    let s = weight_tile::<CB, TB>(gyp, gstride, xc, &o, co0, q, SUB / L);
+                    let n = SUB / K::PER;
+                    let s = weight_tile::<K, CB, TB>(w.gyp, gstride, xc, &o, co0, q, n);
                     for (t, s) in s.iter().take(tb).enumerate() {
                         for (c, v) in s.iter().enumerate() {
                             let l = &mut lanes[(co0 + c) * taps + t0 + t];
@@ -168,6 +197,25 @@ unsafe fn weight_terms<const TB: usize>(
             *p += _mm512_reduce_add_ps(*l);
         }
     }
+}
+
+/// `task(ci, q0, part)` for every chunk of [`WCHUNK`] positions and input
+/// channel, in parallel, each into a zeroed `part` of `cpad · taps` sums;
+/// the parts in task order (chunk by chunk, channels within each).
+fn chunk_sums(
+    p: &Prepared,
+    cin: usize,
+    cpad: usize,
+    task: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<Vec<f32>> {
+    (0..(p.wspan / WCHUNK) * cin)
+        .into_par_iter()
+        .map(|i| {
+            let mut part = vec![0f32; cpad * p.terms.len()];
+            task(i % cin, (i / cin) * WCHUNK, &mut part);
+            part
+        })
+        .collect()
 }
 
 /// Weight gradient of a convolution for one sample, added into `gw`
@@ -211,38 +259,42 @@ pub(crate) fn conv_backward_weight(
         grid: p.plan.grid,
         stride: gstride,
     };
-    if super::takes_amx(math, cin) {
-        return amx_weight::conv_backward_weight(&p, x, &gplace, gy, gw);
-    }
-    let src = p.placement.place(&x);
-    // Zero also for the channels added to reach `cpad`.
-    let mut gyp = gplace.place(&gy);
-    gyp.resize(cpad * gstride, 0.0);
+    let parts = match Kernel::pick(math, cin) {
+        Kernel::Amx => return amx_weight::conv_backward_weight(&p, x, &gplace, gy, gw),
+        Kernel::Dot => {
+            assert!(dot_available(), "no AVX-512 BF16");
+            let src = p.placement.place(&Bf16Planes {
+                buffers: cin,
+                planes: x,
+            });
+            let gyp = gplace.place(&Bf16Planes {
+                planes: gy,
+                buffers: cpad,
+            });
+            let w = WeightRun { gyp: &gyp, src: &src, cpad };
+            chunk_sums(&p, cin, cpad, |ci, q0, part| {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F and AVX-512 BF16 were found just above.
+                unsafe {
+                    weight_dot(&w, &p, ci, q0, part)
+                }
+            })
+        }
+        Kernel::F32 => {
+            let src = p.placement.place(&x);
+            let gyp = gplace.place(&Padded { planes: gy, buffers: cpad });
+            let w = WeightRun { gyp: &gyp, src: &src, cpad };
+            chunk_sums(&p, cin, cpad, |ci, q0, part| {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `available()` found AVX-512F and FMA (asserted
+                // on entry).
+                unsafe {
+                    weight_f32(&w, &p, ci, q0, part)
+                }
+            })
+        }
+    };
     let taps = g.taps();
-    // Task i: chunk i / cin, input channel i % cin; partial sums combined
-    // below in task order.
-    let parts: Vec<Vec<f32>> = (0..(p.wspan / WCHUNK) * cin)
-        .into_par_iter()
-        .map(|i| {
-            let mut part = vec![0f32; cpad * taps];
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the entry points are only chosen after `available()`
-            // found AVX-512F and FMA.
-            unsafe {
-                weight_block(
-                    &gyp,
-                    gstride,
-                    &p,
-                    &src,
-                    i % cin,
-                    cpad,
-                    (i / cin) * WCHUNK,
-                    &mut part,
-                )
-            };
-            part
-        })
-        .collect();
     for (i, part) in parts.iter().enumerate() {
         let ci = i % cin;
         for co in 0..cout {
