@@ -39,7 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     // `LIVERSEG_BENCH_BF16=conv`: the convolutions round their operands to
-    // bfloat16 (on AMX tiles where the CPU has them).
+    // bfloat16 (on AMX tiles or with AVX-512 BF16 dot products where the
+    // CPU has them).
     if std::env::var("LIVERSEG_BENCH_BF16").is_ok_and(|v| v == "conv") {
         liverseg_model::set_cpu_bf16_convolutions(true);
     }

@@ -11,8 +11,8 @@ use candle_core::{DType, Tensor};
 /// their statistics in float32; the network's outputs return as float32,
 /// so losses, soft-max and blending are float32. On CUDA the convolutions
 /// run cuDNN's bfloat16 routines with float32 accumulation; on the CPU
-/// they run on AMX tiles where the CPU has them (float32 kernels on
-/// bfloat16 values elsewhere). Applications on the CPU run
+/// they run on AMX tiles or with AVX-512 BF16 dot products where the CPU
+/// has them (float32 kernels on bfloat16 values elsewhere). Applications on the CPU run
 /// [`Precision::configure_for`]'s form instead: float32 activations,
 /// bfloat16 convolutions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,8 +45,8 @@ impl Precision {
     /// The precision a network runs in on `device`, the CPU's convolutions
     /// set up for it: on the CPU, `Bf16` keeps float32 activations and
     /// rounds only the convolutions' operands to bfloat16, summing in
-    /// float32 on AMX tiles (`set_cpu_bf16_convolutions`; float32 where
-    /// the CPU has no AMX-BF16), as PyTorch's CPU autocast rounds them:
+    /// float32 on AMX tiles or with AVX-512 BF16 dot products
+    /// (`set_cpu_bf16_convolutions`; float32 where the CPU has neither), as PyTorch's CPU autocast rounds them:
     /// several times faster than bfloat16 activations there, whose other
     /// ops have no bfloat16 CPU kernels, and closer to float32. Elsewhere,
     /// and for `F32`, the precision is unchanged. The setting is

@@ -1,6 +1,7 @@
 //! The CPU's form of `--precision bf16` (`Precision::configure_for`):
 //! float32 activations with convolutions whose operands are rounded to
-//! bfloat16 and summed in float32 on AMX tiles, against float32, within
+//! bfloat16 and summed in float32 (AMX tiles or AVX-512 BF16 dot
+//! products), against float32, within
 //! the bounds `precision.rs` holds bfloat16 activations to. In its own
 //! test binary: the setting it turns on is process-wide.
 
@@ -64,9 +65,12 @@ fn bf16_on_the_cpu_is_float32_activations_with_bfloat16_convolutions() {
             "the convolutions must actually round to bfloat16"
         );
     } else {
-        assert_eq!(gap, 0.0, "without AMX the convolutions stay float32");
+        assert_eq!(
+            gap, 0.0,
+            "without bfloat16 kernels the convolutions stay float32"
+        );
         eprintln!(
-            "SKIPPED in part: this CPU has no AMX-BF16, so only the float32 fallback is tested"
+            "SKIPPED in part: this CPU has neither AMX-BF16 nor AVX-512 BF16, so only the float32 fallback is tested"
         );
     }
 }

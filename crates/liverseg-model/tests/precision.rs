@@ -1,7 +1,8 @@
 //! bfloat16 mixed precision against float32: the same network (float32
 //! master weights) run on the same input in both precisions. On the CPU the
 //! bfloat16 convolutions take the CPU kernels on bfloat16 operands with
-//! float32 sums (on AMX tiles where the CPU has them), the arithmetic
+//! float32 sums (on AMX tiles or with AVX-512 BF16 dot products where the
+//! CPU has them), the arithmetic
 //! cuDNN's bfloat16 routines approximate on a GPU; these bounds are the
 //! ones `--precision bf16` documents. `cpu_bf16.rs` checks the CPU's form
 //! (float32 activations, bfloat16 convolutions) against the same bounds.

@@ -82,8 +82,8 @@ pub struct PredictArgs {
     /// The network's number format: `f32`, or `bf16` (on a GPU bfloat16
     /// activations and convolutions, float32 weights and outputs; on the
     /// CPU float32 activations and convolutions whose operands are rounded
-    /// to bfloat16 and summed in float32 on AMX tiles, where the CPU has
-    /// them).
+    /// to bfloat16 and summed in float32 on AMX tiles or with AVX-512 BF16
+    /// dot products, where the CPU has them).
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub precision: Precision,
     /// Mirror test-time augmentation (8 passes).
@@ -710,7 +710,7 @@ pub(crate) fn run_local(args: &PredictArgs) -> Result<()> {
     if args.precision == Precision::Bf16 && device.is_cpu() && !liverseg_model::cpu_bf16_available()
     {
         tracing::warn!(
-            "--precision bf16: this CPU has no AMX-BF16 tiles, so the convolutions run in float32"
+            "--precision bf16: this CPU has neither AMX-BF16 nor AVX-512 BF16, so the convolutions run in float32"
         );
     }
     let cancel = crate::batch::on_termination()?;

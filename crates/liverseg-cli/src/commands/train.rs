@@ -40,8 +40,8 @@ pub struct TrainArgs {
     /// The network's number format: `f32`, or `bf16` (float32 weights,
     /// optimiser and losses; on a GPU bfloat16 activations and
     /// convolutions; on the CPU float32 activations and convolutions whose
-    /// operands are rounded to bfloat16 and summed in float32 on AMX tiles,
-    /// where the CPU has them).
+    /// operands are rounded to bfloat16 and summed in float32 on AMX tiles
+    /// or with AVX-512 BF16 dot products, where the CPU has them).
     #[arg(long, value_parser = super::predict::parse_precision)]
     pub precision: Option<liverseg_model::Precision>,
     /// Deterministic cuDNN algorithms on a GPU (slower; the CPU is always

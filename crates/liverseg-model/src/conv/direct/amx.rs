@@ -82,10 +82,11 @@ fn detect() -> bool {
 /// `x` rounded to the nearest bfloat16, ties to even (NaN stays NaN).
 pub(crate) fn bf16_bits(x: f32) -> u16 {
     let b = x.to_bits();
-    if x.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    // A select, not a branch, so that loops over it vectorise. Only NaNs
+    // can wrap, and they take the other arm.
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+    let quiet = (b >> 16) | 0x40;
+    (if x.is_nan() { quiet } else { rounded }) as u16
 }
 
 /// How the sources of one run are split into tile-sized channel blocks.

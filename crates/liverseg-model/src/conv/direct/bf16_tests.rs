@@ -76,7 +76,12 @@ fn bf16_matches_f32(math: Math) {
             gw
         };
         let outs = dout.iter().product::<usize>() as f32;
-        close(&weight(math), &weight(Math::F32), outs, &format!("{what} gw"));
+        close(
+            &weight(math),
+            &weight(Math::F32),
+            outs,
+            &format!("{what} gw"),
+        );
     }
 }
 
@@ -119,7 +124,11 @@ fn dot_kernels_round_their_operands_to_bfloat16() {
         y
     };
     let (b, f) = (run(Math::Bf16Dot), run(Math::F32));
-    let gap = b.iter().zip(&f).map(|(b, f)| (b - f).abs()).fold(0.0, f32::max);
+    let gap = b
+        .iter()
+        .zip(&f)
+        .map(|(b, f)| (b - f).abs())
+        .fold(0.0, f32::max);
     // Each operand's relative error is at most 2^-9; a sum of cin · taps
     // products of magnitudes ≤ 1.
     let bound = 2.0 * 2f32.powi(-9) * (cin * g.taps()) as f32;

@@ -3,11 +3,11 @@
 //! channels × output planes, and a per-thread chunk buffer from which each
 //! row of results is handed to the caller.
 
-use super::lanes::{Kernel, pair};
+use super::amx::bf16_bits;
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{F32, Pairs, Splat};
+use super::lanes::{Kernel, pair};
 use super::place::{Bf16Pairs, F32Planes, Placement};
-use super::amx::bf16_bits;
 use super::{CHUNK, Flat, L, Math, Term, amx};
 use rayon::prelude::*;
 

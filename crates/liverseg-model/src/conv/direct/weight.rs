@@ -220,8 +220,9 @@ fn chunk_sums(
 
 /// Weight gradient of a convolution for one sample, added into `gw`
 /// (`(cout, cin, kd, kh, kw)`): `gw[co][ci][t] += Σ_o gy[co][o] ·
-/// x[ci][s·o + tap t]`, on AMX tiles from bfloat16 operands when `math`
-/// asks for it and the CPU has them (and `cin` is 8 or more). Panics
+/// x[ci][s·o + tap t]`, from bfloat16 operands when `math` asks for it
+/// and [`Kernel::pick`] finds a bfloat16 kernel (AMX tiles, or AVX-512
+/// BF16 dot products over pairs of positions). Panics
 /// unless [`available`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_backward_weight(
@@ -271,7 +272,11 @@ pub(crate) fn conv_backward_weight(
                 planes: gy,
                 buffers: cpad,
             });
-            let w = WeightRun { gyp: &gyp, src: &src, cpad };
+            let w = WeightRun {
+                gyp: &gyp,
+                src: &src,
+                cpad,
+            };
             chunk_sums(&p, cin, cpad, |ci, q0, part| {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX-512F and AVX-512 BF16 were found just above.
@@ -282,8 +287,15 @@ pub(crate) fn conv_backward_weight(
         }
         Kernel::F32 => {
             let src = p.placement.place(&x);
-            let gyp = gplace.place(&Padded { planes: gy, buffers: cpad });
-            let w = WeightRun { gyp: &gyp, src: &src, cpad };
+            let gyp = gplace.place(&Padded {
+                planes: gy,
+                buffers: cpad,
+            });
+            let w = WeightRun {
+                gyp: &gyp,
+                src: &src,
+                cpad,
+            };
             chunk_sums(&p, cin, cpad, |ci, q0, part| {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `available()` found AVX-512F and FMA (asserted
