@@ -138,7 +138,13 @@ mod simd {
         // SAFETY: `__m512` and `__m512bh` are both 64 plain bytes; the
         // reinterpretation changes no bit. The instruction is available
         // by the contract.
-        unsafe { _mm512_dpbf16_ps(acc, std::mem::transmute(a), std::mem::transmute(b)) }
+        unsafe {
+            let (a, b) = (
+                std::mem::transmute::<__m512, __m512bh>(a),
+                std::mem::transmute::<__m512, __m512bh>(b),
+            );
+            _mm512_dpbf16_ps(acc, a, b)
+        }
     }
 
     /// 16 pairs of bfloat16 channels, one grid position per lane.
