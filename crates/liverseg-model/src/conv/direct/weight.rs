@@ -12,7 +12,7 @@
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{F32, Lanes, Positions};
 use super::lanes::{Kernel, dot_available};
-use super::place::{Bf16Planes, F32Planes, Padded, Placement};
+use super::place::{Bf16Planes, F32Planes, Padded, Placement, Planes};
 use super::{CHUNK, Prepared, Term, WCHUNK, amx_weight, available, prepare};
 use crate::conv::Math;
 use crate::conv::geom::ConvGeom;
@@ -199,20 +199,35 @@ unsafe fn weight_terms<K: Lanes, const TB: usize>(
     }
 }
 
-/// `task(ci, q0, part)` for every chunk of [`WCHUNK`] positions and input
-/// channel, in parallel, each into a zeroed `part` of `cpad · taps` sums;
-/// the parts in task order (chunk by chunk, channels within each).
-fn chunk_sums(
+/// The input `xs` placed as `p` says and the output gradient `gys` as
+/// `gplace` says, then `task(operands, ci, q0, part)` for every chunk of
+/// [`WCHUNK`] positions and input channel, in parallel, each into a
+/// zeroed `part` of `cpad · taps` sums; the parts in task order (chunk by
+/// chunk, channels within each).
+fn placed_sums<X, G>(
     p: &Prepared,
-    cin: usize,
+    gplace: &Placement,
+    xs: &X,
+    gys: &G,
     cpad: usize,
-    task: impl Fn(usize, usize, &mut [f32]) + Sync,
-) -> Vec<Vec<f32>> {
+    task: impl Fn(&WeightRun<'_, X::T>, usize, usize, &mut [f32]) + Sync,
+) -> Vec<Vec<f32>>
+where
+    X: Planes,
+    G: Planes<T = X::T>,
+{
+    let (src, gyp) = (p.placement.place(xs), gplace.place(gys));
+    let w = WeightRun {
+        gyp: &gyp,
+        src: &src,
+        cpad,
+    };
+    let cin = xs.buffers();
     (0..(p.wspan / WCHUNK) * cin)
         .into_par_iter()
         .map(|i| {
             let mut part = vec![0f32; cpad * p.terms.len()];
-            task(i % cin, (i / cin) * WCHUNK, &mut part);
+            task(&w, i % cin, (i / cin) * WCHUNK, &mut part);
             part
         })
         .collect()
@@ -264,44 +279,33 @@ pub(crate) fn conv_backward_weight(
         Kernel::Amx => return amx_weight::conv_backward_weight(&p, x, &gplace, gy, gw),
         Kernel::Dot => {
             assert!(dot_available(), "no AVX-512 BF16");
-            let src = p.placement.place(&Bf16Planes {
+            let xs = Bf16Planes {
                 buffers: cin,
                 planes: x,
-            });
-            let gyp = gplace.place(&Bf16Planes {
+            };
+            let gys = Bf16Planes {
                 planes: gy,
                 buffers: cpad,
-            });
-            let w = WeightRun {
-                gyp: &gyp,
-                src: &src,
-                cpad,
             };
-            chunk_sums(&p, cin, cpad, |ci, q0, part| {
+            placed_sums(&p, &gplace, &xs, &gys, cpad, |w, ci, q0, part| {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX-512F and AVX-512 BF16 were found just above.
                 unsafe {
-                    weight_dot(&w, &p, ci, q0, part)
+                    weight_dot(w, &p, ci, q0, part)
                 }
             })
         }
         Kernel::F32 => {
-            let src = p.placement.place(&x);
-            let gyp = gplace.place(&Padded {
+            let gys = Padded {
                 planes: gy,
                 buffers: cpad,
-            });
-            let w = WeightRun {
-                gyp: &gyp,
-                src: &src,
-                cpad,
             };
-            chunk_sums(&p, cin, cpad, |ci, q0, part| {
+            placed_sums(&p, &gplace, &x, &gys, cpad, |w, ci, q0, part| {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `available()` found AVX-512F and FMA (asserted
                 // on entry).
                 unsafe {
-                    weight_f32(&w, &p, ci, q0, part)
+                    weight_f32(w, &p, ci, q0, part)
                 }
             })
         }
