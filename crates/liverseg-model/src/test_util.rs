@@ -4,6 +4,12 @@
 use candle_core::{Device, Tensor};
 
 /// A deterministic pseudo-random tensor with values in about [-1.5, 2.5).
+/// `n` values of a sine wave, `sin((i + seed) · 0.731)`, all in [-1, 1]:
+/// deterministic test data for the convolution kernels.
+pub(crate) fn wave(n: usize, seed: f32) -> Vec<f32> {
+    (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+}
+
 pub(crate) fn seeded(shape: &[usize], seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -223,7 +223,7 @@ pub(crate) fn conv_forward(
     y: &mut [f32],
     math: Math,
 ) {
-    let math = direct::worth_amx(math, dout.iter().product(), cout * cin * g.taps());
+    let math = direct::worth_bf16(math, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cin) == Family::Direct {
         direct::conv_forward(x, cin, din, w, bias, cout, g, dout, y, math);
     } else {
@@ -284,7 +284,7 @@ pub(crate) fn conv_backward_input(
     gx: &mut [f32],
     math: Math,
 ) {
-    let math = direct::worth_amx(math, dout.iter().product(), cout * cin * g.taps());
+    let math = direct::worth_bf16(math, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cout) == Family::Direct {
         direct::conv_backward_input(gy, cout, dout, w, bias, cin, g, din, gx, math);
     } else {
@@ -406,7 +406,7 @@ pub(crate) fn conv_backward_weight(
     gw: &mut [f32],
     math: Math,
 ) {
-    let math = direct::worth_amx(math, dout.iter().product(), cout * cin * g.taps());
+    let math = direct::worth_bf16(math, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cin) == Family::Direct {
         direct::conv_backward_weight(x, cin, din, gy, cout, g, dout, gw, math);
     } else {
@@ -494,9 +494,7 @@ mod tests {
         (y, dout)
     }
 
-    fn data(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
-    }
+    use crate::test_util::wave as data;
 
     /// The direct kernels against the definition and against the column
     /// kernels, on geometries with rows long enough for them: strides 1, 2

@@ -6,10 +6,7 @@ use super::amx::bf16_bits;
 use super::lanes::{Kernel, dot_available};
 use super::{amx, conv_backward_input, conv_backward_weight, conv_forward};
 use crate::conv::{ConvGeom, Math};
-
-fn data(n: usize, seed: f32) -> Vec<f32> {
-    (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
-}
+use crate::test_util::wave as data;
 
 fn rounded(v: &[f32]) -> Vec<f32> {
     v.iter()

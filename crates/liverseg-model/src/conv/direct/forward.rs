@@ -342,7 +342,9 @@ pub(super) struct Operands {
     taps: usize,
     cb: usize,
     cpad: usize,
-    sources: usize,
+    /// Source buffers of the register-blocked kernels: channels in
+    /// float32, channel pairs for the dot kernels (unused by AMX).
+    buffers: usize,
     data: Data,
 }
 
@@ -361,12 +363,12 @@ impl Operands {
         let s = placement.s;
         let row = s[0] * s[1] * s[2] * placement.stride;
         let (cb, cpad) = channel_block(dests);
-        let operands = |cb, cpad, data| Operands {
+        let operands = |cb, cpad, buffers, data| Operands {
             row,
             taps,
             cb,
             cpad,
-            sources,
+            buffers,
             data,
         };
         match Kernel::pick(math, sources) {
@@ -378,7 +380,7 @@ impl Operands {
                 });
                 let wt = amx::pack_weights(dests, sources, taps, &blocks, weight);
                 let cpad = dests.div_ceil(blocks.cb) * blocks.cb;
-                operands(blocks.cb, cpad, Data::Amx { src, wt, blocks })
+                operands(blocks.cb, cpad, 0, Data::Amx { src, wt, blocks })
             }
             Kernel::Dot => {
                 let pairs = sources.div_ceil(2);
@@ -396,7 +398,7 @@ impl Operands {
                     let (k, t) = (i / taps, i % taps);
                     out.extend((0..dests).map(|d| pair(w(d, 2 * k, t), w(d, 2 * k + 1, t))));
                 });
-                operands(cb, cpad, Data::Dot { src, wpk })
+                operands(cb, cpad, pairs, Data::Dot { src, wpk })
             }
             Kernel::F32 => {
                 let src = placement.place(&x);
@@ -407,7 +409,7 @@ impl Operands {
                     let (s, t) = (i / taps, i % taps);
                     w.extend((0..dests).map(|d| weight(d, s, t)));
                 });
-                operands(cb, cpad, Data::F32 { src, wpk })
+                operands(cb, cpad, sources, Data::F32 { src, wpk })
             }
         }
     }
@@ -417,13 +419,13 @@ impl Operands {
         let ops = match &self.data {
             Data::F32 { src, wpk } => Ops::F32(Lines {
                 src,
-                buffers: self.sources,
+                buffers: self.buffers,
                 stride: self.row,
                 wpk,
             }),
             Data::Dot { src, wpk } => Ops::Dot(Lines {
                 src,
-                buffers: self.sources.div_ceil(2),
+                buffers: self.buffers,
                 stride: self.row,
                 wpk,
             }),

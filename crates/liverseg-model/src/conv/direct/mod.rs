@@ -96,7 +96,7 @@ pub(crate) fn available() -> bool {
 /// AMX; the dot kernels follow the same rule, which on the tutorial's
 /// grids only meets layers whose rows are too short for the direct
 /// kernels anyway.
-pub(crate) fn worth_amx(math: Math, outputs: usize, weights: usize) -> Math {
+pub(crate) fn worth_bf16(math: Math, outputs: usize, weights: usize) -> Math {
     if math != Math::F32 && outputs.saturating_mul(100) < weights {
         Math::F32
     } else {
