@@ -126,7 +126,7 @@ def bf16_context(mode):
     """The bfloat16 mode `--bf16` names, as a function returning the context
     each timed call runs in. `conv`: float32 network, oneDNN allowed to
     round convolution operands to bfloat16 (`torch.backends.mkldnn.conv.
-    fp32_precision = "bf16"`, liverseg's `set_cpu_bf16_convolutions`);
+    fp32_precision = "bf16"`, liverseg's `Precision::Bf16.on(&Device::Cpu)`);
     `autocast`: `torch.autocast("cpu", dtype=torch.bfloat16)` (bfloat16
     activations, liverseg's `Precision::Bf16`); `off`: float32."""
     import contextlib

@@ -11,7 +11,7 @@ use candle_core::{Device, ModuleT, Tensor};
 use liverseg_io::Volume;
 use liverseg_io::nifti::Ct;
 use liverseg_model::{
-    BlendMode, Precision, SlidingWindowConfig, mirror_tta, sliding_window_inference,
+    BlendMode, Compute, Precision, SlidingWindowConfig, mirror_tta, sliding_window_inference,
 };
 use liverseg_transforms::postprocess::{
     Connectivity, fill_holes, largest_component_per_label, on_foreground_box,
@@ -110,7 +110,7 @@ pub struct Predictor {
     pub(crate) nets: Vec<Box<dyn ModuleT + Send + Sync>>,
     pub(crate) card: ModelCard,
     device: Device,
-    precision: Precision,
+    compute: Compute,
 }
 
 impl std::fmt::Debug for Predictor {
@@ -144,21 +144,24 @@ impl Predictor {
             nets: vec![file.network(device)?],
             card,
             device: device.clone(),
-            precision: Precision::F32,
+            compute: Compute::from(Precision::F32),
         })
     }
 
-    /// Runs the network in `precision` from now on (float32 by default;
-    /// bfloat16 halves activation memory and runs on a GPU's tensor cores,
-    /// within the bound `liverseg_model::Precision` states).
+    /// Runs the network in `precision` from now on, in its form for the
+    /// predictor's device ([`Precision::on`]; float32 by default). bfloat16
+    /// halves activation memory and runs on a GPU's tensor cores; on the
+    /// CPU it rounds the convolutions' operands, on AMX tiles or with
+    /// AVX-512 BF16 dot products. Either stays within the bound
+    /// `liverseg_model::Precision` states.
     pub fn with_precision(mut self, precision: Precision) -> Predictor {
-        self.precision = precision;
+        self.compute = precision.on(&self.device);
         self
     }
 
     /// The precision the network runs in.
     pub fn precision(&self) -> Precision {
-        self.precision
+        self.compute.precision()
     }
 
     /// The model's card: architecture, preset, decision, classes.
@@ -304,7 +307,7 @@ impl Predictor {
                     // Stops the sliding window; reported as Cancelled below.
                     return Err(liverseg_model::Error::Config("cancelled".into()));
                 }
-                Ok(self.precision.run(w, |w| net.forward_t(w, false))?)
+                Ok(self.compute.run(w, |w| net.forward_t(w, false))?)
             };
             let mut whole = |t: &Tensor| -> liverseg_model::Result<Tensor> {
                 sliding_window_inference(t, &cfg, &mut window)

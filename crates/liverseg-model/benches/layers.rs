@@ -10,7 +10,8 @@
 use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use liverseg_model::{
-    BatchNorm3d, Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig, PReLU,
+    BatchNorm3d, Compute, Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig,
+    PReLU, Precision,
 };
 use std::time::Instant;
 
@@ -38,13 +39,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    let dev = Device::Cpu;
     // `LIVERSEG_BENCH_BF16=conv`: the convolutions round their operands to
     // bfloat16 (on AMX tiles or with AVX-512 BF16 dot products where the
     // CPU has them).
-    if std::env::var("LIVERSEG_BENCH_BF16").is_ok_and(|v| v == "conv") {
-        liverseg_model::set_cpu_bf16_convolutions(true);
-    }
-    let dev = Device::Cpu;
+    let compute = if std::env::var("LIVERSEG_BENCH_BF16").is_ok_and(|v| v == "conv") {
+        Precision::Bf16.on(&dev)
+    } else {
+        Compute::from(Precision::F32)
+    };
+    compute.within(|| layers(reps, &dev))
+}
+
+/// Times every case's forward pass, input gradient and weight gradient.
+fn layers(reps: usize, dev: &Device) -> Result<(), Box<dyn std::error::Error>> {
     let cases: &[Case] = &[
         (1, 16, [128, 128, 64], 2, 3, false),
         (16, 16, [64, 64, 32], 1, 3, false),
@@ -89,13 +97,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
         let geom = ConvGeom::cubic(k, stride, (k - 1) / 2, 1);
         let x = Var::from_tensor(&Tensor::randn(
             0f32,
             1.0,
             (1, cin, ext[0], ext[1], ext[2]),
-            &dev,
+            dev,
         )?)?;
         let layer: Box<dyn Module> = if transposed {
             Box::new(ConvTranspose3d::new(
@@ -149,14 +157,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (32, [32, 32, 16]),
     ] {
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
         let bn = BatchNorm3d::new(c, vb.pp("bn"))?;
         let act = PReLU::new(1, vb.pp("a"))?;
         let x = Var::from_tensor(&Tensor::randn(
             0f32,
             1.0,
             (1, c, ext[0], ext[1], ext[2]),
-            &dev,
+            dev,
         )?)?;
         let te = time(reps, || {
             act.forward_t(&bn.forward_t(x.as_tensor(), false)?, false)

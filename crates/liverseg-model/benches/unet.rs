@@ -110,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(5);
     let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
     let (torch_bf16, bf16) = harness::bf16_modes();
-    let precision = harness::precision(bf16);
+    let compute = harness::compute(bf16);
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let net = UNet::new(
@@ -121,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (PyTorch case name, liverseg record)
     let mut ours: Vec<(&str, Value)> = Vec::new();
     if only.is_empty() || only.contains("forward") {
-        let forward = |x: &Tensor| precision.run(x, |x| net.forward_t(x, false));
+        let forward = |x: &Tensor| compute.run(x, |x| net.forward_t(x, false));
         forward(&x)?;
         let mut times = Vec::new();
         for _ in 0..reps {
@@ -163,7 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )?;
         let mut step = || -> Result<(), Box<dyn std::error::Error>> {
-            let y = precision.run(&x, |x| net.forward_t(x, true))?;
+            let y = compute.run(&x, |x| net.forward_t(x, true))?;
             let loss = dice_loss(&y, &target, &DiceLossConfig::default())?;
             opt.backward_step(&loss)?;
             Ok(())
@@ -193,7 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let windows = std::cell::Cell::new(0usize);
         let mut predictor = |w: &Tensor| -> liverseg_model::Result<Tensor> {
             windows.set(windows.get() + 1);
-            Ok(precision.run(w, |w| net.forward_t(w, false))?)
+            Ok(compute.run(w, |w| net.forward_t(w, false))?)
         };
         sliding_window_inference(&big, &cfg, &mut predictor)?;
         let per_call = windows.get();

@@ -43,7 +43,7 @@ pub use checkpoint::{
 pub use conv::{
     Conv3d, Conv3dConfig, ConvGeom, ConvTranspose3d, ConvTranspose3dConfig, cpu_bf16_available,
     cpu_bf16_convolutions, cudnn_deterministic, set_composed_convolutions_on_cpu,
-    set_cpu_bf16_convolutions, set_cudnn_deterministic,
+    set_cudnn_deterministic,
 };
 pub use error::{Error, Result};
 pub use layers::{BatchNorm3d, Dropout, InstanceNorm3d, LeakyReLU, PReLU};
@@ -54,7 +54,7 @@ pub use loss::{
 };
 pub use onnx::{ONNX_OPSET, export_onnx};
 pub use plain_unet::{PlainUNet, PlainUNetConfig};
-pub use precision::Precision;
+pub use precision::{Compute, Precision};
 pub use sliding::{
     BlendMode, SlidingWindowConfig, flip, importance_map, mirror_tta, sliding_window_inference,
     window_starts,

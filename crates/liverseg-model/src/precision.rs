@@ -12,8 +12,8 @@ use candle_core::{DType, Tensor};
 /// so losses, soft-max and blending are float32. On CUDA the convolutions
 /// run cuDNN's bfloat16 routines with float32 accumulation; on the CPU
 /// they run on AMX tiles or with AVX-512 BF16 dot products where the CPU
-/// has them (float32 kernels on bfloat16 values elsewhere). Applications on the CPU run
-/// [`Precision::configure_for`]'s form instead: float32 activations,
+/// has them (float32 kernels on bfloat16 values elsewhere). Applications on
+/// the CPU run [`Precision::on`]'s form instead: float32 activations,
 /// bfloat16 convolutions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,21 +42,24 @@ impl Precision {
         }
     }
 
-    /// The precision a network runs in on `device`, the CPU's convolutions
-    /// set up for it: on the CPU, `Bf16` keeps float32 activations and
-    /// rounds only the convolutions' operands to bfloat16, summing in
-    /// float32 on AMX tiles or with AVX-512 BF16 dot products
-    /// (`set_cpu_bf16_convolutions`; float32 where the CPU has neither), as PyTorch's CPU autocast rounds them:
-    /// several times faster than bfloat16 activations there, whose other
-    /// ops have no bfloat16 CPU kernels, and closer to float32. Elsewhere,
-    /// and for `F32`, the precision is unchanged. The setting is
-    /// process-wide.
-    pub fn configure_for(self, device: &candle_core::Device) -> Precision {
-        if self == Precision::Bf16 && device.is_cpu() {
-            crate::set_cpu_bf16_convolutions(true);
-            return Precision::F32;
+    /// How a network in this precision computes on `device`. On the CPU,
+    /// `Bf16` keeps float32 activations and rounds only the convolutions'
+    /// operands to bfloat16, summing in float32 on AMX tiles or with
+    /// AVX-512 BF16 dot products (float32 where the CPU has neither), as
+    /// PyTorch's CPU autocast rounds them: several times faster than
+    /// bfloat16 activations there, whose other ops have no bfloat16 CPU
+    /// kernels, and closer to float32. Elsewhere, and for `F32`, the
+    /// activations are of this precision's type. The choice belongs to the
+    /// returned value alone: nothing process-wide changes.
+    pub fn on(self, device: &candle_core::Device) -> Compute {
+        match self {
+            Precision::Bf16 if device.is_cpu() => Compute {
+                precision: self,
+                dtype: DType::F32,
+                bf16_convolutions: true,
+            },
+            _ => Compute::from(self),
         }
-        self
     }
 
     /// The activations' type.
@@ -67,8 +70,10 @@ impl Precision {
         }
     }
 
-    /// Runs `net` on `x` in this precision: the input cast to the
-    /// activations' type, the output cast back to float32.
+    /// Runs `net` on `x` with activations of this precision's type on any
+    /// device (bfloat16 activations on the CPU too, unlike
+    /// [`Precision::on`]): the input cast to that type, the output cast
+    /// back to float32.
     pub fn run<E>(
         self,
         x: &Tensor,
@@ -77,11 +82,74 @@ impl Precision {
     where
         E: From<candle_core::Error>,
     {
-        if self == Precision::F32 && x.dtype() == DType::F32 {
-            return net(x);
+        Compute::from(self).run(x, net)
+    }
+}
+
+/// How a network computes on one device ([`Precision::on`]): the type of
+/// its activations, and whether its float32 convolutions on the CPU round
+/// their operands to bfloat16. Two networks in one process, or one network
+/// on two threads, may compute differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compute {
+    precision: Precision,
+    dtype: DType,
+    bf16_convolutions: bool,
+}
+
+impl From<Precision> for Compute {
+    /// The precision as it is on a GPU: activations of its type.
+    fn from(precision: Precision) -> Compute {
+        Compute {
+            precision,
+            dtype: precision.dtype(),
+            bf16_convolutions: false,
         }
-        let y = net(&x.to_dtype(self.dtype())?)?;
-        Ok(y.to_dtype(DType::F32)?)
+    }
+}
+
+impl Compute {
+    /// The precision asked for.
+    pub fn precision(self) -> Precision {
+        self.precision
+    }
+
+    /// The activations' type.
+    pub fn dtype(self) -> DType {
+        self.dtype
+    }
+
+    /// Whether float32 convolutions on the CPU round their operands to
+    /// bfloat16.
+    pub fn bf16_convolutions(self) -> bool {
+        self.bf16_convolutions
+    }
+
+    /// Runs `f` (a network's forward pass on activations of
+    /// [`Compute::dtype`]) with the convolutions computing as this says.
+    /// The arithmetic is fixed as each convolution runs forward, so the
+    /// backward passes of what `f` built keep it wherever they run.
+    pub fn within<T>(self, f: impl FnOnce() -> T) -> T {
+        crate::conv::with_cpu_bf16_convolutions(self.bf16_convolutions, f)
+    }
+
+    /// Runs `net` on `x` as this says: the input cast to the activations'
+    /// type, the output cast back to float32.
+    pub fn run<E>(
+        self,
+        x: &Tensor,
+        net: impl FnOnce(&Tensor) -> std::result::Result<Tensor, E>,
+    ) -> std::result::Result<Tensor, E>
+    where
+        E: From<candle_core::Error>,
+    {
+        self.within(|| {
+            if self.dtype == x.dtype() && x.dtype() == DType::F32 {
+                return net(x);
+            }
+            let y = net(&x.to_dtype(self.dtype)?)?;
+            Ok(y.to_dtype(DType::F32)?)
+        })
     }
 }
 

@@ -37,7 +37,7 @@
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use liverseg_model::{
-    DiceCeConfig, DiceLossConfig, PlainUNet, PlainUNetConfig, Precision, UNet, UNetConfig,
+    Compute, DiceCeConfig, DiceLossConfig, PlainUNet, PlainUNetConfig, UNet, UNetConfig,
     deep_supervision, dice_ce_loss, dice_loss,
 };
 use liverseg_train::config::OptimizerConfig;
@@ -101,7 +101,7 @@ fn label(shape: (usize, usize, usize, usize, usize), dev: &Device) -> BoxResult<
         .to_dtype(DType::F32)?)
 }
 
-fn tutorial(dev: &Device, precision: Precision) -> BoxResult<Case> {
+fn tutorial(dev: &Device, compute: Compute) -> BoxResult<Case> {
     let varmap = VarMap::new();
     let net = UNet::new(
         &UNetConfig::default(),
@@ -119,7 +119,7 @@ fn tutorial(dev: &Device, precision: Precision) -> BoxResult<Case> {
         trainable(&varmap)?,
     );
     Ok(Case {
-        forward: Box::new(move |x| Ok(vec![precision.run(x, |x| net.forward_t(x, true))?])),
+        forward: Box::new(move |x| Ok(vec![compute.run(x, |x| net.forward_t(x, true))?])),
         loss: Box::new(|o, y| dice_loss(&o[0], y, &DiceLossConfig::default())),
         opt,
         lr: 1e-5,
@@ -128,7 +128,7 @@ fn tutorial(dev: &Device, precision: Precision) -> BoxResult<Case> {
     })
 }
 
-fn plain(dev: &Device, precision: Precision) -> BoxResult<Case> {
+fn plain(dev: &Device, compute: Compute) -> BoxResult<Case> {
     let varmap = VarMap::new();
     let net = PlainUNet::new(
         &PlainUNetConfig::default(),
@@ -159,7 +159,8 @@ fn plain(dev: &Device, precision: Precision) -> BoxResult<Case> {
     Ok(Case {
         // In bfloat16, every output returns to float32 for the loss.
         forward: Box::new(move |x| {
-            let outs = net.forward_all(&x.to_dtype(precision.dtype())?, true)?;
+            let x = x.to_dtype(compute.dtype())?;
+            let outs = compute.within(|| net.forward_all(&x, true))?;
             outs.iter().map(|o| o.to_dtype(DType::F32)).collect()
         }),
         loss: Box::new(move |o, y| deep_supervision(o, y, |l, t| dice_ce_loss(l, t, &cfg))),
@@ -179,8 +180,8 @@ fn main() -> BoxResult<()> {
     let only = std::env::var("LIVERSEG_BENCH_ONLY").unwrap_or_default();
     let (torch_bf16, bf16) = harness::bf16_modes();
     let dev = Device::Cpu;
-    let precision = harness::precision(bf16);
-    type Make = fn(&Device, Precision) -> BoxResult<Case>;
+    let compute = harness::compute(bf16);
+    type Make = fn(&Device, Compute) -> BoxResult<Case>;
     // (case, record name, network, GFLOP per step, warm-up steps): the
     // plain case warms up with 3 steps as its PyTorch side does.
     let cases: [(&str, &str, Make, f64, usize); 2] = [
@@ -201,7 +202,7 @@ fn main() -> BoxResult<()> {
         if !(only.is_empty() || only.split(',').any(|c| c == case)) {
             continue;
         }
-        let mut c = make(&dev, precision)?;
+        let mut c = make(&dev, compute)?;
         for _ in 0..warmup {
             c.step()?;
         }

@@ -706,7 +706,7 @@ pub(crate) fn run_local(args: &PredictArgs) -> Result<()> {
     check_args(args, single)?;
     let device = liverseg_infer::device(&args.device).context("--device")?;
     let (predictor, model_sha256) = load_models(args, &device)?;
-    let predictor = predictor.with_precision(args.precision.configure_for(&device));
+    let predictor = predictor.with_precision(args.precision);
     if args.precision == Precision::Bf16 && device.is_cpu() && !liverseg_model::cpu_bf16_available()
     {
         tracing::warn!(

@@ -53,7 +53,7 @@ pub fn python() -> Option<PathBuf> {
 
 /// The bfloat16 modes of a run. `LIVERSEG_BENCH_BF16=conv` turns on
 /// liverseg's bfloat16 convolutions in the float32 network
-/// (`set_cpu_bf16_convolutions`) and gives the PyTorch side `--bf16 conv`
+/// (`Precision::Bf16.on(&Device::Cpu)`) and gives the PyTorch side `--bf16 conv`
 /// (oneDNN's float32 convolutions allowed to round to bfloat16);
 /// `LIVERSEG_BENCH_BF16=net` runs the network in `Precision::Bf16`
 /// (bfloat16 activations) beside `--bf16 autocast`.
@@ -67,9 +67,6 @@ pub fn bf16_modes() -> (String, &'static str) {
         "net" => ("net", "autocast"),
         _ => ("off", "off"),
     };
-    if ours == "conv" {
-        liverseg_model::set_cpu_bf16_convolutions(true);
-    }
     let torch = match env("LIVERSEG_BENCH_TORCH_BF16").as_str() {
         "" => theirs.to_string(),
         other => other.to_string(),
@@ -77,14 +74,15 @@ pub fn bf16_modes() -> (String, &'static str) {
     (torch, ours)
 }
 
-/// The precision a network runs in for liverseg's mode `ours` (from
+/// How a network computes on the CPU for liverseg's mode `ours` (from
 /// [`bf16_modes`]).
 #[allow(dead_code)]
-pub fn precision(ours: &str) -> liverseg_model::Precision {
-    if ours == "net" {
-        liverseg_model::Precision::Bf16
-    } else {
-        liverseg_model::Precision::F32
+pub fn compute(ours: &str) -> liverseg_model::Compute {
+    use liverseg_model::{Compute, Precision};
+    match ours {
+        "net" => Compute::from(Precision::Bf16),
+        "conv" => Precision::Bf16.on(&candle_core::Device::Cpu),
+        _ => Compute::from(Precision::F32),
     }
 }
 

@@ -26,10 +26,10 @@ use crate::{Error, Result};
 use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 use op::ConvOp;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static CUDNN_DETERMINISTIC: AtomicBool = AtomicBool::new(false);
-static BF16_ON_CPU: AtomicBool = AtomicBool::new(false);
 static COMPOSED_ON_CPU: AtomicBool = AtomicBool::new(false);
 
 /// Runs float32 convolutions on the CPU through the candle compositions
@@ -56,27 +56,44 @@ pub(crate) enum Math {
     Bf16Dot,
 }
 
-/// Lets float32 convolutions on the CPU round their operands to bfloat16
-/// and sum the products in float32, on AMX tiles or with AVX-512 BF16 dot
-/// products, for as long as it is on:
-/// the forward pass (input and weight), the input gradient (output
-/// gradient and weight) and the weight gradient (input and output
-/// gradient), as PyTorch's CPU autocast to bfloat16 rounds a
-/// convolution's operands. Activations, outputs, gradients and
-/// everything outside the convolutions stay float32. Process-wide; a CPU
-/// with neither AMX-BF16 nor AVX-512 BF16 (see [`cpu_bf16_available`])
-/// keeps float32, and so do convolutions with a single input channel, on
-/// AMX fewer than 8 (too few to fill a tile). Networks whose activations
-/// are bfloat16 (`Precision::Bf16`) take the bfloat16 kernels whether or
-/// not this is on.
-pub fn set_cpu_bf16_convolutions(on: bool) {
-    BF16_ON_CPU.store(on, Ordering::Relaxed);
+thread_local! {
+    /// Whether float32 convolutions created on this thread round their
+    /// operands to bfloat16 ([`with_cpu_bf16_convolutions`]).
+    static BF16_ON_CPU: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether float32 convolutions on the CPU round to bfloat16
-/// ([`set_cpu_bf16_convolutions`]).
+/// Runs `f` with float32 convolutions on the CPU rounding their operands
+/// to bfloat16 (`on`) or not, then restores this thread's previous setting,
+/// also when `f` panics. The choice is made when a convolution runs forward
+/// and travels with it into its backward passes, so a loss's `backward()`
+/// outside `f` keeps it: the forward pass (input and weight), the input
+/// gradient (output gradient and weight) and the weight gradient (input
+/// and output gradient) round as PyTorch's CPU autocast to bfloat16 rounds
+/// a convolution's operands, and sum in float32 on AMX tiles or with
+/// AVX-512 BF16 dot products. Activations, outputs, gradients and
+/// everything outside the convolutions stay float32. It holds for the
+/// calling thread only, so networks run elsewhere in the process keep
+/// their own arithmetic. A CPU with neither AMX-BF16 nor AVX-512 BF16 (see
+/// [`cpu_bf16_available`]) keeps float32, and so do convolutions with a
+/// single input channel, on AMX fewer than 8 (too few to fill a tile).
+/// Networks whose activations are bfloat16 take the bfloat16 kernels
+/// whatever this says. `Precision::on` is the usual way in.
+pub(crate) fn with_cpu_bf16_convolutions<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BF16_ON_CPU.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(BF16_ON_CPU.with(|c| c.replace(on)));
+    f()
+}
+
+/// Whether float32 convolutions run forward on this thread now round their
+/// operands to bfloat16 (inside a bfloat16 [`crate::Compute`]'s `run` or
+/// `within`).
 pub fn cpu_bf16_convolutions() -> bool {
-    BF16_ON_CPU.load(Ordering::Relaxed)
+    BF16_ON_CPU.with(Cell::get)
 }
 
 /// Whether this CPU (and OS) runs bfloat16 convolution kernels: AVX-512
@@ -255,7 +272,7 @@ fn on_cpu(
 
 /// The CPU kernels' arithmetic for input `x`: bfloat16 operands for
 /// bfloat16 activations (exact: they already are bfloat16) or when asked
-/// for ([`set_cpu_bf16_convolutions`]), float32 otherwise.
+/// for on this thread ([`with_cpu_bf16_convolutions`]), float32 otherwise.
 fn cpu_math(x: &Tensor) -> Math {
     if x.dtype() != DType::F32 || cpu_bf16_convolutions() {
         Math::Bf16

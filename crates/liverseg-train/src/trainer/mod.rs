@@ -10,8 +10,8 @@ use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use liverseg_infer::{Decision, device};
 use liverseg_model::{
-    Architecture, DiceCeConfig, PlainUNet, Precision, UNet, deep_supervision, dice_ce_loss,
-    dice_loss,
+    Architecture, Compute, DiceCeConfig, PlainUNet, Precision, UNet, deep_supervision,
+    dice_ce_loss, dice_loss,
 };
 use liverseg_transforms::Preset;
 use serde::{Deserialize, Serialize};
@@ -108,22 +108,22 @@ impl Net {
     }
 
     /// Training outputs, full resolution first (deep supervision adds
-    /// coarser ones for the plain U-Net).
-    /// in `precision`, returned as float32 for the losses.
-    fn forward_train(&self, x: &Tensor, precision: Precision) -> Result<Vec<Tensor>> {
-        let x = x.to_dtype(precision.dtype())?;
-        let outputs = match self {
-            Net::Unet(n) => vec![n.forward_t(&x, true)?],
-            Net::Plain(n) => n.forward_all(&x, true)?,
-        };
+    /// coarser ones for the plain U-Net), computed as `compute` says and
+    /// returned as float32 for the losses.
+    fn forward_train(&self, x: &Tensor, compute: Compute) -> Result<Vec<Tensor>> {
+        let x = x.to_dtype(compute.dtype())?;
+        let outputs = compute.within(|| match self {
+            Net::Unet(n) => n.forward_t(&x, true).map(|y| vec![y]),
+            Net::Plain(n) => n.forward_all(&x, true),
+        })?;
         Ok(outputs
             .iter()
             .map(|t| t.to_dtype(DType::F32))
             .collect::<candle_core::Result<_>>()?)
     }
 
-    fn forward_eval(&self, x: &Tensor, precision: Precision) -> candle_core::Result<Tensor> {
-        precision.run(x, |x| match self {
+    fn forward_eval(&self, x: &Tensor, compute: Compute) -> candle_core::Result<Tensor> {
+        compute.run(x, |x| match self {
             Net::Unet(n) => n.forward_t(x, false),
             Net::Plain(n) => n.forward_t(x, false),
         })
@@ -147,10 +147,9 @@ pub struct Trainer {
     progress: Reporter,
     /// The other processes of a data-parallel run (`None` alone).
     group: Option<Group>,
-    /// The precision the network runs in on `device`
-    /// (`Precision::configure_for`: float32 activations with bfloat16
-    /// convolutions for `bf16` on the CPU).
-    precision: Precision,
+    /// How the network computes on `device` (`Precision::on`: float32
+    /// activations with bfloat16 convolutions for `bf16` on the CPU).
+    compute: Compute,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -183,7 +182,7 @@ impl Trainer {
             liverseg_io::recover(&cfg.out)?;
         }
         let device = device(&parallel_device(&cfg.device, world))?;
-        let run_precision = cfg.precision.configure_for(&device);
+        let compute = cfg.precision.on(&device);
         let group = if world.size > 1 {
             let token = cfg.to_toml()?;
             Some(Group::connect(
@@ -342,7 +341,7 @@ impl Trainer {
             state,
             progress: Reporter::default(),
             group,
-            precision: run_precision,
+            compute,
         })
     }
 
@@ -541,7 +540,7 @@ impl Trainer {
         for batch in rx {
             let batch = batch?;
             samples += batch.x.dims()[0];
-            let outputs = self.net.forward_train(&batch.x, self.precision)?;
+            let outputs = self.net.forward_train(&batch.x, self.compute)?;
             let loss = self.loss(&outputs, &batch.y)?;
             let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
             if !value.is_finite() {

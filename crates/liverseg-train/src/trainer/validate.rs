@@ -29,7 +29,7 @@ impl Trainer {
             let y = volumes_to_tensor(&[&p.label], &self.device)?;
             let logits =
                 sliding_window_inference(&x, &self.cfg.sliding_window, &mut |w: &Tensor| {
-                    Ok(self.net.forward_eval(w, self.precision)?)
+                    Ok(self.net.forward_eval(w, self.compute)?)
                 })?;
             loss_sum += f64::from(
                 self.loss(std::slice::from_ref(&logits), &y)?
