@@ -78,6 +78,17 @@ fn layers(reps: usize, dev: &Device) -> Result<(), Box<dyn std::error::Error>> {
         (64, 32, [64, 64, 64], 2, 2, true),
         (64, 32, [128, 128, 128], 1, 3, false),
         (32, 2, [128, 128, 128], 1, 1, false),
+        // Its deeper stages, on grids of 16³ and smaller.
+        (128, 256, [32, 32, 32], 2, 3, false),
+        (256, 256, [16, 16, 16], 1, 3, false),
+        (256, 320, [16, 16, 16], 2, 3, false),
+        (320, 320, [8, 8, 8], 1, 3, false),
+        (320, 320, [8, 8, 8], 2, 3, false),
+        (320, 320, [4, 4, 4], 1, 3, false),
+        (320, 320, [4, 4, 4], 2, 2, true),
+        (320, 256, [8, 8, 8], 2, 2, true),
+        (256, 128, [16, 16, 16], 2, 2, true),
+        (512, 256, [16, 16, 16], 1, 3, false),
     ];
     println!(
         "| layer | forward s | GFLOP/s | backward s | GFLOP/s | weight gradient s | GFLOP/s |"

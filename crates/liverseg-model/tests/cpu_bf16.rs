@@ -106,7 +106,10 @@ fn two_networks_in_one_process_compute_each_in_its_own_precision() {
         });
         for _ in 0..4 {
             let y = forward(Compute::from(Precision::F32));
-            assert!(same(&y, &f32_alone), "float32 disturbed by the other thread");
+            assert!(
+                same(&y, &f32_alone),
+                "float32 disturbed by the other thread"
+            );
         }
         for y in other.join().unwrap() {
             assert!(same(&y, &bf16_alone), "bfloat16 run not reproduced");

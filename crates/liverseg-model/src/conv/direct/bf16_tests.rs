@@ -131,3 +131,19 @@ fn dot_kernels_round_their_operands_to_bfloat16() {
     let bound = 2.0 * 2f32.powi(-9) * (cin * g.taps()) as f32;
     assert!(gap > 1e-4 && gap < bound, "gap {gap}, bound {bound}");
 }
+
+/// Small grids keep float32: on AMX below one output position per 100
+/// weights, with the dot kernels below one per 10 000 (the plain U-Net's
+/// 320→320 layers: 4³ stays float32, 8³ takes bfloat16).
+#[test]
+fn small_grids_keep_float32() {
+    use super::worth_bf16;
+    let weights = 320 * 320 * 27;
+    assert_eq!(worth_bf16(Math::F32, 1 << 20, 10), Math::F32);
+    assert_eq!(worth_bf16(Math::Bf16Dot, 64, weights), Math::F32);
+    assert_eq!(worth_bf16(Math::Bf16Dot, 512, weights), Math::Bf16Dot);
+    let amx_cut = if amx::available() { 100 } else { 10_000 };
+    let edge = weights.div_ceil(amx_cut);
+    assert_eq!(worth_bf16(Math::Bf16, edge, weights), Math::Bf16);
+    assert_eq!(worth_bf16(Math::Bf16, edge - 1, weights), Math::F32);
+}

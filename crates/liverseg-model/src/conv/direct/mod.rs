@@ -87,17 +87,30 @@ pub(crate) fn available() -> bool {
 
 /// The arithmetic a convolution with `weights` weights producing `outputs`
 /// positions runs in when `math` is asked for: float32 where its output
-/// grid holds fewer than one position per 100 weights. There the tiles'
-/// padding, the packing of the weights and the summing of per-task weight
-/// gradients outweigh the products (the tutorial's 8 × 8 × 4 layers:
-/// 256→256's weight gradient 0.0075 s in float32 against 0.0161 s on AMX,
-/// the transposed 384→64's 0.0029 against 0.0092 s), while at 16 × 16 × 8
-/// AMX is already faster (64→64: 0.0041 against 0.0016 s). Measured on
-/// AMX; the dot kernels follow the same rule, which on the tutorial's
-/// grids only meets layers whose rows are too short for the direct
-/// kernels anyway.
+/// grid is too small for the bfloat16 kernels' fixed costs to pay.
+///
+/// On AMX tiles that is fewer than one position per 100 weights: there
+/// the tiles' padding, the packing of the weights and the summing of
+/// per-task weight gradients outweigh the products (the tutorial's
+/// 8 × 8 × 4 layers: 256→256's weight gradient 0.0075 s in float32
+/// against 0.0161 s on AMX, the transposed 384→64's 0.0029 against
+/// 0.0092 s), while at 16 × 16 × 8 AMX is already faster (64→64: 0.0041
+/// against 0.0016 s).
+///
+/// The dot kernels only convert their operands, so they pay from far
+/// smaller grids: float32 below one position per 10 000 weights. On an
+/// AMD Zen 4 (`benches/layers.rs`, 2 threads) they halve the plain
+/// U-Net's 16³ layers (256→256 forward 0.078 → 0.039 s) and take its
+/// 8³ ones from 0.0213 to 0.0133 s (320→320), while 320→320 at 4³
+/// (64 positions, 2.8 M weights) stays float32, its forward 0.0025 s
+/// against 0.0034 s.
 pub(crate) fn worth_bf16(math: Math, outputs: usize, weights: usize) -> Math {
-    if math != Math::F32 && outputs.saturating_mul(100) < weights {
+    let per_position = match math {
+        Math::F32 => return math,
+        Math::Bf16 if amx::available() => 100,
+        Math::Bf16 | Math::Bf16Dot => 10_000,
+    };
+    if outputs.saturating_mul(per_position) < weights {
         Math::F32
     } else {
         math
