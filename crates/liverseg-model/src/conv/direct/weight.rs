@@ -20,9 +20,10 @@ use rayon::prelude::*;
 
 /// `Σ_q gy[co][q] · xc[q + off_t]` for `CB` output channels × `TB` terms
 /// over `n` vectors of `K` from grid position `q0`, lane by lane (the 16
-/// lanes are summed later); `gy` rows are `gstride` elements apart. Every count is
-/// a constant so that the sums stay in registers: `CB · TB + CB + TB ≤ 32`
-/// even when the compiler issues every load of a step first.
+/// lanes are summed later); `gy` rows are `gstride` elements apart. Every
+/// count is a constant so that the sums can stay in registers: `CB · TB`
+/// sums, `CB` output-gradient vectors and one input vector at a time
+/// (see [`weight_block`] for when that fits).
 ///
 /// # Safety
 /// The CPU must support the features of `K` (the caller is a
@@ -77,14 +78,15 @@ unsafe fn weight_tile<K: Lanes, const CB: usize, const TB: usize>(
 /// kernel ran at half the forward's rate).
 const SUB: usize = CHUNK;
 
-/// Terms per weight tile for a kernel of `taps` taps: all of them up to 7,
-/// else the block of 4 to 7 that wastes the fewest padded terms (the
-/// larger on a tie): 7 for 3×3×3, 4 for 2×2×2.
-fn terms_per_tile(taps: usize) -> usize {
-    if taps <= 7 {
+/// Terms per weight tile for a kernel of `taps` taps: all of them up to
+/// `top`, else the block of 4 to `top` that wastes the fewest padded terms
+/// (the larger on a tie): for 3×3×3, 7 with `top` 7 and 4 with `top` 6;
+/// 4 for 2×2×2.
+fn terms_per_tile(taps: usize, top: usize) -> usize {
+    if taps <= top {
         return taps.max(1);
     }
-    (4..=7)
+    (4..=top)
         .rev()
         .min_by_key(|&tb| taps.div_ceil(tb) * tb)
         .unwrap_or(4)
@@ -117,8 +119,15 @@ unsafe fn weight_block<K: Lanes>(
 ) {
     // SAFETY: K's features are available (this function's contract),
     // which is all the blocks require.
+    // Tiles of up to 7 terms hold 4 · 7 sums, 4 output-gradient vectors
+    // and an input vector: one register more than AVX-512's 32, and the
+    // compiler rotates a sum through the stack. That costs the float32
+    // kernel little, but the bfloat16 one ran 10-20 % slower than with
+    // tiles of 4 (`benches/layers.rs` on a Zen 4, 128³ and 64³ layers), so
+    // its tiles stay within the registers.
+    let top = if size_of::<K::S>() == 2 { 6 } else { 7 };
     unsafe {
-        match terms_per_tile(p.terms.len()) {
+        match terms_per_tile(p.terms.len(), top) {
             7 => weight_terms::<K, 7>(w, p, ci, q0, part),
             6 => weight_terms::<K, 6>(w, p, ci, q0, part),
             5 => weight_terms::<K, 5>(w, p, ci, q0, part),
@@ -318,5 +327,20 @@ pub(crate) fn conv_backward_weight(
                 gw[(co * cin + ci) * taps + t] += part[co * taps + t];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terms_per_tile;
+
+    #[test]
+    fn weight_tiles_waste_the_fewest_terms_within_their_limit() {
+        assert_eq!(terms_per_tile(27, 7), 7);
+        assert_eq!(terms_per_tile(27, 6), 4);
+        assert_eq!(terms_per_tile(8, 7), 4);
+        assert_eq!(terms_per_tile(7, 6), 4);
+        assert_eq!(terms_per_tile(6, 6), 6);
+        assert_eq!(terms_per_tile(1, 6), 1);
     }
 }
