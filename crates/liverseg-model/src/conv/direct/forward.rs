@@ -4,9 +4,9 @@
 //! row of results is handed to the caller.
 
 use super::amx::bf16_bits;
+use super::lanes::{DotCpu, Kernel, pair};
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{F32, Pairs, Splat};
-use super::lanes::{Kernel, pair};
 use super::place::{Bf16Pairs, F32Planes, Placement};
 use super::{CHUNK, Flat, L, Math, Term, amx};
 use rayon::prelude::*;
@@ -25,7 +25,7 @@ pub(super) struct Lines<'a, S> {
 /// Which kernel a run takes, with its operands.
 enum Ops<'a> {
     F32(Lines<'a, f32>),
-    Dot(Lines<'a, u32>),
+    Dot(Lines<'a, u32>, DotCpu),
     Amx(amx::AmxRun<'a>),
 }
 
@@ -139,13 +139,9 @@ impl Run<'_> {
             // `available()` found AVX-512F and FMA.
             Ops::F32(lines) => unsafe { forward_f32(self, lines, co0, q, cols, buf) },
             #[cfg(target_arch = "x86_64")]
-            Ops::Dot(lines) => {
-                // `Kernel::pick` chose the dot kernels after
-                // `dot_available()`; checked again, as this is safe code.
-                assert!(super::lanes::dot_available(), "no AVX-512 BF16");
-                // SAFETY: AVX-512F and AVX-512 BF16 were found just above.
-                unsafe { forward_dot(self, lines, co0, q, cols, buf) }
-            }
+            // SAFETY: a `DotCpu` exists only where `DotCpu::detect` found
+            // AVX-512F, FMA and AVX-512 BF16.
+            Ops::Dot(lines, _cpu) => unsafe { forward_dot(self, lines, co0, q, cols, buf) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => {}
         }
@@ -326,6 +322,7 @@ enum Data {
     Dot {
         src: Vec<u32>,
         wpk: Vec<u32>,
+        cpu: DotCpu,
     },
     Amx {
         src: Vec<u32>,
@@ -382,7 +379,7 @@ impl Operands {
                 let cpad = dests.div_ceil(blocks.cb) * blocks.cb;
                 operands(blocks.cb, cpad, 0, Data::Amx { src, wt, blocks })
             }
-            Kernel::Dot => {
+            Kernel::Dot(cpu) => {
                 let pairs = sources.div_ceil(2);
                 let src = placement.place(&Bf16Pairs { planes: x, pairs });
                 // wpk[pair][t][dest]: the pairs of weights a tap
@@ -398,7 +395,7 @@ impl Operands {
                     let (k, t) = (i / taps, i % taps);
                     out.extend((0..dests).map(|d| pair(w(d, 2 * k, t), w(d, 2 * k + 1, t))));
                 });
-                operands(cb, cpad, pairs, Data::Dot { src, wpk })
+                operands(cb, cpad, pairs, Data::Dot { src, wpk, cpu })
             }
             Kernel::F32 => {
                 let src = placement.place(&x);
@@ -423,12 +420,15 @@ impl Operands {
                 stride: self.row,
                 wpk,
             }),
-            Data::Dot { src, wpk } => Ops::Dot(Lines {
-                src,
-                buffers: self.buffers,
-                stride: self.row,
-                wpk,
-            }),
+            Data::Dot { src, wpk, cpu } => Ops::Dot(
+                Lines {
+                    src,
+                    buffers: self.buffers,
+                    stride: self.row,
+                    wpk,
+                },
+                *cpu,
+            ),
             Data::Amx { src, wt, blocks } => Ops::Amx(amx::AmxRun {
                 src,
                 row: self.row,

@@ -28,13 +28,26 @@ pub(crate) fn dot_available() -> bool {
     }
 }
 
+/// Proof that this CPU runs the dot kernels: only [`DotCpu::detect`]
+/// makes one, after [`dot_available`] said yes, so code holding one may
+/// call them without checking again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DotCpu(());
+
+impl DotCpu {
+    /// The proof, where the CPU has AVX-512F, FMA and AVX-512 BF16.
+    pub(crate) fn detect() -> Option<DotCpu> {
+        dot_available().then_some(DotCpu(()))
+    }
+}
+
 /// The kernel a run of `sources` channels takes in `math`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
     /// float32 vectors and fused multiply-adds.
     F32,
-    /// bfloat16 pairs and `VDPBF16PS`.
-    Dot,
+    /// bfloat16 pairs and `VDPBF16PS`, on a CPU that has it.
+    Dot(DotCpu),
     /// bfloat16 tiles and `TDPBF16PS` (`amx.rs`).
     Amx,
 }
@@ -56,7 +69,9 @@ impl Kernel {
                     Kernel::F32
                 }
             }
-            Math::Bf16 | Math::Bf16Dot if sources >= 2 && dot_available() => Kernel::Dot,
+            Math::Bf16 | Math::Bf16Dot if sources >= 2 => {
+                DotCpu::detect().map_or(Kernel::F32, Kernel::Dot)
+            }
             Math::Bf16 | Math::Bf16Dot => Kernel::F32,
         }
     }

@@ -9,9 +9,9 @@
 // in `available()`; every raw load is bounds-checked up front.
 #![allow(unsafe_code)]
 
+use super::lanes::Kernel;
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{F32, Lanes, Positions};
-use super::lanes::{Kernel, dot_available};
 use super::place::{Bf16Planes, F32Planes, Padded, Placement, Planes};
 use super::{CHUNK, Prepared, Term, WCHUNK, amx_weight, available, prepare};
 use crate::conv::Math;
@@ -153,7 +153,7 @@ unsafe fn weight_f32(w: &WeightRun<'_, f32>, p: &Prepared, ci: usize, q0: usize,
 /// [`weight_block`] on bfloat16 operands, neighbouring positions paired.
 ///
 /// # Safety
-/// The CPU must support AVX-512F and AVX-512 BF16 ([`dot_available`]).
+/// The CPU must support AVX-512F and AVX-512 BF16 ([`super::lanes::DotCpu`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn weight_dot(w: &WeightRun<'_, u16>, p: &Prepared, ci: usize, q0: usize, part: &mut [f32]) {
@@ -286,8 +286,7 @@ pub(crate) fn conv_backward_weight(
     };
     let parts = match Kernel::pick(math, cin) {
         Kernel::Amx => return amx_weight::conv_backward_weight(&p, x, &gplace, gy, gw),
-        Kernel::Dot => {
-            assert!(dot_available(), "no AVX-512 BF16");
+        Kernel::Dot(_cpu) => {
             let xs = Bf16Planes {
                 buffers: cin,
                 planes: x,
@@ -298,7 +297,8 @@ pub(crate) fn conv_backward_weight(
             };
             placed_sums(&p, &gplace, &xs, &gys, cpad, |w, ci, q0, part| {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F and AVX-512 BF16 were found just above.
+                // SAFETY: `Kernel::Dot` carries a `DotCpu`, made only where
+                // AVX-512F and AVX-512 BF16 were found.
                 unsafe {
                     weight_dot(w, &p, ci, q0, part)
                 }
