@@ -55,7 +55,6 @@ impl Precision {
         match self {
             Precision::Bf16 if device.is_cpu() => Compute {
                 precision: self,
-                dtype: DType::F32,
                 bf16_convolutions: true,
             },
             _ => Compute::from(self),
@@ -93,7 +92,8 @@ impl Precision {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compute {
     precision: Precision,
-    dtype: DType,
+    /// float32 activations with bfloat16 convolutions (the CPU's form of
+    /// `Bf16`) rather than activations of the precision's type.
     bf16_convolutions: bool,
 }
 
@@ -102,7 +102,6 @@ impl From<Precision> for Compute {
     fn from(precision: Precision) -> Compute {
         Compute {
             precision,
-            dtype: precision.dtype(),
             bf16_convolutions: false,
         }
     }
@@ -116,7 +115,11 @@ impl Compute {
 
     /// The activations' type.
     pub fn dtype(self) -> DType {
-        self.dtype
+        if self.bf16_convolutions {
+            DType::F32
+        } else {
+            self.precision.dtype()
+        }
     }
 
     /// Whether float32 convolutions on the CPU round their operands to
@@ -144,10 +147,11 @@ impl Compute {
         E: From<candle_core::Error>,
     {
         self.within(|| {
-            if self.dtype == x.dtype() && x.dtype() == DType::F32 {
+            let dtype = self.dtype();
+            if dtype == x.dtype() && dtype == DType::F32 {
                 return net(x);
             }
-            let y = net(&x.to_dtype(self.dtype)?)?;
+            let y = net(&x.to_dtype(dtype)?)?;
             Ok(y.to_dtype(DType::F32)?)
         })
     }

@@ -6,28 +6,14 @@
 //! process.
 
 use candle_core::{DType, Device, ModuleT, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use liverseg_model::{
-    Compute, DiceLossConfig, Precision, UNet, UNetConfig, cpu_bf16_available,
-    cpu_bf16_convolutions, dice_loss,
+    Compute, DiceLossConfig, Precision, cpu_bf16_available, cpu_bf16_convolutions, dice_loss,
 };
 
 #[path = "common/precision.rs"]
 mod gaps;
-use gaps::{input, max_abs, relative_gap, relative_l2};
-
-fn small_unet(varmap: &VarMap) -> UNet {
-    let cfg = UNetConfig {
-        channels: vec![8, 16, 32],
-        strides: vec![2, 2],
-        ..UNetConfig::default()
-    };
-    UNet::new(
-        &cfg,
-        VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap()
-}
+use gaps::{input, max_abs, relative_gap, relative_l2, small_unet};
 
 #[test]
 fn bf16_on_the_cpu_is_float32_activations_with_bfloat16_convolutions() {

@@ -9,26 +9,11 @@
 
 use candle_core::{DType, Device, ModuleT, Var};
 use candle_nn::{VarBuilder, VarMap};
-use liverseg_model::{
-    DiceLossConfig, PlainUNet, PlainUNetConfig, Precision, UNet, UNetConfig, dice_loss,
-};
+use liverseg_model::{DiceLossConfig, PlainUNet, PlainUNetConfig, Precision, dice_loss};
 
 #[path = "common/precision.rs"]
 mod gaps;
-use gaps::{input, relative_gap, relative_l2};
-
-fn small_unet(varmap: &VarMap) -> UNet {
-    let cfg = UNetConfig {
-        channels: vec![8, 16, 32],
-        strides: vec![2, 2],
-        ..UNetConfig::default()
-    };
-    UNet::new(
-        &cfg,
-        VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap()
-}
+use gaps::{input, relative_gap, relative_l2, small_unet};
 
 #[test]
 fn bf16_forward_stays_within_its_bound() {

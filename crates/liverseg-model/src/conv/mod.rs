@@ -75,7 +75,8 @@ thread_local! {
 /// calling thread only, so networks run elsewhere in the process keep
 /// their own arithmetic. A CPU with neither AMX-BF16 nor AVX-512 BF16 (see
 /// [`cpu_bf16_available`]) keeps float32, and so do convolutions with a
-/// single input channel, on AMX fewer than 8 (too few to fill a tile).
+/// single input channel, on AMX fewer than 8 (too few to fill a tile), and
+/// those whose grid is too small to pay (`direct::worth_bf16`).
 /// Networks whose activations are bfloat16 take the bfloat16 kernels
 /// whatever this says. `Precision::on` is the usual way in.
 pub(crate) fn with_cpu_bf16_convolutions<T>(on: bool, f: impl FnOnce() -> T) -> T {

@@ -1,7 +1,23 @@
-//! What the precision tests share: a deterministic input and the gaps
-//! between two runs' outputs or gradients.
+//! What the precision tests share: a small UNet, a deterministic input
+//! and the gaps between two runs' outputs or gradients.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use liverseg_model::{UNet, UNetConfig};
+
+/// A three-level UNet (8, 16, 32 channels) with its weights in `varmap`.
+pub fn small_unet(varmap: &VarMap) -> UNet {
+    let cfg = UNetConfig {
+        channels: vec![8, 16, 32],
+        strides: vec![2, 2],
+        ..UNetConfig::default()
+    };
+    UNet::new(
+        &cfg,
+        VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap()
+}
 
 pub fn input(shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();

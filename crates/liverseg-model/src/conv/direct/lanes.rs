@@ -95,6 +95,15 @@ mod simd {
         type S: Copy + Send + Sync;
         /// Elements per vector.
         const PER: usize;
+        /// The most terms a weight-gradient tile of 4 output channels
+        /// holds (`weight.rs`). 7 needs 4 · 7 sums, 4 output-gradient
+        /// vectors and an input vector: one register more than AVX-512's
+        /// 32, so the compiler rotates a sum through the stack. That costs
+        /// the float32 kernel little (with 4 terms it measured 11 % faster
+        /// on one layer and 10 % slower on another), but the bfloat16 one
+        /// ran 10–20 % slower than with tiles of 4 (`benches/layers.rs` on
+        /// a Zen 4, 128³ and 64³ layers), so [`Positions`] keeps to 6.
+        const WEIGHT_TERMS: usize = 7;
         /// `PER` elements from `p`.
         ///
         /// # Safety
@@ -194,6 +203,7 @@ mod simd {
     impl Lanes for Positions {
         type S = u16;
         const PER: usize = 32;
+        const WEIGHT_TERMS: usize = 6;
         #[inline(always)]
         unsafe fn load(p: *const u16) -> __m512 {
             // SAFETY: the contract; an unaligned load of 64 bytes.

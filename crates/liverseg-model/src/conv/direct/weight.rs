@@ -119,15 +119,8 @@ unsafe fn weight_block<K: Lanes>(
 ) {
     // SAFETY: K's features are available (this function's contract),
     // which is all the blocks require.
-    // Tiles of up to 7 terms hold 4 · 7 sums, 4 output-gradient vectors
-    // and an input vector: one register more than AVX-512's 32, and the
-    // compiler rotates a sum through the stack. That costs the float32
-    // kernel little, but the bfloat16 one ran 10-20 % slower than with
-    // tiles of 4 (`benches/layers.rs` on a Zen 4, 128³ and 64³ layers), so
-    // its tiles stay within the registers.
-    let top = if size_of::<K::S>() == 2 { 6 } else { 7 };
     unsafe {
-        match terms_per_tile(p.terms.len(), top) {
+        match terms_per_tile(p.terms.len(), K::WEIGHT_TERMS) {
             7 => weight_terms::<K, 7>(w, p, ci, q0, part),
             6 => weight_terms::<K, 6>(w, p, ci, q0, part),
             5 => weight_terms::<K, 5>(w, p, ci, q0, part),
