@@ -146,13 +146,29 @@ impl Compute {
     where
         E: From<candle_core::Error>,
     {
+        let mut ys = self.run_all(x, |x| net(x).map(|y| vec![y]))?;
+        Ok(ys.swap_remove(0))
+    }
+
+    /// [`Compute::run`] for a network with several outputs (the plain
+    /// U-Net's deep-supervision heads): each cast back to float32.
+    pub fn run_all<E>(
+        self,
+        x: &Tensor,
+        net: impl FnOnce(&Tensor) -> std::result::Result<Vec<Tensor>, E>,
+    ) -> std::result::Result<Vec<Tensor>, E>
+    where
+        E: From<candle_core::Error>,
+    {
         self.within(|| {
             let dtype = self.dtype();
             if dtype == x.dtype() && dtype == DType::F32 {
                 return net(x);
             }
-            let y = net(&x.to_dtype(dtype)?)?;
-            Ok(y.to_dtype(DType::F32)?)
+            net(&x.to_dtype(dtype)?)?
+                .iter()
+                .map(|y| Ok(y.to_dtype(DType::F32)?))
+                .collect()
         })
     }
 }

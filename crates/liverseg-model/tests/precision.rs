@@ -9,7 +9,7 @@
 
 use candle_core::{DType, Device, ModuleT, Var};
 use candle_nn::{VarBuilder, VarMap};
-use liverseg_model::{DiceLossConfig, PlainUNet, PlainUNetConfig, Precision, dice_loss};
+use liverseg_model::{Compute, DiceLossConfig, PlainUNet, PlainUNetConfig, Precision, dice_loss};
 
 #[path = "common/precision.rs"]
 mod gaps;
@@ -71,6 +71,42 @@ fn bf16_training_step_gives_float32_gradients_close_to_float32s() {
     eprintln!("plain U-Net bf16 step: gradient cosine {cosine:.5}, relative L2 gap {rel:.2e}");
     assert!(cosine > 0.99, "gradient cosine {cosine}");
     assert!(rel < 0.08, "relative gradient gap {rel}");
+}
+
+#[test]
+fn run_all_casts_every_deep_supervision_output() {
+    let varmap = VarMap::new();
+    let cfg = PlainUNetConfig {
+        features: vec![4, 8, 16],
+        strides: vec![1, 2, 2],
+        deep_supervision: true,
+        ..PlainUNetConfig::default()
+    };
+    let net = PlainUNet::new(
+        &cfg,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    let x = input(&[1, 1, 16, 16, 16]);
+    let run = |p: Precision| {
+        Compute::from(p)
+            .run_all(&x, |x| net.forward_all(x, false))
+            .unwrap()
+    };
+    let (y32, y16) = (run(Precision::F32), run(Precision::Bf16));
+    assert_eq!(y32.len(), 2, "full resolution and one coarser head");
+    assert_eq!(y16.len(), y32.len());
+    for (a, b) in y32.iter().zip(&y16) {
+        assert_eq!(b.dtype(), DType::F32, "every output returns as float32");
+        assert_eq!(a.dims(), b.dims());
+        let gap = relative_gap(a, b);
+        assert!(gap > 0.0 && gap < 3e-2, "bf16 head gap {gap}");
+    }
+    // The single-output form is the first of these.
+    let first = Compute::from(Precision::Bf16)
+        .run(&x, |x| net.forward_t(x, false))
+        .unwrap();
+    assert_eq!(relative_gap(&first, &y16[0]), 0.0);
 }
 
 #[test]

@@ -111,15 +111,10 @@ impl Net {
     /// coarser ones for the plain U-Net), computed as `compute` says and
     /// returned as float32 for the losses.
     fn forward_train(&self, x: &Tensor, compute: Compute) -> Result<Vec<Tensor>> {
-        let x = x.to_dtype(compute.dtype())?;
-        let outputs = compute.within(|| match self {
-            Net::Unet(n) => n.forward_t(&x, true).map(|y| vec![y]),
-            Net::Plain(n) => n.forward_all(&x, true),
-        })?;
-        Ok(outputs
-            .iter()
-            .map(|t| t.to_dtype(DType::F32))
-            .collect::<candle_core::Result<_>>()?)
+        Ok(compute.run_all(x, |x| match self {
+            Net::Unet(n) => n.forward_t(x, true).map(|y| vec![y]),
+            Net::Plain(n) => n.forward_all(x, true),
+        })?)
     }
 
     fn forward_eval(&self, x: &Tensor, compute: Compute) -> candle_core::Result<Tensor> {
