@@ -223,7 +223,7 @@ pub(crate) fn conv_forward(
     y: &mut [f32],
     math: Math,
 ) {
-    let math = direct::worth_bf16(math, dout.iter().product(), cout * cin * g.taps());
+    let math = direct::worth_bf16(math, cin, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cin) == Family::Direct {
         direct::conv_forward(x, cin, din, w, bias, cout, g, dout, y, math);
     } else {
@@ -284,7 +284,7 @@ pub(crate) fn conv_backward_input(
     gx: &mut [f32],
     math: Math,
 ) {
-    let math = direct::worth_bf16(math, dout.iter().product(), cout * cin * g.taps());
+    let math = direct::worth_bf16(math, cout, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cout) == Family::Direct {
         direct::conv_backward_input(gy, cout, dout, w, bias, cin, g, din, gx, math);
     } else {
@@ -406,7 +406,7 @@ pub(crate) fn conv_backward_weight(
     gw: &mut [f32],
     math: Math,
 ) {
-    let math = direct::worth_bf16(math, dout.iter().product(), cout * cin * g.taps());
+    let math = direct::worth_bf16(math, cin, dout.iter().product(), cout * cin * g.taps());
     if family(dout, math, cin) == Family::Direct {
         direct::conv_backward_weight(x, cin, din, gy, cout, g, dout, gw, math);
     } else {

@@ -85,9 +85,10 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// The arithmetic a convolution with `weights` weights producing `outputs`
-/// positions runs in when `math` is asked for: float32 where its output
-/// grid is too small for the bfloat16 kernels' fixed costs to pay.
+/// The arithmetic a convolution over `sources` channels with `weights`
+/// weights producing `outputs` positions runs in when `math` is asked
+/// for: float32 where [`Kernel::pick`] finds no bfloat16 kernel, or where
+/// the output grid is too small for that kernel's fixed costs to pay.
 ///
 /// On AMX tiles that is fewer than one position per 100 weights: there
 /// the tiles' padding, the packing of the weights and the summing of
@@ -104,11 +105,11 @@ pub(crate) fn available() -> bool {
 /// 8³ ones from 0.0213 to 0.0133 s (320→320), while 320→320 at 4³
 /// (64 positions, 2.8 M weights) stays float32, its forward 0.0025 s
 /// against 0.0034 s.
-pub(crate) fn worth_bf16(math: Math, outputs: usize, weights: usize) -> Math {
-    let per_position = match math {
-        Math::F32 => return math,
-        Math::Bf16 if amx::available() => 100,
-        Math::Bf16 | Math::Bf16Dot => 10_000,
+pub(crate) fn worth_bf16(math: Math, sources: usize, outputs: usize, weights: usize) -> Math {
+    let per_position = match Kernel::pick(math, sources) {
+        Kernel::F32 => return Math::F32,
+        Kernel::Amx => 100,
+        Kernel::Dot(_) => 10_000,
     };
     if outputs.saturating_mul(per_position) < weights {
         Math::F32
