@@ -189,17 +189,30 @@ unsafe fn forward_tile<K: Splat, const CB: usize, const NB: usize>(
             let xc = src.as_ptr().add(ci * stride + q);
             let wc = wpk.as_ptr().add(ci * taps * cpad + co0);
             for &(t, off) in run.terms {
-                let mut xv = [_mm512_setzero_ps(); NB];
-                for (j, v) in xv.iter_mut().enumerate() {
-                    // ci·stride + q + off + j·L + L ≤ src.len().
-                    *v = K::load(xc.add(off + j * L));
-                }
+                // (ci·taps + t)·cpad + co0 + c < buffers·taps·cpad.
                 let wt = wc.add(t * cpad);
-                for (c, a) in acc.iter_mut().enumerate() {
-                    // (ci·taps + t)·cpad + co0 + c < buffers·taps·cpad.
-                    let wv = K::splat(wt.add(c));
+                // ci·stride + q + off + j·L + L ≤ src.len().
+                let x = |j: usize| K::load(xc.add(off + j * L));
+                if CB >= NB {
+                    // The NB input vectors held, one weight at a time.
+                    let xv: [__m512; NB] = std::array::from_fn(x);
+                    for (c, a) in acc.iter_mut().enumerate() {
+                        let wv = K::splat(wt.add(c));
+                        for j in 0..NB {
+                            a[j] = K::madd(wv, xv[j], a[j]);
+                        }
+                    }
+                } else {
+                    // The CB weights held, one input vector at a time: 2
+                    // channels × 12 vectors held the other way need 24 sums,
+                    // 12 inputs and a weight, 37 registers of AVX-512's 32,
+                    // and the compiler moved six sums through the stack.
+                    let wv: [__m512; CB] = std::array::from_fn(|c| K::splat(wt.add(c)));
                     for j in 0..NB {
-                        a[j] = K::madd(wv, xv[j], a[j]);
+                        let xj = x(j);
+                        for c in 0..CB {
+                            acc[c][j] = K::madd(wv[c], xj, acc[c][j]);
+                        }
                     }
                 }
             }
