@@ -58,7 +58,7 @@ pub(crate) use lanes::{Kernel, dot_available};
 pub(crate) use weight::conv_backward_weight;
 
 use super::Math;
-use forward::Operands;
+use forward::{Operands, compute_into};
 use place::{F32Planes, Placement};
 
 /// Lanes of one vector.
@@ -279,17 +279,16 @@ pub(crate) fn conv_forward(
         taps,
         |co, ci, t| w[(co * cin + ci) * taps + t],
     );
-    let run = operands.run(&p.terms);
     let vol: usize = dout.iter().product();
     let plane_len = dout[1] * dout[2];
-    run.compute_into(
+    compute_into(
+        &[(operands.run(&p.terms), dout)],
         p.plan.grid,
-        dout,
         y,
         cout,
         vol,
         plane_len,
-        |dst, co, m0, m1, m2, vals| {
+        |dst, _, co, m0, m1, m2, vals| {
             let at = (m0 * dout[1] + m1) * dout[2] + m2;
             let dst = &mut dst[at..at + vals.len()];
             match bias {
@@ -410,31 +409,34 @@ pub(crate) fn conv_backward_input(
             .enumerate()
             .for_each(|(ci, plane)| plane.fill(b(ci)));
     }
-    for (r, outs, terms) in &phases {
-        if outs.contains(&0) || terms.is_empty() {
-            continue;
-        }
-        let run = operands.run(terms);
-        let s = g.stride;
-        run.compute_into(
-            grid,
-            *outs,
-            gx,
-            cin,
-            vol,
-            s[0] * din[1] * din[2],
-            |dst, ci, m0, m1, m2, vals| {
-                let (d, h) = (s[0] * m0 + r[0], s[1] * m1 + r[1]);
-                let line = &mut dst[(d * din[1] + h) * din[2]..][..din[2]];
-                let bias = b(ci);
-                if s[2] == 1 {
-                    let out = &mut line[m2 + r[2]..][..vals.len()];
-                    out.iter_mut().zip(vals).for_each(|(o, v)| *o = v + bias);
-                    return;
-                }
-                let out = line[s[2] * m2 + r[2]..].iter_mut().step_by(s[2]);
-                out.zip(vals).for_each(|(o, v)| *o = v + bias);
-            },
-        );
-    }
+    let live: Vec<_> = phases
+        .iter()
+        .filter(|(_, outs, terms)| !outs.contains(&0) && !terms.is_empty())
+        .collect();
+    let runs: Vec<_> = live
+        .iter()
+        .map(|(_, outs, terms)| (operands.run(terms), *outs))
+        .collect();
+    let s = g.stride;
+    compute_into(
+        &runs,
+        grid,
+        gx,
+        cin,
+        vol,
+        s[0] * din[1] * din[2],
+        |dst, k, ci, m0, m1, m2, vals| {
+            let r = live[k].0;
+            let (d, h) = (s[0] * m0 + r[0], s[1] * m1 + r[1]);
+            let line = &mut dst[(d * din[1] + h) * din[2]..][..din[2]];
+            let bias = b(ci);
+            if s[2] == 1 {
+                let out = &mut line[m2 + r[2]..][..vals.len()];
+                out.iter_mut().zip(vals).for_each(|(o, v)| *o = v + bias);
+                return;
+            }
+            let out = line[s[2] * m2 + r[2]..].iter_mut().step_by(s[2]);
+            out.zip(vals).for_each(|(o, v)| *o = v + bias);
+        },
+    );
 }
