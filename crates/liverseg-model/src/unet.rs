@@ -246,16 +246,23 @@ impl Convolution {
     }
 }
 
+impl Convolution {
+    /// The `ADN` block (if any) on the convolution's output `y`.
+    fn finish(&self, y: Tensor, train: bool) -> candle_core::Result<Tensor> {
+        match &self.adn {
+            Some(a) => a.forward_t(&y, train),
+            None => Ok(y),
+        }
+    }
+}
+
 impl ModuleT for Convolution {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let y = match &self.conv {
             AnyConv::Conv(c) => c.forward(x)?,
             AnyConv::Transposed(c) => c.forward(x)?,
         };
-        match &self.adn {
-            Some(a) => a.forward_t(&y, train),
-            None => Ok(y),
-        }
+        self.finish(y, train)
     }
 }
 
@@ -316,12 +323,20 @@ impl ResidualUnit {
 
 impl ModuleT for ResidualUnit {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let res = match &self.residual {
-            Some(r) => r.forward(x)?,
-            None => x.clone(),
+        let (mut y, res, rest) = match (&self.residual, self.units.split_first()) {
+            // The first subunit and the residual path convolve the same
+            // input with the same geometry: one convolution computes both.
+            (Some(r), Some((first, rest))) => match &first.conv {
+                AnyConv::Conv(c) => {
+                    let (y, res) = c.forward_pair(r, x)?;
+                    (first.finish(y, train)?, res, rest)
+                }
+                AnyConv::Transposed(_) => (x.clone(), r.forward(x)?, &self.units[..]),
+            },
+            (Some(r), None) => (x.clone(), r.forward(x)?, &self.units[..]),
+            (None, _) => (x.clone(), x.clone(), &self.units[..]),
         };
-        let mut y = x.clone();
-        for u in &self.units {
+        for u in rest {
             y = u.forward_t(&y, train)?;
         }
         y + res

@@ -237,3 +237,69 @@ fn gradients_of_untracked_operands_are_skipped() {
         );
     }
 }
+
+/// Two convolutions of one geometry on one input, computed as one with
+/// stacked outputs: the same outputs and gradients as two separate calls.
+/// On grids the direct kernels take (rows of 8 or more) every output
+/// channel's sum is computed as alone, so they agree bit for bit.
+#[test]
+fn conv_pair_equals_two_convolutions() {
+    let dev = Device::Cpu;
+    let geom = ConvGeom::cubic(3, 2, 1, 1);
+    let xs = [2, 3, 12, 14, 20];
+    let x = Var::from_vec(seeded(&xs, 11), &xs, &dev).unwrap();
+    let conv = |cout: usize, seed: u64| {
+        let ws = [cout, 3, 3, 3, 3];
+        let w = Var::from_vec(seeded(&ws, seed), &ws, &dev).unwrap();
+        let b = Var::from_vec(seeded(&[cout], seed + 1), cout, &dev).unwrap();
+        let c =
+            Conv3d::from_tensors(w.as_tensor().clone(), Some(b.as_tensor().clone()), geom).unwrap();
+        (c, w, b)
+    };
+    let ((a, wa, ba), (b, wb, bb)) = (conv(5, 12), conv(9, 14));
+    let (ya, yb) = a.forward_pair(&b, x.as_tensor()).unwrap();
+    let (sa, sb) = (
+        a.forward(x.as_tensor()).unwrap(),
+        b.forward(x.as_tensor()).unwrap(),
+    );
+    assert_eq!(ya.dims(), sa.dims());
+    assert_eq!(yb.dims(), sb.dims());
+    let diff = |p: &Tensor, q: &Tensor| -> f32 {
+        (p - q)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    };
+    assert_eq!(diff(&ya, &sa), 0.0);
+    assert_eq!(diff(&yb, &sb), 0.0);
+    // The same loss through both forms: the same gradients.
+    let ra = Tensor::from_vec(seeded(sa.dims(), 20), sa.dims(), &dev).unwrap();
+    let rb = Tensor::from_vec(seeded(sb.dims(), 21), sb.dims(), &dev).unwrap();
+    let loss = |p: &Tensor, q: &Tensor| {
+        ((p * &ra).unwrap().sum_all().unwrap() + (q * &rb).unwrap().sum_all().unwrap()).unwrap()
+    };
+    let g_pair = loss(&ya, &yb).backward().unwrap();
+    let g_two = loss(&sa, &sb).backward().unwrap();
+    for v in [&x, &wa, &ba, &wb, &bb] {
+        let (p, q) = (
+            g_pair.get(v.as_tensor()).unwrap(),
+            g_two.get(v.as_tensor()).unwrap(),
+        );
+        let scale: f32 = q.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(
+            diff(p, q) <= 1e-5 * scale,
+            "gradient gap {} of {scale}",
+            diff(p, q)
+        );
+    }
+    // Different geometries fall back to two calls.
+    let one =
+        Conv3d::from_tensors(wa.as_tensor().clone(), None, ConvGeom::cubic(3, 1, 1, 1)).unwrap();
+    let (p, q) = one.forward_pair(&b, x.as_tensor()).unwrap();
+    assert_eq!(p.dims()[2..], [12, 14, 20]);
+    assert_eq!(diff(&q, &sb), 0.0);
+}

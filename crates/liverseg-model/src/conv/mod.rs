@@ -215,6 +215,37 @@ impl Conv3d {
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
+
+    /// This convolution and `other` on the same input `x`, as one
+    /// convolution with their output channels stacked where they share
+    /// their geometry and both have a bias or neither has: `x` is padded
+    /// and packed once, and the kernels get twice the output channels to
+    /// block. Each output channel's sum is computed exactly as alone, so
+    /// the two results are those of the two separate calls. A MONAI
+    /// residual unit with a stride convolves its input twice this way
+    /// (its first subunit and its residual path).
+    pub fn forward_pair(
+        &self,
+        other: &Conv3d,
+        x: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        if self.geom != other.geom || self.bias.is_some() != other.bias.is_some() {
+            return Ok((self.forward(x)?, other.forward(x)?));
+        }
+        let cout = self.weight.dim(0)?;
+        let bias = match (&self.bias, &other.bias) {
+            (Some(a), Some(b)) => Some(Tensor::cat(&[a, b], 0)?),
+            _ => None,
+        };
+        let both = Conv3d {
+            weight: Tensor::cat(&[&self.weight, &other.weight], 0)?,
+            bias,
+            geom: self.geom,
+        };
+        let y = both.forward(x)?;
+        let rest = y.dim(1)? - cout;
+        Ok((y.narrow(1, 0, cout)?, y.narrow(1, cout, rest)?))
+    }
 }
 
 /// Which implementation a convolution of `x` takes.
