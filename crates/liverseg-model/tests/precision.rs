@@ -15,6 +15,22 @@ use liverseg_model::{Compute, DiceLossConfig, PlainUNet, PlainUNetConfig, Precis
 mod gaps;
 use gaps::{input, relative_gap, relative_l2, small_unet};
 
+/// A three-stage plain U-Net (4, 8, 16 features) with its weights in
+/// `varmap`.
+fn small_plain_unet(varmap: &VarMap, deep_supervision: bool) -> PlainUNet {
+    let cfg = PlainUNetConfig {
+        features: vec![4, 8, 16],
+        strides: vec![1, 2, 2],
+        deep_supervision,
+        ..PlainUNetConfig::default()
+    };
+    PlainUNet::new(
+        &cfg,
+        VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap()
+}
+
 #[test]
 fn bf16_forward_stays_within_its_bound() {
     let varmap = VarMap::new();
@@ -37,17 +53,7 @@ fn bf16_forward_stays_within_its_bound() {
 #[test]
 fn bf16_training_step_gives_float32_gradients_close_to_float32s() {
     let varmap = VarMap::new();
-    let cfg = PlainUNetConfig {
-        features: vec![4, 8, 16],
-        strides: vec![1, 2, 2],
-        deep_supervision: false,
-        ..PlainUNetConfig::default()
-    };
-    let net = PlainUNet::new(
-        &cfg,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
+    let net = small_plain_unet(&varmap, false);
     let x = input(&[1, 1, 16, 16, 16]);
     // Class indices (N, 1, ...), one-hot encoded by the loss.
     let target = x.ge(0.2).unwrap().to_dtype(DType::F32).unwrap();
@@ -76,17 +82,7 @@ fn bf16_training_step_gives_float32_gradients_close_to_float32s() {
 #[test]
 fn run_all_casts_every_deep_supervision_output() {
     let varmap = VarMap::new();
-    let cfg = PlainUNetConfig {
-        features: vec![4, 8, 16],
-        strides: vec![1, 2, 2],
-        deep_supervision: true,
-        ..PlainUNetConfig::default()
-    };
-    let net = PlainUNet::new(
-        &cfg,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
+    let net = small_plain_unet(&varmap, true);
     let x = input(&[1, 1, 16, 16, 16]);
     let run = |p: Precision| {
         Compute::from(p)
