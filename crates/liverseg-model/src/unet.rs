@@ -325,15 +325,20 @@ impl ModuleT for ResidualUnit {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let (mut y, res, rest) = match (&self.residual, self.units.split_first()) {
             // The first subunit and the residual path convolve the same
-            // input with the same geometry: one convolution computes both.
-            (Some(r), Some((first, rest))) => match &first.conv {
+            // input with the same geometry: at inference one convolution
+            // computes both. Not in training: the input gradient would then
+            // be one sum over both paths' channels instead of two sums
+            // added, which rounds differently, and a rerun of a training
+            // (the built-in model's recipe) would no longer give the same
+            // bytes.
+            (Some(r), Some((first, rest))) if !train => match &first.conv {
                 AnyConv::Conv(c) => {
                     let (y, res) = c.forward_pair(r, x)?;
                     (first.finish(y, train)?, res, rest)
                 }
                 AnyConv::Transposed(_) => (x.clone(), r.forward(x)?, &self.units[..]),
             },
-            (Some(r), None) => (x.clone(), r.forward(x)?, &self.units[..]),
+            (Some(r), _) => (x.clone(), r.forward(x)?, &self.units[..]),
             (None, _) => (x.clone(), x.clone(), &self.units[..]),
         };
         for u in rest {

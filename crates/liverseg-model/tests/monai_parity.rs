@@ -82,17 +82,14 @@ fn tutorial_unet_matches_monai_in_eval_and_train_mode() {
         "input formula differs from the golden input"
     );
     let net = formula_unet(&UNetConfig::default());
-    // Float32 sums in another order than oneDNN's, amplified in train
-    // mode by batch statistics over the 2 × 2 × 2 and 1 × 1 × 1 grids of
-    // the deep levels: within 2e-5 of the logits' scale (5.4 in eval, 8.6
-    // in train mode; a wrong weight or a missing tap moves them by 1e-1).
-    for (train, name) in [(false, "eval"), (true, "train")] {
-        let y = net.forward_t(&x, train).unwrap();
-        let d = common::max_diff(&y, &g[name]);
-        let scale = common::max_diff(&g[name], &g[name].zeros_like().unwrap());
-        eprintln!("tutorial UNet: max |liverseg - MONAI| {name} logits {d:e} (scale {scale})");
-        assert!(d < 2e-5 * scale, "{name} logits differ from MONAI by {d}");
-    }
+    let eval = net.forward_t(&x, false).unwrap();
+    let d = common::max_diff(&eval, &g["eval"]);
+    eprintln!("tutorial UNet: max |liverseg - MONAI| eval logits {d:e}");
+    assert!(d < 1e-4, "eval logits differ from MONAI by {d}");
+    let train = net.forward_t(&x, true).unwrap();
+    let d = common::max_diff(&train, &g["train"]);
+    eprintln!("tutorial UNet: max |liverseg - MONAI| train-mode logits {d:e}");
+    assert!(d < 1e-4, "train-mode logits differ from MONAI by {d}");
 }
 
 #[test]
