@@ -244,9 +244,7 @@ impl Convolution {
         };
         Ok(Convolution { conv, adn })
     }
-}
 
-impl Convolution {
     /// The `ADN` block (if any) on the convolution's output `y`.
     fn finish(&self, y: Tensor, train: bool) -> candle_core::Result<Tensor> {
         match &self.adn {
@@ -323,25 +321,29 @@ impl ResidualUnit {
 
 impl ModuleT for ResidualUnit {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let (mut y, res, rest) = match (&self.residual, self.units.split_first()) {
-            // The first subunit and the residual path convolve the same
-            // input with the same geometry: at inference one convolution
-            // computes both. Not in training: the input gradient would then
-            // be one sum over both paths' channels instead of two sums
-            // added, which rounds differently, and a rerun of a training
-            // (the built-in model's recipe) would no longer give the same
-            // bytes.
-            (Some(r), Some((first, rest))) if !train => match &first.conv {
-                AnyConv::Conv(c) => {
-                    let (y, res) = c.forward_pair(r, x)?;
-                    (first.finish(y, train)?, res, rest)
-                }
-                AnyConv::Transposed(_) => (x.clone(), r.forward(x)?, &self.units[..]),
-            },
-            (Some(r), _) => (x.clone(), r.forward(x)?, &self.units[..]),
-            (None, _) => (x.clone(), x.clone(), &self.units[..]),
+        // The first subunit and the residual path convolve the same input
+        // with the same geometry: at inference one convolution computes
+        // both. Not in training: the input gradient would then be one sum
+        // over both paths' channels instead of two sums added, which
+        // rounds differently, and a rerun of a training (the built-in
+        // model's recipe) would no longer give the same bytes.
+        if let (false, Some(r), Some((first, rest))) =
+            (train, &self.residual, self.units.split_first())
+            && let AnyConv::Conv(c) = &first.conv
+        {
+            let (y, res) = c.forward_pair(r, x)?;
+            let mut y = first.finish(y, train)?;
+            for u in rest {
+                y = u.forward_t(&y, train)?;
+            }
+            return y + res;
+        }
+        let res = match &self.residual {
+            Some(r) => r.forward(x)?,
+            None => x.clone(),
         };
-        for u in rest {
+        let mut y = x.clone();
+        for u in &self.units {
             y = u.forward_t(&y, train)?;
         }
         y + res

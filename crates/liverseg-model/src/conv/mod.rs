@@ -220,10 +220,13 @@ impl Conv3d {
     /// convolution with their output channels stacked where they share
     /// their geometry and both have a bias or neither has: `x` is padded
     /// and packed once, and the kernels get twice the output channels to
-    /// block. Each output channel's sum is computed exactly as alone, so
-    /// the two results are those of the two separate calls. A MONAI
-    /// residual unit with a stride convolves its input twice this way
-    /// (its first subunit and its residual path).
+    /// block. On the direct kernels each output channel's sum is computed
+    /// exactly as alone, so the two results are bit for bit those of two
+    /// calls; the column kernels (output rows shorter than 8) may sum in
+    /// another order once the channels are stacked. Through autograd, the
+    /// input's gradient is then one sum over both convolutions' channels,
+    /// not two sums added. A MONAI residual unit with a stride convolves
+    /// its input twice this way (its first subunit and its residual path).
     pub fn forward_pair(
         &self,
         other: &Conv3d,
